@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+// Tessera: a clustered iSCSI target. Module layout and import direction:
+// ../shared/design/ARCHITECTURE.md ("Modules").
+import PackageDescription
+
+let package = Package(
+    name: "Tessera",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tesserad", targets: ["tesserad"]),
+        .executable(name: "tessera", targets: ["tessera"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    ],
+    targets: [
+        // C shims ------------------------------------------------------------
+        .target(name: "CCRC32C", path: "Sources/CCRC32C"),
+        .systemLibrary(name: "CAIO", path: "Sources/CAIO", providers: [.apt(["libaio-dev"])]),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Pure protocol cores -----------------------------------------------
+        .target(name: "ISCSIWire", dependencies: [
+            "CCRC32C", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .target(name: "ISCSISession", dependencies: ["ISCSIWire", "COpenSSL"]),
+        .target(name: "SCSIWire"),
+        .target(name: "BlockStorage"),
+        .target(name: "SCSITarget", dependencies: ["SCSIWire", "BlockStorage"]),
+
+        // I/O shells ----------------------------------------------------------
+        .target(name: "AIOBlockStorage", dependencies: [
+            "BlockStorage", "CAIO", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "ISCSITargetServer", dependencies: [
+            "ISCSIWire", "ISCSISession", "SCSIWire", "SCSITarget", "BlockStorage",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TesseraNode", dependencies: [
+            "ISCSITargetServer", "SCSITarget", "BlockStorage", "AIOBlockStorage", "ISCSISession",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        .executableTarget(name: "tesserad", dependencies: [
+            "TesseraNode",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TesseraCLI", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "tessera", dependencies: ["TesseraCLI"]),
+
+        // Tests ---------------------------------------------------------------
+        .target(name: "TesseraTestKit", dependencies: ["BlockStorage"], path: "Tests/TesseraTestKit"),
+        .testTarget(name: "ISCSIWireTests", dependencies: [
+            "ISCSIWire", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .testTarget(name: "ISCSISessionTests", dependencies: ["ISCSISession", "ISCSIWire"]),
+        .testTarget(name: "SCSITargetTests", dependencies: [
+            "SCSIWire", "SCSITarget", "BlockStorage", "TesseraTestKit",
+        ]),
+        .testTarget(name: "BlockStorageTests", dependencies: ["BlockStorage", "AIOBlockStorage"]),
+        .testTarget(name: "ISCSITargetServerTests", dependencies: [
+            "ISCSITargetServer", "ISCSIWire", "ISCSISession", "SCSITarget", "BlockStorage", "TesseraTestKit",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .testTarget(name: "TesseraNodeTests", dependencies: ["TesseraNode"]),
+    ]
+)

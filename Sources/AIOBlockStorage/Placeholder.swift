@@ -1,0 +1,1 @@
+// Placeholder; the AIOBlockStorage owner replaces this file.

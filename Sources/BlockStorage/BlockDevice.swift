@@ -1,0 +1,103 @@
+/// The narrow interface every backing store implements (LIO's backend shape):
+/// geometry, read, write, flush, unmap. The SCSI executor, the libaio file
+/// device, the in-memory device and (later) the distributed device meet here.
+///
+/// Addresses are in logical blocks; buffers are ``IOBuffer``s so an O_DIRECT
+/// device can use them without a bounce copy. Implementations must be safe to
+/// call concurrently and must never block the caller's thread.
+public protocol BlockDevice: AnyObject, Sendable {
+    /// Block size and block count; fixed for the device's lifetime (a resize
+    /// creates a new device).
+    var geometry: BlockGeometry { get }
+
+    /// Whether ``unmap(lba:blockCount:)`` deallocates (thin provisioning).
+    var supportsUnmap: Bool { get }
+
+    /// Reads `blockCount` blocks starting at `lba` into `buffer` at byte `offset`.
+    func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
+
+    /// Writes `blockCount` blocks from `buffer` at byte `offset` to `lba`.
+    /// With `fua` the data is durable when the call returns.
+    func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool) async throws(BlockDeviceError)
+
+    /// Makes every completed write durable (SYNCHRONIZE CACHE).
+    func flush() async throws(BlockDeviceError)
+
+    /// Deallocates the range; later reads return zeros.
+    func unmap(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError)
+
+    /// Releases file descriptors and threads; later calls fail with `.closed`.
+    func close() async
+}
+
+extension BlockDevice {
+    /// Checks that `[lba, lba + blockCount)` lies inside the device without overflowing.
+    public func contains(lba: UInt64, blockCount: UInt64) -> Bool {
+        let (end, overflow) = lba.addingReportingOverflow(blockCount)
+        return !overflow && end <= geometry.blockCount
+    }
+}
+
+/// Size and shape of a block device.
+public struct BlockGeometry: Sendable, Hashable {
+    /// Logical block length in bytes (512 or 4096).
+    public var blockSize: UInt32
+    /// Number of logical blocks.
+    public var blockCount: UInt64
+
+    public init(blockSize: UInt32, blockCount: UInt64) {
+        self.blockSize = blockSize
+        self.blockCount = blockCount
+    }
+
+    /// Capacity in bytes.
+    public var byteCount: UInt64 { UInt64(blockSize) * blockCount }
+}
+
+/// A failure of a block device operation.
+public struct BlockDeviceError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong, as far as the SCSI layer needs to know.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        fileprivate let raw: UInt8
+        /// The range lies outside the device (a caller bug: the executor checks first).
+        public static let outOfRange = Code(raw: 1)
+        /// The medium failed (EIO and friends): MEDIUM ERROR / UNRECOVERED READ ERROR.
+        public static let ioError = Code(raw: 2)
+        /// The device is write-protected.
+        public static let readOnly = Code(raw: 3)
+        /// The operation is not supported by this device.
+        public static let notSupported = Code(raw: 4)
+        /// The device was closed.
+        public static let closed = Code(raw: 5)
+        /// No space left to allocate a block (thin provisioning).
+        public static let noSpace = Code(raw: 6)
+
+        public var description: String {
+            switch raw {
+            case 1: "out of range"
+            case 2: "I/O error"
+            case 3: "read-only"
+            case 4: "not supported"
+            case 5: "closed"
+            case 6: "no space"
+            default: "unknown(\(raw))"
+            }
+        }
+    }
+
+    public var code: Code
+    /// The `errno` behind the failure, when there is one.
+    public var errno: Int32
+    /// Free text for logs; never shown to an initiator.
+    public var detail: String
+
+    public init(_ code: Code, errno: Int32 = 0, detail: String = "") {
+        self.code = code
+        self.errno = errno
+        self.detail = detail
+    }
+
+    public var description: String {
+        "BlockDeviceError(\(code)\(errno != 0 ? ", errno \(errno)" : "")\(detail.isEmpty ? "" : ": \(detail)"))"
+    }
+}

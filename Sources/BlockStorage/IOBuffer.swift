@@ -1,0 +1,54 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A heap buffer aligned for O_DIRECT I/O (4096 bytes by default).
+///
+/// Reference type so a buffer can be filled by the transport (Data-Out),
+/// handed to a device, and read back without copies. Not synchronised: one
+/// owner at a time, as the command lifecycle guarantees.
+public final class IOBuffer: @unchecked Sendable {
+    /// The alignment every buffer gets; covers 512- and 4096-byte sector devices.
+    public static let defaultAlignment = 4096
+
+    /// Start of the memory.
+    public let baseAddress: UnsafeMutableRawPointer
+    /// Size in bytes.
+    public let count: Int
+
+    /// Allocates `count` bytes (zero-filled when `zeroed`).
+    public init(count: Int, alignment: Int = IOBuffer.defaultAlignment, zeroed: Bool = false) {
+        precondition(count >= 0, "negative buffer size")
+        var pointer: UnsafeMutableRawPointer?
+        let rc = posix_memalign(&pointer, alignment, max(count, 1))
+        guard rc == 0, let pointer else { preconditionFailure("posix_memalign(\(count)) failed: \(rc)") }
+        self.baseAddress = pointer
+        self.count = count
+        if zeroed { memset(pointer, 0, max(count, 1)) }
+    }
+
+    /// Allocates a buffer holding a copy of `bytes`.
+    public convenience init(bytes: some Collection<UInt8>) {
+        self.init(count: bytes.count)
+        _ = UnsafeMutableRawBufferPointer(start: baseAddress, count: count).copyBytes(from: bytes)
+    }
+
+    deinit { free(baseAddress) }
+
+    /// The whole buffer as a raw buffer pointer.
+    public var bytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: baseAddress, count: count)
+    }
+
+    /// A copy of `range` as an array (tests and small control data).
+    public func array(_ range: Range<Int>? = nil) -> [UInt8] {
+        let r = range ?? 0..<count
+        precondition(r.lowerBound >= 0 && r.upperBound <= count, "IOBuffer range out of bounds")
+        return Array(UnsafeRawBufferPointer(rebasing: bytes[r]))
+    }
+
+    /// Fills the buffer with zeros.
+    public func zero() { memset(baseAddress, 0, count) }
+}

@@ -1,0 +1,1 @@
+int tessera_crc32c_placeholder(void);

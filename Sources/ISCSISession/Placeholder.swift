@@ -1,0 +1,1 @@
+// Placeholder; the ISCSISession owner replaces this file.

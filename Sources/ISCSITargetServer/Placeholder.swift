@@ -1,0 +1,1 @@
+// Placeholder; the ISCSITargetServer owner replaces this file.

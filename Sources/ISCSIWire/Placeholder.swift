@@ -1,0 +1,1 @@
+// Placeholder; the ISCSIWire owner replaces this file.

@@ -1,0 +1,1 @@
+// Placeholder; the SCSIWire owner replaces this file.

@@ -1,0 +1,1 @@
+// Placeholder; the TesseraCLI owner replaces this file.

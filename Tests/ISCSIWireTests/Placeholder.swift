@@ -1,0 +1,2 @@
+import Testing
+@Test func placeholderISCSIWireTests() { #expect(Bool(true)) }
