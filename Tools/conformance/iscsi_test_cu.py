@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Run libiscsi's iscsi-test-cu suite by suite and judge the results.
+
+Each suite runs in its own `iscsi-test-cu` process bounded by `timeout`, so a
+client that hangs (libiscsi 1.19's Sanitize can spin) costs one suite, not the
+run. Results are parsed per test from the verbose output ("Test: X ...passed",
+"...FAILED", with "[SKIPPED]" lines between) and compared with an expected
+results file: one `Suite.Test OUTCOME` per line, OUTCOME in PASS, SKIP, FAIL,
+EXCLUDE (documented client hang: not run). A test that does worse than expected
+fails the run; a test that does better is reported so the file can be tightened.
+
+Usage: iscsi_test_cu.py --url URL --expected FILE [--suite S ...] [--extra-args ...]
+Prints a table and a closing line "N passed, N failed, N skipped".
+"""
+import argparse
+import re
+import subprocess
+import sys
+
+RANK = {"PASS": 3, "SKIP": 2, "FAIL": 1, "ERROR": 0}
+
+
+def run_suite(url, suite, initiators, timeout, extra):
+    cmd = ["timeout", "-k", "5", str(timeout), "iscsi-test-cu", "-v", "-d", "-S",
+           "-i", initiators[0], "-I", initiators[1], "-t", "ALL." + suite] + extra + [url]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL)
+    text = proc.stdout.decode("utf-8", "replace")
+    return proc.returncode, text
+
+
+def parse(text, suite):
+    """Returns {"Suite.Test": outcome} from iscsi-test-cu verbose output."""
+    results = {}
+    current = None
+    skipped = False
+    for line in text.splitlines():
+        m = re.match(r"^Suite: (\S+)", line)
+        if m:
+            suite = m.group(1)
+            continue
+        m = re.match(r"^\s+Test: (\S+) \.\.\.(.*)$", line)
+        if m:
+            current, skipped = suite + "." + m.group(1), False
+            line = m.group(2)
+        if current is None:
+            continue
+        if "[SKIPPED]" in line:
+            skipped = True
+        if re.search(r"(^|\s|\.)passed\s*$", line):
+            results[current] = "SKIP" if skipped else "PASS"
+            current = None
+        elif re.search(r"FAILED\s*$", line):
+            results[current] = "FAIL"
+            current = None
+    if current is not None:  # the process died or hung inside this test
+        results[current] = "ERROR"
+    return results
+
+
+def load_expected(path):
+    expected = {}
+    with open(path) as f:
+        for raw in f:
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            name, outcome = line.split()
+            expected[name] = outcome
+    return expected
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--expected", required=True)
+    ap.add_argument("--suite", action="append", default=[])
+    ap.add_argument("--timeout", type=int, default=180)
+    ap.add_argument("--initiator", action="append", default=[])
+    ap.add_argument("--log", default=None, help="append raw client output here")
+    ap.add_argument("--label", default="iscsi-test-cu")
+    args, extra = ap.parse_known_args()
+    initiators = (args.initiator + ["iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test",
+                                    "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test-2"])[:2]
+    expected = load_expected(args.expected)
+    suites = args.suite or sorted({name.split(".")[0] for name in expected})
+    excluded = {n for n, o in expected.items() if o == "EXCLUDE"}
+
+    actual = {}
+    for suite in suites:
+        tests = [n for n in expected if n.startswith(suite + ".") and n not in excluded]
+        if any(n.startswith(suite + ".") for n in excluded):
+            # run the suite's tests one by one, leaving out the excluded ones
+            runs = [(t, t) for t in tests]
+        else:
+            runs = [(suite, suite)]
+        for pattern, _ in runs:
+            rc, text = run_suite(args.url, pattern, initiators, args.timeout, extra)
+            if args.log:
+                with open(args.log, "a") as log:
+                    log.write(f"==== {pattern} (exit {rc})\n{text}\n")
+            got = parse(text, pattern.split(".")[0])
+            if rc == 124 or rc == 137:
+                for name in [n for n in tests if n not in got and n.startswith(pattern)]:
+                    got[name] = "ERROR"
+            actual.update(got)
+
+    worse, better, counts = [], [], {"PASS": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0}
+    names = sorted(set(actual) | {n for n in expected if n.split(".")[0] in suites and n not in excluded})
+    for name in names:
+        got = actual.get(name, "ERROR")
+        want = expected.get(name, "PASS")
+        counts[got] += 1
+        if RANK[got] < RANK.get(want, 3):
+            worse.append((name, want, got))
+        elif RANK[got] > RANK.get(want, 3):
+            better.append((name, want, got))
+    for name, want, got in worse:
+        print(f"  REGRESSION {name}: expected {want}, got {got}")
+    for name, want, got in better:
+        print(f"  improved   {name}: expected {want}, got {got} (tighten {args.expected})")
+    print(f"{args.label}: {len(names)} tests, {counts['PASS']} pass, {counts['FAIL']} fail, "
+          f"{counts['SKIP']} skip, {counts['ERROR']} error, {len(excluded)} excluded")
+    failed = len(worse)
+    print(f"{len(names) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Loopback stage: a real tesserad on 127.0.0.1:3290 and real clients against it.
+#   1. iscsi-ls lists the target and LUN; ACL hides a target from others.
+#   2. iscsi-inq and iscsi-readcapacity16 answer.
+#   3. qemu-img converts 256 MiB of random data into the LUN and back: identical.
+#   4. CHAP (one-way, mutual, wrong secret) with libiscsi.
+#   5. iscsi-test-cu suites against Tools/conformance/expected.txt (also with digests).
+#   6. hostile input while a good session keeps working.
+# Prints a line per check and "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source Tools/env.sh
+WORK=$PWD/.build/loopback
+rm -rf "$WORK"; mkdir -p "$WORK"
+BIN=$(swift build --show-bin-path)/tesserad
+[ -x "$BIN" ] || swift build --product tesserad
+sed "s#DATA_DIR#$WORK#" Tools/conformance/loopback.toml > "$WORK/tesserad.toml"
+
+PORTAL=127.0.0.1:3290
+T=iqn.2026-11.dev.tessera:conformance
+URL=iscsi://$PORTAL/$T/0
+pass=0 fail=0
+check() { # check NAME COMMAND...
+  local name=$1; shift
+  if "$@" >>"$WORK/checks.log" 2>&1; then echo "PASS $name"; pass=$((pass + 1))
+  else echo "FAIL $name (see $WORK/checks.log)"; fail=$((fail + 1)); fi
+}
+fails() { ! "$@"; }
+
+"$BIN" --config "$WORK/tesserad.toml" >"$WORK/tesserad.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+for _ in $(seq 100); do iscsi-inq "$URL" >/dev/null 2>&1 && break; sleep 0.2; done
+
+check "iscsi-ls lists the target and its LUN" \
+  bash -c "iscsi-ls -s iscsi://$PORTAL | tee /dev/stderr | grep -q 'Target:$T' && iscsi-ls -s iscsi://$PORTAL | grep -q 'Lun:0'"
+check "ACL: a target is hidden from an initiator not in its ACL" \
+  bash -c "! iscsi-ls -i iqn.2026-11.dev.tessera:stranger iscsi://$PORTAL | grep -q ':acl'"
+check "ACL: the allowed initiator sees and reaches it" \
+  bash -c "iscsi-ls -i iqn.2026-11.dev.tessera:allowed iscsi://$PORTAL | grep -q ':acl' && iscsi-inq -i iqn.2026-11.dev.tessera:allowed iscsi://$PORTAL/iqn.2026-11.dev.tessera:acl/0"
+check "ACL: a stranger cannot log in" fails iscsi-inq -i iqn.2026-11.dev.tessera:stranger iscsi://$PORTAL/iqn.2026-11.dev.tessera:acl/0
+check "iscsi-inq answers" bash -c "iscsi-inq $URL | grep -q TESSERA"
+check "iscsi-inq VPD 0x83" iscsi-inq -e 1 -c 0x83 "$URL"
+check "iscsi-readcapacity16 answers" bash -c "iscsi-readcapacity16 $URL | grep -q 'Logical Block Length:512'"
+
+if command -v qemu-img >/dev/null; then
+  head -c $((256 * 1024 * 1024)) /dev/urandom > "$WORK/random.img"
+  check "qemu-img convert 256 MiB into the LUN and back is byte-identical" bash -c "
+    qemu-img convert -p -n -f raw -O raw '$WORK/random.img' '$URL' &&
+    qemu-img convert -f raw -O raw '$URL' '$WORK/back.img' &&
+    cmp '$WORK/random.img' '$WORK/back.img'"
+  rm -f "$WORK/random.img" "$WORK/back.img"
+fi
+
+CHAP_URL=iscsi://tessera-user%initiator-secret-1@$PORTAL/iqn.2026-11.dev.tessera:chap/0
+check "CHAP: one-way login with the right secret" iscsi-inq "$CHAP_URL"
+check "CHAP: wrong secret is refused" fails iscsi-inq "iscsi://tessera-user%wrong-secret-999@$PORTAL/iqn.2026-11.dev.tessera:chap/0"
+check "CHAP: no credentials is refused" fails iscsi-inq "iscsi://$PORTAL/iqn.2026-11.dev.tessera:chap/0"
+check "CHAP: mutual login" env LIBISCSI_CHAP_TARGET_USERNAME=tessera-target LIBISCSI_CHAP_TARGET_PASSWORD=target-secret-22 iscsi-inq "$CHAP_URL"
+check "CHAP: mutual login with a wrong target secret is refused" fails env LIBISCSI_CHAP_TARGET_USERNAME=tessera-target LIBISCSI_CHAP_TARGET_PASSWORD=not-the-secret iscsi-inq "$CHAP_URL"
+
+check "iscsi-test-cu (issue 2 suites)" python3 Tools/conformance/iscsi_test_cu.py --url "$URL" \
+  --expected Tools/conformance/expected.txt --log "$WORK/iscsi-test-cu.log"
+check "iscsi-test-cu Read10/Write10 with HeaderDigest and DataDigest CRC32C" python3 Tools/conformance/iscsi_test_cu.py \
+  --url "$URL?header_digest=crc32c" --expected Tools/conformance/expected.txt --suite Read10 --suite Write10 \
+  --label digests --log "$WORK/iscsi-test-cu-digest.log"
+check "iscsi-test-cu Inquiry/Read10 through mutual CHAP" env LIBISCSI_CHAP_TARGET_USERNAME=tessera-target \
+  LIBISCSI_CHAP_TARGET_PASSWORD=target-secret-22 python3 Tools/conformance/iscsi_test_cu.py --url "$CHAP_URL" \
+  --expected Tools/conformance/expected.txt --suite Inquiry --suite Read10 --label chap --log "$WORK/iscsi-test-cu-chap.log"
+check "hostile input" timeout 300 python3 Tools/hostile/hostile_input.py --port 3290 --target "$T"
+check "tesserad still running" kill -0 $PID
+
+kill -TERM $PID; for _ in $(seq 50); do kill -0 $PID 2>/dev/null || break; sleep 0.1; done
+check "tesserad exits on SIGTERM" fails kill -0 $PID
+echo "loopback: $pass passed, $fail failed"
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
