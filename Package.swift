@@ -67,7 +67,9 @@ let package = Package(
         .testTarget(name: "SCSITargetTests", dependencies: [
             "SCSIWire", "SCSITarget", "BlockStorage", "TesseraTestKit",
         ]),
-        .testTarget(name: "BlockStorageTests", dependencies: ["BlockStorage", "AIOBlockStorage"]),
+        .testTarget(name: "BlockStorageTests", dependencies: [
+            "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ISCSITargetServerTests", dependencies: [
             "ISCSITargetServer", "ISCSIWire", "ISCSISession", "SCSITarget", "BlockStorage", "TesseraTestKit",
             .product(name: "NIOCore", package: "swift-nio"),
