@@ -76,6 +76,8 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "TesseraNodeTests", dependencies: ["TesseraNode"]),
+        .testTarget(name: "TesseraNodeTests", dependencies: [
+            "TesseraNode", "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

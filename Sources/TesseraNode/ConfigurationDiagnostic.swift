@@ -98,6 +98,11 @@ struct TOMLLineIndex {
         var candidate = Substring(path)
         while true {
             if let line = lines[String(candidate)] { return line }
+            if candidate.hasSuffix("]"), let open = candidate.lastIndex(of: "[") {
+                // `acl[2]` (an element of an inline array): the line of `acl`.
+                candidate = candidate[..<open]
+                continue
+            }
             guard let dot = candidate.lastIndex(of: ".") else { break }
             candidate = candidate[..<dot]
         }
