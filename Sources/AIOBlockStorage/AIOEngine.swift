@@ -2,7 +2,7 @@ import CAIO
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One libaio request: its iocb (stable memory the kernel reads at submit

@@ -3,7 +3,7 @@ import CAIO
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The result of opening and sizing a backing file.
@@ -16,18 +16,22 @@ struct OpenedBackingFile {
 
 extension AIOFileBlockDevice {
     /// Opens, locks, sizes and probes the backing file per ``Options``.
-    static func openBackingFile(_ options: Options, logger: Logger) throws(AIOFileBlockDeviceError) -> OpenedBackingFile {
+    static func openBackingFile(_ options: Options, logger: Logger) throws(AIOFileBlockDeviceError) -> OpenedBackingFile
+    {
         let path = options.path
         let geometry = options.geometry
         guard geometry.blockSize == 512 || geometry.blockSize == 4096 else {
-            throw AIOFileBlockDeviceError(.invalidGeometry, path: path, detail: "block size \(geometry.blockSize) is not 512 or 4096")
+            throw AIOFileBlockDeviceError(
+                .invalidGeometry, path: path, detail: "block size \(geometry.blockSize) is not 512 or 4096")
         }
         let (size, overflow) = UInt64(geometry.blockSize).multipliedReportingOverflow(by: geometry.blockCount)
         guard geometry.blockCount > 0, !overflow, size <= UInt64(Int64.max) else {
-            throw AIOFileBlockDeviceError(.invalidGeometry, path: path, detail: "\(geometry.blockCount) blocks of \(geometry.blockSize) bytes")
+            throw AIOFileBlockDeviceError(
+                .invalidGeometry, path: path, detail: "\(geometry.blockCount) blocks of \(geometry.blockSize) bytes")
         }
         guard options.queueDepth > 0, options.queueDepth <= 65536 else {
-            throw AIOFileBlockDeviceError(.invalidGeometry, path: path, detail: "queue depth \(options.queueDepth) outside 1...65536")
+            throw AIOFileBlockDeviceError(
+                .invalidGeometry, path: path, detail: "queue depth \(options.queueDepth) outside 1...65536")
         }
 
         let baseFlags = options.readOnly ? O_RDONLY : (O_RDWR | O_CREAT)
@@ -37,7 +41,8 @@ extension AIOFileBlockDevice {
             fd = options.simulateDirectIORefusal ? -EINVAL : tessera_open(path, baseFlags | tessera_o_direct())
             if fd == -EINVAL {
                 if options.directIO == .on {
-                    throw AIOFileBlockDeviceError(.directIOUnsupported, path: path, errno: EINVAL, detail: "the file system refuses O_DIRECT")
+                    throw AIOFileBlockDeviceError(
+                        .directIOUnsupported, path: path, errno: EINVAL, detail: "the file system refuses O_DIRECT")
                 }
                 logger.warning(
                     "file system refuses O_DIRECT; using buffered I/O on a thread pool with fdatasync for flush and FUA",
@@ -77,15 +82,18 @@ extension AIOFileBlockDevice {
         let path = options.path
         switch code {
         case ENOENT where options.readOnly:
-            return AIOFileBlockDeviceError(.fileMissing, path: path, errno: code, detail: "a read-only LUN needs an existing file")
+            return AIOFileBlockDeviceError(
+                .fileMissing, path: path, errno: code, detail: "a read-only LUN needs an existing file")
         case ENOENT, ENOTDIR:
-            return AIOFileBlockDeviceError(.directoryMissing, path: path, errno: code, detail: "create the parent directory first")
+            return AIOFileBlockDeviceError(
+                .directoryMissing, path: path, errno: code, detail: "create the parent directory first")
         case EACCES, EPERM:
             return AIOFileBlockDeviceError(.permissionDenied, path: path, errno: code)
         case EISDIR:
             return AIOFileBlockDeviceError(.notARegularFile, path: path, errno: code, detail: "is a directory")
         case EROFS:
-            return AIOFileBlockDeviceError(.readOnlyFileSystem, path: path, errno: code, detail: "set read_only = true or move the file")
+            return AIOFileBlockDeviceError(
+                .readOnlyFileSystem, path: path, errno: code, detail: "set read_only = true or move the file")
         case EMFILE, ENFILE, ENOMEM:
             return AIOFileBlockDeviceError(.resourcesUnavailable, path: path, errno: code)
         default:
@@ -98,13 +106,16 @@ extension AIOFileBlockDevice {
         if flock(fd, (options.readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
             let code = errno
             if code == EWOULDBLOCK {
-                throw AIOFileBlockDeviceError(.inUse, path: options.path, errno: code, detail: "another device or process holds the file lock")
+                throw AIOFileBlockDeviceError(
+                    .inUse, path: options.path, errno: code, detail: "another device or process holds the file lock")
             }
             throw AIOFileBlockDeviceError(.openFailed, path: options.path, errno: code, detail: "flock")
         }
     }
 
-    private static func checkAndSize(fd: Int32, size: UInt64, options: Options, logger: Logger) throws(AIOFileBlockDeviceError) {
+    private static func checkAndSize(fd: Int32, size: UInt64, options: Options, logger: Logger)
+        throws(AIOFileBlockDeviceError)
+    {
         let path = options.path
         var info = stat()
         guard fstat(fd, &info) == 0 else {
@@ -129,7 +140,8 @@ extension AIOFileBlockDevice {
         if existing == size && options.thin { return }
         if options.readOnly {
             if existing < size {
-                throw AIOFileBlockDeviceError(.fileTooSmall, path: path, detail: "file has \(existing) bytes, the LUN \(size)")
+                throw AIOFileBlockDeviceError(
+                    .fileTooSmall, path: path, detail: "file has \(existing) bytes, the LUN \(size)")
             }
             return
         }
@@ -137,11 +149,13 @@ extension AIOFileBlockDevice {
             if ftruncate(fd, off_t(size)) != 0 {
                 let code = errno
                 throw AIOFileBlockDeviceError(
-                    code == EFBIG || code == ENOSPC ? .noSpace : (code == EPERM || code == EACCES ? .permissionDenied : .sizingFailed),
+                    code == EFBIG || code == ENOSPC
+                        ? .noSpace : (code == EPERM || code == EACCES ? .permissionDenied : .sizingFailed),
                     path: path, errno: code, detail: "ftruncate to \(size) bytes")
             }
             if existing > 0 {
-                logger.notice("extended backing file", metadata: ["path": "\(path)", "from": "\(existing)", "to": "\(size)"])
+                logger.notice(
+                    "extended backing file", metadata: ["path": "\(path)", "from": "\(existing)", "to": "\(size)"])
             }
         }
         if !options.thin {
@@ -158,7 +172,9 @@ extension AIOFileBlockDevice {
 
     /// The buffer alignment for O_DIRECT on `fd`, or nil when the file system
     /// cannot do O_DIRECT at this block size (auto mode falls back).
-    private static func directAlignment(fd: Int32, options: Options, logger: Logger) throws(AIOFileBlockDeviceError) -> Int? {
+    private static func directAlignment(fd: Int32, options: Options, logger: Logger) throws(AIOFileBlockDeviceError)
+        -> Int?
+    {
         let blockSize = Int(options.geometry.blockSize)
         var memory: UInt32 = 512
         var offset: UInt32 = 512
@@ -166,7 +182,8 @@ extension AIOFileBlockDevice {
         let memoryAlignment = max(Int(memory), 1)
         var reason: String?
         if blockSize % Int(offset) != 0 || memoryAlignment > IOBuffer.defaultAlignment {
-            reason = "O_DIRECT needs \(offset)-byte offsets and \(memory)-byte buffers; the LUN has \(blockSize)-byte blocks"
+            reason =
+                "O_DIRECT needs \(offset)-byte offsets and \(memory)-byte buffers; the LUN has \(blockSize)-byte blocks"
         } else {
             // Probe one block: some file systems accept O_DIRECT at open and refuse it at I/O.
             let probe = IOBuffer(count: blockSize)

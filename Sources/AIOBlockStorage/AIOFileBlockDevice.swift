@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A ``BlockDevice`` over a file: O_DIRECT with libaio when the file system
@@ -64,7 +64,9 @@ public final class AIOFileBlockDevice: BlockDevice {
             case .failure(let failure):
                 pool.shutdown()
                 Glibc.close(opened.fd)
-                throw AIOFileBlockDeviceError(.resourcesUnavailable, path: options.path, errno: failure.errno, detail: "io_setup(\(options.queueDepth))")
+                throw AIOFileBlockDeviceError(
+                    .resourcesUnavailable, path: options.path, errno: failure.errno,
+                    detail: "io_setup(\(options.queueDepth))")
             }
         }
         self.geometry = options.geometry
@@ -87,7 +89,8 @@ public final class AIOFileBlockDevice: BlockDevice {
 
     // MARK: BlockDevice
 
-    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError) {
+    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
+    {
         let (start, length) = try byteRange(lba, UInt64(blockCount))
         precondition(offset >= 0 && offset + length <= buffer.count, "read buffer too small")
         try enter()
@@ -95,12 +98,16 @@ public final class AIOFileBlockDevice: BlockDevice {
         var done = 0
         while done < length {
             let chunk = min(length - done, Self.maxTransfer)
-            try await transfer(isWrite: false, buffer: buffer, offset: offset + done, length: chunk, fileOffset: start + done, fua: false)
+            try await transfer(
+                isWrite: false, buffer: buffer, offset: offset + done, length: chunk, fileOffset: start + done,
+                fua: false)
             done += chunk
         }
     }
 
-    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool) async throws(BlockDeviceError) {
+    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
         let (start, length) = try byteRange(lba, UInt64(blockCount))
         precondition(offset >= 0 && offset + length <= buffer.count, "write buffer too small")
         guard !isReadOnly else { throw BlockDeviceError(.readOnly, detail: path) }
@@ -109,7 +116,8 @@ public final class AIOFileBlockDevice: BlockDevice {
         var done = 0
         while done < length {
             let chunk = min(length - done, Self.maxTransfer)
-            try await transfer(isWrite: true, buffer: buffer, offset: offset + done, length: chunk, fileOffset: start + done, fua: fua)
+            try await transfer(
+                isWrite: true, buffer: buffer, offset: offset + done, length: chunk, fileOffset: start + done, fua: fua)
             done += chunk
         }
     }
@@ -187,18 +195,23 @@ public final class AIOFileBlockDevice: BlockDevice {
         waiter?.resume()
     }
 
-    private func transfer(isWrite: Bool, buffer: IOBuffer, offset: Int, length: Int, fileOffset: Int, fua: Bool) async throws(BlockDeviceError) {
+    private func transfer(isWrite: Bool, buffer: IOBuffer, offset: Int, length: Int, fileOffset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
         guard let engine else {
-            return try await bufferedTransfer(isWrite: isWrite, buffer: buffer, offset: offset, length: length, fileOffset: fileOffset, fua: fua)
+            return try await bufferedTransfer(
+                isWrite: isWrite, buffer: buffer, offset: offset, length: length, fileOffset: fileOffset, fua: fua)
         }
         let address = buffer.baseAddress + offset
         if Int(bitPattern: address) % memoryAlignment == 0 {
-            return try await aioTransfer(engine, isWrite: isWrite, address: address, length: length, fileOffset: fileOffset, fua: fua)
+            return try await aioTransfer(
+                engine, isWrite: isWrite, address: address, length: length, fileOffset: fileOffset, fua: fua)
         }
         // O_DIRECT needs an aligned buffer: go through a bounce buffer.
         let bounce = IOBuffer(count: length, alignment: max(memoryAlignment, IOBuffer.defaultAlignment))
         if isWrite { memcpy(bounce.baseAddress, address, length) }
-        try await aioTransfer(engine, isWrite: isWrite, address: bounce.baseAddress, length: length, fileOffset: fileOffset, fua: fua)
+        try await aioTransfer(
+            engine, isWrite: isWrite, address: bounce.baseAddress, length: length, fileOffset: fileOffset, fua: fua)
         if !isWrite { memcpy(address, bounce.baseAddress, length) }
     }
 
@@ -222,14 +235,17 @@ public final class AIOFileBlockDevice: BlockDevice {
         try Self.check(result, expected: length, operation: isWrite ? "write" : "read")
     }
 
-    private func bufferedTransfer(isWrite: Bool, buffer: IOBuffer, offset: Int, length: Int, fileOffset: Int, fua: Bool) async throws(BlockDeviceError) {
+    private func bufferedTransfer(isWrite: Bool, buffer: IOBuffer, offset: Int, length: Int, fileOffset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
         let fd = self.fd
         let result = await pool.run { () -> Int in
             var done = 0
             while done < length {
                 let address = buffer.baseAddress + offset + done
                 let position = off_t(fileOffset + done)
-                let rc = isWrite ? pwrite(fd, address, length - done, position) : pread(fd, address, length - done, position)
+                let rc =
+                    isWrite ? pwrite(fd, address, length - done, position) : pread(fd, address, length - done, position)
                 if rc < 0 {
                     if errno == EINTR { continue }
                     return -Int(errno)

@@ -1,7 +1,7 @@
 import CAIO
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Starts a detached POSIX thread running `body`; returns false when the

@@ -10,11 +10,14 @@ enum ISCSIName {
             return "\(name.utf8.count) bytes; iSCSI names are at most \(maximumLength) (RFC 7143 §4.2.7.1)"
         }
         let bytes = Array(name.utf8)
-        func isHex(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b) }
+        func isHex(_ b: UInt8) -> Bool {
+            (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b)
+        }
         if name.hasPrefix("eui.") {
             // RFC 3720 §3.2.6.3.2: "eui." followed by an EUI-64 in 16 hex digits.
             let digits = bytes.dropFirst(4)
-            return digits.count == 16 && digits.allSatisfy(isHex) ? nil : "an eui. name needs exactly 16 hex digits (RFC 3720 §3.2.6.3.2)"
+            return digits.count == 16 && digits.allSatisfy(isHex)
+                ? nil : "an eui. name needs exactly 16 hex digits (RFC 3720 §3.2.6.3.2)"
         }
         if name.hasPrefix("naa.") {
             // RFC 3980 §2: "naa." followed by a 64- or 128-bit NAA identifier in hex.
@@ -43,9 +46,11 @@ enum ISCSIName {
             return "an iqn. name continues with the date yyyy-mm (RFC 3720 §3.2.6.3.1)"
         }
         let domain = parts.dropFirst()
-        guard !domain.isEmpty, domain.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") && !$0.contains(":") })
+        guard !domain.isEmpty,
+            domain.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") && !$0.contains(":") })
         else {
-            return "an iqn. name needs a reversed domain name after the date, e.g. iqn.2026-11.com.example (RFC 3720 §3.2.6.3.1)"
+            return
+                "an iqn. name needs a reversed domain name after the date, e.g. iqn.2026-11.com.example (RFC 3720 §3.2.6.3.1)"
         }
         if naming.count < body.count && body.count == naming.count + 1 {
             return "nothing after ':' (drop the ':' or add an identifier)"
@@ -65,7 +70,9 @@ struct ListenAddress: Equatable {
         var host: Substring
         var portText: Substring?
         if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return .failure(Problem(message: "missing ']' after the IPv6 address")) }
+            guard let close = text.firstIndex(of: "]") else {
+                return .failure(Problem(message: "missing ']' after the IPv6 address"))
+            }
             host = text[text.index(after: text.startIndex)..<close]
             let rest = text[text.index(after: close)...]
             if !rest.isEmpty {
@@ -112,10 +119,13 @@ enum ByteSize {
             break
         }
         guard let value = UInt64(number), value > 0 else {
-            return .failure(Problem(message: "\"\(text)\" is not a size; write bytes or a number with KiB, MiB, GiB or TiB"))
+            return .failure(
+                Problem(message: "\"\(text)\" is not a size; write bytes or a number with KiB, MiB, GiB or TiB"))
         }
         let (bytes, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
-        guard !overflow, bytes <= UInt64(Int64.max) else { return .failure(Problem(message: "\"\(text)\" is too large")) }
+        guard !overflow, bytes <= UInt64(Int64.max) else {
+            return .failure(Problem(message: "\"\(text)\" is too large"))
+        }
         return .success(bytes)
     }
 }

@@ -3,7 +3,7 @@ import BlockStorage
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a LUN will be opened on, with paths resolved against `data_dir`.
@@ -100,7 +100,8 @@ extension TesseraNode {
         }
         if needsDataDirectory {
             if let problem = makeDirectories(configuration.node.dataDirectory) {
-                throw NodeStartupError(message: "cannot create data_dir \(configuration.node.dataDirectory): \(problem)")
+                throw NodeStartupError(
+                    message: "cannot create data_dir \(configuration.node.dataDirectory): \(problem)")
             }
         }
         var opened: [OpenedLogicalUnit] = []
@@ -110,7 +111,9 @@ extension TesseraNode {
             deviceLogger[metadataKey: "lun"] = "\(plan.lun.id)"
             switch plan.device {
             case .memory(let geometry):
-                opened.append(OpenedLogicalUnit(targetName: plan.targetName, lun: plan.lun, device: MemoryBlockDevice(geometry: geometry)))
+                opened.append(
+                    OpenedLogicalUnit(
+                        targetName: plan.targetName, lun: plan.lun, device: MemoryBlockDevice(geometry: geometry)))
                 deviceLogger.info("opened memory LUN", metadata: ["bytes": "\(geometry.byteCount)"])
             case .file(let options):
                 do {

@@ -15,7 +15,9 @@ extension NodeConfiguration {
         } catch let error as TOMLParseError {
             throw NodeConfigurationError(
                 source: source,
-                diagnostics: [ConfigurationDiagnostic(key: "(syntax)", line: error.source.begin.line, message: error.description)])
+                diagnostics: [
+                    ConfigurationDiagnostic(key: "(syntax)", line: error.source.begin.line, message: error.description)
+                ])
         } catch {
             throw NodeConfigurationError(
                 source: source, diagnostics: [ConfigurationDiagnostic(key: "(syntax)", line: nil, message: "\(error)")])
@@ -23,7 +25,8 @@ extension NodeConfiguration {
         var reader = ConfigurationReader(index: TOMLLineIndex(text))
         let configuration = reader.read(table)
         guard reader.errors.isEmpty else {
-            throw NodeConfigurationError(source: source, diagnostics: reader.errors.sorted { ($0.line ?? .max) < ($1.line ?? .max) })
+            throw NodeConfigurationError(
+                source: source, diagnostics: reader.errors.sorted { ($0.line ?? .max) < ($1.line ?? .max) })
         }
         return configuration
     }
@@ -73,14 +76,19 @@ struct ConfigurationReader {
         return bool
     }
 
-    mutating func integer(_ table: TOMLTable, _ key: String, _ path: String, in range: ClosedRange<Int>, citation: String = "") -> Int? {
+    mutating func integer(
+        _ table: TOMLTable, _ key: String, _ path: String, in range: ClosedRange<Int>, citation: String = ""
+    ) -> Int? {
         guard let value = table[key] else { return nil }
         guard let int = value.int else {
             error(Self.join(path, key), "expected an integer, found \(value.type)")
             return nil
         }
         guard range.contains(int) else {
-            error(Self.join(path, key), "\(int) is outside \(range.lowerBound)...\(range.upperBound)\(citation.isEmpty ? "" : " (\(citation))")")
+            error(
+                Self.join(path, key),
+                "\(int) is outside \(range.lowerBound)...\(range.upperBound)\(citation.isEmpty ? "" : " (\(citation))")"
+            )
             return nil
         }
         return int
@@ -155,7 +163,9 @@ struct ConfigurationReader {
         if let node = table(root, "node", "") { configuration.node = readNode(node) }
         configuration.portals = readPortals(root)
         if let iscsi = table(root, "iscsi", "") { configuration.iscsi = readISCSI(iscsi) }
-        if let chap = table(root, "discovery_chap", "") { configuration.discoveryCHAP = readCHAP(chap, "discovery_chap") }
+        if let chap = table(root, "discovery_chap", "") {
+            configuration.discoveryCHAP = readCHAP(chap, "discovery_chap")
+        }
         configuration.targets = readTargets(root, portals: configuration.portals)
         configuration.warnings = warnings
         return configuration
@@ -171,7 +181,8 @@ struct ConfigurationReader {
             if let parsed = Logger.Level(rawValue: level) {
                 settings.logLevel = parsed
             } else {
-                error("node.log_level", "\"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")
+                error(
+                    "node.log_level", "\"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")
             }
         }
         return settings
@@ -237,7 +248,9 @@ struct ConfigurationReader {
         }
         if let value = bool(table, "immediate_data", path) { settings.immediateData = value }
         if let value = bool(table, "initial_r2t", path) { settings.initialR2T = value }
-        if let value = integer(table, "nop_in_interval", path, in: 0...3600) { settings.nopInInterval = .seconds(value) }
+        if let value = integer(table, "nop_in_interval", path, in: 0...3600) {
+            settings.nopInInterval = .seconds(value)
+        }
         if let value = integer(table, "nop_in_timeout", path, in: 1...3600) { settings.nopInTimeout = .seconds(value) }
         return settings
     }
@@ -256,7 +269,8 @@ struct ConfigurationReader {
             }
         }
         // RFC 7143 §12.1.3: CHAP_N and the secret are what both sides hold.
-        if (mutualUser == nil) != (mutualSecret == nil) || mutualUser?.isEmpty == true || mutualSecret?.isEmpty == true {
+        if (mutualUser == nil) != (mutualSecret == nil) || mutualUser?.isEmpty == true || mutualSecret?.isEmpty == true
+        {
             error(
                 "\(path).\(mutualUser == nil ? "mutual_user" : "mutual_secret")",
                 "mutual CHAP needs both mutual_user and mutual_secret, neither empty")
@@ -315,7 +329,10 @@ struct ConfigurationReader {
                     if let tag16 = UInt16(exactly: tag), groups.contains(tag16) {
                         if !chosen.contains(tag16) { chosen.append(tag16) }
                     } else {
-                        error("\(path).portal_groups[\(offset)]", "no [[portal]] has group \(tag) (groups: \(groups.sorted().map(String.init).joined(separator: ", ")))")
+                        error(
+                            "\(path).portal_groups[\(offset)]",
+                            "no [[portal]] has group \(tag) (groups: \(groups.sorted().map(String.init).joined(separator: ", ")))"
+                        )
                     }
                 }
                 if list.isEmpty { error("\(path).portal_groups", "must name at least one portal group") }

@@ -10,22 +10,27 @@ extension NodeConfiguration {
             "iscsi: queue_depth \(iscsi.queueDepth), MaxRecvDataSegmentLength \(iscsi.maxRecvDataSegmentLength), "
                 + "MaxBurstLength \(iscsi.maxBurstLength), FirstBurstLength \(iscsi.firstBurstLength), "
                 + "ImmediateData \(iscsi.immediateData ? "Yes" : "No"), InitialR2T \(iscsi.initialR2T ? "Yes" : "No"), "
-                + "NOP-In every \(iscsi.nopInInterval.components.seconds) s (timeout \(iscsi.nopInTimeout.components.seconds) s)")
+                + "NOP-In every \(iscsi.nopInInterval.components.seconds) s (timeout \(iscsi.nopInTimeout.components.seconds) s)"
+        )
         if let discoveryCHAP {
             lines.append("discovery: \(Self.describe(discoveryCHAP))")
         }
         for target in targets {
             var line = "target \(target.name)"
             if let alias = target.alias { line += " (\(alias))" }
-            line += " on group\(target.portalGroups.count == 1 ? "" : "s") \(target.portalGroups.map(String.init).joined(separator: ", "))"
-            line += ", acl: \(target.allowedInitiators.isEmpty ? "any initiator" : target.allowedInitiators.joined(separator: ", "))"
+            line +=
+                " on group\(target.portalGroups.count == 1 ? "" : "s") \(target.portalGroups.map(String.init).joined(separator: ", "))"
+            line +=
+                ", acl: \(target.allowedInitiators.isEmpty ? "any initiator" : target.allowedInitiators.joined(separator: ", "))"
             line += ", auth: \(target.chap.map(Self.describe) ?? "none")"
             lines.append(line)
             for lun in target.luns {
-                var text = "  LUN \(lun.id): \(Self.describe(bytes: lun.size)) (\(lun.blockCount) × \(lun.blockSize)-byte blocks), "
+                var text =
+                    "  LUN \(lun.id): \(Self.describe(bytes: lun.size)) (\(lun.blockCount) × \(lun.blockSize)-byte blocks), "
                 switch lun.backing {
                 case .memory: text += "memory"
-                case .file(let path): text += "file \(resolve(path)), \(lun.thin ? "thin" : "thick"), direct_io \(lun.directIO.rawValue)"
+                case .file(let path):
+                    text += "file \(resolve(path)), \(lun.thin ? "thin" : "thick"), direct_io \(lun.directIO.rawValue)"
                 }
                 if lun.readOnly { text += ", read-only" }
                 text += ", \"\(lun.vendor)\" \"\(lun.product)\" \(lun.revision)"

@@ -1,7 +1,7 @@
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A swift-log handler writing one line per message to standard error:
@@ -27,7 +27,8 @@ public struct StderrLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let line = "\(Self.timestamp()) \(event.level) \(label): \(fields.isEmpty ? "" : fields + " ")\(event.message)\n"
+        let line =
+            "\(Self.timestamp()) \(event.level) \(label): \(fields.isEmpty ? "" : fields + " ")\(event.message)\n"
         // One write(2) per line so concurrent lines do not interleave.
         var bytes = Array(line.utf8)
         bytes.withUnsafeMutableBytes { buffer in

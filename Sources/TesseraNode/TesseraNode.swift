@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The node's composition root: `tesserad` calls ``run(configuration:logger:)``.
@@ -71,7 +71,8 @@ public final class TerminationSignals: @unchecked Sendable {  // sources: set on
                     return .some(waiter)
                 }
                 guard let waiter else {
-                    logger.warning("second signal during shutdown; exiting now", metadata: ["signal": "\(Self.name(of: number))"])
+                    logger.warning(
+                        "second signal during shutdown; exiting now", metadata: ["signal": "\(Self.name(of: number))"])
                     _exit(128 + number)
                 }
                 waiter?.resume(returning: number)

@@ -3,7 +3,7 @@ import Logging
 import TesseraNode
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `tesserad`: the Tessera node daemon.

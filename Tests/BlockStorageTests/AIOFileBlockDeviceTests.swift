@@ -17,7 +17,9 @@ final class ScratchDirectory: @unchecked Sendable {
             switch self {
             case .tmp: "/tmp"
             case .shm: "/dev/shm"
-            case .work: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build").standardized.path
+            case .work:
+                URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build")
+                    .standardized.path
             }
         }
         var testDescription: String { rawValue }
@@ -45,7 +47,8 @@ extension AIOFileBlockDevice {
 private func options(
     _ path: String, blocks: UInt64 = 256, blockSize: UInt32 = 512, direct: AIOFileBlockDevice.DirectIO
 ) -> AIOFileBlockDevice.Options {
-    AIOFileBlockDevice.Options(path: path, geometry: BlockGeometry(blockSize: blockSize, blockCount: blocks), directIO: direct, queueDepth: 16)
+    AIOFileBlockDevice.Options(
+        path: path, geometry: BlockGeometry(blockSize: blockSize, blockCount: blocks), directIO: direct, queueDepth: 16)
 }
 
 private func pattern(_ seed: Int, count: Int) -> [UInt8] {
@@ -61,7 +64,9 @@ private func pattern(_ seed: Int, count: Int) -> [UInt8] {
     ]
 
     @Test(arguments: paths)
-    func writeReadFlushUnmapRoundTrip(place: ScratchDirectory.Place, mode: AIOFileBlockDevice.DirectIO, expected: AIOFileBlockDevice.IOPath) async throws {
+    func writeReadFlushUnmapRoundTrip(
+        place: ScratchDirectory.Place, mode: AIOFileBlockDevice.DirectIO, expected: AIOFileBlockDevice.IOPath
+    ) async throws {
         let dir = ScratchDirectory(place)
         let device = try AIOFileBlockDevice(options: options(dir.file(), direct: mode))
         #expect(device.ioPath == expected)
@@ -126,7 +131,8 @@ private func pattern(_ seed: Int, count: Int) -> [UInt8] {
     @Test func dataSurvivesCloseAndReopen() async throws {
         let dir = ScratchDirectory(.work)
         let first = try AIOFileBlockDevice(options: options(dir.file(), direct: .on))
-        try await first.write(lba: 255, blockCount: 1, from: IOBuffer(bytes: pattern(9, count: 512)), offset: 0, fua: true)
+        try await first.write(
+            lba: 255, blockCount: 1, from: IOBuffer(bytes: pattern(9, count: 512)), offset: 0, fua: true)
         await first.close()
         let second = try AIOFileBlockDevice(options: options(dir.file(), direct: .off))
         let back = IOBuffer(count: 512)
@@ -150,7 +156,9 @@ private func pattern(_ seed: Int, count: Int) -> [UInt8] {
     @Test func aLargerExistingFileIsRefusedUnlessAllowed() async throws {
         let dir = ScratchDirectory(.work)
         try Data(count: 128 * 512).write(to: URL(fileURLWithPath: dir.file()))
-        #expect(throws: AIOFileBlockDeviceError.self) { _ = try AIOFileBlockDevice(options: options(dir.file(), blocks: 64, direct: .auto)) }
+        #expect(throws: AIOFileBlockDeviceError.self) {
+            _ = try AIOFileBlockDevice(options: options(dir.file(), blocks: 64, direct: .auto))
+        }
         do {
             _ = try AIOFileBlockDevice(options: options(dir.file(), blocks: 64, direct: .auto))
         } catch {
@@ -169,7 +177,8 @@ private func pattern(_ seed: Int, count: Int) -> [UInt8] {
         refused.simulateDirectIORefusal = true
         let device = try AIOFileBlockDevice(options: refused)
         #expect(device.ioPath == .buffered)
-        try await device.write(lba: 0, blockCount: 1, from: IOBuffer(bytes: pattern(2, count: 512)), offset: 0, fua: true)
+        try await device.write(
+            lba: 0, blockCount: 1, from: IOBuffer(bytes: pattern(2, count: 512)), offset: 0, fua: true)
         await device.close()
 
         refused.directIO = .on
@@ -202,7 +211,9 @@ private func pattern(_ seed: Int, count: Int) -> [UInt8] {
         await device.close()
     }
 
-    @Test(arguments: [(UInt64(255), UInt32(2)), (UInt64.max, UInt32(1)), (UInt64(257), UInt32(0)), (UInt64(256), UInt32(1))])
+    @Test(arguments: [
+        (UInt64(255), UInt32(2)), (UInt64.max, UInt32(1)), (UInt64(257), UInt32(0)), (UInt64(256), UInt32(1)),
+    ])
     func rangesPastTheEndAreRefused(lba: UInt64, blocks: UInt32) async throws {
         let dir = ScratchDirectory()
         let device = try AIOFileBlockDevice(options: options(dir.file(), direct: .auto))
@@ -212,7 +223,9 @@ private func pattern(_ seed: Int, count: Int) -> [UInt8] {
         await #expect(throws: BlockDeviceError(.outOfRange)) {
             try await device.write(lba: lba, blockCount: blocks, from: IOBuffer(count: 4096), offset: 0, fua: false)
         }
-        await #expect(throws: BlockDeviceError(.outOfRange)) { try await device.unmap(lba: lba, blockCount: UInt64(blocks)) }
+        await #expect(throws: BlockDeviceError(.outOfRange)) {
+            try await device.unmap(lba: lba, blockCount: UInt64(blocks))
+        }
         await device.close()
     }
 

@@ -24,7 +24,8 @@ import Testing
 
     @Test func unmapReadsBackZeros() async throws {
         let device = MemoryBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 4))
-        try await device.write(lba: 0, blockCount: 1, from: IOBuffer(bytes: [UInt8](repeating: 0xAB, count: 512)), offset: 0, fua: true)
+        try await device.write(
+            lba: 0, blockCount: 1, from: IOBuffer(bytes: [UInt8](repeating: 0xAB, count: 512)), offset: 0, fua: true)
         try await device.unmap(lba: 0, blockCount: 1)
         let back = IOBuffer(count: 512)
         try await device.read(lba: 0, blockCount: 1, into: back, offset: 0)

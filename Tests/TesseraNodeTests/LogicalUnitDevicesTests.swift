@@ -36,7 +36,10 @@ let quietLogger = Logger(label: "test.node", factory: { _ in SwiftLogNoOpLogHand
             """, source: "test")
         let units = try await TesseraNode.openLogicalUnitDevices(configuration: configuration, logger: quietLogger)
         #expect(units.map(\.lun.id) == [0, 7])
-        #expect(units.map(\.device.geometry) == [BlockGeometry(blockSize: 512, blockCount: 8192), BlockGeometry(blockSize: 4096, blockCount: 256)])
+        #expect(
+            units.map(\.device.geometry) == [
+                BlockGeometry(blockSize: 512, blockCount: 8192), BlockGeometry(blockSize: 4096, blockCount: 256),
+            ])
         #expect(units[0].device is AIOFileBlockDevice && units[1].device is MemoryBlockDevice)
         #expect(FileManager.default.fileExists(atPath: "\(dir.path)/nested/data/a0.img"))
         let buffer = IOBuffer(bytes: [UInt8](repeating: 0x5A, count: 512))
@@ -70,7 +73,8 @@ let quietLogger = Logger(label: "test.node", factory: { _ in SwiftLogNoOpLogHand
         }
         // good.img was closed (its lock released): it opens again.
         let again = try AIOFileBlockDevice(
-            options: .init(path: "\(dir.path)/good.img", geometry: BlockGeometry(blockSize: 512, blockCount: 2048)), logger: quietLogger)
+            options: .init(path: "\(dir.path)/good.img", geometry: BlockGeometry(blockSize: 512, blockCount: 2048)),
+            logger: quietLogger)
         await again.close()
     }
 

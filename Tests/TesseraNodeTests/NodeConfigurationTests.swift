@@ -5,7 +5,9 @@ import Testing
 @testable import TesseraNode
 
 /// The package's `Targets/` directory.
-let targetsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Targets").standardized
+let targetsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+    "../../Targets"
+).standardized
 
 func parse(_ text: String) throws(NodeConfigurationError) -> NodeConfiguration {
     try NodeConfiguration.parse(text, source: "test")
@@ -26,7 +28,10 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
         .filter { $0.hasSuffix(".toml") }.sorted()
 
     @Test func targetsHoldTheDocumentedExamples() {
-        #expect(Set(Self.files).isSuperset(of: ["default.toml", "chap.toml", "two-portals.toml", "acl.toml", "memory-lun.toml", "readonly.toml"]))
+        #expect(
+            Set(Self.files).isSuperset(of: [
+                "default.toml", "chap.toml", "two-portals.toml", "acl.toml", "memory-lun.toml", "readonly.toml",
+            ]))
     }
 
     @Test(arguments: files)
@@ -52,10 +57,14 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
         #expect(configuration.targets.count == 1)
         #expect(target.name == "iqn.2026-11.dev.tessera:default")
         #expect(target.chap == nil && target.allowedInitiators.isEmpty && target.portalGroups == [1])
-        #expect(target.luns == [LUNConfiguration(id: 0, size: 1 << 30, blockSize: 512, backing: .file(path: "lun0.img"))])
-        #expect(configuration.logicalUnitPlans().map(\.device) == [
-            .file(AIOFileBlockDevice.Options(path: "./tessera-data/lun0.img", geometry: .init(blockSize: 512, blockCount: 2_097_152)))
-        ])
+        #expect(
+            target.luns == [LUNConfiguration(id: 0, size: 1 << 30, blockSize: 512, backing: .file(path: "lun0.img"))])
+        #expect(
+            configuration.logicalUnitPlans().map(\.device) == [
+                .file(
+                    AIOFileBlockDevice.Options(
+                        path: "./tessera-data/lun0.img", geometry: .init(blockSize: 512, blockCount: 2_097_152)))
+            ])
     }
 
     @Test func chapExampleIsMutualWithDiscoveryCHAP() throws {
@@ -122,10 +131,19 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
         ("[iscsi]\nqueue_depth = 0", "iscsi.queue_depth", 2, #line),
         ("[[target]]\nname = \"iqn.2026-11.Dev.tessera:x\"", "target[0].name", 2, #line),
         ("[[target]]\nalias = \"no name\"", "target[0].name", 1, #line),
-        ("[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"\n[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"", "target[1].name", 4, #line),
-        ("[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"\nportal_groups = [2]", "target[0].portal_groups[0]", 3, #line),
+        (
+            "[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"\n[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"",
+            "target[1].name", 4, #line
+        ),
+        (
+            "[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"\nportal_groups = [2]", "target[0].portal_groups[0]", 3,
+            #line
+        ),
         ("[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"\nacl = [\"iqn.bad\"]", "target[0].acl[0]", 3, #line),
-        ("[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"\n[target.chap]\nuser = \"u\"", "target[0].chap.secret", 3, #line),
+        (
+            "[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"\n[target.chap]\nuser = \"u\"", "target[0].chap.secret", 3,
+            #line
+        ),
         (
             "[[target]]\nname = \"iqn.2026-11.dev.tessera:a\"\n[target.chap]\nuser = \"u\"\nsecret = \"same-secret-123\"\nmutual_user = \"t\"\nmutual_secret = \"same-secret-123\"",
             "target[0].chap.mutual_secret", 7, #line
@@ -135,15 +153,33 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
             "target[0].chap.mutual_secret", 3, #line
         ),
         ("[discovery_chap]\nuser = \"\"\nsecret = \"long-enough-secret\"", "discovery_chap.user", 2, #line),
-        (minimalTarget.replacingOccurrences(of: "size = \"1MiB\"", with: "size = \"1MB\""), "target[0].lun[0].size", 5, #line),
-        (minimalTarget.replacingOccurrences(of: "size = \"1MiB\"", with: "size = 1000"), "target[0].lun[0].size", 5, #line),
-        (minimalTarget.replacingOccurrences(of: "size = \"1MiB\"", with: "size = -512"), "target[0].lun[0].size", 5, #line),
-        (minimalTarget.replacingOccurrences(of: "size = \"1MiB\"", with: "size = \"1MiB\"\nblock_size = 1024"), "target[0].lun[0].block_size", 6, #line),
+        (
+            minimalTarget.replacingOccurrences(of: "size = \"1MiB\"", with: "size = \"1MB\""), "target[0].lun[0].size",
+            5, #line
+        ),
+        (
+            minimalTarget.replacingOccurrences(of: "size = \"1MiB\"", with: "size = 1000"), "target[0].lun[0].size", 5,
+            #line
+        ),
+        (
+            minimalTarget.replacingOccurrences(of: "size = \"1MiB\"", with: "size = -512"), "target[0].lun[0].size", 5,
+            #line
+        ),
+        (
+            minimalTarget.replacingOccurrences(of: "size = \"1MiB\"", with: "size = \"1MiB\"\nblock_size = 1024"),
+            "target[0].lun[0].block_size", 6, #line
+        ),
         (minimalTarget.replacingOccurrences(of: "id = 0", with: "id = 16384"), "target[0].lun[0].id", 4, #line),
         (minimalTarget.replacingOccurrences(of: "id = 0\n", with: ""), "target[0].lun[0].id", 3, #line),
         (minimalTarget + "\n[[target.lun]]\nid = 0\nsize = 512\nbacking = \"memory\"", "target[0].lun[1].id", 8, #line),
-        (minimalTarget.replacingOccurrences(of: "backing = \"memory\"", with: "backing = \"disk\""), "target[0].lun[0].backing", 6, #line),
-        (minimalTarget.replacingOccurrences(of: "backing = \"memory\"", with: "backing = \"file\""), "target[0].lun[0].path", 3, #line),
+        (
+            minimalTarget.replacingOccurrences(of: "backing = \"memory\"", with: "backing = \"disk\""),
+            "target[0].lun[0].backing", 6, #line
+        ),
+        (
+            minimalTarget.replacingOccurrences(of: "backing = \"memory\"", with: "backing = \"file\""),
+            "target[0].lun[0].path", 3, #line
+        ),
         (minimalTarget + "\npath = \"x.img\"", "target[0].lun[0].path", 7, #line),
         (minimalTarget + "\nvendor = \"TOO-LONG-VENDOR\"", "target[0].lun[0].vendor", 7, #line),
         (minimalTarget + "\nproduct = \"Seventeen chars!!\"", "target[0].lun[0].product", 7, #line),
@@ -190,7 +226,8 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
 
     @Test func directIOTakesAutoTrueOrFalse() throws {
         for (value, expected) in [("\"auto\"", AIOFileBlockDevice.DirectIO.auto), ("true", .on), ("false", .off)] {
-            let text = Self.minimalTarget.replacingOccurrences(of: "backing = \"memory\"", with: "path = \"a.img\"\ndirect_io = \(value)")
+            let text = Self.minimalTarget.replacingOccurrences(
+                of: "backing = \"memory\"", with: "path = \"a.img\"\ndirect_io = \(value)")
             #expect(try parse(text).targets.first?.luns.first?.directIO == expected)
         }
     }
@@ -208,8 +245,10 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
 
 @Suite struct ConfigurationValueTests {
     @Test(arguments: [
-        "iqn.2026-11.dev.tessera:default", "iqn.1993-08.org.debian:01:abcdef", "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test",
-        "iqn.2001-04.com.example", "eui.02004567A425678D", "naa.52004567BA64678D", "naa.62004567BA64678D0123456789ABCDEF",
+        "iqn.2026-11.dev.tessera:default", "iqn.1993-08.org.debian:01:abcdef",
+        "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test",
+        "iqn.2001-04.com.example", "eui.02004567A425678D", "naa.52004567BA64678D",
+        "naa.62004567BA64678D0123456789ABCDEF",
     ])
     func validISCSINames(name: String) {
         #expect(ISCSIName.problem(with: name) == nil)
@@ -217,8 +256,10 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
 
     @Test(arguments: [
         "", "iqn.", "iqn.2026.dev.tessera", "iqn.2026-13.dev.tessera", "iqn.2026-11", "iqn.2026-11.Dev.tessera",
-        "iqn.2026-11.dev..tessera", "iqn.2026-11.dev.tessera:", "iqn.2026-11.dev.tessera:with space", "eui.0200", "eui.02004567A425678G",
-        "naa.1234", "target0", "IQN.2026-11.dev.tessera", "iqn.2026-11.dev.tessera:" + String(repeating: "x", count: 200),
+        "iqn.2026-11.dev..tessera", "iqn.2026-11.dev.tessera:", "iqn.2026-11.dev.tessera:with space", "eui.0200",
+        "eui.02004567A425678G",
+        "naa.1234", "target0", "IQN.2026-11.dev.tessera",
+        "iqn.2026-11.dev.tessera:" + String(repeating: "x", count: 200),
     ])
     func invalidISCSINames(name: String) {
         #expect(ISCSIName.problem(with: name) != nil)
@@ -226,7 +267,8 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
 
     @Test func byteSizes() {
         let cases: [(String, UInt64?)] = [
-            ("1GiB", 1 << 30), ("512MiB", 512 << 20), ("1 TiB", 1 << 40), ("4096", 4096), ("4KiB", 4096), ("2G", 2 << 30),
+            ("1GiB", 1 << 30), ("512MiB", 512 << 20), ("1 TiB", 1 << 40), ("4096", 4096), ("4KiB", 4096),
+            ("2G", 2 << 30),
             ("1_024B", 1024), ("1MB", nil), ("0", nil), ("-1GiB", nil), ("GiB", nil), ("99999999999TiB", nil),
         ]
         for (text, expected) in cases {
@@ -237,9 +279,11 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
 
     @Test func listenAddresses() {
         let cases: [(String, ListenAddress?)] = [
-            ("127.0.0.1:3260", ListenAddress(host: "127.0.0.1", port: 3260)), ("0.0.0.0", ListenAddress(host: "0.0.0.0", port: 3260)),
+            ("127.0.0.1:3260", ListenAddress(host: "127.0.0.1", port: 3260)),
+            ("0.0.0.0", ListenAddress(host: "0.0.0.0", port: 3260)),
             ("[::1]:3261", ListenAddress(host: "::1", port: 3261)), ("[::1]", ListenAddress(host: "::1", port: 3260)),
-            ("localhost:1", ListenAddress(host: "localhost", port: 1)), ("::1", nil), (":3260", nil), ("h:0", nil), ("h:x", nil),
+            ("localhost:1", ListenAddress(host: "localhost", port: 1)), ("::1", nil), (":3260", nil), ("h:0", nil),
+            ("h:x", nil),
             ("[::1", nil), ("[::1]3260", nil),
         ]
         for (text, expected) in cases {
