@@ -67,13 +67,17 @@ let package = Package(
         .testTarget(name: "SCSITargetTests", dependencies: [
             "SCSIWire", "SCSITarget", "BlockStorage", "TesseraTestKit",
         ]),
-        .testTarget(name: "BlockStorageTests", dependencies: ["BlockStorage", "AIOBlockStorage"]),
+        .testTarget(name: "BlockStorageTests", dependencies: [
+            "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ISCSITargetServerTests", dependencies: [
             "ISCSITargetServer", "ISCSIWire", "ISCSISession", "SCSITarget", "BlockStorage", "TesseraTestKit",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "TesseraNodeTests", dependencies: ["TesseraNode"]),
+        .testTarget(name: "TesseraNodeTests", dependencies: [
+            "TesseraNode", "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

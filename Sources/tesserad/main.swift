@@ -1,1 +1,3 @@
-import TesseraNode
+// tesserad: the Tessera node daemon. Everything lives in TesseraNode;
+// TesseradCommand only parses the command line.
+await TesseradCommand.launch()

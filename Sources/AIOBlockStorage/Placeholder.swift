@@ -1,1 +1,0 @@
-// Placeholder; the AIOBlockStorage owner replaces this file.

@@ -1,1 +1,0 @@
-// Placeholder; the TesseraCLI owner replaces this file.

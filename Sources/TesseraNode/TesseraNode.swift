@@ -1,0 +1,110 @@
+import BlockStorage
+import Dispatch
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The node's composition root: `tesserad` calls ``run(configuration:logger:)``.
+public enum TesseraNode {
+    /// The version `tesserad --version` prints.
+    public static let version = "0.1.0-dev"
+
+    /// Runs a node until SIGINT or SIGTERM: opens every LUN's device, waits,
+    /// then closes the devices. (The iSCSI server is wired in by
+    /// `NodeRuntime.swift`.)
+    public static func run(configuration: NodeConfiguration, logger: Logger) async throws {
+        // Writes to a peer that went away must fail with EPIPE, not kill the node.
+        signal(SIGPIPE, SIG_IGN)
+        let termination = TerminationSignals(logger: logger)
+        for warning in configuration.warnings {
+            logger.warning("configuration: \(warning)")
+        }
+        let units = try await openLogicalUnitDevices(configuration: configuration, logger: logger)
+        logger.notice(
+            "tesserad ready",
+            metadata: [
+                "version": "\(version)", "portals": "\(configuration.portals.map(\.address).joined(separator: ","))",
+                "luns": "\(units.count)",
+            ])
+        let received = await termination.wait()
+        logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
+        for unit in units { await unit.device.close() }
+        termination.cancel()
+        logger.notice("stopped")
+    }
+}
+
+/// SIGINT and SIGTERM as an awaitable event (DispatchSource signal sources;
+/// the default actions are ignored so the process survives to shut down).
+/// A second signal during shutdown exits at once.
+public final class TerminationSignals: @unchecked Sendable {  // sources: set once in init, cancel() is thread-safe
+    private let sources: [any DispatchSourceSignal]
+    private let shared = Shared()
+    private let queue = DispatchQueue(label: "tessera.signals")
+
+    private struct State {
+        var received: Int32?
+        var waiter: UnsafeContinuation<Int32, Never>?
+    }
+
+    /// The state the signal handlers and ``wait()`` share.
+    private final class Shared: Sendable {
+        let state = Mutex(State())
+    }
+
+    /// Installs the handlers for SIGINT and SIGTERM.
+    public init(logger: Logger) {
+        let shared = self.shared
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                let waiter: UnsafeContinuation<Int32, Never>?? = shared.state.withLock { s in
+                    if s.received != nil { return .none }
+                    s.received = number
+                    let waiter = s.waiter
+                    s.waiter = nil
+                    return .some(waiter)
+                }
+                guard let waiter else {
+                    logger.warning(
+                        "second signal during shutdown; exiting now", metadata: ["signal": "\(Self.name(of: number))"])
+                    _exit(128 + number)
+                }
+                waiter?.resume(returning: number)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    /// Waits for the first SIGINT or SIGTERM and returns its number.
+    public func wait() async -> Int32 {
+        await withUnsafeContinuation { continuation in
+            let now: Int32? = shared.state.withLock { s in
+                if let received = s.received { return received }
+                s.waiter = continuation
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+    }
+
+    /// Removes the handlers (default actions stay ignored).
+    public func cancel() {
+        for source in sources { source.cancel() }
+    }
+
+    static func name(of signal: Int32) -> String {
+        switch signal {
+        case SIGINT: "SIGINT"
+        case SIGTERM: "SIGTERM"
+        default: "signal \(signal)"
+        }
+    }
+}
