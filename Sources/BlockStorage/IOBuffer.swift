@@ -32,7 +32,7 @@ public final class IOBuffer: @unchecked Sendable {
     /// Allocates a buffer holding a copy of `bytes`.
     public convenience init(bytes: some Collection<UInt8>) {
         self.init(count: bytes.count)
-        _ = UnsafeMutableRawBufferPointer(start: baseAddress, count: count).copyBytes(from: bytes)
+        UnsafeMutableRawBufferPointer(start: baseAddress, count: count).copyBytes(from: bytes)
     }
 
     deinit { free(baseAddress) }
