@@ -66,7 +66,9 @@ public struct ISCSIFrameDecoder: Sendable {
             guard actual == expected else {
                 throw ISCSIWireError(
                     code: .headerDigestMismatch,
-                    detail: "opcode 0x\(String(opcode, radix: 16)) header digest 0x\(String(expected, radix: 16)), computed 0x\(String(actual, radix: 16))")
+                    detail:
+                        "opcode 0x\(String(opcode, radix: 16)) header digest 0x\(String(expected, radix: 16)), computed 0x\(String(actual, radix: 16))"
+                )
             }
         }
 

@@ -19,9 +19,10 @@ import Testing
     ]
 
     @Test func scsiReadCommandMatchesRFC3720B4() throws {
-        let pdu = ISCSIPDU.scsiCommand(SCSICommandPDU(
-            final: true, read: true, initiatorTaskTag: 0x1400_0000, expectedDataTransferLength: 0x400,
-            cmdSN: 0x14, expStatSN: 0x18, cdb: [0x28, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0]))
+        let pdu = ISCSIPDU.scsiCommand(
+            SCSICommandPDU(
+                final: true, read: true, initiatorTaskTag: 0x1400_0000, expectedDataTransferLength: 0x400,
+                cmdSN: 0x14, expStatSN: 0x18, cdb: [0x28, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0]))
         #expect(encoded(pdu) == Self.rfcReadCommand)
         // RFC 3720 B.4 gives the CRC of this PDU as 56 3a 96 d9 on the wire.
         #expect(encoded(pdu, headerDigest: true) == Self.rfcReadCommand + [0x56, 0x3a, 0x96, 0xd9])
@@ -32,10 +33,11 @@ import Testing
     }
 
     @Test func loginResponseLayout() {
-        let pdu = ISCSIPDU.loginResponse(LoginResponsePDU(
-            transit: true, currentStage: .loginOperationalNegotiation, nextStage: .fullFeaturePhase,
-            isid: 0x0002_3d00_0001, tsih: 1, initiatorTaskTag: 0x0a, statSN: 0x10, expCmdSN: 0x20,
-            maxCmdSN: 0x40, statusClass: 0x02, statusDetail: 0x01, dataSegment: buffer(Array("A=B\0".utf8))))
+        let pdu = ISCSIPDU.loginResponse(
+            LoginResponsePDU(
+                transit: true, currentStage: .loginOperationalNegotiation, nextStage: .fullFeaturePhase,
+                isid: 0x0002_3d00_0001, tsih: 1, initiatorTaskTag: 0x0a, statSN: 0x10, expCmdSN: 0x20,
+                maxCmdSN: 0x40, statusClass: 0x02, statusDetail: 0x01, dataSegment: buffer(Array("A=B\0".utf8))))
         let expected: [UInt8] = [
             0x23, 0x87, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04,
             0x00, 0x02, 0x3d, 0x00, 0x00, 0x01, 0x00, 0x01,
@@ -49,20 +51,23 @@ import Testing
     }
 
     @Test func loginRequestSetsImmediateBit() {
-        let bytes = encoded(.loginRequest(LoginRequestPDU(
-            transit: true, currentStage: .securityNegotiation, nextStage: .loginOperationalNegotiation,
-            isid: 0x8000_0000_0001, cid: 0x0203)))
+        let bytes = encoded(
+            .loginRequest(
+                LoginRequestPDU(
+                    transit: true, currentStage: .securityNegotiation, nextStage: .loginOperationalNegotiation,
+                    isid: 0x8000_0000_0001, cid: 0x0203)))
         #expect(Array(bytes[0..<2]) == [0x43, 0x81])
         #expect(Array(bytes[8..<16]) == [0x80, 0, 0, 0, 0, 0x01, 0, 0])
         #expect(Array(bytes[20..<22]) == [0x02, 0x03])
     }
 
     @Test func dataInWithStatusAndPadding() {
-        let pdu = ISCSIPDU.dataIn(DataInPDU(
-            final: true, residualUnderflow: true, statusPresent: true, status: 0,
-            lun: 0x0001_0000_0000_0000, initiatorTaskTag: 0x1122_3344, targetTransferTag: 0xffff_ffff,
-            statSN: 5, expCmdSN: 6, maxCmdSN: 7, dataSN: 8, bufferOffset: 0x200, residualCount: 0x10,
-            dataSegment: buffer([1, 2, 3, 4, 5])))
+        let pdu = ISCSIPDU.dataIn(
+            DataInPDU(
+                final: true, residualUnderflow: true, statusPresent: true, status: 0,
+                lun: 0x0001_0000_0000_0000, initiatorTaskTag: 0x1122_3344, targetTransferTag: 0xffff_ffff,
+                statSN: 5, expCmdSN: 6, maxCmdSN: 7, dataSN: 8, bufferOffset: 0x200, residualCount: 0x10,
+                dataSegment: buffer([1, 2, 3, 4, 5])))
         let expected: [UInt8] = [
             0x25, 0x83, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,
             0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -76,13 +81,18 @@ import Testing
         // The data digest covers the data and its padding (RFC 7143 §11.2.3).
         let withDigest = encoded(pdu, dataDigest: true)
         let crc = [UInt8]([1, 2, 3, 4, 5, 0, 0, 0]).withUnsafeBytes { CRC32C.checksum($0) }
-        #expect(Array(withDigest[56...]) == [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24)])
+        #expect(
+            Array(withDigest[56...]) == [
+                UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24),
+            ])
     }
 
     @Test func r2tLayout() {
-        let bytes = encoded(.r2t(R2TPDU(
-            lun: 0x0001_0000_0000_0000, initiatorTaskTag: 1, targetTransferTag: 2, statSN: 3, expCmdSN: 4,
-            maxCmdSN: 5, r2tSN: 6, bufferOffset: 7, desiredDataTransferLength: 8)))
+        let bytes = encoded(
+            .r2t(
+                R2TPDU(
+                    lun: 0x0001_0000_0000_0000, initiatorTaskTag: 1, targetTransferTag: 2, statSN: 3, expCmdSN: 4,
+                    maxCmdSN: 5, r2tSN: 6, bufferOffset: 7, desiredDataTransferLength: 8)))
         let expected: [UInt8] = [
             0x31, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
             0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -96,8 +106,11 @@ import Testing
 
     @Test func rejectLayout() {
         let rejected = [UInt8](repeating: 0xaa, count: 48)
-        let bytes = encoded(.reject(RejectPDU(
-            reason: RejectReason.invalidPDUField, statSN: 1, expCmdSN: 2, maxCmdSN: 3, dataSegment: buffer(rejected))))
+        let bytes = encoded(
+            .reject(
+                RejectPDU(
+                    reason: RejectReason.invalidPDUField, statSN: 1, expCmdSN: 2, maxCmdSN: 3,
+                    dataSegment: buffer(rejected))))
         #expect(Array(bytes[0..<8]) == [0x3f, 0x80, 0x09, 0x00, 0x00, 0x00, 0x00, 0x30])
         #expect(Array(bytes[16..<20]) == [0xff, 0xff, 0xff, 0xff])
         #expect(Array(bytes[24..<36]) == [0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3])
@@ -106,9 +119,11 @@ import Testing
 
     @Test func extendedCDBAndBidirectionalAHSLayout() {
         let cdb = (0..<20).map { UInt8($0 + 0x10) }
-        let bytes = encoded(.scsiCommand(SCSICommandPDU(
-            final: true, read: true, write: true, initiatorTaskTag: 1, cdb: cdb,
-            bidirectionalReadExpectedDataTransferLength: 0x0000_1000)))
+        let bytes = encoded(
+            .scsiCommand(
+                SCSICommandPDU(
+                    final: true, read: true, write: true, initiatorTaskTag: 1, cdb: cdb,
+                    bidirectionalReadExpectedDataTransferLength: 0x0000_1000)))
         #expect(bytes.count == 48 + 8 + 8)
         #expect(bytes[4] == 4)  // TotalAHSLength in words
         #expect(Array(bytes[32..<48]) == Array(cdb[0..<16]))

@@ -17,7 +17,8 @@ import Testing
         let (line, pdu) = pduTable[row]
         let (headerDigest, dataDigest) = Self.digestModes[mode]
         let encoder = ISCSIFrameEncoder(headerDigest: headerDigest, dataDigest: dataDigest)
-        var decoder = ISCSIFrameDecoder(maxRecvDataSegmentLength: 1 << 20, headerDigest: headerDigest, dataDigest: dataDigest)
+        var decoder = ISCSIFrameDecoder(
+            maxRecvDataSegmentLength: 1 << 20, headerDigest: headerDigest, dataDigest: dataDigest)
 
         var stream = ByteBuffer()
         encoder.encode(pdu, into: &stream)
@@ -51,7 +52,8 @@ import Testing
     @Test func dataSegmentIsNotCopiedByEncodeFrame() {
         let payload = pattern(4096)
         let pdu = ISCSIPDU.dataIn(DataInPDU(final: true, initiatorTaskTag: 1, dataSegment: payload))
-        let frame = ISCSIFrameEncoder(headerDigest: true, dataDigest: true).encodeFrame(pdu, allocator: ByteBufferAllocator())
+        let frame = ISCSIFrameEncoder(headerDigest: true, dataDigest: true).encodeFrame(
+            pdu, allocator: ByteBufferAllocator())
         let same = frame.data?.withUnsafeReadableBytes { a in
             payload.withUnsafeReadableBytes { b in a.baseAddress == b.baseAddress }
         }
