@@ -82,3 +82,24 @@ import Testing
         #expect(SCSIResponsePDU(dataSegment: buffer([0x00, 0x09, 0x70])).senseData == [])
     }
 }
+
+@Suite struct BasicHeaderSegmentTests {
+    @Test(arguments: 0..<pduTable.count)
+    func headerOnlyDecodeKeepsTheHeaderFields(row: Int) {
+        let (line, pdu) = pduTable[row]
+        var bytes = ByteBuffer()
+        ISCSIFrameEncoder().encode(pdu, into: &bytes)
+        guard let decoded = ISCSIPDU(basicHeaderSegment: bytes.getSlice(at: 0, length: 48)!) else {
+            Issue.record("row at line \(line) did not decode")
+            return
+        }
+        #expect(decoded.opcode == pdu.opcode, "row at line \(line)")
+        #expect(decoded.initiatorTaskTag == pdu.initiatorTaskTag, "row at line \(line)")
+        #expect(decoded.dataSegment.readableBytes == 0)
+    }
+
+    @Test func shortOrUnknownHeadersGiveNil() {
+        #expect(ISCSIPDU(basicHeaderSegment: pattern(47)) == nil)
+        #expect(ISCSIPDU(basicHeaderSegment: buffer([0x3e] + [UInt8](repeating: 0, count: 47))) == nil)
+    }
+}
