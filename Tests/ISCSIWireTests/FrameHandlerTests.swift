@@ -119,6 +119,23 @@
             _ = try channel.finish()
         }
 
+        @Test func largeDataOutArrivingInSmallReads() throws {
+            let (channel, frame, recorder) = try makeChannel()
+            frame.maxRecvDataSegmentLength = 262_144
+            frame.enableDigests(header: false, data: true)
+            let pdus = [
+                ISCSIPDU.dataOut(DataOutPDU(final: false, initiatorTaskTag: 1, dataSegment: pattern(262_144))),
+                ISCSIPDU.dataOut(DataOutPDU(final: true, initiatorTaskTag: 1, dataSN: 1, dataSegment: pattern(1001))),
+            ]
+            var bytes = ByteBuffer()
+            for pdu in pdus { ISCSIFrameEncoder(dataDigest: true).encode(pdu, into: &bytes) }
+            while bytes.readableBytes > 0 {
+                try channel.writeInbound(bytes.readSlice(length: min(bytes.readableBytes, 1448))!)
+            }
+            #expect(recorder.received == pdus.map { .pdu($0) })
+            _ = try channel.finish()
+        }
+
         @Test func unknownOpcodeIsPassedOnAsReject() throws {
             let (channel, _, recorder) = try makeChannel()
             var bytes = buffer([0x1d, 0x80] + [UInt8](repeating: 0, count: 46))
