@@ -61,7 +61,9 @@ let package = Package(
         // Tests ---------------------------------------------------------------
         .target(name: "TesseraTestKit", dependencies: ["BlockStorage"], path: "Tests/TesseraTestKit"),
         .testTarget(name: "ISCSIWireTests", dependencies: [
-            "ISCSIWire", .product(name: "NIOCore", package: "swift-nio"),
+            "ISCSIWire", "CCRC32C",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "ISCSISessionTests", dependencies: ["ISCSISession", "ISCSIWire"]),
         .testTarget(name: "SCSITargetTests", dependencies: [
