@@ -72,10 +72,12 @@ public struct TextParameters: Sendable, Equatable {
     /// Empty strings between nulls (padding some initiators leave) are skipped;
     /// a last pair without its terminating null is accepted. Duplicate keys,
     /// over-long keys or values, malformed pairs and texts above `maxTotalLength`
-    /// throw; nothing here traps on peer input.
+    /// throw; nothing here traps on peer input. `allowDuplicateKeys` is for
+    /// answers that legitimately repeat keys (SendTargets: TargetName, TargetAddress).
     public static func parse(
         _ bytes: [UInt8],
-        maxTotalLength: Int = defaultMaxTotalLength
+        maxTotalLength: Int = defaultMaxTotalLength,
+        allowDuplicateKeys: Bool = false
     ) throws(TextParameterError) -> TextParameters {
         guard bytes.count <= maxTotalLength else { throw .textTooLong(bytes.count) }
         var result: [Pair] = []
@@ -88,7 +90,7 @@ public struct TextParameters: Sendable, Equatable {
             if item.isEmpty { continue }
             let pair = try parsePair(item)
             // RFC 7143 §6.2: a key is not offered twice in one negotiation.
-            guard seen.insert(pair.key).inserted else { throw .duplicateKey(pair.key) }
+            guard allowDuplicateKeys || seen.insert(pair.key).inserted else { throw .duplicateKey(pair.key) }
             result.append(pair)
         }
         return TextParameters(result)
