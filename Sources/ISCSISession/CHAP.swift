@@ -148,8 +148,9 @@ struct CHAPAuthenticator: Sendable {
             }
             // RFC 7143 §12.1.3: the target picks one algorithm from the initiator's list.
             let numbers = offered.split(separator: ",").compactMap { UInt8($0) }
-            guard let algorithm = numbers.lazy.compactMap({ CHAPAlgorithm(rawValue: $0) })
-                .first(where: { algorithms.contains($0) })
+            guard
+                let algorithm = numbers.lazy.compactMap({ CHAPAlgorithm(rawValue: $0) })
+                    .first(where: { algorithms.contains($0) })
             else {
                 return .failed("no supported CHAP_A in \(offered)")
             }

@@ -12,12 +12,14 @@ struct CHAPTests {
     static let mutualMD5Vector = "85236a66377813289b20c0bffe1faff7"
     static let mutualSHA256Vector = "805877bf743269f928b11af6bf69ea3c387770b7f821a8913c91042c979358a1"
 
-    @Test("digest vectors", arguments: [
-        (CHAPAlgorithm.md5, UInt8(0xab), "initiator-secret", [UInt8](repeating: 0xab, count: 16), md5Vector),
-        (.sha256, 0xab, "initiator-secret", [UInt8](repeating: 0xab, count: 32), sha256Vector),
-        (.md5, 7, "target-secret-1", Array(1...16), mutualMD5Vector),
-        (.sha256, 7, "target-secret-1", Array(1...32), mutualSHA256Vector),
-    ])
+    @Test(
+        "digest vectors",
+        arguments: [
+            (CHAPAlgorithm.md5, UInt8(0xab), "initiator-secret", [UInt8](repeating: 0xab, count: 16), md5Vector),
+            (.sha256, 0xab, "initiator-secret", [UInt8](repeating: 0xab, count: 32), sha256Vector),
+            (.md5, 7, "target-secret-1", Array(1...16), mutualMD5Vector),
+            (.sha256, 7, "target-secret-1", Array(1...32), mutualSHA256Vector),
+        ])
     func digest(_ algorithm: CHAPAlgorithm, _ id: UInt8, _ secret: String, _ challenge: [UInt8], _ hex: String) {
         let response = algorithm.response(identifier: id, secret: Array(secret.utf8), challenge: challenge)
         #expect(response == LoginTestSupport.hex(hex))

@@ -109,7 +109,8 @@ struct LoginStateMachineTests {
                     ])))
         actions.append(
             machine.receive(
-                S.request(.securityNegotiation, .loginOperationalNegotiation, transit: false, [("CHAP_A", algorithmOffer)])))
+                S.request(
+                    .securityNegotiation, .loginOperationalNegotiation, transit: false, [("CHAP_A", algorithmOffer)])))
         let challengeText = S.text(actions[1].response.dataSegment)
         let algorithm = CHAPAlgorithm(rawValue: UInt8(challengeText["CHAP_A"] ?? "") ?? 0) ?? .md5
         let id = UInt8(challengeText["CHAP_I"] ?? "") ?? 0
@@ -156,7 +157,8 @@ struct LoginStateMachineTests {
             S.request(
                 .securityNegotiation, .loginOperationalNegotiation, transit: false,
                 [("InitiatorName", S.initiator), ("TargetName", S.targetName), ("AuthMethod", "CHAP")]))
-        _ = machine.receive(S.request(.securityNegotiation, .loginOperationalNegotiation, transit: false, [("CHAP_A", "5")]))
+        _ = machine.receive(
+            S.request(.securityNegotiation, .loginOperationalNegotiation, transit: false, [("CHAP_A", "5")]))
         let action = machine.receive(
             S.request(
                 .securityNegotiation, .loginOperationalNegotiation, transit: true,
@@ -223,11 +225,13 @@ struct LoginStateMachineTests {
     static let failures: [Failure] = [
         Failure(
             line: #line,
-            request: S.request(.loginOperationalNegotiation, .fullFeaturePhase, transit: true, [("TargetName", S.targetName)]),
+            request: S.request(
+                .loginOperationalNegotiation, .fullFeaturePhase, transit: true, [("TargetName", S.targetName)]),
             status: .missingParameter),
         Failure(
             line: #line,
-            request: S.request(.loginOperationalNegotiation, .fullFeaturePhase, transit: true, [("InitiatorName", S.initiator)]),
+            request: S.request(
+                .loginOperationalNegotiation, .fullFeaturePhase, transit: true, [("InitiatorName", S.initiator)]),
             status: .missingParameter),
         Failure(
             line: #line,
@@ -399,9 +403,12 @@ struct LoginStateMachineTests {
         var actions: [LoginAction] = []
         actions.append(
             machine.receive(
-                S.request(.securityNegotiation, .loginOperationalNegotiation, transit: false, [("InitiatorName", S.initiator), ("TargetName", S.targetName)])))
+                S.request(
+                    .securityNegotiation, .loginOperationalNegotiation, transit: false,
+                    [("InitiatorName", S.initiator), ("TargetName", S.targetName)])))
         for _ in 0..<4 {
-            actions.append(machine.receive(S.request(.securityNegotiation, .loginOperationalNegotiation, transit: false)))
+            actions.append(
+                machine.receive(S.request(.securityNegotiation, .loginOperationalNegotiation, transit: false)))
         }
         #expect(actions.prefix(4).allSatisfy { !$0.closes })
         #expect(actions[4].closes && S.status(actions[4].response) == .initiatorError)
@@ -410,7 +417,9 @@ struct LoginStateMachineTests {
     @Test func changedISIDFails() {
         var machine = LoginStateMachine(configuration: S.configuration(), newTSIH: 8)
         _ = machine.receive(
-            S.request(.securityNegotiation, .loginOperationalNegotiation, transit: false, [("InitiatorName", S.initiator), ("TargetName", S.targetName)]))
+            S.request(
+                .securityNegotiation, .loginOperationalNegotiation, transit: false,
+                [("InitiatorName", S.initiator), ("TargetName", S.targetName)]))
         var next = S.request(.securityNegotiation, .loginOperationalNegotiation, transit: true)
         next.isid = 1
         #expect(machine.receive(next).closes)
@@ -444,7 +453,9 @@ struct LoginStateMachineTests {
     @Test func loginRequestAfterCompletionIsRefused() {
         var machine = LoginStateMachine(configuration: S.configuration(), newTSIH: 8)
         _ = machine.receive(
-            S.request(.loginOperationalNegotiation, .fullFeaturePhase, transit: true, [("InitiatorName", S.initiator), ("TargetName", S.targetName)]))
+            S.request(
+                .loginOperationalNegotiation, .fullFeaturePhase, transit: true,
+                [("InitiatorName", S.initiator), ("TargetName", S.targetName)]))
         #expect(machine.receive(S.request(.loginOperationalNegotiation, .fullFeaturePhase, transit: true)).closes)
     }
 

@@ -87,15 +87,21 @@ struct NegotiationTests {
 
     @Test func sessionKeysAreIrrelevantInDiscovery() {
         var engine = NegotiationEngine(configuration: LoginTestSupport.configuration())
-        #expect(engine.negotiate(key: "InitialR2T", value: "No", discovery: true, leading: true) == .answer("Irrelevant"))
-        #expect(engine.negotiate(key: "MaxBurstLength", value: "512", discovery: true, leading: true) == .answer("Irrelevant"))
+        #expect(
+            engine.negotiate(key: "InitialR2T", value: "No", discovery: true, leading: true) == .answer("Irrelevant"))
+        #expect(
+            engine.negotiate(key: "MaxBurstLength", value: "512", discovery: true, leading: true)
+                == .answer("Irrelevant"))
         #expect(engine.negotiate(key: "HeaderDigest", value: "None", discovery: true, leading: true) == .answer("None"))
     }
 
     @Test func keyOfferedTwiceFailsTheLogin() {
         var engine = NegotiationEngine(configuration: LoginTestSupport.configuration())
         _ = engine.negotiate(key: "MaxBurstLength", value: "65536", discovery: false, leading: true)
-        guard case .fail(let status, _) = engine.negotiate(key: "MaxBurstLength", value: "65536", discovery: false, leading: true) else {
+        guard
+            case .fail(let status, _) = engine.negotiate(
+                key: "MaxBurstLength", value: "65536", discovery: false, leading: true)
+        else {
             Issue.record("expected failure")
             return
         }
@@ -104,18 +110,24 @@ struct NegotiationTests {
 
     @Test func leadingOnlyKeyOnSecondConnectionFails() {
         var engine = NegotiationEngine(configuration: LoginTestSupport.configuration())
-        guard case .fail(let status, _) = engine.negotiate(key: "MaxBurstLength", value: "65536", discovery: false, leading: false) else {
+        guard
+            case .fail(let status, _) = engine.negotiate(
+                key: "MaxBurstLength", value: "65536", discovery: false, leading: false)
+        else {
             Issue.record("expected failure")
             return
         }
         #expect(status == .initiatorError)
-        #expect(engine.negotiate(key: "HeaderDigest", value: "None", discovery: false, leading: false) == .answer("None"))
+        #expect(
+            engine.negotiate(key: "HeaderDigest", value: "None", discovery: false, leading: false) == .answer("None"))
     }
 
     @Test func firstBurstIsClampedToMaxBurst() {
         var engine = NegotiationEngine(configuration: LoginTestSupport.configuration())
         _ = engine.negotiate(key: "MaxBurstLength", value: "16384", discovery: false, leading: true)
-        #expect(engine.negotiate(key: "FirstBurstLength", value: "65536", discovery: false, leading: true) == .answer("16384"))
+        #expect(
+            engine.negotiate(key: "FirstBurstLength", value: "65536", discovery: false, leading: true)
+                == .answer("16384"))
         #expect(engine.parameters().firstBurstLength == 16384)
     }
 
@@ -123,7 +135,9 @@ struct NegotiationTests {
         var configuration = LoginTestSupport.configuration()
         configuration.maxRecvDataSegmentLength = 131072
         var engine = NegotiationEngine(configuration: configuration)
-        #expect(engine.negotiate(key: "MaxRecvDataSegmentLength", value: "0x10000", discovery: false, leading: true) == .noAnswer)
+        #expect(
+            engine.negotiate(key: "MaxRecvDataSegmentLength", value: "0x10000", discovery: false, leading: true)
+                == .noAnswer)
         let parameters = engine.parameters()
         #expect(parameters.initiatorMaxRecvDataSegmentLength == 65536)
         #expect(parameters.targetMaxRecvDataSegmentLength == 131072)
@@ -131,10 +145,12 @@ struct NegotiationTests {
 
     @Test func defaultsApplyToKeysNotOffered() {
         let engine = NegotiationEngine(configuration: LoginTestSupport.configuration())
-        #expect(engine.parameters() == {
-            var p = NegotiatedParameters()
-            p.targetMaxRecvDataSegmentLength = 262_144
-            return p
-        }())
+        #expect(
+            engine.parameters()
+                == {
+                    var p = NegotiatedParameters()
+                    p.targetMaxRecvDataSegmentLength = 262_144
+                    return p
+                }())
     }
 }

@@ -47,20 +47,24 @@ struct TextNegotiatorTests {
         var negotiator = TextNegotiator(
             configuration: S.configuration(), sessionType: .discovery, initiatorName: "iqn.2026-01.test:someone-else",
             targetName: nil, initiatorMaxRecvDataSegmentLength: 8192)
-        let response = Self.sent(negotiator.receive(Self.request([("SendTargets", "All")]), statSN: 0, expCmdSN: 0, maxCmdSN: 0))
-        let text = String(decoding: response?.dataSegment.readableBytesView ?? ByteBuffer().readableBytesView, as: UTF8.self)
+        let response = Self.sent(
+            negotiator.receive(Self.request([("SendTargets", "All")]), statSN: 0, expCmdSN: 0, maxCmdSN: 0))
+        let text = String(
+            decoding: response?.dataSegment.readableBytesView ?? ByteBuffer().readableBytesView, as: UTF8.self)
         #expect(text.contains("TargetName=\(S.otherTarget)\0TargetAddress=127.0.0.1:3260,1\0"))
         #expect(text.contains("TargetName=\(S.targetName)\0"))
     }
 
-    @Test("SendTargets values", arguments: [
-        (LoginSessionType.discovery, S.targetName, [S.targetName]),
-        (.discovery, S.otherTarget, []),  // hidden by ACL
-        (.discovery, "", []),
-        (.normal, "All", [S.targetName]),
-        (.normal, "", [S.targetName]),
-        (.normal, S.otherTarget, []),
-    ])
+    @Test(
+        "SendTargets values",
+        arguments: [
+            (LoginSessionType.discovery, S.targetName, [S.targetName]),
+            (.discovery, S.otherTarget, []),  // hidden by ACL
+            (.discovery, "", []),
+            (.normal, "All", [S.targetName]),
+            (.normal, "", [S.targetName]),
+            (.normal, S.otherTarget, []),
+        ])
     func sendTargetsValues(_ type: LoginSessionType, _ value: String, _ names: [String]) {
         let text = DiscoverySendTargets.answer(
             value: value, configuration: S.configuration(), sessionType: type, initiatorName: S.initiator,
@@ -71,13 +75,16 @@ struct TextNegotiatorTests {
     @Test func longAnswerIsSplitWithContinueAndTargetTransferTag() {
         var configuration = S.configuration()
         configuration.targets = (0..<40).map {
-            TargetDescription(name: "iqn.2026-01.tessera:target-\($0)", sendTargetsAddresses: ["127.0.0.\($0 % 200 + 1):3260,1"])
+            TargetDescription(
+                name: "iqn.2026-01.tessera:target-\($0)", sendTargetsAddresses: ["127.0.0.\($0 % 200 + 1):3260,1"])
         }
         var negotiator = TextNegotiator(
             configuration: configuration, sessionType: .discovery, initiatorName: S.initiator, targetName: nil,
             initiatorMaxRecvDataSegmentLength: 512)
         var collected: [UInt8] = []
-        guard let first = Self.sent(negotiator.receive(Self.request([("SendTargets", "All")]), statSN: 1, expCmdSN: 1, maxCmdSN: 1))
+        guard
+            let first = Self.sent(
+                negotiator.receive(Self.request([("SendTargets", "All")]), statSN: 1, expCmdSN: 1, maxCmdSN: 1))
         else {
             Issue.record("no response")
             return
@@ -89,7 +96,8 @@ struct TextNegotiatorTests {
         var rounds = 0
         while rounds < 100 {
             rounds += 1
-            guard let next = Self.sent(negotiator.receive(Self.request(ttt: ttt), statSN: 1, expCmdSN: 1, maxCmdSN: 1)) else {
+            guard let next = Self.sent(negotiator.receive(Self.request(ttt: ttt), statSN: 1, expCmdSN: 1, maxCmdSN: 1))
+            else {
                 Issue.record("continuation refused")
                 return
             }
@@ -101,7 +109,9 @@ struct TextNegotiatorTests {
             #expect(next.continue)
             ttt = next.targetTransferTag
         }
-        let text = (try? TextParameters.parse(collected, maxTotalLength: 1 << 20, allowDuplicateKeys: true)) ?? TextParameters()
+        let text =
+            (try? TextParameters.parse(collected, maxTotalLength: 1 << 20, allowDuplicateKeys: true))
+            ?? TextParameters()
         #expect(text.pairs.filter { $0.key == "TargetName" }.count == 40)
     }
 
@@ -121,12 +131,15 @@ struct TextNegotiatorTests {
         second.dataSegment = S.buffer(Array(bytes[5...]))
         let answer = Self.sent(negotiator.receive(second, statSN: 2, expCmdSN: 1, maxCmdSN: 1))
         #expect(answer?.final == true)
-        #expect(answer.map { String(decoding: $0.dataSegment.readableBytesView, as: UTF8.self) }?.hasPrefix("TargetName=") == true)
+        #expect(
+            answer.map { String(decoding: $0.dataSegment.readableBytesView, as: UTF8.self) }?.hasPrefix("TargetName=")
+                == true)
     }
 
     @Test func otherKeysInFullFeaturePhase() {
         var negotiator = TextNegotiator(
-            configuration: S.configuration(), sessionType: .normal, initiatorName: S.initiator, targetName: S.targetName,
+            configuration: S.configuration(), sessionType: .normal, initiatorName: S.initiator,
+            targetName: S.targetName,
             initiatorMaxRecvDataSegmentLength: 8192)
         let response = Self.sent(
             negotiator.receive(
@@ -141,7 +154,8 @@ struct TextNegotiatorTests {
         var negotiator = TextNegotiator(
             configuration: S.configuration(), sessionType: .discovery, initiatorName: S.initiator, targetName: nil,
             initiatorMaxRecvDataSegmentLength: 8192)
-        #expect(negotiator.receive(Self.request(ttt: 1234), statSN: 1, expCmdSN: 1, maxCmdSN: 1) == .reject(reason: 0x09))
+        #expect(
+            negotiator.receive(Self.request(ttt: 1234), statSN: 1, expCmdSN: 1, maxCmdSN: 1) == .reject(reason: 0x09))
     }
 
     @Test func duplicateKeysAndBothFlagsAreRejected() {
@@ -151,7 +165,9 @@ struct TextNegotiatorTests {
         var duplicate = Self.request()
         duplicate.dataSegment = S.buffer(Array("SendTargets=All\0SendTargets=All\0".utf8))
         #expect(negotiator.receive(duplicate, statSN: 1, expCmdSN: 1, maxCmdSN: 1) == .reject(reason: 0x04))
-        #expect(negotiator.receive(Self.request(final: true, continue: true), statSN: 1, expCmdSN: 1, maxCmdSN: 1) == .reject(reason: 0x04))
+        #expect(
+            negotiator.receive(Self.request(final: true, continue: true), statSN: 1, expCmdSN: 1, maxCmdSN: 1)
+                == .reject(reason: 0x04))
     }
 
     @Test func outcomeInitializerUsesInitiatorLimit() {

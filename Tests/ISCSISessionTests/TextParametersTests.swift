@@ -4,11 +4,13 @@ import Testing
 
 @Suite("TextParameters codec (RFC 7143 §6.1)")
 struct TextParametersTests {
-    @Test("round trip keeps order", arguments: [
-        [("InitiatorName", "iqn.x"), ("SessionType", "Normal"), ("HeaderDigest", "None,CRC32C")],
-        [("X-com.example.Key", "")],
-        [("MaxRecvDataSegmentLength", "262144")],
-    ])
+    @Test(
+        "round trip keeps order",
+        arguments: [
+            [("InitiatorName", "iqn.x"), ("SessionType", "Normal"), ("HeaderDigest", "None,CRC32C")],
+            [("X-com.example.Key", "")],
+            [("MaxRecvDataSegmentLength", "262144")],
+        ])
     func roundTrip(_ pairs: [(String, String)]) throws {
         let text = TextParameters(pairs.map { TextParameters.Pair($0.0, $0.1) })
         let decoded = try TextParameters.parse(text.encoded())
@@ -68,17 +70,19 @@ struct TextParametersTests {
         #expect(decoded["CHAP_C"].flatMap { BinaryValue.decode($0) }?.count == 1024)
     }
 
-    @Test("binary values", arguments: [
-        ("0x0102ff", [0x01, 0x02, 0xff] as [UInt8]?),
-        ("0X0A", [0x0a]),
-        ("0xabc", [0x0a, 0xbc]),
-        ("0b AQID", nil),
-        ("0bAQID", [1, 2, 3]),
-        ("0BAQI=", [1, 2]),
-        ("0xzz", nil),
-        ("12", nil),
-        ("0x", nil),
-    ])
+    @Test(
+        "binary values",
+        arguments: [
+            ("0x0102ff", [0x01, 0x02, 0xff] as [UInt8]?),
+            ("0X0A", [0x0a]),
+            ("0xabc", [0x0a, 0xbc]),
+            ("0b AQID", nil),
+            ("0bAQID", [1, 2, 3]),
+            ("0BAQI=", [1, 2]),
+            ("0xzz", nil),
+            ("12", nil),
+            ("0x", nil),
+        ])
     func binaryValues(_ text: String, _ expected: [UInt8]?) {
         #expect(BinaryValue.decode(text) == expected)
     }
@@ -87,10 +91,12 @@ struct TextParametersTests {
         #expect(BinaryValue.encodeHex([0x00, 0xab, 0x10]) == "0x00ab10")
     }
 
-    @Test("numeric values", arguments: [
-        ("8192", UInt64(8192) as UInt64?), ("0x2000", 8192), ("", nil), ("-1", nil), ("12a", nil),
-        ("99999999999999999999999", nil),
-    ])
+    @Test(
+        "numeric values",
+        arguments: [
+            ("8192", UInt64(8192) as UInt64?), ("0x2000", 8192), ("", nil), ("-1", nil), ("12a", nil),
+            ("99999999999999999999999", nil),
+        ])
     func numericValues(_ text: String, _ expected: UInt64?) {
         #expect(NumericValue.parse(text) == expected)
     }
