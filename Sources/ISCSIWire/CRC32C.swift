@@ -23,3 +23,20 @@ enum CRC32C {
         return withUnsafeBytes(of: &zeros) { tessera_crc32c(crc, $0.baseAddress, padding) }
     }
 }
+
+extension CRC32C {
+    /// `tessera_crc32c` over raw bytes (the dispatching entry point).
+    static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        tessera_crc32c(crc, bytes.baseAddress, bytes.count)
+    }
+    /// The portable slicing-by-8 implementation, for tests.
+    static func portable(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        tessera_crc32c_portable(crc, bytes.baseAddress, bytes.count)
+    }
+    /// The SSE4.2 implementation (portable when unavailable), for tests.
+    static func hardware(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        tessera_crc32c_hardware(crc, bytes.baseAddress, bytes.count)
+    }
+    /// Whether the SSE4.2 path is in use.
+    static var hardwareAvailable: Bool { tessera_crc32c_hardware_available() != 0 }
+}

@@ -66,7 +66,9 @@ public struct ISCSIFrameDecoder: Sendable {
             guard actual == expected else {
                 throw ISCSIWireError(
                     code: .headerDigestMismatch,
-                    detail: "opcode 0x\(String(opcode, radix: 16)) header digest 0x\(String(expected, radix: 16)), computed 0x\(String(actual, radix: 16))")
+                    detail:
+                        "opcode 0x\(String(opcode, radix: 16)) header digest 0x\(String(expected, radix: 16)), computed 0x\(String(actual, radix: 16))"
+                )
             }
         }
 
@@ -102,5 +104,18 @@ public struct ISCSIFrameDecoder: Sendable {
         // vendor-specific ones (0x1c...0x1e) are a command we do not support.
         let reason = (0x1c...0x1e).contains(opcode) ? RejectReason.commandNotSupported : RejectReason.protocolError
         return .reject(reason: reason, basicHeaderSegment: bhs)
+    }
+
+    /// The length of the frame that starts at the reader index of `buffer`,
+    /// once its BHS is there (for reserving capacity); nil before that.
+    func frameLength(startingIn buffer: ByteBuffer) -> Int? {
+        guard buffer.readableBytes >= PDULayout.basicHeaderSegmentLength,
+            let lengths = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt32.self)
+        else { return nil }
+        let totalAHSLength = Int(lengths >> 24) * 4
+        let dataSegmentLength = Int(lengths & 0x00ff_ffff)
+        return PDULayout.basicHeaderSegmentLength + totalAHSLength + (headerDigest ? PDULayout.digestLength : 0)
+            + dataSegmentLength + PDULayout.padding(dataSegmentLength)
+            + (dataDigest && dataSegmentLength > 0 ? PDULayout.digestLength : 0)
     }
 }

@@ -38,10 +38,12 @@ public struct ISCSIFrameEncoder: Sendable {
         let trailerLength = padding + (hasDataDigest ? PDULayout.digestLength : 0)
 
         var writer = BHSWriter(
-            buffer: allocator.buffer(capacity: PDULayout.basicHeaderSegmentLength + PDULayout.digestLength + trailerLength),
+            buffer: allocator.buffer(
+                capacity: PDULayout.basicHeaderSegmentLength + PDULayout.digestLength + trailerLength),
             opcode: pdu.opcode)
         pdu.encodeHeader(into: &writer)
-        writer.set(UInt32(dataLength) | (UInt32(writer.buffer.getInteger(at: writer.base + 4, as: UInt8.self) ?? 0) << 24), 4)
+        writer.set(
+            UInt32(dataLength) | (UInt32(writer.buffer.getInteger(at: writer.base + 4, as: UInt8.self) ?? 0) << 24), 4)
         var buffer = writer.buffer
         if headerDigest {
             let crc = CRC32C.checksum(buffer, at: writer.base, length: buffer.writerIndex - writer.base)

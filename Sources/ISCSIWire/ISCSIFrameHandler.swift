@@ -70,6 +70,11 @@ public final class ISCSIFrameHandler: ChannelDuplexHandler {
         }
         if !failed && buffer.readableBytes > 0 {
             if buffer.readerIndex > 0 { buffer.discardReadBytes() }
+            // Grow once to the whole frame rather than doubling per read;
+            // the length was bounds-checked by `decode` already.
+            if let frameLength = decoder.frameLength(startingIn: buffer), frameLength > buffer.readableBytes {
+                buffer.reserveCapacity(minimumWritableBytes: frameLength - buffer.readableBytes)
+            }
             cumulation = buffer
         }
     }

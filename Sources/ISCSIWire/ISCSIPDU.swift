@@ -154,3 +154,44 @@ extension ISCSIPDU {
         }
     }
 }
+
+extension ISCSIPDU {
+    /// Decodes the fields of a bare 48-byte BHS, as carried by
+    /// `ISCSIInbound.reject` or a received Reject PDU (RFC 7143 §11.17.3),
+    /// with an empty data segment and no AHS. Nil for an unknown opcode, a
+    /// short buffer or an invalid field.
+    public init?(basicHeaderSegment bhs: ByteBuffer) {
+        guard bhs.readableBytes >= PDULayout.basicHeaderSegmentLength,
+            let byte0 = bhs.getInteger(at: bhs.readerIndex, as: UInt8.self),
+            let header = bhs.getSlice(at: bhs.readerIndex, length: PDULayout.basicHeaderSegmentLength),
+            let pdu = try? ISCSIPDU.decode(
+                opcode: byte0 & 0x3f, header: BHSReader(bytes: header, additionalHeaderSegments: ByteBuffer()),
+                dataSegment: ByteBuffer())
+        else { return nil }
+        self = pdu
+    }
+
+    /// Bytes 16...19 (RFC 7143 §11.2.1.7): the Initiator Task Tag, or
+    /// 0xffffffff for Asynchronous Message and Reject.
+    public var initiatorTaskTag: UInt32 {
+        switch self {
+        case .nopOut(let p): p.initiatorTaskTag
+        case .scsiCommand(let p): p.initiatorTaskTag
+        case .taskManagementRequest(let p): p.initiatorTaskTag
+        case .loginRequest(let p): p.initiatorTaskTag
+        case .textRequest(let p): p.initiatorTaskTag
+        case .dataOut(let p): p.initiatorTaskTag
+        case .logoutRequest(let p): p.initiatorTaskTag
+        case .snackRequest(let p): p.initiatorTaskTag
+        case .nopIn(let p): p.initiatorTaskTag
+        case .scsiResponse(let p): p.initiatorTaskTag
+        case .taskManagementResponse(let p): p.initiatorTaskTag
+        case .loginResponse(let p): p.initiatorTaskTag
+        case .textResponse(let p): p.initiatorTaskTag
+        case .dataIn(let p): p.initiatorTaskTag
+        case .logoutResponse(let p): p.initiatorTaskTag
+        case .r2t(let p): p.initiatorTaskTag
+        case .asyncMessage, .reject: 0xffff_ffff
+        }
+    }
+}

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A framing error that leaves the byte stream unusable: the connection
 /// must be closed (RFC 7143 §7.8 / §11.2). PDUs that can be skipped are
 /// reported as `ISCSIInbound.reject` instead.
@@ -27,8 +29,6 @@ public struct ISCSIWireError: Error, Hashable, Sendable, CustomStringConvertible
 
     public var description: String { "ISCSIWireError.\(code): \(detail)" }
 }
-
-import NIOCore
 
 /// What the frame decoder got from the byte stream.
 public enum ISCSIInbound: Sendable, Equatable {

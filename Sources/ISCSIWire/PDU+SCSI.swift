@@ -119,8 +119,10 @@ extension SCSICommandPDU: PDUCodable {
         if let bidi = bidirectionalReadExpectedDataTransferLength {
             h.appendAHS(
                 type: AHSType.bidirectionalReadExpectedDataTransferLength,
-                data: [UInt8(truncatingIfNeeded: bidi >> 24), UInt8(truncatingIfNeeded: bidi >> 16),
-                       UInt8(truncatingIfNeeded: bidi >> 8), UInt8(truncatingIfNeeded: bidi)])
+                data: [
+                    UInt8(truncatingIfNeeded: bidi >> 24), UInt8(truncatingIfNeeded: bidi >> 16),
+                    UInt8(truncatingIfNeeded: bidi >> 8), UInt8(truncatingIfNeeded: bidi),
+                ])
         }
     }
 }
