@@ -470,4 +470,80 @@ struct LoginStateMachineTests {
         let action = machine.receive(request)
         #expect(action.closes && S.status(action.response) == .initiatorError)
     }
+
+    /// open-iscsi discovery with default digests and MaxRecvDataSegmentLength goes from the
+    /// security stage straight to full feature phase (CSG=0, NSG=3).
+    @Test func openISCSIStyleDiscoveryStraightToFullFeature() {
+        var machine = LoginStateMachine(configuration: S.configuration(), newTSIH: 6)
+        let action = machine.receive(
+            S.request(
+                .securityNegotiation, .fullFeaturePhase, transit: true,
+                [("InitiatorName", S.initiator), ("SessionType", "Discovery"), ("AuthMethod", "None")]))
+        guard case .complete(let response, let outcome) = action else {
+            Issue.record("expected completion, got \(action)")
+            return
+        }
+        #expect(response.currentStage == .securityNegotiation && response.nextStage == .fullFeaturePhase)
+        #expect(S.text(response.dataSegment).pairs == [.init("AuthMethod", "None")])
+        #expect(outcome.sessionType == .discovery && outcome.tsih == 6)
+        // Nothing was declared: both directions keep the 8192-byte default.
+        #expect(outcome.parameters.targetMaxRecvDataSegmentLength == 8192)
+        #expect(outcome.parameters.initiatorMaxRecvDataSegmentLength == 8192)
+    }
+
+    /// open-iscsi's operational offer for a normal session: every answer must be a key it knows.
+    @Test func openISCSIStyleOperationalAnswersOnlyKnownKeys() {
+        var machine = LoginStateMachine(configuration: S.configuration(), newTSIH: 6)
+        _ = machine.receive(
+            S.request(
+                .securityNegotiation, .loginOperationalNegotiation, transit: true,
+                [
+                    ("InitiatorName", S.initiator), ("InitiatorAlias", "node"), ("TargetName", S.targetName),
+                    ("SessionType", "Normal"), ("AuthMethod", "None"),
+                ]))
+        let action = machine.receive(
+            S.request(
+                .loginOperationalNegotiation, .fullFeaturePhase, transit: true,
+                [
+                    ("HeaderDigest", "None"), ("DataDigest", "None"), ("DefaultTime2Wait", "2"),
+                    ("DefaultTime2Retain", "0"), ("IFMarker", "No"), ("OFMarker", "No"), ("ErrorRecoveryLevel", "0"),
+                    ("InitialR2T", "No"), ("ImmediateData", "Yes"), ("MaxBurstLength", "16776192"),
+                    ("FirstBurstLength", "262144"), ("MaxOutstandingR2T", "1"), ("MaxConnections", "1"),
+                    ("DataPDUInOrder", "Yes"), ("DataSequenceInOrder", "Yes"), ("MaxRecvDataSegmentLength", "262144"),
+                ]))
+        let text = S.text(action.response.dataSegment)
+        let known: Set<String> = [
+            "TargetAlias", "TargetAddress", "TargetPortalGroupTag", "InitialR2T", "ImmediateData",
+            "MaxRecvDataSegmentLength", "FirstBurstLength", "MaxBurstLength", "HeaderDigest", "DataDigest",
+            "DefaultTime2Wait", "DefaultTime2Retain", "OFMarker", "IFMarker", "OFMarkInt", "IFMarkInt",
+            "DataPDUInOrder", "DataSequenceInOrder", "MaxOutstandingR2T", "MaxConnections", "ErrorRecoveryLevel",
+        ]
+        #expect(text.pairs.allSatisfy { known.contains($0.key) })
+        // open-iscsi refuses anything but these exact answers.
+        #expect(text["MaxOutstandingR2T"] == "1" && text["MaxConnections"] == "1")
+        #expect(text["ErrorRecoveryLevel"] == "0" && text["HeaderDigest"] == "None")
+        let parameters = action.outcome?.parameters
+        #expect(parameters?.maxBurstLength == 1_048_576 && parameters?.firstBurstLength == 262_144)
+        #expect(parameters?.initiatorMaxRecvDataSegmentLength == 262_144)
+    }
+
+    @Test func initiatorOfferingOnlyCHAPToATargetWithoutCHAPFails() {
+        var machine = LoginStateMachine(configuration: S.configuration(), newTSIH: 6)
+        let action = machine.receive(
+            S.request(
+                .securityNegotiation, .loginOperationalNegotiation, transit: true,
+                [("InitiatorName", S.initiator), ("TargetName", S.targetName), ("AuthMethod", "CHAP")]))
+        #expect(action.closes && S.status(action.response) == .authenticationFailure)
+    }
+
+    @Test func changedDeclarationFails() {
+        var machine = LoginStateMachine(configuration: S.configuration(), newTSIH: 6)
+        _ = machine.receive(
+            S.request(
+                .securityNegotiation, .loginOperationalNegotiation, transit: true,
+                [("InitiatorName", S.initiator), ("TargetName", S.targetName), ("AuthMethod", "None")]))
+        let action = machine.receive(
+            S.request(.loginOperationalNegotiation, .fullFeaturePhase, transit: true, [("InitiatorName", "iqn.other")]))
+        #expect(action.closes && S.status(action.response) == .initiatorError)
+    }
 }
