@@ -278,9 +278,13 @@ public struct LoginStateMachine: Sendable {
         sessionType == .discovery ? configuration.discoveryCHAP : target?.chap
     }
 
+    /// Where one request leaves the security stage.
     private enum SecurityResult {
+        /// More security exchange is needed (or the initiator did not ask to transit).
         case continuing
+        /// Authenticated and the initiator asked to transit: go to NSG.
         case ready
+        /// Authentication failed or a security rule was broken.
         case failed(LoginStatus, String)
     }
 
