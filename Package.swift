@@ -26,7 +26,9 @@ let package = Package(
         .target(name: "ISCSIWire", dependencies: [
             "CCRC32C", .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        .target(name: "ISCSISession", dependencies: ["ISCSIWire", "COpenSSL"]),
+        .target(name: "ISCSISession", dependencies: [
+            "ISCSIWire", "COpenSSL", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .target(name: "SCSIWire"),
         .target(name: "BlockStorage"),
         .target(name: "SCSITarget", dependencies: ["SCSIWire", "BlockStorage"]),
@@ -65,7 +67,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "ISCSISessionTests", dependencies: ["ISCSISession", "ISCSIWire"]),
+        .testTarget(name: "ISCSISessionTests", dependencies: [
+            "ISCSISession", "ISCSIWire", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "SCSITargetTests", dependencies: [
             "SCSIWire", "SCSITarget", "BlockStorage", "TesseraTestKit",
         ]),
