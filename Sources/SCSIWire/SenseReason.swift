@@ -63,6 +63,8 @@ public enum SenseReason: Hashable, Sendable, CaseIterable {
     case capacityDataHasChanged
     /// REPORTED LUNS DATA HAS CHANGED.
     case reportedLunsDataHasChanged
+    /// COMMANDS CLEARED BY ANOTHER INITIATOR (CLEAR TASK SET from another nexus, TAS = 0).
+    case commandsClearedByAnotherInitiator
     /// ASYMMETRIC ACCESS STATE CHANGED.
     case asymmetricAccessStateChanged
     /// LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE.
@@ -102,6 +104,7 @@ public enum SenseReason: Hashable, Sendable, CaseIterable {
         case .registrationsPreempted: (.unitAttention, 0x2A, 0x05)
         case .capacityDataHasChanged: (.unitAttention, 0x2A, 0x09)
         case .reportedLunsDataHasChanged: (.unitAttention, 0x3F, 0x0E)
+        case .commandsClearedByAnotherInitiator: (.unitAttention, 0x2F, 0x00)
         case .asymmetricAccessStateChanged: (.unitAttention, 0x2A, 0x06)
         case .notReadyCauseNotReportable: (.notReady, 0x04, 0x00)
         case .asymmetricAccessStateTransition: (.notReady, 0x04, 0x0A)
