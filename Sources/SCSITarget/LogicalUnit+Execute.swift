@@ -65,6 +65,14 @@ extension LogicalUnit {
             return try await writeSame(w, command)
         case .unmap(let length):
             return try await unmap(parameterListLength: Int(length), command)
+        case .reserve:
+            // SPC-2 §7.21: held by another nexus → RESERVATION CONFLICT.
+            return await context.reserve(command.nexus) ? .good : SCSIResponse(status: .reservationConflict)
+        case .release:
+            await context.release(command.nexus)
+            return .good
+        case .compareAndWrite(let t):
+            return try await compareAndWrite(t, command)
         case .reportLUNs:
             // Answered at the target level by SCSITargetDevice.
             throw SenseData(.internalTargetFailure)
@@ -225,7 +233,11 @@ extension LogicalUnit {
         let blockSize = Int(geometry.blockSize)
         let pattern = IOBuffer(count: blockSize, zeroed: true)
         if !w.noDataOut {
-            guard let data = command.dataOut, command.dataOutLength >= blockSize else {
+            // SBC-3 §5.41: exactly one block of Data-Out; more or less is an error
+            // (iscsi-test-cu SCSI.WriteSame10.InvalidDataOutSize).
+            guard let data = command.dataOut, command.dataOutLength == blockSize,
+                  command.expectedDataTransferLength == 0 || Int(command.expectedDataTransferLength) == blockSize
+            else {
                 throw SenseData(.invalidFieldInInformationUnit)
             }
             pattern.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: data.bytes[0..<blockSize]))
@@ -272,6 +284,37 @@ extension LogicalUnit {
         }
         for (lba, count) in ranges {
             do { try await device.unmap(lba: lba, blockCount: count) } catch { throw Self.sense(for: error, writing: true) }
+        }
+        return .good
+    }
+
+    /// COMPARE AND WRITE (SBC-3 §5.2): compares the first half of Data-Out with
+    /// the medium and writes the second half, atomically with respect to other
+    /// COMPARE AND WRITE commands on this logical unit.
+    func compareAndWrite(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try checkRange(t.lba, UInt64(t.transferLength))
+        guard t.transferLength > 0 else { return .good }  // SBC-3 §5.2: zero blocks is not an error
+        // SBC-3 §5.2: NUMBER OF LOGICAL BLOCKS above MAXIMUM COMPARE AND WRITE LENGTH → INVALID FIELD IN CDB.
+        if t.transferLength > UInt32(limits.maximumCompareAndWriteLength) { throw SenseData.invalidField(byte: 13) }
+        let blockSize = Int(geometry.blockSize)
+        let half = Int(t.transferLength) * blockSize
+        guard let data = command.dataOut, command.dataOutLength == 2 * half else {
+            throw SenseData(.invalidFieldInInformationUnit)
+        }
+        await compareAndWriteLock.lock()
+        defer { compareAndWriteLock.unlock() }
+        let medium = IOBuffer(count: half)
+        do {
+            try await device.read(lba: t.lba, blockCount: t.transferLength, into: medium, offset: 0)
+        } catch {
+            throw Self.sense(for: error, writing: false)
+        }
+        try Self.compare(medium, data, length: half, pattern: false, blockSize: blockSize)
+        do {
+            try await device.write(lba: t.lba, blockCount: t.transferLength, from: data, offset: half, fua: t.fua)
+        } catch {
+            throw Self.sense(for: error, writing: true)
         }
         return .good
     }

@@ -61,6 +61,8 @@ public final class LogicalUnit: Sendable {
     let thin: Bool
     /// Maximum blocks in one READ/WRITE/VERIFY.
     let maximumTransferBlocks: UInt32
+    /// Serialises COMPARE AND WRITE on this logical unit.
+    let compareAndWriteLock = AsyncLock()
 
     public init(configuration: LogicalUnitConfiguration, device: any BlockDevice, context: any LogicalUnitContext = InMemoryLogicalUnitContext()) {
         self.configuration = configuration

@@ -10,6 +10,17 @@ public enum UnitAttentionScope: Sendable, Hashable {
     case only(ITNexus)
 }
 
+/// Whether a command may run, decided from the context in one step (one
+/// round trip for a replicated store).
+public enum CommandAdmission: Sendable, Hashable {
+    /// Run it.
+    case proceed
+    /// Report this unit attention (CHECK CONDITION); it has been consumed.
+    case unitAttention(SenseReason)
+    /// Another nexus holds a reservation the command conflicts with.
+    case reservationConflict
+}
+
 /// The SCSI state of a logical unit that must look the same from every path:
 /// unit attention queues per I_T nexus and mode page values (later PR and
 /// SPC-2 reservations and ALUA state). The in-memory implementation serves a
@@ -26,6 +37,14 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     func unitAttention(for nexus: ITNexus, consume: Bool) async -> SenseReason?
     /// Queues `reason` for the nexuses in `scope`.
     func establishUnitAttention(_ reason: SenseReason, scope: UnitAttentionScope) async
+    /// Admits a command from `nexus`: reports (and consumes) the oldest unit
+    /// attention when `reportUnitAttention` (SAM-5 §5.14), then checks
+    /// reservations for `conflictClass` (SPC-2 §5.5.1, SPC-4 §5.13.1).
+    func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async -> CommandAdmission
+    /// SPC-2 RESERVE: false when another nexus holds the reservation.
+    func reserve(_ nexus: ITNexus) async -> Bool
+    /// SPC-2 RELEASE: releases only when `nexus` holds the reservation (SPC-2 §7.16: otherwise a no-op).
+    func release(_ nexus: ITNexus) async
     /// Current mode page values.
     func modePages() async -> ModePageValues
     /// Stores new mode page values (MODE SELECT).
@@ -35,11 +54,21 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     func logicalUnitReset() async
 }
 
+extension LogicalUnitContext {
+    /// Default admission from the other requirements (implementations with one round trip override it).
+    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async -> CommandAdmission {
+        if reportUnitAttention, let ua = await unitAttention(for: nexus, consume: true) { return .unitAttention(ua) }
+        return .proceed
+    }
+}
+
 /// ``LogicalUnitContext`` held in this process's memory.
 public actor InMemoryLogicalUnitContext: LogicalUnitContext {
     /// Pending unit attentions per known nexus, oldest first.
     private var queues: [ITNexus: [SenseReason]] = [:]
     private var pages: ModePageValues = .defaults
+    /// Holder of the SPC-2 reservation.
+    private var reservationHolder: ITNexus?
     /// SAM-5 does not bound the queue; a bound keeps a silent nexus from growing it forever.
     static let maximumQueued = 16
 
@@ -50,8 +79,28 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
     }
 
     public func nexusLost(_ nexus: ITNexus) {
-        guard queues[nexus] != nil else { return }
-        queues[nexus] = [.itNexusLossOccurred]
+        // The nexus is forgotten: when it returns it is new and gets POWER ON,
+        // RESET, OR BUS DEVICE RESET OCCURRED (29/00), which SAM-5 allows for
+        // I_T nexus loss and which libiscsi's helpers retry through.
+        queues[nexus] = nil
+        // SPC-2 §5.5.1: an I_T nexus loss releases its reservation.
+        if reservationHolder == nexus { reservationHolder = nil }
+    }
+
+    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) -> CommandAdmission {
+        if reportUnitAttention, let ua = unitAttention(for: nexus, consume: true) { return .unitAttention(ua) }
+        if let holder = reservationHolder, holder != nexus, conflictClass != .allowed { return .reservationConflict }
+        return .proceed
+    }
+
+    public func reserve(_ nexus: ITNexus) -> Bool {
+        if let holder = reservationHolder, holder != nexus { return false }
+        reservationHolder = nexus
+        return true
+    }
+
+    public func release(_ nexus: ITNexus) {
+        if reservationHolder == nexus { reservationHolder = nil }
     }
 
     public func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason? {
@@ -91,5 +140,6 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
 
     public func setModePages(_ values: ModePageValues) { pages = values }
 
-    public func logicalUnitReset() {}
+    /// SPC-2 §5.5.1: a logical unit reset releases the SPC-2 reservation.
+    public func logicalUnitReset() { reservationHolder = nil }
 }

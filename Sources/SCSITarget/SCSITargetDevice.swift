@@ -44,14 +44,16 @@ public final class SCSITargetDevice: Sendable {
         }
         let operation = parsed.1
         guard let unit else { return notConnected(operation) }
+        // SPC-4 §5.9 / SAM-5 §5.14: INQUIRY, REPORT LUNS and REQUEST SENSE do not report unit attentions.
+        let reportsUnitAttention: Bool
         switch operation {
-        case .inquiry, .reportLUNs, .requestSense:
-            // SPC-4 §5.9 / SAM-5 §5.14: these do not report unit attentions.
-            break
-        default:
-            if let ua = await unit.context.unitAttention(for: command.nexus, consume: true) {
-                return Self.checkCondition(ua)
-            }
+        case .inquiry, .reportLUNs, .requestSense: reportsUnitAttention = false
+        default: reportsUnitAttention = true
+        }
+        switch await unit.context.admit(command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention) {
+        case .proceed: break
+        case .unitAttention(let ua): return Self.checkCondition(ua)
+        case .reservationConflict: return SCSIResponse(status: .reservationConflict)
         }
         if case .reportLUNs(let select, let allocationLength) = operation {
             return reportLUNs(selectReport: select, allocationLength: allocationLength)

@@ -40,13 +40,20 @@ public enum CDBCommand: Hashable, Sendable {
     case writeSame(WriteSame)
     /// UNMAP (SBC-3 §5.28).
     case unmap(parameterListLength: UInt16)
+    /// RESERVE(6)/(10) (SPC-2 §7.21-7.22), logical unit scope.
+    case reserve
+    /// RELEASE(6)/(10) (SPC-2 §7.16-7.17).
+    case release
+    /// COMPARE AND WRITE (SBC-3 §5.2); `transferLength` is NUMBER OF LOGICAL BLOCKS.
+    case compareAndWrite(BlockTransfer)
 
     /// Byte counts the command moves, given the logical block length. Used by
     /// transports to compute residuals (SAM-5 §5.4.3, SPDTL).
     public func dataTransfer(blockSize: UInt32) -> DataTransfer {
         let bs = UInt64(blockSize)
         switch self {
-        case .testUnitReady, .readCapacity10, .synchronizeCache, .prefetch, .startStopUnit, .preventAllowMediumRemoval:
+        case .testUnitReady, .readCapacity10, .synchronizeCache, .prefetch, .startStopUnit, .preventAllowMediumRemoval,
+             .reserve, .release:
             return readCapacityOrNone(self)
         case .inquiry(let c): return .dataIn(UInt64(c.allocationLength))
         case .reportLUNs(_, let n): return .dataIn(UInt64(n))
@@ -66,6 +73,7 @@ public enum CDBCommand: Hashable, Sendable {
         case .reportSupportedOperationCodes(let r): return .dataIn(UInt64(r.allocationLength))
         case .writeSame(let w): return .dataOut(w.noDataOut ? 0 : bs)
         case .unmap(let n): return .dataOut(UInt64(n))
+        case .compareAndWrite(let t): return .dataOut(2 * UInt64(t.transferLength) * bs)
         }
     }
 

@@ -1,14 +1,18 @@
 /// How a command interacts with reservations (SPC-4 §5.13.1, table 53;
 /// SPC-2 §5.5.1). Used by the reservation conflict check (later PR work).
 public enum ReservationConflictClass: Hashable, Sendable {
-    /// Always allowed (INQUIRY, REPORT LUNS, REQUEST SENSE, RSOC, PR IN/OUT...).
+    /// Never conflicts (INQUIRY, REPORT LUNS, REQUEST SENSE, RSOC, RESERVE/RELEASE
+    /// which check the reservation themselves, PR IN/OUT).
     case allowed
-    /// Reads the medium: conflicts with Exclusive Access holders.
+    /// Conflicts with an SPC-2 reservation only; allowed under every persistent
+    /// reservation type (TEST UNIT READY, READ CAPACITY: SPC-4 table 63).
+    case spc2Only
+    /// Reads the medium or LU state: conflicts with SPC-2 reservations and the
+    /// Exclusive Access persistent reservation types.
     case readAccess
-    /// Writes the medium: conflicts with Write Exclusive and Exclusive Access holders.
+    /// Writes the medium or changes LU state: conflicts with SPC-2 reservations
+    /// and the Write Exclusive and Exclusive Access persistent reservation types.
     case writeAccess
-    /// Changes LU state (MODE SELECT, START STOP UNIT...): treated like a write.
-    case modify
 }
 
 /// One supported command: the single table that drives parsing/dispatch,
@@ -94,7 +98,7 @@ extension CommandDescriptor {
 
     /// The one command table, in opcode order.
     public static let all: [CommandDescriptor] = [
-        CommandDescriptor(0x00, "TEST UNIT READY", usage: [0x00, 0, 0, 0, 0, 0], conflict: .allowed) { _ throws(SenseData) in
+        CommandDescriptor(0x00, "TEST UNIT READY", usage: [0x00, 0, 0, 0, 0, 0], conflict: .spc2Only) { _ throws(SenseData) in
             .testUnitReady
         },
         CommandDescriptor(0x03, "REQUEST SENSE", usage: [0x03, 0x01, 0, 0, 0xFF, 0], conflict: .allowed, parse: parseRequestSense),
@@ -105,20 +109,26 @@ extension CommandDescriptor {
             cdb throws(SenseData) in .write(rw6(cdb))
         },
         CommandDescriptor(0x12, "INQUIRY", usage: [0x12, 0x01, 0xFF, 0xFF, 0xFF, 0], conflict: .allowed, parse: parseInquiry),
-        CommandDescriptor(0x15, "MODE SELECT(6)", usage: [0x15, 0x11, 0, 0, 0xFF, 0], conflict: .modify) { cdb throws(SenseData) in
+        CommandDescriptor(0x15, "MODE SELECT(6)", usage: [0x15, 0x11, 0, 0, 0xFF, 0], conflict: .writeAccess) { cdb throws(SenseData) in
             .modeSelect(ModeSelect(ten: false, pf: cdb[1] & 0x10 != 0, sp: cdb[1] & 0x01 != 0, parameterListLength: UInt16(cdb[4])))
         },
-        CommandDescriptor(0x1A, "MODE SENSE(6)", usage: [0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0], conflict: .allowed) { cdb throws(SenseData) in
+        CommandDescriptor(0x16, "RESERVE(6)", usage: [0x16, 0, 0, 0, 0, 0], conflict: .allowed) { _ throws(SenseData) in
+            .reserve
+        },
+        CommandDescriptor(0x17, "RELEASE(6)", usage: [0x17, 0, 0, 0, 0, 0], conflict: .allowed) { _ throws(SenseData) in
+            .release
+        },
+        CommandDescriptor(0x1A, "MODE SENSE(6)", usage: [0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0], conflict: .readAccess) { cdb throws(SenseData) in
             .modeSense(ModeSense(ten: false, dbd: cdb[1] & 0x08 != 0, llbaa: false, pageControl: cdb[2] >> 6,
                                  pageCode: cdb[2] & 0x3F, subpageCode: cdb[3], allocationLength: UInt16(cdb[4])))
         },
-        CommandDescriptor(0x1B, "START STOP UNIT", usage: [0x1B, 0x01, 0, 0x0F, 0xF7, 0], conflict: .modify) { cdb throws(SenseData) in
+        CommandDescriptor(0x1B, "START STOP UNIT", usage: [0x1B, 0x01, 0, 0x0F, 0xF7, 0], conflict: .writeAccess) { cdb throws(SenseData) in
             .startStopUnit(immediate: cdb[1] & 1 != 0, powerCondition: cdb[4] >> 4, loadEject: cdb[4] & 2 != 0, start: cdb[4] & 1 != 0)
         },
-        CommandDescriptor(0x1E, "PREVENT ALLOW MEDIUM REMOVAL", usage: [0x1E, 0, 0, 0, 0x03, 0], conflict: .modify) { cdb throws(SenseData) in
+        CommandDescriptor(0x1E, "PREVENT ALLOW MEDIUM REMOVAL", usage: [0x1E, 0, 0, 0, 0x03, 0], conflict: .writeAccess) { cdb throws(SenseData) in
             .preventAllowMediumRemoval(prevent: cdb[4] & 0x03)
         },
-        CommandDescriptor(0x25, "READ CAPACITY(10)", usage: [0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0], conflict: .allowed) {
+        CommandDescriptor(0x25, "READ CAPACITY(10)", usage: [0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0], conflict: .spc2Only) {
             cdb throws(SenseData) in
             // SBC-3 §5.15.1: LOGICAL BLOCK ADDRESS must be zero when PMI is zero.
             if cdb[8] & 1 == 0 && cdb.be32(2) != 0 { throw SenseData.invalidField(byte: 2) }
@@ -154,17 +164,30 @@ extension CommandDescriptor {
             if cdb[1] & 0x01 != 0 { throw SenseData.invalidField(byte: 1, bit: 0) }  // ANCHOR: no anchored state
             return .unmap(parameterListLength: cdb.be16(7))
         },
-        CommandDescriptor(0x55, "MODE SELECT(10)", usage: [0x55, 0x11, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .modify) {
+        CommandDescriptor(0x55, "MODE SELECT(10)", usage: [0x55, 0x11, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .writeAccess) {
             cdb throws(SenseData) in
             .modeSelect(ModeSelect(ten: true, pf: cdb[1] & 0x10 != 0, sp: cdb[1] & 0x01 != 0, parameterListLength: cdb.be16(7)))
         },
-        CommandDescriptor(0x5A, "MODE SENSE(10)", usage: [0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .allowed) {
+        // SPC-2 §7.21/7.16: third-party and LONGID forms are not supported (usage mask rejects them).
+        CommandDescriptor(0x56, "RESERVE(10)", usage: [0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0], conflict: .allowed) { _ throws(SenseData) in
+            .reserve
+        },
+        CommandDescriptor(0x57, "RELEASE(10)", usage: [0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0], conflict: .allowed) { _ throws(SenseData) in
+            .release
+        },
+        CommandDescriptor(0x5A, "MODE SENSE(10)", usage: [0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .readAccess) {
             cdb throws(SenseData) in
             .modeSense(ModeSense(ten: true, dbd: cdb[1] & 0x08 != 0, llbaa: cdb[1] & 0x10 != 0, pageControl: cdb[2] >> 6,
                                  pageCode: cdb[2] & 0x3F, subpageCode: cdb[3], allocationLength: cdb.be16(7)))
         },
         CommandDescriptor(0x88, "READ(16)", usage: rwUsage(0x88, 16, byte1: 0xFE), conflict: .readAccess, timeouts: (30, 60)) {
             cdb throws(SenseData) in .read(try rw(cdb, lba: 2, lbaWidth: 8, length: 10, lengthWidth: 4))
+        },
+        CommandDescriptor(0x89, "COMPARE AND WRITE", usage: [0x89, 0xF8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0x3F, 0],
+                          conflict: .writeAccess, timeouts: (30, 60)) { cdb throws(SenseData) in
+            if cdb[1] & 0xE0 != 0 { throw SenseData.invalidField(byte: 1, bit: 7) }
+            return .compareAndWrite(BlockTransfer(lba: cdb.be64(2), transferLength: UInt32(cdb[13]),
+                                                  dpo: cdb[1] & 0x10 != 0, fua: cdb[1] & 0x08 != 0))
         },
         CommandDescriptor(0x8A, "WRITE(16)", usage: rwUsage(0x8A, 16, byte1: 0xFA), conflict: .writeAccess, timeouts: (30, 60)) {
             cdb throws(SenseData) in .write(try rw(cdb, lba: 2, lbaWidth: 8, length: 10, lengthWidth: 4))
@@ -190,7 +213,7 @@ extension CommandDescriptor {
         },
         CommandDescriptor(0x9E, sa: 0x10, "READ CAPACITY(16)",
                           usage: [0x9E, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0],
-                          conflict: .allowed) { cdb throws(SenseData) in
+                          conflict: .spc2Only) { cdb throws(SenseData) in
             // SBC-3 §5.16.1: LOGICAL BLOCK ADDRESS must be zero when PMI is zero.
             if cdb[14] & 1 == 0 && cdb.be64(2) != 0 { throw SenseData.invalidField(byte: 2) }
             return .readCapacity16(allocationLength: cdb.be32(10))

@@ -67,6 +67,8 @@ public struct BlockLimits: Hashable, Sendable {
     public var maximumWriteSameLength: UInt64
     /// Thin provisioned (VPD B2 LBPU/LBPWS, READ CAPACITY(16) LBPME).
     public var thin: Bool
+    /// MAXIMUM COMPARE AND WRITE LENGTH in blocks.
+    public var maximumCompareAndWriteLength: UInt8 = 1
 
     public init(maximumTransferLength: UInt32, optimalTransferLength: UInt32, maximumUnmapLBACount: UInt32,
                 maximumUnmapBlockDescriptorCount: UInt32, maximumWriteSameLength: UInt64, thin: Bool) {
@@ -168,7 +170,8 @@ public enum InquiryData {
     /// VPD 0xB0, block limits (SBC-3 §6.5.3).
     public static func blockLimits(_ l: BlockLimits) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 0x3C)
-        // Offsets are page offset - 4. WSNZ (byte 4) = 0; MAXIMUM COMPARE AND WRITE LENGTH (byte 5) = 0.
+        // Offsets are page offset - 4. WSNZ (byte 4) = 0.
+        b[1] = l.maximumCompareAndWriteLength
         b.put16(1, at: 2)  // OPTIMAL TRANSFER LENGTH GRANULARITY
         b.put32(l.maximumTransferLength, at: 4)
         b.put32(l.optimalTransferLength, at: 8)

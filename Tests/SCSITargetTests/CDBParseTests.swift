@@ -61,6 +61,12 @@ import Testing
         ok([0x93, 0x08] + CDB.be(5, 8) + CDB.be(10, 4) + [0, 0],
            .writeSame(WriteSame(lba: 5, blockCount: 10, unmap: true, anchor: false, noDataOut: false))),
         ok([0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], .unmap(parameterListLength: 24)),
+        ok([0x16, 0, 0, 0, 0, 0], .reserve),
+        fails([0x16, 0x01, 0, 0, 0, 0], .invalidField(byte: 1, bit: 0)),  // extent reservations
+        ok([0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0], .release),
+        fails([0x56, 0x10, 0, 0, 0, 0, 0, 0, 0, 0], .invalidField(byte: 1, bit: 4)),  // third party
+        ok([0x89, 0x08] + CDB.be(3, 8) + [0, 0, 0, 1, 0, 0],
+           .compareAndWrite(BlockTransfer(lba: 3, transferLength: 1, dpo: false, fua: true))),
     ]
 
     @Test(arguments: rows)

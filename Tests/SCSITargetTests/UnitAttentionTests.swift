@@ -44,10 +44,11 @@ import Testing
         #expect(await t.taskManagement(.logicalUnitReset, lun: LUNAddress.encode(9), nexus: Fixture.nexusA) == .lunDoesNotExist)
     }
 
+    /// A returning nexus is new: 29/00, the only reset ASCQ libiscsi's RESERVE helpers retry through.
     @Test func nexusLossReportedOnReturn() async {
         let (t, _) = await Fixture.readyTarget()
         await t.nexusLost(Fixture.nexusB)
-        #expect(await t.run(CDB.testUnitReady, nexus: Fixture.nexusB).hasSense(.itNexusLossOccurred))
+        #expect(await t.run(CDB.testUnitReady, nexus: Fixture.nexusB).hasSense(.powerOnResetOrBusDeviceResetOccurred))
         #expect(await t.run(CDB.testUnitReady).status == .good)
     }
 
