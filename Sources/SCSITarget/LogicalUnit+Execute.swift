@@ -73,6 +73,11 @@ extension LogicalUnit {
             return .good
         case .compareAndWrite(let t):
             return try await compareAndWrite(t, command)
+        case .persistentReserveIn(let action, let allocationLength):
+            let state = await context.persistentReservations()
+            return .data(state.reportIn(action), allocationLength: Int(allocationLength))
+        case .persistentReserveOut(let out):
+            return try await persistentReserveOut(out, command)
         case .reportLUNs:
             // Answered at the target level by SCSITargetDevice.
             throw SenseData(.internalTargetFailure)
@@ -317,6 +322,19 @@ extension LogicalUnit {
             throw Self.sense(for: error, writing: true)
         }
         return .good
+    }
+
+    func persistentReserveOut(_ out: PersistentReserveOut, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        // SPC-4 §6.16.3: the basic parameter list is 24 bytes.
+        guard out.parameterListLength == 24 else { throw SenseData(.parameterListLengthError) }
+        guard let data = command.dataOut, command.dataOutLength >= 24 else { throw SenseData(.parameterListLengthError) }
+        let parameters = try PersistentReserveOutParameters.decode(data.array(0..<24))
+        let outcome = await context.persistentReserveOut(out, parameters, from: command.nexus)
+        switch outcome.status {
+        case .good: return .good
+        case .reservationConflict: return SCSIResponse(status: .reservationConflict)
+        case .checkCondition(let sense): throw sense
+        }
     }
 
     // MARK: - Mode select

@@ -45,6 +45,11 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     func reserve(_ nexus: ITNexus) async -> Bool
     /// SPC-2 RELEASE: releases only when `nexus` holds the reservation (SPC-2 §7.16: otherwise a no-op).
     func release(_ nexus: ITNexus) async
+    /// Applies a PERSISTENT RESERVE OUT and establishes the unit attentions it causes.
+    func persistentReserveOut(_ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus) async
+        -> PersistentReservations.Outcome
+    /// The persistent reservation state (PERSISTENT RESERVE IN).
+    func persistentReservations() async -> PersistentReservations
     /// Current mode page values.
     func modePages() async -> ModePageValues
     /// Stores new mode page values (MODE SELECT).
@@ -54,13 +59,6 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     func logicalUnitReset() async
 }
 
-extension LogicalUnitContext {
-    /// Default admission from the other requirements (implementations with one round trip override it).
-    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async -> CommandAdmission {
-        if reportUnitAttention, let ua = await unitAttention(for: nexus, consume: true) { return .unitAttention(ua) }
-        return .proceed
-    }
-}
 
 /// ``LogicalUnitContext`` held in this process's memory.
 public actor InMemoryLogicalUnitContext: LogicalUnitContext {
@@ -69,6 +67,7 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
     private var pages: ModePageValues = .defaults
     /// Holder of the SPC-2 reservation.
     private var reservationHolder: ITNexus?
+    private var persistent = PersistentReservations()
     /// SAM-5 does not bound the queue; a bound keeps a silent nexus from growing it forever.
     static let maximumQueued = 16
 
@@ -90,11 +89,14 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
     public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) -> CommandAdmission {
         if reportUnitAttention, let ua = unitAttention(for: nexus, consume: true) { return .unitAttention(ua) }
         if let holder = reservationHolder, holder != nexus, conflictClass != .allowed { return .reservationConflict }
+        if persistent.conflicts(nexus, conflictClass) { return .reservationConflict }
         return .proceed
     }
 
     public func reserve(_ nexus: ITNexus) -> Bool {
         if let holder = reservationHolder, holder != nexus { return false }
+        // SPC-4 §5.13.3: RESERVE while persistent registrations exist → RESERVATION CONFLICT.
+        if !persistent.registrations.isEmpty || persistent.reservation != nil { return false }
         reservationHolder = nexus
         return true
     }
@@ -135,6 +137,16 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
         if !queue.contains(reason) && queue.count < Self.maximumQueued { queue.append(reason) }
         queues[nexus] = queue
     }
+
+    public func persistentReserveOut(_ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus)
+        -> PersistentReservations.Outcome
+    {
+        let outcome = persistent.apply(out, parameters, from: nexus)
+        for (n, reason) in outcome.unitAttentions { add(reason, to: n) }
+        return outcome
+    }
+
+    public func persistentReservations() -> PersistentReservations { persistent }
 
     public func modePages() -> ModePageValues { pages }
 

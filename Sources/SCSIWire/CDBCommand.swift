@@ -46,6 +46,10 @@ public enum CDBCommand: Hashable, Sendable {
     case release
     /// COMPARE AND WRITE (SBC-3 §5.2); `transferLength` is NUMBER OF LOGICAL BLOCKS.
     case compareAndWrite(BlockTransfer)
+    /// PERSISTENT RESERVE IN (SPC-4 §6.15).
+    case persistentReserveIn(PersistentReserveInAction, allocationLength: UInt16)
+    /// PERSISTENT RESERVE OUT (SPC-4 §6.16).
+    case persistentReserveOut(PersistentReserveOut)
 
     /// Byte counts the command moves, given the logical block length. Used by
     /// transports to compute residuals (SAM-5 §5.4.3, SPDTL).
@@ -74,6 +78,8 @@ public enum CDBCommand: Hashable, Sendable {
         case .writeSame(let w): return .dataOut(w.noDataOut ? 0 : bs)
         case .unmap(let n): return .dataOut(UInt64(n))
         case .compareAndWrite(let t): return .dataOut(2 * UInt64(t.transferLength) * bs)
+        case .persistentReserveIn(_, let n): return .dataIn(UInt64(n))
+        case .persistentReserveOut(let p): return .dataOut(UInt64(p.parameterListLength))
         }
     }
 

@@ -97,7 +97,25 @@ extension CommandDescriptor {
     static let byOpcode: [UInt8: [CommandDescriptor]] = Dictionary(grouping: all, by: \.opcode)
 
     /// The one command table, in opcode order.
-    public static let all: [CommandDescriptor] = [
+    public static let all: [CommandDescriptor] = base.filter { $0.opcode < 0x5E } + persistentReserve + base.filter { $0.opcode > 0x5F }
+
+    /// PERSISTENT RESERVE IN/OUT, one descriptor per supported service action
+    /// (SPC-4 §6.15-6.16). REGISTER AND MOVE (07h) is not supported.
+    static let persistentReserve: [CommandDescriptor] =
+        PersistentReserveInAction.allCases.map { sa in
+            CommandDescriptor(0x5E, sa: UInt16(sa.rawValue), "PERSISTENT RESERVE IN/\(sa)",
+                              usage: [0x5E, sa.rawValue, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .spc2Only) { cdb throws(SenseData) in
+                .persistentReserveIn(sa, allocationLength: cdb.be16(7))
+            }
+        } + PersistentReserveOutAction.allCases.map { sa in
+            CommandDescriptor(0x5F, sa: UInt16(sa.rawValue), "PERSISTENT RESERVE OUT/\(sa)",
+                              usage: [0x5F, sa.rawValue, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0], conflict: .spc2Only) { cdb throws(SenseData) in
+                .persistentReserveOut(PersistentReserveOut(
+                    serviceAction: sa, scope: cdb[2] >> 4, type: cdb[2] & 0x0F, parameterListLength: cdb.be32(5)))
+            }
+        }
+
+    static let base: [CommandDescriptor] = [
         CommandDescriptor(0x00, "TEST UNIT READY", usage: [0x00, 0, 0, 0, 0, 0], conflict: .spc2Only) { _ throws(SenseData) in
             .testUnitReady
         },
