@@ -31,9 +31,12 @@ extension LogicalUnit {
             let pending = await context.unitAttention(for: command.nexus, consume: true)
             return .data(SenseData(pending ?? .noSense).bytes, allocationLength: Int(allocationLength))
         case .readCapacity10:
-            return .data(ReadCapacityData.ten(blockCount: geometry.blockCount, blockSize: geometry.blockSize), allocationLength: 8)
+            return .data(
+                ReadCapacityData.ten(blockCount: geometry.blockCount, blockSize: geometry.blockSize),
+                allocationLength: 8)
         case .readCapacity16(let allocationLength):
-            let data = ReadCapacityData.sixteen(blockCount: geometry.blockCount, blockSize: geometry.blockSize, thin: thin)
+            let data = ReadCapacityData.sixteen(
+                blockCount: geometry.blockCount, blockSize: geometry.blockSize, thin: thin)
             return .data(data, allocationLength: Int(allocationLength))
         case .verify(let v):
             return try await verify(v, command)
@@ -57,7 +60,8 @@ extension LogicalUnit {
         case .modeSelect(let m):
             return try await modeSelect(m, command)
         case .reportSupportedOperationCodes(let r):
-            let data = r.reportingOptions == 0
+            let data =
+                r.reportingOptions == 0
                 ? CommandDescriptor.reportAll(rctd: r.rctd)
                 : try CommandDescriptor.reportOne(r)
             return .data(data, allocationLength: Int(r.allocationLength))
@@ -191,7 +195,9 @@ extension LogicalUnit {
 
     /// Byte-compares `medium` with `data` (or `data`'s first block repeated);
     /// the first difference → MISCOMPARE with its offset in INFORMATION (SBC-3 §5.29).
-    static func compare(_ medium: IOBuffer, _ data: IOBuffer, length: Int, pattern: Bool, blockSize: Int) throws(SenseData) {
+    static func compare(_ medium: IOBuffer, _ data: IOBuffer, length: Int, pattern: Bool, blockSize: Int)
+        throws(SenseData)
+    {
         let m = UnsafeRawBufferPointer(medium.bytes)
         let d = UnsafeRawBufferPointer(data.bytes)
         for i in 0..<length where m[i] != d[pattern ? i % blockSize : i] {
@@ -241,7 +247,7 @@ extension LogicalUnit {
             // SBC-3 §5.41: exactly one block of Data-Out; more or less is an error
             // (iscsi-test-cu SCSI.WriteSame10.InvalidDataOutSize).
             guard let data = command.dataOut, command.dataOutLength == blockSize,
-                  command.expectedDataTransferLength == 0 || Int(command.expectedDataTransferLength) == blockSize
+                command.expectedDataTransferLength == 0 || Int(command.expectedDataTransferLength) == blockSize
             else {
                 throw SenseData(.invalidFieldInInformationUnit)
             }
@@ -250,7 +256,9 @@ extension LogicalUnit {
         let allZero = pattern.bytes.allSatisfy { $0 == 0 }
         // SBC-3 §4.7.3.4: unmap only when unmapped blocks read back as this data (LBPRZ).
         if w.unmap && allZero {
-            do { try await device.unmap(lba: w.lba, blockCount: count) } catch { throw Self.sense(for: error, writing: true) }
+            do { try await device.unmap(lba: w.lba, blockCount: count) } catch {
+                throw Self.sense(for: error, writing: true)
+            }
             return .good
         }
         let chunkBlocks = UInt64(min(maximumTransferBlocks, 256))
@@ -278,7 +286,8 @@ extension LogicalUnit {
         if configuration.writeProtected { throw SenseData(.writeProtected) }
         // SBC-3 §5.28: PARAMETER LIST LENGTH 0 is not an error.
         guard parameterListLength > 0 else { return .good }
-        let available = min(parameterListLength, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
+        let available = min(
+            parameterListLength, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
         guard available >= 8, let data = command.dataOut else { throw SenseData(.parameterListLengthError) }
         let descriptors = try UnmapParameterList.decode(
             data.array(0..<available), maximumDescriptors: Int(LogicalUnit.maximumUnmapDescriptors))
@@ -288,7 +297,9 @@ extension LogicalUnit {
             if d.blockCount > 0 { ranges.append((d.lba, UInt64(d.blockCount))) }
         }
         for (lba, count) in ranges {
-            do { try await device.unmap(lba: lba, blockCount: count) } catch { throw Self.sense(for: error, writing: true) }
+            do { try await device.unmap(lba: lba, blockCount: count) } catch {
+                throw Self.sense(for: error, writing: true)
+            }
         }
         return .good
     }
@@ -324,10 +335,14 @@ extension LogicalUnit {
         return .good
     }
 
-    func persistentReserveOut(_ out: PersistentReserveOut, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+    func persistentReserveOut(_ out: PersistentReserveOut, _ command: SCSICommand) async throws(SenseData)
+        -> SCSIResponse
+    {
         // SPC-4 §6.16.3: the basic parameter list is 24 bytes.
         guard out.parameterListLength == 24 else { throw SenseData(.parameterListLengthError) }
-        guard let data = command.dataOut, command.dataOutLength >= 24 else { throw SenseData(.parameterListLengthError) }
+        guard let data = command.dataOut, command.dataOutLength >= 24 else {
+            throw SenseData(.parameterListLengthError)
+        }
         let parameters = try PersistentReserveOutParameters.decode(data.array(0..<24))
         let outcome = await context.persistentReserveOut(out, parameters, from: command.nexus)
         switch outcome.status {
@@ -341,11 +356,13 @@ extension LogicalUnit {
 
     func modeSelect(_ m: ModeSelect, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         let length = Int(m.parameterListLength)
-        let available = min(length, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
+        let available = min(
+            length, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
         if available < length { throw SenseData(.parameterListLengthError) }
         let parameters = command.dataOut?.array(0..<available) ?? []
         let current = await context.modePages()
-        let updated = try ModeParameters.select(m, parameters: parameters, current: current, blockSize: geometry.blockSize)
+        let updated = try ModeParameters.select(
+            m, parameters: parameters, current: current, blockSize: geometry.blockSize)
         if updated != current {
             await context.setModePages(updated)
             // SPC-4 §6.11: other I_T nexuses get MODE PARAMETERS CHANGED.

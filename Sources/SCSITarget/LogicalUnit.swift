@@ -64,7 +64,10 @@ public final class LogicalUnit: Sendable {
     /// Serialises COMPARE AND WRITE on this logical unit.
     let compareAndWriteLock = AsyncLock()
 
-    public init(configuration: LogicalUnitConfiguration, device: any BlockDevice, context: any LogicalUnitContext = InMemoryLogicalUnitContext()) {
+    public init(
+        configuration: LogicalUnitConfiguration, device: any BlockDevice,
+        context: any LogicalUnitContext = InMemoryLogicalUnitContext()
+    ) {
         self.configuration = configuration
         self.device = device
         self.context = context
@@ -76,8 +79,10 @@ public final class LogicalUnit: Sendable {
         let blockSize = max(device.geometry.blockSize, 1)
         self.maximumTransferBlocks = max(1, configuration.maximumTransferBytes / blockSize)
         self.limits = BlockLimits(
-            maximumTransferLength: maximumTransferBlocks, optimalTransferLength: min(maximumTransferBlocks, (1 << 20) / blockSize),
-            maximumUnmapLBACount: thin ? 0xFFFF_FFFF : 0, maximumUnmapBlockDescriptorCount: thin ? LogicalUnit.maximumUnmapDescriptors : 0,
+            maximumTransferLength: maximumTransferBlocks,
+            optimalTransferLength: min(maximumTransferBlocks, (1 << 20) / blockSize),
+            maximumUnmapLBACount: thin ? 0xFFFF_FFFF : 0,
+            maximumUnmapBlockDescriptorCount: thin ? LogicalUnit.maximumUnmapDescriptors : 0,
             maximumWriteSameLength: UInt64(maximumTransferBlocks) * 64, thin: thin)
     }
 

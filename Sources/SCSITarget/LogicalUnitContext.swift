@@ -40,13 +40,16 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     /// Admits a command from `nexus`: reports (and consumes) the oldest unit
     /// attention when `reportUnitAttention` (SAM-5 §5.14), then checks
     /// reservations for `conflictClass` (SPC-2 §5.5.1, SPC-4 §5.13.1).
-    func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async -> CommandAdmission
+    func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async
+        -> CommandAdmission
     /// SPC-2 RESERVE: false when another nexus holds the reservation.
     func reserve(_ nexus: ITNexus) async -> Bool
     /// SPC-2 RELEASE: releases only when `nexus` holds the reservation (SPC-2 §7.16: otherwise a no-op).
     func release(_ nexus: ITNexus) async
     /// Applies a PERSISTENT RESERVE OUT and establishes the unit attentions it causes.
-    func persistentReserveOut(_ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus) async
+    func persistentReserveOut(
+        _ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus
+    ) async
         -> PersistentReservations.Outcome
     /// The persistent reservation state (PERSISTENT RESERVE IN).
     func persistentReservations() async -> PersistentReservations
@@ -58,7 +61,6 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     /// (SPC-2 reservations, later). Unit attentions are set by the caller.
     func logicalUnitReset() async
 }
-
 
 /// ``LogicalUnitContext`` held in this process's memory.
 public actor InMemoryLogicalUnitContext: LogicalUnitContext {
@@ -86,7 +88,9 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
         if reservationHolder == nexus { reservationHolder = nil }
     }
 
-    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) -> CommandAdmission {
+    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool)
+        -> CommandAdmission
+    {
         if reportUnitAttention, let ua = unitAttention(for: nexus, consume: true) { return .unitAttention(ua) }
         if let holder = reservationHolder, holder != nexus, conflictClass != .allowed { return .reservationConflict }
         if persistent.conflicts(nexus, conflictClass) { return .reservationConflict }
@@ -138,7 +142,9 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
         queues[nexus] = queue
     }
 
-    public func persistentReserveOut(_ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus)
+    public func persistentReserveOut(
+        _ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus
+    )
         -> PersistentReservations.Outcome
     {
         let outcome = persistent.apply(out, parameters, from: nexus)

@@ -65,7 +65,9 @@ public struct PersistentReservations: Sendable, Hashable {
     }
 
     /// Applies a PERSISTENT RESERVE OUT from `nexus` (SPC-4 §5.13.5-5.13.11, §6.16).
-    public mutating func apply(_ out: PersistentReserveOut, _ p: PersistentReserveOutParameters, from nexus: ITNexus) -> Outcome {
+    public mutating func apply(_ out: PersistentReserveOut, _ p: PersistentReserveOutParameters, from nexus: ITNexus)
+        -> Outcome
+    {
         // SPC-4 §6.16.3: SPEC_I_PT and ALL_TG_PT are not offered (REPORT CAPABILITIES SIP_C/ATP_C = 0),
         // nor is APTPL (PTPL_C = 0).
         if p.specIPT { return .sense(.invalidParameter(byte: 20, bit: 3)) }
@@ -93,7 +95,9 @@ public struct PersistentReservations: Sendable, Hashable {
         case .reserve:
             guard let current, current == p.reservationKey else { return .conflict }
             guard out.scope == 0 else { return .sense(.invalidField(byte: 2, bit: 7)) }
-            guard let type = PersistentReservationType(rawValue: out.type) else { return .sense(.invalidField(byte: 2, bit: 3)) }
+            guard let type = PersistentReservationType(rawValue: out.type) else {
+                return .sense(.invalidField(byte: 2, bit: 3))
+            }
             if let r = reservation {
                 // SPC-4 §5.13.9: the holder re-reserving with the same type is a no-op; anything else conflicts.
                 return isHolder(nexus) && r.type == type ? .good : .conflict
@@ -111,14 +115,18 @@ public struct PersistentReservations: Sendable, Hashable {
             var outcome = Outcome.good
             // SPC-4 §5.13.11.2.2: releasing a registrants-only/all-registrants reservation tells the other registrants.
             if r.type.registrantsHaveAccess {
-                for reg in registrations where reg.nexus != nexus { outcome.unitAttentions[reg.nexus] = .reservationsReleased }
+                for reg in registrations where reg.nexus != nexus {
+                    outcome.unitAttentions[reg.nexus] = .reservationsReleased
+                }
             }
             return outcome
 
         case .clear:
             guard let current, current == p.reservationKey else { return .conflict }
             var outcome = Outcome.good
-            for reg in registrations where reg.nexus != nexus { outcome.unitAttentions[reg.nexus] = .reservationsPreempted }
+            for reg in registrations where reg.nexus != nexus {
+                outcome.unitAttentions[reg.nexus] = .reservationsPreempted
+            }
             registrations.removeAll()
             reservation = nil
             generation &+= 1
@@ -149,7 +157,9 @@ public struct PersistentReservations: Sendable, Hashable {
     }
 
     /// SPC-4 §5.13.11.4.
-    private mutating func preempt(_ out: PersistentReserveOut, _ p: PersistentReserveOutParameters, from nexus: ITNexus) -> Outcome {
+    private mutating func preempt(_ out: PersistentReserveOut, _ p: PersistentReserveOutParameters, from nexus: ITNexus)
+        -> Outcome
+    {
         let target = p.serviceActionReservationKey
         var outcome = Outcome.good
         func remove(_ predicate: (Registration) -> Bool) {
@@ -168,7 +178,9 @@ public struct PersistentReservations: Sendable, Hashable {
             return outcome
         }
         guard out.scope == 0 else { return .sense(.invalidField(byte: 2, bit: 7)) }
-        guard let type = PersistentReservationType(rawValue: out.type) else { return .sense(.invalidField(byte: 2, bit: 3)) }
+        guard let type = PersistentReservationType(rawValue: out.type) else {
+            return .sense(.invalidField(byte: 2, bit: 3))
+        }
         if r.type.allRegistrants {
             if target == 0 {
                 // Every other registration goes; the preempter holds a new reservation.
@@ -204,16 +216,21 @@ public struct PersistentReservations: Sendable, Hashable {
             return PersistentReserveInData.readKeys(generation: generation, keys: registrations.map(\.key))
         case .readReservation:
             // SPC-4 §6.15.3.2: all-registrants reservations report key 0.
-            let r = reservation.map { r in (key: r.type.allRegistrants ? 0 : (key(of: r.holder) ?? 0), type: r.type.rawValue) }
+            let r = reservation.map { r in
+                (key: r.type.allRegistrants ? 0 : (key(of: r.holder) ?? 0), type: r.type.rawValue)
+            }
             return PersistentReserveInData.readReservation(generation: generation, reservation: r)
         case .reportCapabilities:
             return PersistentReserveInData.reportCapabilities()
         case .readFullStatus:
-            return PersistentReserveInData.readFullStatus(generation: generation, registrations.map { reg in
-                PersistentReserveInData.FullStatus(
-                    key: reg.key, holder: isHolder(reg.nexus), type: reservation?.type.rawValue ?? 0,
-                    relativeTargetPortIdentifier: reg.nexus.relativeTargetPortIdentifier, initiatorPortName: reg.nexus.initiatorPortName)
-            })
+            return PersistentReserveInData.readFullStatus(
+                generation: generation,
+                registrations.map { reg in
+                    PersistentReserveInData.FullStatus(
+                        key: reg.key, holder: isHolder(reg.nexus), type: reservation?.type.rawValue ?? 0,
+                        relativeTargetPortIdentifier: reg.nexus.relativeTargetPortIdentifier,
+                        initiatorPortName: reg.nexus.initiatorPortName)
+                })
         }
     }
 }

@@ -50,7 +50,9 @@ public final class SCSITargetDevice: Sendable {
         case .inquiry, .reportLUNs, .requestSense: reportsUnitAttention = false
         default: reportsUnitAttention = true
         }
-        switch await unit.context.admit(command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention) {
+        switch await unit.context.admit(
+            command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention)
+        {
         case .proceed: break
         case .unitAttention(let ua): return Self.checkCondition(ua)
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)
@@ -100,7 +102,7 @@ public final class SCSITargetDevice: Sendable {
     /// LUN does not exist.
     public func expectedDataTransfer(for command: SCSICommand) -> DataTransfer? {
         guard let lun = LUNAddress.decode(command.lun), let unit = logicalUnits[lun],
-              let parsed = try? CommandDescriptor.parse(command.cdb)
+            let parsed = try? CommandDescriptor.parse(command.cdb)
         else { return nil }
         return parsed.1.dataTransfer(blockSize: unit.geometry.blockSize)
     }
@@ -108,7 +110,9 @@ public final class SCSITargetDevice: Sendable {
     // MARK: - Task management
 
     /// Runs a task management function; returns once every affected task has ended.
-    public func taskManagement(_ function: TaskManagementFunction, lun: UInt64, nexus: ITNexus) async -> TaskManagementResult {
+    public func taskManagement(_ function: TaskManagementFunction, lun: UInt64, nexus: ITNexus) async
+        -> TaskManagementResult
+    {
         let lunNumber = LUNAddress.decode(lun)
         let unit = lunNumber.flatMap { logicalUnits[$0] }
         switch function {

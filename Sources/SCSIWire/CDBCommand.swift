@@ -57,7 +57,7 @@ public enum CDBCommand: Hashable, Sendable {
         let bs = UInt64(blockSize)
         switch self {
         case .testUnitReady, .readCapacity10, .synchronizeCache, .prefetch, .startStopUnit, .preventAllowMediumRemoval,
-             .reserve, .release:
+            .reserve, .release:
             return readCapacityOrNone(self)
         case .inquiry(let c): return .dataIn(UInt64(c.allocationLength))
         case .reportLUNs(_, let n): return .dataIn(UInt64(n))

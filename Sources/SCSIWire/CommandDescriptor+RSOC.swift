@@ -29,7 +29,9 @@ extension CommandDescriptor {
 
     /// The one-command format (REPORTING OPTIONS 001b-011b), or the sense
     /// for a malformed request (SPC-4 §6.35.1).
-    public static func reportOne(_ r: ReportSupportedOperationCodes, table: [CommandDescriptor] = all) throws(SenseData) -> [UInt8] {
+    public static func reportOne(_ r: ReportSupportedOperationCodes, table: [CommandDescriptor] = all) throws(SenseData)
+        -> [UInt8]
+    {
         let sameOpcode = table.filter { $0.opcode == r.requestedOperationCode }
         let hasServiceActions = sameOpcode.first?.serviceAction != nil
         var match: CommandDescriptor?
@@ -42,7 +44,8 @@ extension CommandDescriptor {
             if !sameOpcode.isEmpty && !hasServiceActions { throw SenseData.invalidField(byte: 4) }
             match = sameOpcode.first { $0.serviceAction == r.requestedServiceAction }
         default:
-            match = hasServiceActions
+            match =
+                hasServiceActions
                 ? sameOpcode.first { $0.serviceAction == r.requestedServiceAction }
                 : sameOpcode.first
         }

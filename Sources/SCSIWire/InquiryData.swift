@@ -14,7 +14,9 @@ public struct InquiryIdentity: Hashable, Sendable {
     /// Whether the unit reports TPGS (implicit ALUA) in standard data.
     public var tpgs: UInt8
 
-    public init(vendor: String, product: String, revision: String, serial: String, naaIdentifier: [UInt8], tpgs: UInt8 = 0) {
+    public init(
+        vendor: String, product: String, revision: String, serial: String, naaIdentifier: [UInt8], tpgs: UInt8 = 0
+    ) {
         self.vendor = vendor
         self.product = product
         self.revision = revision
@@ -45,7 +47,9 @@ public struct PortIdentity: Hashable, Sendable {
     public var relativeTargetPortIdentifier: UInt16
     public var targetPortGroup: UInt16
 
-    public init(targetPortName: String, targetName: String, relativeTargetPortIdentifier: UInt16, targetPortGroup: UInt16) {
+    public init(
+        targetPortName: String, targetName: String, relativeTargetPortIdentifier: UInt16, targetPortGroup: UInt16
+    ) {
         self.targetPortName = targetPortName
         self.targetName = targetName
         self.relativeTargetPortIdentifier = relativeTargetPortIdentifier
@@ -70,8 +74,10 @@ public struct BlockLimits: Hashable, Sendable {
     /// MAXIMUM COMPARE AND WRITE LENGTH in blocks.
     public var maximumCompareAndWriteLength: UInt8 = 1
 
-    public init(maximumTransferLength: UInt32, optimalTransferLength: UInt32, maximumUnmapLBACount: UInt32,
-                maximumUnmapBlockDescriptorCount: UInt32, maximumWriteSameLength: UInt64, thin: Bool) {
+    public init(
+        maximumTransferLength: UInt32, optimalTransferLength: UInt32, maximumUnmapLBACount: UInt32,
+        maximumUnmapBlockDescriptorCount: UInt32, maximumWriteSameLength: UInt64, thin: Bool
+    ) {
         self.maximumTransferLength = maximumTransferLength
         self.optimalTransferLength = optimalTransferLength
         self.maximumUnmapLBACount = maximumUnmapLBACount

@@ -63,7 +63,9 @@ public enum ModeParameters {
         _ request: ModeSense, current: ModePageValues, blockCount: UInt64, blockSize: UInt32, writeProtected: Bool
     ) throws(SenseData) -> [UInt8] {
         // SPC-4 §6.13: PC = 11b (saved) without saved pages → SAVING PARAMETERS NOT SUPPORTED.
-        if request.pageControl == 3 { throw SenseData(.savingParametersNotSupported, fieldPointer: FieldPointer(byte: 2, bit: 7)) }
+        if request.pageControl == 3 {
+            throw SenseData(.savingParametersNotSupported, fieldPointer: FieldPointer(byte: 2, bit: 7))
+        }
         // Subpages: only 00h, or FFh with page 3Fh (all pages and subpages).
         if request.subpageCode != 0 && !(request.subpageCode == 0xFF) {
             throw SenseData.invalidField(byte: 3)
@@ -148,7 +150,9 @@ public enum ModeParameters {
             guard parameters.count >= offset + 2 else { throw SenseData(.parameterListLengthError) }
             let codeByte = parameters[offset]
             if codeByte & 0x40 != 0 { throw SenseData.invalidParameter(byte: offset, bit: 6) }  // SPF: no subpages
-            guard let code = ModePageCode(rawValue: codeByte & 0x3F) else { throw SenseData.invalidParameter(byte: offset, bit: 5) }
+            guard let code = ModePageCode(rawValue: codeByte & 0x3F) else {
+                throw SenseData.invalidParameter(byte: offset, bit: 5)
+            }
             let length = Int(parameters[offset + 1])
             let mask = code.changeableMask
             guard length + 2 == mask.count else { throw SenseData.invalidParameter(byte: offset + 1) }

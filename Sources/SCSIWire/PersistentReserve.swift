@@ -52,7 +52,9 @@ public enum PersistentReservationType: UInt8, CaseIterable, Sendable {
     /// Registrants (not only the holder) get access.
     public var registrantsHaveAccess: Bool { rawValue >= 5 }
     /// Reads from non-holders conflict too.
-    public var exclusiveAccess: Bool { self == .exclusiveAccess || self == .exclusiveAccessRegistrantsOnly || self == .exclusiveAccessAllRegistrants }
+    public var exclusiveAccess: Bool {
+        self == .exclusiveAccess || self == .exclusiveAccessRegistrantsOnly || self == .exclusiveAccessAllRegistrants
+    }
 }
 
 /// PERSISTENT RESERVE OUT CDB fields.
@@ -92,7 +94,10 @@ public struct PersistentReserveOutParameters: Hashable, Sendable {
         return b
     }
 
-    public init(reservationKey: UInt64, serviceActionReservationKey: UInt64, specIPT: Bool = false, allTgPt: Bool = false, aptpl: Bool = false) {
+    public init(
+        reservationKey: UInt64, serviceActionReservationKey: UInt64, specIPT: Bool = false, allTgPt: Bool = false,
+        aptpl: Bool = false
+    ) {
         self.reservationKey = reservationKey
         self.serviceActionReservationKey = serviceActionReservationKey
         self.specIPT = specIPT
@@ -143,7 +148,9 @@ public enum PersistentReserveInData {
         public var relativeTargetPortIdentifier: UInt16
         /// The initiator port name (`iqn…,i,0x<ISID>`).
         public var initiatorPortName: String
-        public init(key: UInt64, holder: Bool, type: UInt8, relativeTargetPortIdentifier: UInt16, initiatorPortName: String) {
+        public init(
+            key: UInt64, holder: Bool, type: UInt8, relativeTargetPortIdentifier: UInt16, initiatorPortName: String
+        ) {
             self.key = key
             self.holder = holder
             self.type = type

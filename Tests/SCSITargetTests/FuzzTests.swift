@@ -1,8 +1,8 @@
 import BlockStorage
-@testable import SCSIWire
 import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 /// Random CDBs and parameter lists never crash or hang the target: a peer's
 /// bad input becomes sense data.
@@ -32,7 +32,9 @@ import Testing
             let dataLength = Int.random(in: 0...1100, using: &rng)
             let data = (0..<dataLength).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let r = await t.run(cdb, data: data)
-            #expect(r.status == .good || r.status == .checkCondition || r.status == .conditionMet || r.status == .reservationConflict)
+            #expect(
+                r.status == .good || r.status == .checkCondition || r.status == .conditionMet
+                    || r.status == .reservationConflict)
             if r.status == .checkCondition { #expect(r.sense.count == 18) }
             #expect(r.dataInLength <= (r.dataIn?.count ?? 0))
         }

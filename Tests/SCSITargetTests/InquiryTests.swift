@@ -1,8 +1,8 @@
 import BlockStorage
-@testable import SCSIWire
 import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 @Suite struct InquiryTests {
     static let pages: [UInt8?] = [nil] + InquiryData.supportedVPDPages.map { Optional($0) }
@@ -59,7 +59,8 @@ import Testing
         #expect(naa?.value == Fixture.configuration().naaIdentifier)
         #expect(naa?.value.first.map { $0 >> 4 } == 6)
         let port = designators.first { $0.assoc == 1 && $0.type == 8 }
-        #expect(port.map { String(decoding: $0.value.prefix { $0 != 0 }, as: UTF8.self) } == Fixture.nexusA.targetPortName)
+        #expect(
+            port.map { String(decoding: $0.value.prefix { $0 != 0 }, as: UTF8.self) } == Fixture.nexusA.targetPortName)
         #expect(port.map { $0.value.count % 4 } == 0)
         #expect(designators.first { $0.assoc == 1 && $0.type == 4 }?.value == [0, 0, 0, 1])
         #expect(designators.first { $0.assoc == 1 && $0.type == 5 }?.value == [0, 0, 0, 1])

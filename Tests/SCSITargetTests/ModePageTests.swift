@@ -1,7 +1,7 @@
-@testable import SCSIWire
 import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 @Suite struct ModePageTests {
     @Test func allPagesSense6() async {
@@ -56,7 +56,9 @@ import Testing
         var page = ModePageCode.control.defaultPage
         page[2] |= 0x04  // D_SENSE: not changeable
         let params: [UInt8] = [0, 0, 0, 0] + page
-        #expect(await t.run(CDB.modeSelect6(length: UInt8(params.count)), data: params).hasSense(.invalidFieldInParameterList))
+        #expect(
+            await t.run(CDB.modeSelect6(length: UInt8(params.count)), data: params).hasSense(
+                .invalidFieldInParameterList))
         #expect(await t.run(CDB.modeSelect6(length: 2), data: [0, 0]).hasSense(.parameterListLengthError))
         #expect(await t.run(CDB.modeSelect6(length: 4), data: [0, 0]).hasSense(.parameterListLengthError))
         let sp: [UInt8] = [0x15, 0x11, 0, 0, 4, 0]

@@ -1,21 +1,29 @@
 import BlockStorage
-@testable import SCSIWire
 import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 /// PERSISTENT RESERVE IN/OUT (iscsi-test-cu SCSI.Prout*/Prin*).
 @Suite struct PersistentReservationTests {
     static let a = Fixture.nexusA
     static let b = Fixture.nexusB
-    static let c = ITNexus(initiatorName: "iqn.2026-01.test:c", isid: 3, targetName: "iqn.2026-01.tessera:t", portalGroupTag: 1)
+    static let c = ITNexus(
+        initiatorName: "iqn.2026-01.test:c", isid: 3, targetName: "iqn.2026-01.tessera:t", portalGroupTag: 1)
 
-    static func out(_ sa: PersistentReserveOutAction, type: UInt8 = 0, key: UInt64, sark: UInt64 = 0) -> (cdb: [UInt8], data: [UInt8]) {
-        ([0x5F, sa.rawValue, type, 0, 0, 0, 0, 0, 24, 0],
-         PersistentReserveOutParameters(reservationKey: key, serviceActionReservationKey: sark).bytes)
+    static func out(_ sa: PersistentReserveOutAction, type: UInt8 = 0, key: UInt64, sark: UInt64 = 0) -> (
+        cdb: [UInt8], data: [UInt8]
+    ) {
+        (
+            [0x5F, sa.rawValue, type, 0, 0, 0, 0, 0, 24, 0],
+            PersistentReserveOutParameters(reservationKey: key, serviceActionReservationKey: sark).bytes
+        )
     }
 
-    static func run(_ t: SCSITargetDevice, _ sa: PersistentReserveOutAction, type: UInt8 = 0, key: UInt64, sark: UInt64 = 0, nexus: ITNexus) async -> SCSIResponse {
+    static func run(
+        _ t: SCSITargetDevice, _ sa: PersistentReserveOutAction, type: UInt8 = 0, key: UInt64, sark: UInt64 = 0,
+        nexus: ITNexus
+    ) async -> SCSIResponse {
         let o = out(sa, type: type, key: key, sark: sark)
         return await t.run(o.cdb, nexus: nexus, data: o.data)
     }
@@ -65,7 +73,9 @@ import Testing
         #expect(rr[7] == 16 && rr[15] == 1 && rr[21] == type.rawValue)
         // Wrong type on release → INVALID RELEASE OF PERSISTENT RESERVATION.
         let other: UInt8 = type == .writeExclusive ? 3 : 1
-        #expect(await Self.run(t, .release, type: other, key: 1, nexus: Self.a).hasSense(.invalidReleaseOfPersistentReservation))
+        #expect(
+            await Self.run(t, .release, type: other, key: 1, nexus: Self.a).hasSense(
+                .invalidReleaseOfPersistentReservation))
         #expect(await Self.run(t, .release, type: type.rawValue, key: 1, nexus: Self.a).status == .good)
         #expect(await t.run(CDB.write10(0, 1), nexus: Self.b, data: block).status == .good)
     }
@@ -131,9 +141,12 @@ import Testing
         // Service action 4 of PR IN does not exist (iscsi-test-cu SCSI.PrinServiceactionRange).
         #expect(await t.run([0x5E, 4, 0, 0, 0, 0, 0, 0x10, 0, 0]).hasSense(.invalidFieldInCDB))
         // Parameter list length other than 24.
-        #expect(await t.run([0x5F, 0, 0, 0, 0, 0, 0, 0, 20, 0], data: [UInt8](repeating: 0, count: 20)).hasSense(.parameterListLengthError))
+        #expect(
+            await t.run([0x5F, 0, 0, 0, 0, 0, 0, 0, 20, 0], data: [UInt8](repeating: 0, count: 20)).hasSense(
+                .parameterListLengthError))
         // APTPL is not offered.
-        var p = PersistentReserveOutParameters(reservationKey: 0x1234, serviceActionReservationKey: 5, aptpl: true).bytes
+        var p = PersistentReserveOutParameters(reservationKey: 0x1234, serviceActionReservationKey: 5, aptpl: true)
+            .bytes
         #expect(await t.run([0x5F, 0, 0, 0, 0, 0, 0, 0, 24, 0], data: p).hasSense(.invalidFieldInParameterList))
         p = PersistentReserveOutParameters(reservationKey: 0x1234, serviceActionReservationKey: 0).bytes
         #expect(await t.run([0x5F, 1, 0x09, 0, 0, 0, 0, 0, 24, 0], data: p).hasSense(.invalidFieldInCDB))  // type 9
@@ -147,6 +160,8 @@ import Testing
         _ = await t.taskManagement(.logicalUnitReset, lun: 0, nexus: Self.a)
         await t.nexusLost(Self.a)
         _ = await t.run(CDB.testUnitReady, nexus: Self.b)
-        #expect(await t.run(CDB.write10(0, 1), nexus: Self.b, data: [UInt8](repeating: 0, count: 512)).status == .reservationConflict)
+        #expect(
+            await t.run(CDB.write10(0, 1), nexus: Self.b, data: [UInt8](repeating: 0, count: 512)).status
+                == .reservationConflict)
     }
 }

@@ -1,7 +1,7 @@
-@testable import SCSIWire
 import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 /// REPORT SUPPORTED OPERATION CODES is built from the same table that dispatches.
 @Suite struct RSOCTests {
@@ -48,9 +48,10 @@ import Testing
             #expect(throws: SenseData.self) { try CommandDescriptor.parse(bad) }
         }
         let options: UInt8 = desc.serviceAction == nil ? 1 : 2
-        let r = try CommandDescriptor.reportOne(ReportSupportedOperationCodes(
-            rctd: true, reportingOptions: options, requestedOperationCode: desc.opcode,
-            requestedServiceAction: desc.serviceAction ?? 0, allocationLength: 4096))
+        let r = try CommandDescriptor.reportOne(
+            ReportSupportedOperationCodes(
+                rctd: true, reportingOptions: options, requestedOperationCode: desc.opcode,
+                requestedServiceAction: desc.serviceAction ?? 0, allocationLength: 4096))
         #expect(r[1] & 0x07 == 3 && r[1] & 0x80 != 0)
         #expect(Int(r[2]) << 8 | Int(r[3]) == desc.cdbLength)
         #expect(Array(r[4..<4 + desc.cdbLength]) == desc.usageData)

@@ -1,9 +1,9 @@
 import BlockStorage
-@testable import SCSIWire
-import Testing
 import TesseraTestKit
+import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 @Suite struct ReadWriteTests {
     static func pattern(_ blocks: Int, _ seed: UInt8) -> [UInt8] {
@@ -76,7 +76,9 @@ import TesseraTestKit
         #expect(await t.run(CDB.write10(0, 2), data: b).status == .good)
         #expect(await t.run(CDB.read10(0, 2)).data == b + a.prefix(512))
         // A partial block cannot be written.
-        #expect(await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 0x63, count: 200)).hasSense(.invalidFieldInInformationUnit))
+        #expect(
+            await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 0x63, count: 200)).hasSense(
+                .invalidFieldInInformationUnit))
         #expect(await t.run(CDB.read10(0, 1)).data == b)
         // No data at all: nothing written, GOOD.
         #expect(await t.run(CDB.write10(0, 1)).status == .good)
@@ -135,7 +137,8 @@ import TesseraTestKit
         let (t, _) = await Fixture.readyTarget(device: rec)
         _ = await t.run(CDB.write10(0, 1), data: Self.pattern(1, 0))
         _ = await t.run(CDB.write10(0, 1, flags: 0x08), data: Self.pattern(1, 0))
-        #expect(rec.operations == [.write(lba: 0, blockCount: 1, fua: false), .write(lba: 0, blockCount: 1, fua: true)])
+        #expect(
+            rec.operations == [.write(lba: 0, blockCount: 1, fua: false), .write(lba: 0, blockCount: 1, fua: true)])
     }
 
     @Test func deviceErrorsBecomeMediumErrors() async {
@@ -144,7 +147,8 @@ import TesseraTestKit
         #expect(await t.run(CDB.read10(0, 1)).hasSense(.unrecoveredReadError))
         #expect(await t.run(CDB.write10(0, 1), data: Self.pattern(1, 0)).hasSense(.writeError))
         #expect(await t.run([0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0]).hasSense(.writeError))
-        let full = FailingBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 64), writeError: BlockDeviceError(.noSpace))
+        let full = FailingBlockDevice(
+            geometry: BlockGeometry(blockSize: 512, blockCount: 64), writeError: BlockDeviceError(.noSpace))
         let (t2, _) = await Fixture.readyTarget(device: full)
         #expect(await t2.run(CDB.write10(0, 1), data: Self.pattern(1, 0)).hasSense(.spaceAllocationFailedWriteProtect))
     }
@@ -155,7 +159,9 @@ import TesseraTestKit
         let d = await t.run(CDB.readCapacity16()).data
         #expect(d.count == 32 && Array(d[0..<12]) == [0, 0, 0, 0, 0, 0, 0x03, 0xFF, 0, 0, 0x02, 0])
         #expect(d[14] & 0xC0 == 0xC0)
-        for alloc in 0...40 { #expect(await t.run(CDB.readCapacity16(alloc: UInt32(alloc))).dataInLength == min(alloc, 32)) }
+        for alloc in 0...40 {
+            #expect(await t.run(CDB.readCapacity16(alloc: UInt32(alloc))).dataInLength == min(alloc, 32))
+        }
         #expect(ReadCapacityData.ten(blockCount: 1 << 33, blockSize: 512).prefix(4) == [0xFF, 0xFF, 0xFF, 0xFF])
     }
 

@@ -1,8 +1,8 @@
 import BlockStorage
-@testable import SCSIWire
 import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 /// SPC-2 RESERVE/RELEASE (iscsi-test-cu SCSI.Reserve6.*).
 @Suite struct ReservationTests {
@@ -72,8 +72,12 @@ import Testing
     @Test func limitsAndDataSize() async {
         let (t, _) = await Fixture.readyTarget()
         #expect(await t.run(Self.cdb(0, 2), data: [UInt8](repeating: 0, count: 2048)).hasSense(.invalidFieldInCDB))
-        #expect(await t.run(Self.cdb(0, 1), data: [UInt8](repeating: 0, count: 512)).hasSense(.invalidFieldInInformationUnit))
-        #expect(await t.run(Self.cdb(Fixture.blockCount, 1), data: [UInt8](repeating: 0, count: 1024)).hasSense(.lbaOutOfRange))
+        #expect(
+            await t.run(Self.cdb(0, 1), data: [UInt8](repeating: 0, count: 512)).hasSense(
+                .invalidFieldInInformationUnit))
+        #expect(
+            await t.run(Self.cdb(Fixture.blockCount, 1), data: [UInt8](repeating: 0, count: 1024)).hasSense(
+                .lbaOutOfRange))
         #expect(await t.run(Self.cdb(0, 0)).status == .good)
     }
 

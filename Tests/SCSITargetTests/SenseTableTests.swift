@@ -1,5 +1,6 @@
-@testable import SCSIWire
 import Testing
+
+@testable import SCSIWire
 
 /// The one sense table: every reason maps to well-formed fixed sense, and no two reasons collide.
 @Suite struct SenseTableTests {

@@ -1,9 +1,9 @@
 import BlockStorage
-@testable import SCSIWire
-import Testing
 import TesseraTestKit
+import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 /// Task management with a device that completes only when the test says so.
 @Suite struct TaskManagementTests {

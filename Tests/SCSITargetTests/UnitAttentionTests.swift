@@ -1,7 +1,7 @@
-@testable import SCSIWire
 import Testing
 
 @testable import SCSITarget
+@testable import SCSIWire
 
 /// Unit attention delivery rules (SAM-5 §5.14, SPC-4 §5.9).
 @Suite struct UnitAttentionTests {
@@ -41,7 +41,9 @@ import Testing
         #expect(await t.run(CDB.testUnitReady).hasSense(.busDeviceResetFunctionOccurred))
         #expect(await t.run(CDB.testUnitReady, nexus: Fixture.nexusB).hasSense(.busDeviceResetFunctionOccurred))
         #expect(await t.run(CDB.testUnitReady).status == .good)
-        #expect(await t.taskManagement(.logicalUnitReset, lun: LUNAddress.encode(9), nexus: Fixture.nexusA) == .lunDoesNotExist)
+        #expect(
+            await t.taskManagement(.logicalUnitReset, lun: LUNAddress.encode(9), nexus: Fixture.nexusA)
+                == .lunDoesNotExist)
     }
 
     /// A returning nexus is new: 29/00, the only reset ASCQ libiscsi's RESERVE helpers retry through.

@@ -50,7 +50,9 @@ public final class ControlledBlockDevice: BlockDevice {
 
     /// Releases every parked operation.
     public func completeAll(error: BlockDeviceError? = nil) {
-        let all = parked.withLock { p in defer { p.removeAll() }; return p }
+        let all = parked.withLock { p in
+            defer { p.removeAll() }; return p
+        }
         for p in all { p.continuation.resume(returning: error) }
     }
 
@@ -61,12 +63,15 @@ public final class ControlledBlockDevice: BlockDevice {
         if let error { throw error }
     }
 
-    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError) {
+    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
+    {
         try await park(.read(lba: lba, blockCount: blockCount))
         try await backing.read(lba: lba, blockCount: blockCount, into: buffer, offset: offset)
     }
 
-    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool) async throws(BlockDeviceError) {
+    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
         try await park(.write(lba: lba, blockCount: blockCount, fua: fua))
         try await backing.write(lba: lba, blockCount: blockCount, from: buffer, offset: offset, fua: fua)
     }
@@ -101,7 +106,8 @@ public final class FailingBlockDevice: BlockDevice {
 
     public init(
         geometry: BlockGeometry, readError: BlockDeviceError? = BlockDeviceError(.ioError),
-        writeError: BlockDeviceError? = BlockDeviceError(.ioError), flushError: BlockDeviceError? = BlockDeviceError(.ioError)
+        writeError: BlockDeviceError? = BlockDeviceError(.ioError),
+        flushError: BlockDeviceError? = BlockDeviceError(.ioError)
     ) {
         self.backing = MemoryBlockDevice(geometry: geometry)
         self.readError = readError
@@ -109,12 +115,15 @@ public final class FailingBlockDevice: BlockDevice {
         self.flushError = flushError
     }
 
-    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError) {
+    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
+    {
         if let readError { throw readError }
         try await backing.read(lba: lba, blockCount: blockCount, into: buffer, offset: offset)
     }
 
-    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool) async throws(BlockDeviceError) {
+    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
         if let writeError { throw writeError }
         try await backing.write(lba: lba, blockCount: blockCount, from: buffer, offset: offset, fua: fua)
     }
@@ -144,12 +153,15 @@ public final class RecordingBlockDevice: BlockDevice {
     /// Every operation so far, in order.
     public var operations: [ControlledBlockDevice.Operation] { log.withLock { $0 } }
 
-    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError) {
+    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
+    {
         log.withLock { $0.append(.read(lba: lba, blockCount: blockCount)) }
         try await backing.read(lba: lba, blockCount: blockCount, into: buffer, offset: offset)
     }
 
-    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool) async throws(BlockDeviceError) {
+    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
         log.withLock { $0.append(.write(lba: lba, blockCount: blockCount, fua: fua)) }
         try await backing.write(lba: lba, blockCount: blockCount, from: buffer, offset: offset, fua: fua)
     }
