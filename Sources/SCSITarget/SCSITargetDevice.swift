@@ -13,6 +13,11 @@ public final class SCSITargetDevice: Sendable {
         self.logicalUnits = logicalUnits
     }
 
+    /// A target with no logical units (the skeleton's initialiser; every LUN reports LOGICAL UNIT NOT SUPPORTED).
+    public convenience init() {
+        self.init(logicalUnits: [:])
+    }
+
     /// Runs one command to completion (never throws: failures become sense data).
     public func execute(_ command: SCSICommand) async -> SCSIResponse {
         let lunNumber = LUNAddress.decode(command.lun)
@@ -118,6 +123,7 @@ public final class SCSITargetDevice: Sendable {
         switch function {
         case .abortTask(let tag):
             // SAM-5 §7.2: aborts the task with this tag from this nexus.
+            guard unit != nil else { return .lunDoesNotExist }
             let keys = tasks.abort { key, _ in key.nexus == nexus && key.taskTag == tag }
             guard !keys.isEmpty else { return .taskDoesNotExist }
             await tasks.waitForEnd(keys)
