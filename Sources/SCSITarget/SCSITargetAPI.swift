@@ -101,7 +101,10 @@ public struct SCSIResponse: Sendable {
     /// The task was aborted by task management: the transport sends no response (SAM-5 §7.x, TAS=0).
     public var aborted: Bool
 
-    public init(status: SCSIStatus, sense: [UInt8] = [], dataIn: IOBuffer? = nil, dataInLength: Int? = nil, aborted: Bool = false) {
+    public init(
+        status: SCSIStatus, sense: [UInt8] = [], dataIn: IOBuffer? = nil, dataInLength: Int? = nil,
+        aborted: Bool = false
+    ) {
         self.status = status
         self.sense = sense
         self.dataIn = dataIn

@@ -1,0 +1,180 @@
+import BlockStorage
+import Synchronization
+
+/// A block device whose operations complete only when the test says so
+/// (SPDK's pattern): each call parks until ``complete(error:)`` releases it,
+/// then runs against an in-memory device. Lets tests hold a command in
+/// flight while they issue task management.
+public final class ControlledBlockDevice: BlockDevice {
+    /// Which operation is parked.
+    public enum Operation: Sendable, Hashable {
+        case read(lba: UInt64, blockCount: UInt32)
+        case write(lba: UInt64, blockCount: UInt32, fua: Bool)
+        case flush
+        case unmap(lba: UInt64, blockCount: UInt64)
+    }
+
+    private struct Parked {
+        var operation: Operation
+        var continuation: CheckedContinuation<BlockDeviceError?, Never>
+    }
+
+    public let backing: MemoryBlockDevice
+    public var geometry: BlockGeometry { backing.geometry }
+    public var supportsUnmap: Bool { true }
+    private let parked = Mutex<[Parked]>([])
+
+    public init(geometry: BlockGeometry) {
+        self.backing = MemoryBlockDevice(geometry: geometry)
+    }
+
+    /// Operations waiting for the test, oldest first.
+    public var pending: [Operation] { parked.withLock { $0.map(\.operation) } }
+
+    /// Waits (up to about five seconds) until at least `count` operations are parked.
+    public func waitForPending(_ count: Int = 1) async -> Bool {
+        for _ in 0..<5000 {
+            if parked.withLock({ $0.count }) >= count { return true }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return false
+    }
+
+    /// Releases the oldest parked operation, failing it with `error` when given.
+    @discardableResult
+    public func complete(error: BlockDeviceError? = nil) -> Operation? {
+        let next = parked.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+        next?.continuation.resume(returning: error)
+        return next?.operation
+    }
+
+    /// Releases every parked operation.
+    public func completeAll(error: BlockDeviceError? = nil) {
+        let all = parked.withLock { p in
+            defer { p.removeAll() }; return p
+        }
+        for p in all { p.continuation.resume(returning: error) }
+    }
+
+    private func park(_ operation: Operation) async throws(BlockDeviceError) {
+        let error = await withCheckedContinuation { (c: CheckedContinuation<BlockDeviceError?, Never>) in
+            parked.withLock { $0.append(Parked(operation: operation, continuation: c)) }
+        }
+        if let error { throw error }
+    }
+
+    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
+    {
+        try await park(.read(lba: lba, blockCount: blockCount))
+        try await backing.read(lba: lba, blockCount: blockCount, into: buffer, offset: offset)
+    }
+
+    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
+        try await park(.write(lba: lba, blockCount: blockCount, fua: fua))
+        try await backing.write(lba: lba, blockCount: blockCount, from: buffer, offset: offset, fua: fua)
+    }
+
+    public func flush() async throws(BlockDeviceError) {
+        try await park(.flush)
+        try await backing.flush()
+    }
+
+    public func unmap(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) {
+        try await park(.unmap(lba: lba, blockCount: blockCount))
+        try await backing.unmap(lba: lba, blockCount: blockCount)
+    }
+
+    public func close() async {
+        completeAll(error: BlockDeviceError(.closed))
+        await backing.close()
+    }
+}
+
+/// A block device whose selected operations fail (medium errors, full thin pools).
+public final class FailingBlockDevice: BlockDevice {
+    public let backing: MemoryBlockDevice
+    public var geometry: BlockGeometry { backing.geometry }
+    public var supportsUnmap: Bool { true }
+    /// Error for reads, nil to succeed.
+    public let readError: BlockDeviceError?
+    /// Error for writes, unmaps, nil to succeed.
+    public let writeError: BlockDeviceError?
+    /// Error for flushes, nil to succeed.
+    public let flushError: BlockDeviceError?
+
+    public init(
+        geometry: BlockGeometry, readError: BlockDeviceError? = BlockDeviceError(.ioError),
+        writeError: BlockDeviceError? = BlockDeviceError(.ioError),
+        flushError: BlockDeviceError? = BlockDeviceError(.ioError)
+    ) {
+        self.backing = MemoryBlockDevice(geometry: geometry)
+        self.readError = readError
+        self.writeError = writeError
+        self.flushError = flushError
+    }
+
+    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
+    {
+        if let readError { throw readError }
+        try await backing.read(lba: lba, blockCount: blockCount, into: buffer, offset: offset)
+    }
+
+    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
+        if let writeError { throw writeError }
+        try await backing.write(lba: lba, blockCount: blockCount, from: buffer, offset: offset, fua: fua)
+    }
+
+    public func flush() async throws(BlockDeviceError) {
+        if let flushError { throw flushError }
+        try await backing.flush()
+    }
+
+    public func unmap(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) {
+        if let writeError { throw writeError }
+        try await backing.unmap(lba: lba, blockCount: blockCount)
+    }
+
+    public func close() async { await backing.close() }
+}
+
+/// Counts operations on a wrapped device (tests that check FUA, flushes, unmaps reach the device).
+public final class RecordingBlockDevice: BlockDevice {
+    public let backing: any BlockDevice
+    public var geometry: BlockGeometry { backing.geometry }
+    public var supportsUnmap: Bool { backing.supportsUnmap }
+    private let log = Mutex<[ControlledBlockDevice.Operation]>([])
+
+    public init(_ backing: any BlockDevice) { self.backing = backing }
+
+    /// Every operation so far, in order.
+    public var operations: [ControlledBlockDevice.Operation] { log.withLock { $0 } }
+
+    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
+    {
+        log.withLock { $0.append(.read(lba: lba, blockCount: blockCount)) }
+        try await backing.read(lba: lba, blockCount: blockCount, into: buffer, offset: offset)
+    }
+
+    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
+        log.withLock { $0.append(.write(lba: lba, blockCount: blockCount, fua: fua)) }
+        try await backing.write(lba: lba, blockCount: blockCount, from: buffer, offset: offset, fua: fua)
+    }
+
+    public func flush() async throws(BlockDeviceError) {
+        log.withLock { $0.append(.flush) }
+        try await backing.flush()
+    }
+
+    public func unmap(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) {
+        log.withLock { $0.append(.unmap(lba: lba, blockCount: blockCount)) }
+        try await backing.unmap(lba: lba, blockCount: blockCount)
+    }
+
+    public func close() async { await backing.close() }
+}
