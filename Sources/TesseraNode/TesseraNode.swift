@@ -1,6 +1,7 @@
 import BlockStorage
 import Dispatch
 import Logging
+import ISCSITargetServer
 import Synchronization
 
 #if canImport(Glibc)
@@ -12,9 +13,9 @@ public enum TesseraNode {
     /// The version `tesserad --version` prints.
     public static let version = "0.1.0-dev"
 
-    /// Runs a node until SIGINT or SIGTERM: opens every LUN's device, waits,
-    /// then closes the devices. (The iSCSI server is wired in by
-    /// `NodeRuntime.swift`.)
+    /// Runs a node until SIGINT or SIGTERM: opens every LUN's device, starts
+    /// the iSCSI server on every portal (wiring in `NodeRuntime.swift`), waits,
+    /// then stops the server and closes the devices.
     public static func run(configuration: NodeConfiguration, logger: Logger) async throws {
         // Writes to a peer that went away must fail with EPIPE, not kill the node.
         signal(SIGPIPE, SIG_IGN)
@@ -23,14 +24,26 @@ public enum TesseraNode {
             logger.warning("configuration: \(warning)")
         }
         let units = try await openLogicalUnitDevices(configuration: configuration, logger: logger)
+        let devices = NodeRuntime.targetDevices(configuration: configuration, units: units)
+        let server = ISCSIServer(
+            configuration: NodeRuntime.serverConfiguration(configuration, devices: devices),
+            logger: logger)
+        do {
+            try await server.start()
+        } catch {
+            for unit in units { await unit.device.close() }
+            throw NodeStartupError(message: "cannot listen on \(configuration.portals.map(\.address)): \(error)")
+        }
         logger.notice(
             "tesserad ready",
             metadata: [
                 "version": "\(version)", "portals": "\(configuration.portals.map(\.address).joined(separator: ","))",
+                "targets": "\(configuration.targets.map(\.name).joined(separator: ","))",
                 "luns": "\(units.count)",
             ])
         let received = await termination.wait()
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
+        await server.shutdown()
         for unit in units { await unit.device.close() }
         termination.cancel()
         logger.notice("stopped")

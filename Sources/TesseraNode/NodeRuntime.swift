@@ -1,0 +1,98 @@
+import AIOBlockStorage
+import BlockStorage
+import ISCSISession
+import ISCSITargetServer
+import Logging
+import SCSITarget
+
+/// Builds the running pieces from a validated configuration: logical units
+/// over opened devices, one SCSI target device per target, and the iSCSI
+/// server's configuration. Pure mapping, no I/O: tested in TesseraNodeTests.
+enum NodeRuntime {
+    /// A LUN's identity must be the same on every node that will ever serve it
+    /// (ARCHITECTURE.md, rule 4), so it is derived from the target name and LUN
+    /// id, never from anything local such as a path or a random number.
+    static func identity(targetName: String, lunID: UInt16) -> UInt64 {
+        // FNV-1a, 64 bit: stable across processes and platforms (unlike Hasher).
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in targetName.lowercased().utf8 + [0, UInt8(lunID >> 8), UInt8(lunID & 0xFF)] {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+
+    /// The default unit serial number (VPD 0x80) when the configuration has none.
+    static func defaultSerial(targetName: String, lunID: UInt16) -> String {
+        let hex = String(identity(targetName: targetName, lunID: lunID), radix: 16, uppercase: true)
+        return "TSR" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    static func logicalUnitConfiguration(targetName: String, lun: LUNConfiguration) -> LogicalUnitConfiguration {
+        LogicalUnitConfiguration(
+            vendor: lun.vendor, product: lun.product, revision: lun.revision,
+            serial: lun.serial ?? defaultSerial(targetName: targetName, lunID: lun.id),
+            identifier: identity(targetName: targetName, lunID: lun.id),
+            writeProtected: lun.readOnly, thin: lun.thin)
+    }
+
+    /// One SCSI target device per configured target, holding its opened LUNs.
+    static func targetDevices(configuration: NodeConfiguration, units: [OpenedLogicalUnit]) -> [String: SCSITargetDevice] {
+        var devices: [String: SCSITargetDevice] = [:]
+        for target in configuration.targets {
+            var luns: [UInt16: LogicalUnit] = [:]
+            for unit in units where unit.targetName == target.name {
+                luns[unit.lun.id] = LogicalUnit(
+                    configuration: logicalUnitConfiguration(targetName: target.name, lun: unit.lun), device: unit.device)
+            }
+            devices[target.name] = SCSITargetDevice(logicalUnits: luns)
+        }
+        return devices
+    }
+
+    /// The portals a target is exported on (all when it names no groups).
+    static func portals(of target: TargetConfiguration, in configuration: NodeConfiguration) -> [PortalConfiguration] {
+        configuration.portals.filter { target.portalGroups.isEmpty || target.portalGroups.contains($0.groupTag) }
+    }
+
+    static func credentials(_ chap: CHAPConfiguration?) -> CHAPCredentials? {
+        chap.map { CHAPCredentials(user: $0.user, secret: $0.secret, mutualUser: $0.mutualUser, mutualSecret: $0.mutualSecret) }
+    }
+
+    /// Login rules: targets with their ACLs, CHAP and SendTargets addresses,
+    /// and the negotiation offers from `[iscsi]`.
+    static func loginConfiguration(_ configuration: NodeConfiguration) -> LoginConfiguration {
+        let targets = configuration.targets.map { target in
+            TargetDescription(
+                name: target.name, alias: target.alias,
+                portalGroupTag: portals(of: target, in: configuration).first?.groupTag ?? 1,
+                // RFC 7143 §13.3 / Appendix C: TargetAddress=domainname[:port][,portal-group-tag]
+                sendTargetsAddresses: portals(of: target, in: configuration).map { "\($0.address),\($0.groupTag)" },
+                allowedInitiators: target.allowedInitiators, chap: credentials(target.chap))
+        }
+        var login = LoginConfiguration(targets: targets, discoveryCHAP: credentials(configuration.discoveryCHAP))
+        let iscsi = configuration.iscsi
+        login.maxRecvDataSegmentLength = UInt32(iscsi.maxRecvDataSegmentLength)
+        login.maxBurstLength = UInt32(iscsi.maxBurstLength)
+        login.firstBurstLength = UInt32(iscsi.firstBurstLength)
+        login.immediateData = iscsi.immediateData
+        login.initialR2T = iscsi.initialR2T
+        login.commandWindow = UInt32(iscsi.queueDepth)
+        return login
+    }
+
+    static func serverConfiguration(
+        _ configuration: NodeConfiguration, devices: [String: SCSITargetDevice]
+    ) -> ISCSIServerConfiguration {
+        let iscsi = configuration.iscsi
+        return ISCSIServerConfiguration(
+            portals: configuration.portals.map {
+                .init(host: $0.host, port: Int($0.port), portalGroupTag: $0.groupTag)
+            },
+            login: loginConfiguration(configuration),
+            targets: devices.mapValues { $0 as any SCSITaskExecutor },
+            queueDepth: iscsi.queueDepth,
+            nopInInterval: iscsi.nopInInterval == .zero ? nil : iscsi.nopInInterval,
+            nopInTimeout: iscsi.nopInTimeout)
+    }
+}
