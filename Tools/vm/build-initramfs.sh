@@ -75,8 +75,9 @@ case "$TARGET" in
       || { log "TARGET=tesserad needs TESSERAD_BIN=/path/to/tesserad"; exit 1; }
     put "$TESSERAD_BIN" /usr/bin/tesserad
     add_bin "$TESSERAD_BIN"
-    # Swift runtime libraries that are dlopen'ed or not seen by ldd
-    for f in "$SWIFT_LIBDIR"/*.so; do put "$f"; done
+    # ldd finds the Swift runtime through the binary's RUNPATH; anything
+    # dlopen'ed must be named in TESSERAD_EXTRA_LIBS (space separated paths)
+    for f in ${TESSERAD_EXTRA_LIBS:-}; do add_bin "$f"; done
     ;;
 esac
 for b in "${BINS[@]}"; do add_bin "$b"; done
@@ -138,6 +139,14 @@ install -m 0755 "$HERE/guest/init" "$STAGE/init"
 install -m 0644 "$HERE/guest/lib.sh" "$STAGE/vm/lib.sh"
 install -m 0644 "$HERE/targets/$TARGET.sh" "$STAGE/vm/target.sh"
 [ -n "${TARGET_CONFIG:-}" ] && install -m 0644 "$TARGET_CONFIG" "$STAGE/vm/target.conf"
+# host settings handed to the guest scripts (see guest/lib.sh, targets/*.sh)
+: > "$STAGE/vm/target.env"
+for v in TESSERAD_ARGS TESSERAD_LOG_LEVEL IQN CHAP_USER CHAP_SECRET WRONG_SECRET SIZE_MB VENDOR PRODUCT SERIAL PORT \
+         EXPECT_VENDOR EXPECT_PRODUCT EXPECT_SERIAL EXPECT_SIZE_BYTES FIO_SIZE FIO_MP_SIZE; do
+  if [ -n "${!v+x}" ]; then
+    printf "export %s='%s'\n" "$v" "$(printf '%s' "${!v}" | sed "s/'/'\\\\''/g")" >> "$STAGE/vm/target.env"
+  fi
+done
 
 (cd "$STAGE" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

@@ -8,7 +8,7 @@
 # No marker (crash, panic) -> 125.
 #
 # Environment: TARGET (tgt|tesserad, selects the initramfs built by
-# build-initramfs.sh), VM_BUILD_DIR, VM_MEM (MiB, default 1024),
+# build-initramfs.sh), VM_BUILD_DIR, VM_MEM (MiB, default 1536),
 # VM_SMP (default 2), VM_LOG (default .build-vm/logs/<scenario>-<TARGET>.log),
 # VM_ENV (extra "NAME=value ..." exported to the scenario, e.g. FIO_SIZE=32M).
 set -uo pipefail
@@ -44,7 +44,7 @@ cat "$BASE" "$WORK/test.cpio" > "$WORK/initrd.cpio"
 
 : > "$LOG"
 start=$(date +%s)
-qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp "${VM_SMP:-2}" -m "${VM_MEM:-1024}" \
+qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp "${VM_SMP:-2}" -m "${VM_MEM:-1536}" \
 	-nodefaults -display none -monitor none -no-reboot -nic none \
 	-serial "file:$LOG" \
 	-kernel "$KERNEL" -initrd "$WORK/initrd.cpio" \
