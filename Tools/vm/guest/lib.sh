@@ -4,6 +4,7 @@
 #
 # What the target is configured with, and what the scenarios check. A target
 # plugin may override EXPECT_* if its product cannot be configured to match.
+set -o pipefail
 [ -f /vm/target.env ] && . /vm/target.env
 : "${IQN:=iqn.2026-11.org.tessera:vm-disk}"
 : "${CHAP_USER:=tessera-initiator}"

@@ -15,10 +15,14 @@ ok "discovery lists $IQN at $P"
 
 step "login with a wrong CHAP secret is refused"
 chap "$P" "$WRONG_SECRET" || die "cannot set node record"
-if login "$P" >/tmp/badlogin.log 2>&1; then
+login "$P" >/tmp/badlogin.log 2>&1
+rc=$?
+sed 's/^/  /' /tmp/badlogin.log | tail -n 2
+if [ "$rc" = 0 ]; then
 	fail "login with a wrong secret succeeded"; logout "$P" >/dev/null 2>&1
 else
-	sed 's/^/  /' /tmp/badlogin.log | tail -n 2
+	# iscsiadm exit 24 = ISCSI_ERR_LOGIN_AUTH_FAILED (Login status 0201h)
+	check "refused as an authentication failure (iscsiadm exit $rc, want 24)" [ "$rc" = 24 ]
 	check "no session after the refused login" [ "$(session_count)" = 0 ]
 fi
 
