@@ -1,0 +1,120 @@
+# /vm/lib.sh — helpers shared by the guest scenarios (busybox sh).
+# Sourced by /test.sh; it sources the target plugin /vm/target.sh, which must
+# define  target_start <portal>...  and  target_stop.
+#
+# What the target is configured with, and what the scenarios check. A target
+# plugin may override EXPECT_* if its product cannot be configured to match.
+set -o pipefail
+[ -f /vm/target.env ] && . /vm/target.env
+: "${IQN:=iqn.2026-11.org.tessera:vm-disk}"
+: "${CHAP_USER:=tessera-initiator}"
+: "${CHAP_SECRET:=tessera-secret-16}"
+: "${WRONG_SECRET:=not-the-secret-00}"
+: "${SIZE_MB:=64}"
+: "${VENDOR:=TESSERA}"
+: "${PRODUCT:=VMTESTDISK}"
+: "${SERIAL:=TSRVM000001}"
+: "${PORT:=3260}"
+: "${FIO_SIZE:=16M}"
+
+FAILED=0
+T0=$(cut -d. -f1 /proc/uptime)
+
+now() { cut -d' ' -f1 /proc/uptime; }
+step() { echo "=== [$(now)s] $*"; }
+ok()   { echo "  ok: $*"; }
+fail() { echo "  FAIL: $*"; FAILED=1; }
+die()  { echo "  FATAL: $*"; dump_logs; exit 1; }
+check() { # check "<description>" cmd...
+	local what="$1"; shift
+	if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+dump_logs() {
+	for f in /tmp/target.log /tmp/iscsid.log /tmp/multipathd.log; do
+		[ -s "$f" ] || continue
+		echo "----- tail $f"; tail -n 30 "$f"
+	done
+	echo "----- dmesg (tail)"; dmesg | tail -n 30
+}
+
+# wait_until <seconds> cmd... : poll every 0.5 s
+wait_until() {
+	local n=$(( $1 * 2 )); shift
+	while [ "$n" -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.5; n=$((n - 1))
+	done
+	return 1
+}
+
+. /vm/target.sh
+# the plugin may set these from what it was configured with
+: "${EXPECT_VENDOR:=$VENDOR}"
+: "${EXPECT_PRODUCT:=$PRODUCT}"
+: "${EXPECT_SERIAL:=$SERIAL}"
+: "${EXPECT_SIZE_BYTES:=$((SIZE_MB * 1024 * 1024))}"
+
+start_iscsid() {
+	iscsid -f >/tmp/iscsid.log 2>&1 &
+	ISCSID_PID=$!
+	# iscsiadm answers "No active sessions" (exit 21) once iscsid listens
+	wait_until 10 sh -c 'iscsiadm -m session 2>&1 | grep -q "No active sessions"'
+	kill -0 "$ISCSID_PID" 2>/dev/null || die "iscsid did not start"
+}
+
+start_udevd() {
+	/usr/lib/systemd/systemd-udevd --daemon >/tmp/udevd.log 2>&1 || echo "  note: udevd failed to start"
+	udevadm trigger --subsystem-match=block --action=add >/dev/null 2>&1
+	udevadm settle --timeout=10 >/dev/null 2>&1
+}
+
+# node_set <portal> <name> <value>
+node_set() {
+	iscsiadm -m node -T "$IQN" -p "$1" -o update -n "$2" -v "$3"
+}
+# chap <portal> <secret>
+chap() {
+	node_set "$1" node.session.auth.authmethod CHAP &&
+	node_set "$1" node.session.auth.username "$CHAP_USER" &&
+	node_set "$1" node.session.auth.password "$2"
+}
+login()  { iscsiadm -m node -T "$IQN" -p "$1" --login; }
+logout() { iscsiadm -m node -T "$IQN" -p "$1" --logout; }
+session_count() { iscsiadm -m session 2>/dev/null | grep -c "$IQN"; }
+
+# disks: the sd devices whose INQUIRY vendor/product match the target's
+trim() { sed -e 's/^ *//' -e 's/ *$//'; }
+disks() {
+	local d v m
+	for d in /sys/block/sd*; do
+		[ -e "$d/device/vendor" ] || continue
+		v=$(trim < "$d/device/vendor"); m=$(trim < "$d/device/model")
+		[ "$v" = "$EXPECT_VENDOR" ] && [ "$m" = "$EXPECT_PRODUCT" ] && echo "${d##*/}"
+	done
+}
+disk_count() { disks | wc -l; }
+have_disks() { [ "$(disk_count)" -ge "$1" ]; }
+
+# check_identity <sdX>: vendor/product via sysfs, serial via VPD 0x80, size
+check_identity() {
+	local sd="$1" sn bytes
+	ok "disk /dev/$sd vendor='$(trim < /sys/block/$sd/device/vendor)' product='$(trim < /sys/block/$sd/device/model)'"
+	sn=$(sg_inq -p 0x80 "/dev/$sd" 2>/dev/null | sed -n 's/^ *Unit serial number: *//p' | trim)
+	check "serial '$sn' = '$EXPECT_SERIAL'" [ "$sn" = "$EXPECT_SERIAL" ]
+	bytes=$(( $(cat /sys/block/$sd/size) * 512 ))
+	check "size $bytes = $EXPECT_SIZE_BYTES" [ "$bytes" = "$EXPECT_SIZE_BYTES" ]
+}
+
+# run_fio <label> <device> [extra fio args]: random writes then verified reads
+run_fio() {
+	local label="$1" dev="$2" rc; shift 2
+	fio --name="$label" --filename="$dev" --ioengine=libaio --direct=1 \
+	    --iodepth=32 --bs=4k --rw=randwrite --size="$FIO_SIZE" \
+	    --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
+	    "$@" >/tmp/fio-$label.log 2>&1
+	rc=$?
+	grep -E '^ *(read|write|READ|WRITE):|err=|verify:|crc32c|bad magic|Input/output' /tmp/fio-$label.log |
+		sed "s/^/  [fio $label, measured under TCG emulation] /"
+	return $rc
+}

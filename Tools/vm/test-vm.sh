@@ -1,0 +1,40 @@
+#!/bin/bash
+# Tools/vm/test-vm.sh — kernel-initiator end-to-end tests in a qemu guest.
+#
+# setup (if needed) -> build initramfs -> scenarios single + multipath.
+# Prints "PASS <scenario>" / "FAIL <scenario>" per scenario and a closing
+# "vm: N passed, N failed" line; exits non-zero if any failed.
+# If qemu cannot be installed: prints SKIPPED and exits 0.
+#
+# Environment: TARGET=tgt (default) | tesserad (+ TESSERAD_BIN=/path),
+# SCENARIOS="single multipath", VM_TIMEOUT (per scenario, default 240).
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TARGET="${TARGET:-tgt}"; export TARGET
+SCENARIOS="${SCENARIOS:-single multipath}"
+T0=$(date +%s)
+
+"$HERE/setup.sh"
+rc=$?
+if [ "$rc" = 2 ]; then
+	echo "vm: SKIPPED (qemu-system-x86_64 or a guest package could not be installed)"
+	exit 0
+elif [ "$rc" != 0 ]; then
+	echo "vm: setup failed (exit $rc)"; exit 1
+fi
+"$HERE/build-initramfs.sh" || { echo "vm: initramfs build failed"; exit 1; }
+
+pass=0; failn=0; summary=()
+for s in $SCENARIOS; do
+	t=$(date +%s)
+	if "$HERE/run.sh" "$HERE/scenarios/$s.sh" "${VM_TIMEOUT:-240}"; then
+		pass=$((pass + 1)); summary+=("PASS $s ($(( $(date +%s) - t ))s, target $TARGET)")
+	else
+		failn=$((failn + 1)); summary+=("FAIL $s ($(( $(date +%s) - t ))s, target $TARGET)")
+	fi
+done
+echo "================ vm results (target $TARGET, $(( $(date +%s) - T0 ))s total)"
+printf '%s\n' "${summary[@]}"
+echo "vm: $pass passed, $failn failed"
+[ "$failn" = 0 ]
