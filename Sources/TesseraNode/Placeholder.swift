@@ -1,1 +1,0 @@
-// Placeholder; the TesseraNode owner replaces this file.
