@@ -83,6 +83,7 @@ let package = Package(
         .target(name: "MetadataStore", dependencies: [
             "ClusterModel", "CDqlite", "CDqliteShim",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
