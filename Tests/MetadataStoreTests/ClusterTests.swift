@@ -1,0 +1,65 @@
+import ClusterModel
+import Testing
+@testable import MetadataStore
+
+/// Several real dqlite nodes in this process.
+@Suite("dqlite cluster", .serialized)
+struct ClusterTests {
+    @Test func joinAssignsThreeVotersThenStandbyAndLeaveRemoves() async throws {
+        let cluster = try await TestCluster(size: 4)
+        defer { cluster.shutdown() }
+        let client = cluster.client()
+        let members = try await client.members().sorted { $0.id < $1.id }
+        #expect(members.map(\.role) == [.voter, .voter, .voter, .standby])
+        // Joining again changes nothing.
+        #expect(try await client.join(id: NodeID(4), address: cluster.addresses[3]) == .standby)
+        try await client.leave(id: NodeID(4))
+        #expect(try await client.members().map(\.id).sorted() == [NodeID(1), NodeID(2), NodeID(3)])
+        await client.close()
+    }
+
+    @Test func leaderStopFailsOverAndRetriedWriteAppliesOnce() async throws {
+        let cluster = try await TestCluster(size: 3)
+        defer { cluster.shutdown() }
+        let client = cluster.client()
+        try await Migrator.migrate(client)
+        try await client.exec("CREATE TABLE writes (id TEXT PRIMARY KEY)")
+
+        let requestID = RequestID("write-1")
+        let first = try await client.mutate(requestID: requestID) { tx in
+            try await tx.exec("INSERT INTO writes VALUES (?)", [.text("write-1")])
+        }
+        #expect(first.value != nil)
+
+        let oldLeader = try await client.leader().id
+        let stoppedAt = ContinuousClock.now
+        cluster.node(oldLeader)?.stop()
+
+        // The caller did not see the answer (say) and retries: applied once.
+        let retry = try await client.mutate(requestID: requestID) { tx in
+            try await tx.exec("INSERT INTO writes VALUES (?)", [.text("write-1")])
+        }
+        let failover = ContinuousClock.now - stoppedAt
+        #expect(retry.value == nil)
+        #expect(try await client.leader().id != oldLeader)
+        #expect(try await client.query("SELECT count(*) AS c FROM writes")[0].int64("c") == 1)
+        // Writes resume on the new leader.
+        _ = try await client.mutate(requestID: RequestID("write-2")) { tx in
+            try await tx.exec("INSERT INTO writes VALUES (?)", [.text("write-2")])
+        }
+        #expect(try await client.query("SELECT id FROM writes ORDER BY id").map { try $0.string("id") } == ["write-1", "write-2"])
+        #expect(failover < .seconds(5), "failover took \(failover)")
+
+        // Two of three down: the survivor has no quorum and refuses writes.
+        let secondLeader = try await client.leader().id
+        cluster.node(secondLeader)?.stop()
+        let impatient = cluster.client(retryDeadline: .seconds(2))
+        await #expect(throws: MetadataStoreError.self) {
+            _ = try await impatient.mutate(requestID: RequestID("write-3")) { tx in
+                try await tx.exec("INSERT INTO writes VALUES (?)", [.text("write-3")])
+            }
+        }
+        await impatient.close()
+        await client.close()
+    }
+}
