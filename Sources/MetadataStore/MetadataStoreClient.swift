@@ -26,11 +26,15 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         public var connectTimeout: Duration
         /// How long one operation keeps retrying before `.unavailable`.
         public var retryDeadline: Duration
+        /// How long one answer from the leader keeps the store lease.
+        public var leaseDuration: Duration
 
         public init(
             seeds: [NodeAddress], database: String = "tessera", requestTimeout: Duration = .seconds(5),
-            connectTimeout: Duration = .milliseconds(500), retryDeadline: Duration = .seconds(10)
+            connectTimeout: Duration = .milliseconds(500), retryDeadline: Duration = .seconds(10),
+            leaseDuration: Duration = .seconds(5)
         ) {
+            self.leaseDuration = leaseDuration
             self.seeds = seeds
             self.database = database
             self.requestTimeout = requestTimeout
@@ -49,6 +53,7 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
     private var databaseID: UInt64 = 0
     private var knownAddresses: [NodeAddress]
     private var currentLeader: DqliteNodeInfo?
+    private let lease: NIOLockedValueBox<StoreLease>
 
     public init(
         _ configuration: Configuration, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -58,6 +63,20 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         self.group = group
         self.logger = logger
         self.knownAddresses = configuration.seeds
+        self.lease = NIOLockedValueBox(StoreLease(duration: configuration.leaseDuration))
+    }
+
+    /// The store lease as of `now`: `.held` while the leader has answered
+    /// within `leaseDuration`. A node whose lease lapsed must say so and must
+    /// not acknowledge context changes.
+    public func leaseState(at now: ContinuousClock.Instant = .now) -> StoreLease.State {
+        lease.withLockedValue { $0.state(at: now) }
+    }
+
+    /// Refreshes the lease with a trivial statement through the leader (run it
+    /// periodically, e.g. every lease/3). Throws `.unavailable` without quorum.
+    public func heartbeat() async throws {
+        _ = try await query("SELECT 1")
     }
 
     /// Drops the leader connection.
@@ -219,7 +238,10 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         while true {
             do {
                 let connection = try await leaderConnection()
-                return try await body(connection, databaseID)
+                let value = try await body(connection, databaseID)
+                let now = clock.now
+                lease.withLockedValue { $0.quorumContact(at: now) }
+                return value
             } catch {
                 let decision = DqliteFailureCode.decision(for: error)
                 if decision == .fail { throw error }
