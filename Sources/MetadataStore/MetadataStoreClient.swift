@@ -24,6 +24,9 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         public var requestTimeout: Duration
         /// TCP connect timeout per address.
         public var connectTimeout: Duration
+        /// Timeout of the LEADER probe: a stopped (SIGSTOP) node accepts TCP
+        /// but never answers, and must not hold up discovery for long.
+        public var probeTimeout: Duration
         /// How long one operation keeps retrying before `.unavailable`.
         public var retryDeadline: Duration
         /// How long one answer from the leader keeps the store lease.
@@ -32,8 +35,9 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         public init(
             seeds: [NodeAddress], database: String = "tessera", requestTimeout: Duration = .seconds(5),
             connectTimeout: Duration = .milliseconds(500), retryDeadline: Duration = .seconds(10),
-            leaseDuration: Duration = .seconds(5)
+            leaseDuration: Duration = .seconds(5), probeTimeout: Duration = .milliseconds(300)
         ) {
+            self.probeTimeout = probeTimeout
             self.leaseDuration = leaseDuration
             self.seeds = seeds
             self.database = database
@@ -284,7 +288,7 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
                 failures.append("\(address): \(error)")
                 continue
             }
-            let answer = try? await probe.request(.leader)
+            let answer = try? await probe.request(.leader, timeout: Self.timeAmount(configuration.probeTimeout))
             guard case .server(let id, let leaderAddress)? = answer, id != 0, !leaderAddress.isEmpty,
                 let parsed = NodeAddress(parsing: leaderAddress)
             else {

@@ -134,14 +134,15 @@ public final class DqliteConnection: Sendable {
     /// True while the TCP connection is open.
     public var isActive: Bool { channel.isActive }
 
-    /// Sends one request and waits for its answer (all ROWS batches merged).
-    public func request(_ request: DqliteRequest) async throws -> DqliteResponse {
+    /// Sends one request and waits for its answer (all ROWS batches merged),
+    /// at most `timeout` (default: the connection's request timeout).
+    public func request(_ request: DqliteRequest, timeout: TimeAmount? = nil) async throws -> DqliteResponse {
         var bytes = channel.allocator.buffer(capacity: 64)
         try request.encode(into: &bytes)
         let promise = channel.eventLoop.makePromise(of: DqliteResponse.self)
         let pending = DqlitePendingRequest(bytes: bytes, expectsRows: request.expectsRows, promise: promise)
         let channel = self.channel
-        let timeout = channel.eventLoop.scheduleTask(in: requestTimeout) {
+        let timeout = channel.eventLoop.scheduleTask(in: timeout ?? requestTimeout) {
             promise.fail(DqliteConnectionError.timedOut)
             channel.close(promise: nil)
         }
