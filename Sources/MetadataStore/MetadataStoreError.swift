@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A typed store failure as callers see it.
 public struct MetadataStoreError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The failure kind.
@@ -83,7 +85,7 @@ enum DqliteFailureCode {
             if case .sql(let code, let message) = error.code { return decision(code: code, message: message) }
             if case .protocolViolation = error.code { return .reconnectAndRetry }
             return .fail
-        case is DqliteConnectionError, is DqliteWireError:
+        case is DqliteConnectionError, is DqliteWireError, is IOError, is ChannelError:
             return .reconnectAndRetry
         case is LeaderNotFound:
             return .reconnectAndRetry

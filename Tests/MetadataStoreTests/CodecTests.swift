@@ -120,6 +120,8 @@ struct CodecTests {
         #expect(DqliteFailureCode.decision(for: DqliteConnectionError.closed) == .reconnectAndRetry)
         #expect(DqliteFailureCode.decision(for: DqliteConnectionError.timedOut) == .reconnectAndRetry)
         #expect(DqliteFailureCode.decision(for: DqliteWireError(.truncated)) == .reconnectAndRetry)
+        #expect(DqliteFailureCode.decision(for: IOError(errnoCode: 104, reason: "read")) == .reconnectAndRetry)
+        #expect(DqliteFailureCode.decision(for: ChannelError.ioOnClosedChannel) == .reconnectAndRetry)
         #expect(DqliteFailureCode.decision(for: MetadataStoreError(.decoding("x"))) == .fail)
     }
 

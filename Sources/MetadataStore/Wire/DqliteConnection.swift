@@ -85,7 +85,8 @@ final class DqliteClientHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        failAll(error)
+        // A reset or other socket error is a lost connection to the caller.
+        failAll(error is DqliteWireError ? error : DqliteConnectionError.closed)
         context.close(promise: nil)
     }
 
