@@ -144,9 +144,12 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
 
     // MARK: Membership
 
-    /// The current leader as the store reports it.
+    /// The current leader, verified: a node's LEADER answer can be stale, so
+    /// a statement (which dqlite serves only on the leader, after a Raft
+    /// barrier) must succeed on it first.
     public func leader() async throws -> ClusterMember {
-        try await withLeader { [self] _, _ in
+        try await withLeader { [self] connection, db in
+            _ = try await Self.query(connection, db, "SELECT 1", [])
             guard let leader = currentLeader else { throw LeaderNotFound(detail: "unknown") }
             return ClusterMember(id: NodeID(leader.id), address: leader.address, role: .voter)
         }

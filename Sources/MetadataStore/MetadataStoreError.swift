@@ -109,7 +109,7 @@ struct Backoff: Hashable, Sendable {
     var maximum: Duration
     private(set) var attempt = 0
 
-    init(initial: Duration = .milliseconds(5), maximum: Duration = .milliseconds(250)) {
+    init(initial: Duration = .milliseconds(5), maximum: Duration = .milliseconds(100)) {
         self.initial = initial
         self.maximum = maximum
     }

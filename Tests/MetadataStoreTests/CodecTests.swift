@@ -97,7 +97,7 @@ struct CodecTests {
 
         let orphan = channel.eventLoop.makePromise(of: DqliteResponse.self)
         try channel.writeOutbound(DqlitePendingRequest(bytes: request, expectsRows: true, promise: orphan))
-        _ = try channel.close().wait()
+        try await channel.close().get()
         await #expect(throws: DqliteConnectionError.closed) { try await orphan.futureResult.get() }
     }
 
