@@ -1,0 +1,1 @@
+// Placeholder; the TesseraNode owner replaces this file.
