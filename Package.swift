@@ -85,5 +85,25 @@ let package = Package(
         .testTarget(name: "TesseraNodeTests", dependencies: [
             "TesseraNode", "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
         ]),
+
+        // Metadata store (dqlite) -------------------------------------------
+        .systemLibrary(name: "CDqlite", path: "Sources/CDqlite", pkgConfig: "dqlite", providers: [.apt(["libdqlite-dev"])]),
+        .target(name: "CDqliteShim", dependencies: ["CDqlite"], path: "Sources/CDqliteShim"),
+        .target(name: "ClusterModel"),
+        .target(name: "MetadataStore", dependencies: [
+            "ClusterModel", "CDqlite", "CDqliteShim",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "tessera-store-bench", dependencies: [
+            "MetadataStore", "ClusterModel",
+        ]),
+        .testTarget(name: "MetadataStoreTests", dependencies: [
+            "MetadataStore", "ClusterModel",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ]
 )

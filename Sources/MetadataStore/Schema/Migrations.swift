@@ -1,0 +1,182 @@
+/// A named schema change. Migrations are append-only: once released, a
+/// migration's name and statements never change; new changes are new entries.
+public struct Migration: Hashable, Sendable {
+    /// Unique, ordered name ("0001_initial").
+    public var name: String
+    /// Statements run in one transaction.
+    public var statements: [String]
+
+    public init(_ name: String, _ statements: [String]) {
+        self.name = name
+        self.statements = statements
+    }
+}
+
+/// Why migrating stopped.
+public struct MigrationError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Names the store has applied that this binary does not know: the store
+    /// was migrated by a newer tesserad. Refuse to run rather than guess.
+    public var unknownAppliedMigrations: [String]
+    public var description: String { "store has migrations this binary does not know: \(unknownAppliedMigrations)" }
+}
+
+/// Applies `Schema.migrations` in order, each in its own transaction that
+/// checks and records its name in `schema_migrations`, so running it again,
+/// or on several nodes at once, is harmless.
+public enum Migrator {
+    /// Applies the migrations the store lacks; returns the names applied now.
+    @discardableResult
+    public static func migrate(
+        _ client: MetadataStoreClient, migrations: [Migration] = Schema.migrations
+    ) async throws -> [String] {
+        try await client.exec(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        let known = Set(migrations.map(\.name))
+        let applied = try await client.query("SELECT name FROM schema_migrations ORDER BY name").map { try $0.string("name") }
+        let unknown = applied.filter { !known.contains($0) }
+        guard unknown.isEmpty else { throw MigrationError(unknownAppliedMigrations: unknown) }
+        var appliedNow: [String] = []
+        for migration in migrations where !applied.contains(migration.name) {
+            let ran = try await client.transaction { tx in
+                let seen = try await tx.query("SELECT 1 FROM schema_migrations WHERE name = ?", [.text(migration.name)])
+                guard seen.isEmpty else { return false }
+                for statement in migration.statements { try await tx.exec(statement) }
+                try await tx.exec(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, strftime('%s','now'))", [.text(migration.name)])
+                return true
+            }
+            if ran { appliedNow.append(migration.name) }
+        }
+        return appliedNow
+    }
+
+    /// Names recorded in `schema_migrations`, in order.
+    public static func appliedMigrations(_ client: MetadataStoreClient) async throws -> [String] {
+        try await client.query("SELECT name FROM schema_migrations ORDER BY name").map { try $0.string("name") }
+    }
+}
+
+/// The store's schema, as its list of migrations.
+public enum Schema {
+    /// Every migration, oldest first. Append only.
+    public static let migrations: [Migration] = [
+        Migration("0001_initial", [
+            // Idempotency table for MetadataStoreClient.mutate(requestID:).
+            """
+            CREATE TABLE applied_requests (
+                id TEXT PRIMARY KEY,
+                applied_at INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE members (
+                node_id INTEGER PRIMARY KEY,
+                store_address TEXT NOT NULL,
+                peer_address TEXT,
+                iscsi_portal TEXT,
+                failure_domain INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            """
+            CREATE TABLE targets (
+                iqn TEXT PRIMARY KEY,
+                alias TEXT,
+                portal_group_tag INTEGER NOT NULL DEFAULT 1
+            )
+            """,
+            """
+            CREATE TABLE luns (
+                target_iqn TEXT NOT NULL REFERENCES targets(iqn) ON DELETE CASCADE,
+                lun INTEGER NOT NULL,
+                size_bytes INTEGER NOT NULL,
+                block_size INTEGER NOT NULL,
+                naa_id BLOB NOT NULL,
+                serial TEXT NOT NULL,
+                backing TEXT NOT NULL DEFAULT '',
+                context_version INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (target_iqn, lun)
+            )
+            """,
+            """
+            CREATE TABLE acls (
+                target_iqn TEXT NOT NULL REFERENCES targets(iqn) ON DELETE CASCADE,
+                initiator_iqn TEXT NOT NULL,
+                PRIMARY KEY (target_iqn, initiator_iqn)
+            )
+            """,
+            """
+            CREATE TABLE chap_credentials (
+                target_iqn TEXT NOT NULL REFERENCES targets(iqn) ON DELETE CASCADE,
+                initiator_iqn TEXT NOT NULL DEFAULT '',
+                direction TEXT NOT NULL CHECK (direction IN ('initiator', 'target')),
+                username TEXT NOT NULL,
+                secret TEXT NOT NULL,
+                PRIMARY KEY (target_iqn, initiator_iqn, direction)
+            )
+            """,
+            """
+            CREATE TABLE pr_registrations (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                initiator_port TEXT NOT NULL,
+                target_port TEXT NOT NULL,
+                reservation_key INTEGER NOT NULL,
+                aptpl INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (target_iqn, lun, initiator_port, target_port),
+                FOREIGN KEY (target_iqn, lun) REFERENCES luns(target_iqn, lun) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE pr_reservation (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                holder_initiator_port TEXT,
+                holder_target_port TEXT,
+                reservation_key INTEGER NOT NULL,
+                type INTEGER NOT NULL,
+                scope INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (target_iqn, lun),
+                FOREIGN KEY (target_iqn, lun) REFERENCES luns(target_iqn, lun) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE pr_generation (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                generation INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (target_iqn, lun),
+                FOREIGN KEY (target_iqn, lun) REFERENCES luns(target_iqn, lun) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE spc2_reservations (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                holder_initiator_port TEXT NOT NULL,
+                holder_target_port TEXT NOT NULL,
+                PRIMARY KEY (target_iqn, lun),
+                FOREIGN KEY (target_iqn, lun) REFERENCES luns(target_iqn, lun) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE mode_pages (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                page_code INTEGER NOT NULL,
+                subpage_code INTEGER NOT NULL DEFAULT 0,
+                data BLOB NOT NULL,
+                PRIMARY KEY (target_iqn, lun, page_code, subpage_code),
+                FOREIGN KEY (target_iqn, lun) REFERENCES luns(target_iqn, lun) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE alua_states (
+                target_port_group INTEGER PRIMARY KEY,
+                node_id INTEGER NOT NULL,
+                state INTEGER NOT NULL,
+                preferred INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+        ])
+    ]
+}

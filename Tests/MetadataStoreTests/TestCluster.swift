@@ -1,0 +1,70 @@
+import ClusterModel
+import Foundation
+import Logging
+@testable import MetadataStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A free 127.0.0.1 TCP port: bind port 0, read it back, close.
+func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// N real dqlite nodes in this process on 127.0.0.1, each with a temp data dir.
+/// Node 1 bootstraps; the others join through the client.
+final class TestCluster: @unchecked Sendable {
+    let root: String
+    var nodes: [DqliteNode] = []
+
+    init(size: Int) async throws {
+        root = NSTemporaryDirectory() + "tessera-store-" + UUID().uuidString
+        var logger = Logger(label: "test.store")
+        logger.logLevel = .warning
+        for index in 1...size {
+            let config = DqliteNodeConfiguration(
+                id: NodeID(UInt64(index)), address: NodeAddress(host: "127.0.0.1", port: freeLoopbackPort()),
+                dataDirectory: root + "/node\(index)")
+            let node = try DqliteNode(config, logger: logger)
+            try node.start()
+            nodes.append(node)
+        }
+        if size > 1 {
+            let client = self.client()
+            for node in nodes.dropFirst() {
+                try await client.join(id: node.configuration.id, address: node.configuration.address)
+            }
+            await client.close()
+        }
+    }
+
+    var addresses: [NodeAddress] { nodes.map(\.configuration.address) }
+
+    func client(retryDeadline: Duration = .seconds(15), leaseDuration: Duration = .seconds(5)) -> MetadataStoreClient {
+        var logger = Logger(label: "test.store.client")
+        logger.logLevel = .warning
+        return MetadataStoreClient(.init(seeds: addresses, retryDeadline: retryDeadline, leaseDuration: leaseDuration), logger: logger)
+    }
+
+    func node(_ id: NodeID) -> DqliteNode? { nodes.first { $0.configuration.id == id } }
+
+    func shutdown() {
+        for node in nodes { node.stop() }
+        nodes.removeAll()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
