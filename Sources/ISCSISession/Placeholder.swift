@@ -1,1 +1,0 @@
-// Placeholder; the ISCSISession owner replaces this file.
