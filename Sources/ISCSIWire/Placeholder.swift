@@ -1,1 +1,0 @@
-// Placeholder; the ISCSIWire owner replaces this file.

@@ -1,2 +1,0 @@
-import Testing
-@Test func placeholderISCSIWireTests() { #expect(Bool(true)) }
