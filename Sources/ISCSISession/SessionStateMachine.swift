@@ -63,6 +63,8 @@ public struct SessionStateMachine: Sendable {
     private let cid: UInt16
     /// False in a discovery session: only Text, NOP and Logout are allowed (RFC 7143 §4.3).
     private let allowsSCSI: Bool
+    /// Answers Text Requests; without one they become `.text` actions.
+    private var textNegotiator: TextNegotiator?
 
     /// Starts full feature phase after login.
     /// - Parameters:
@@ -71,12 +73,14 @@ public struct SessionStateMachine: Sendable {
     ///   - maxCmdSN: the MaxCmdSN the login response advertised, if larger than the queue depth gives.
     ///   - cid: this connection's CID (Logout checks it).
     ///   - allowsSCSI: false for a discovery session.
+    ///   - textNegotiator: answers Text Requests (SendTargets and others); nil hands them out as `.text`.
     ///   - now: the current time.
     public init(
         parameters: SessionParameters, expCmdSN: UInt32, statSN: UInt32, maxCmdSN: UInt32? = nil, cid: UInt16 = 0,
-        allowsSCSI: Bool = true, now: Duration = .zero
+        allowsSCSI: Bool = true, textNegotiator: TextNegotiator? = nil, now: Duration = .zero
     ) {
         self.allowsSCSI = allowsSCSI
+        self.textNegotiator = textNegotiator
         self.parameters = parameters.sanitized
         self.window = CommandWindow(expCmdSN: expCmdSN, queueDepth: self.parameters.queueDepth, advertisedMaxCmdSN: maxCmdSN)
         self.statSN = statSN
@@ -224,7 +228,7 @@ public struct SessionStateMachine: Sendable {
             reject(pdu, reason: RejectReason.protocolError, into: &actions)
         case .scsiCommand(let command): scsiCommand(command, into: &actions)
         case .taskManagementRequest(let request): taskManagement(request, into: &actions)
-        case .textRequest(let request): actions.append(.text(request))
+        case .textRequest(let request): text(request, into: &actions)
         case .logoutRequest(let request): logout(request, into: &actions)
         case .nopOut(let nop): nopOut(nop, into: &actions)
         default: break
@@ -477,6 +481,22 @@ public struct SessionStateMachine: Sendable {
             response: response.rawValue, initiatorTaskTag: initiatorTaskTag, statSN: takeStatSN(),
             expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN)
         actions.append(.send(.taskManagementResponse(pdu)))
+    }
+
+    // MARK: - Text (RFC 7143 §11.10)
+
+    private mutating func text(_ request: TextRequestPDU, into actions: inout [SessionAction]) {
+        guard textNegotiator != nil else {
+            actions.append(.text(request))
+            return
+        }
+        switch textNegotiator!.receive(request, statSN: statSN, expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN) {
+        case .send(let response):
+            statSN &+= 1
+            actions.append(.send(.textResponse(response)))
+        case .reject(let reason):
+            reject(.textRequest(request), reason: reason, into: &actions)
+        }
     }
 
     // MARK: - NOP, logout

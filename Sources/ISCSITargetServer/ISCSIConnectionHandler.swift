@@ -32,7 +32,6 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
 
     private var login: LoginStateMachine?
     private var session: SessionStateMachine?
-    private var text: TextNegotiator?
     private var reservedTSIH: UInt16?
     private var sessionKey: SessionRegistry.Key?
     private var nexus: ITNexus?
@@ -137,6 +136,14 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         login = nil
         let parameters = outcome.parameters
         let configuration = environment.login()
+        if !outcome.isLeadingConnection {
+            // RFC 7143 §6.3.1: a non-zero TSIH adds a connection to a session. One
+            // connection per session here (MaxConnections=1): refuse (0x0206, too many connections).
+            let failure = LoginResponsePDU.loginFailure(replacing: response, status: LoginStatus(statusClass: 2, statusDetail: 0x06))
+            closing = true
+            context.writeAndFlush(wrapOutboundOut(.loginResponse(failure))).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
         if outcome.sessionType == .normal {
             guard let targetName = outcome.targetName, let executor = environment.targets[targetName] else {
                 // The login machine accepted a target this server has no device for.
@@ -177,8 +184,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
                 negotiated: parameters, queueDepth: environment.queueDepth,
                 nopInInterval: environment.nopInInterval, nopInTimeout: environment.nopInTimeout),
             expCmdSN: outcome.expCmdSN, statSN: outcome.statSN, maxCmdSN: response.maxCmdSN, cid: outcome.cid,
-            allowsSCSI: outcome.sessionType == .normal, now: now)
-        text = TextNegotiator(configuration: configuration, initiatorName: outcome.initiatorName, sessionType: outcome.sessionType)
+            allowsSCSI: outcome.sessionType == .normal,
+            textNegotiator: TextNegotiator(configuration: configuration, outcome: outcome), now: now)
         context.write(wrapOutboundOut(.loginResponse(response)), promise: nil)
         // RFC 7143 §13.1: digests start with the first PDU after the final login response.
         frameHandler.enableDigests(header: parameters.headerDigest, data: parameters.dataDigest)
@@ -191,8 +198,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         guard environment.nopInInterval != nil else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-            let (handler, context) = loopBound.value
-            handler.tick(context: context)
+            let bound = loopBound.value
+            bound.0.tick(context: bound.1)
         }
     }
 
@@ -234,9 +241,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         case .taskManagement(let request):
             taskManagement(request, context: context)
         case .text(let request):
-            guard text != nil else { return }
-            let response = text!.receive(request)
-            session?.textResponse(response, into: &actions)
+            // The machine owns a TextNegotiator, so this does not happen; answer anyway.
+            session?.textResponse(
+                TextResponsePDU(final: true, lun: request.lun, initiatorTaskTag: request.initiatorTaskTag), into: &actions)
         case .close(let reason):
             logger.debug("closing connection", metadata: ["reason": "\(reason)"])
             closing = true
@@ -274,14 +281,49 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
         Task {
             let response = await executor.execute(scsiCommand)
-            let result = Self.result(of: response, allocator: allocator)
+            let result = SCSIBridge.result(of: response, allocator: allocator)
             eventLoop.execute {
-                let (handler, context) = loopBound.value
-                handler.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: context)
+                let bound = loopBound.value
+                bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
             }
         }
     }
 
+    private func commandCompleted(taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, context: ChannelHandlerContext) {
+        guard !closing, session != nil else { return }
+        session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: now, into: &actions)
+        runActions(context: context)
+        context.flush()
+    }
+
+    private func taskManagement(_ request: SessionTaskManagementRequest, context: ChannelHandlerContext) {
+        guard let executor, let nexus, let function = SCSIBridge.function(request) else {
+            session?.taskManagementCompleted(initiatorTaskTag: request.initiatorTaskTag, response: .functionNotSupported, into: &actions)
+            return
+        }
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        let tag = request.initiatorTaskTag
+        let lun = request.lun
+        Task {
+            let result = await executor.taskManagement(function, lun: lun, nexus: nexus)
+            eventLoop.execute {
+                let bound = loopBound.value
+                bound.0.taskManagementCompleted(initiatorTaskTag: tag, response: SCSIBridge.responseCode(result), context: bound.1)
+            }
+        }
+    }
+
+    private func taskManagementCompleted(initiatorTaskTag: UInt32, response: TaskManagementResponseCode, context: ChannelHandlerContext) {
+        guard !closing, session != nil else { return }
+        session!.taskManagementCompleted(initiatorTaskTag: initiatorTaskTag, response: response, into: &actions)
+        runActions(context: context)
+        context.flush()
+    }
+}
+
+/// Conversions between the SCSI layer's types and the session machine's.
+enum SCSIBridge {
     /// Turns the SCSI layer's answer into the session machine's input (one copy of the data).
     static func result(of response: SCSIResponse, allocator: ByteBufferAllocator) -> SessionCommandResult {
         var dataIn: ByteBuffer?
@@ -293,38 +335,6 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         }
         return SessionCommandResult(
             status: response.status.rawValue, sense: response.sense, dataIn: dataIn, aborted: response.aborted)
-    }
-
-    private func commandCompleted(taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, context: ChannelHandlerContext) {
-        guard !closing, session != nil else { return }
-        session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: now, into: &actions)
-        runActions(context: context)
-        context.flush()
-    }
-
-    private func taskManagement(_ request: SessionTaskManagementRequest, context: ChannelHandlerContext) {
-        guard let executor, let nexus, let function = Self.function(request) else {
-            session?.taskManagementCompleted(initiatorTaskTag: request.initiatorTaskTag, response: .functionNotSupported, into: &actions)
-            return
-        }
-        let eventLoop = context.eventLoop
-        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
-        let tag = request.initiatorTaskTag
-        let lun = request.lun
-        Task {
-            let result = await executor.taskManagement(function, lun: lun, nexus: nexus)
-            eventLoop.execute {
-                let (handler, context) = loopBound.value
-                handler.taskManagementCompleted(initiatorTaskTag: tag, response: Self.responseCode(result), context: context)
-            }
-        }
-    }
-
-    private func taskManagementCompleted(initiatorTaskTag: UInt32, response: TaskManagementResponseCode, context: ChannelHandlerContext) {
-        guard !closing, session != nil else { return }
-        session!.taskManagementCompleted(initiatorTaskTag: initiatorTaskTag, response: response, into: &actions)
-        runActions(context: context)
-        context.flush()
     }
 
     /// RFC 7143 §11.5.1 function codes → SAM-5 task management functions.

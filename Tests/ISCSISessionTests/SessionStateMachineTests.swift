@@ -81,8 +81,8 @@ struct CommandWindowTests {
 
     /// libiscsi iSCSIcmdsn.iSCSICmdSnTooHigh / TooLow: silently ignored.
     @Test(arguments: [
-        (UInt32(10 + 128), "MaxCmdSN + 1"), (UInt32(9), "ExpCmdSN - 1"), (UInt32(10 &- 1000), "far below"),
-        (UInt32(10 &+ 0x8000_0000), "half the space away"),
+        (UInt32(10 + 128), "MaxCmdSN + 1"), (UInt32(9), "ExpCmdSN - 1"), (UInt32(10) &- 1000, "far below"),
+        (UInt32(10) &+ 0x8000_0000, "half the space away"),
     ])
     func outOfWindowCommandIsIgnored(cmdSN: UInt32, _ label: String) {
         var m = machine()
@@ -256,7 +256,7 @@ struct WriteTests {
 @Suite("Reads: Data-In splitting and residuals (RFC 7143 §11.7, §11.4.5)")
 struct ReadTests {
     @Test func dataInIsSplitAtMaxRecvDataSegmentLengthWithStatusInTheLast() throws {
-        var m = machine(SessionParameters(initiatorMaxRecvDataSegmentLength: 8192, maxBurstLength: 262144, nopInInterval: nil))
+        var m = machine(SessionParameters(maxBurstLength: 262144, initiatorMaxRecvDataSegmentLength: 8192, nopInInterval: nil))
         let command = try #require(m.receive(read(itt: 3, cmdSN: 10, length: 20000)).first?.executed)
         let actions = m.commandCompleted(command, SessionCommandResult(status: 0, dataIn: bytes(20000)))
         let pdus = actions.compactMap(\.dataIn)
