@@ -8,6 +8,7 @@ import SCSITarget
 /// Shared, read-only context every connection of a portal needs.
 struct ConnectionEnvironment: Sendable {
     var login: @Sendable () -> LoginConfiguration
+    /// Devices by lowercased target name.
     var targets: [String: any SCSITaskExecutor]
     var portalGroupTag: UInt16
     var queueDepth: Int
@@ -145,7 +146,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             return
         }
         if outcome.sessionType == .normal {
-            guard let targetName = outcome.targetName, let executor = environment.targets[targetName] else {
+            guard let targetName = outcome.targetName, let executor = environment.targets[targetName.lowercased()] else {
                 // The login machine accepted a target this server has no device for.
                 logger.error("login for a target without a device", metadata: ["target": "\(outcome.targetName ?? "-")"])
                 closing = true

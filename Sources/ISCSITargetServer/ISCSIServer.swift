@@ -42,7 +42,10 @@ public final class ISCSIServer: Sendable {
                         login.portalGroupTag = portal.portalGroupTag
                         return login
                     },
-                    targets: configuration.targets, portalGroupTag: portal.portalGroupTag,
+                    // RFC 7143 §4.2.7.1: iSCSI names compare case-insensitively.
+                    targets: Dictionary(
+                        configuration.targets.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }),
+                    portalGroupTag: portal.portalGroupTag,
                     queueDepth: configuration.queueDepth, nopInInterval: configuration.nopInInterval,
                     nopInTimeout: configuration.nopInTimeout, registry: registry, logger: logger)
                 let channel = try await ServerBootstrap(group: group)
