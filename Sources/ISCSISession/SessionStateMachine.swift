@@ -54,8 +54,18 @@ public struct SessionStateMachine: Sendable {
     private var windowedTasks = 0
     /// Non-immediate PDUs that arrived ahead of ExpCmdSN, by CmdSN.
     private var heldPDUs: [UInt32: ISCSIPDU] = [:]
+    /// A TMF handed to the SCSI layer whose response is not sent yet.
+    struct PendingTaskManagement: Sendable {
+        var function: TaskManagementFunctionCode
+        /// Executing tasks it affects whose completions have not come back; the
+        /// TMF response follows theirs (RFC 7143 §4.2.3.3 via SAM-5 §7.2).
+        var waitingFor: Set<UInt32>
+        /// The SCSI layer's answer, once it came.
+        var response: TaskManagementResponseCode?
+    }
+
     /// TMF requests handed to the SCSI layer, by their tag.
-    private var pendingTaskManagement: [UInt32: TaskManagementFunctionCode] = [:]
+    private var pendingTaskManagement: [UInt32: PendingTaskManagement] = [:]
     private var nextTaskID: UInt64 = 1
     private var nextTargetTransferTag: UInt32 = 1
     private var lastReceived: Duration
@@ -149,15 +159,31 @@ public struct SessionStateMachine: Sendable {
         tasks[initiatorTaskTag] = nil
         if !task.pdu.immediate { windowedTasks -= 1 }
         window.update(activeCommands: windowedTasks)
-        guard state == .fullFeature, !result.aborted else { return }
-        respond(to: task.pdu, result: result, r2tCount: task.r2tCount, into: &actions)
+        guard state == .fullFeature else { return }
+        // SAM-5 §7.2 (TAS=0): an aborted task ends without a response.
+        if !result.aborted {
+            respond(to: task.pdu, result: result, r2tCount: task.r2tCount, into: &actions)
+        }
+        if !pendingTaskManagement.isEmpty {
+            for tag in Array(pendingTaskManagement.keys) where pendingTaskManagement[tag]!.waitingFor.contains(initiatorTaskTag) {
+                pendingTaskManagement[tag]!.waitingFor.remove(initiatorTaskTag)
+                finishTaskManagement(tag, into: &actions)
+            }
+        }
     }
 
     /// The SCSI layer finished a task management function started by `.taskManagement`.
     public mutating func taskManagementCompleted(initiatorTaskTag: UInt32, response: TaskManagementResponseCode, into actions: inout [SessionAction]) {
-        guard let function = pendingTaskManagement.removeValue(forKey: initiatorTaskTag), state == .fullFeature else { return }
-        sendTaskManagementResponse(initiatorTaskTag: initiatorTaskTag, response: response, into: &actions)
-        if function == .targetColdReset, response == .functionComplete {
+        guard state == .fullFeature, pendingTaskManagement[initiatorTaskTag] != nil else { return }
+        pendingTaskManagement[initiatorTaskTag]!.response = response
+        finishTaskManagement(initiatorTaskTag, into: &actions)
+    }
+
+    private mutating func finishTaskManagement(_ tag: UInt32, into actions: inout [SessionAction]) {
+        guard let pending = pendingTaskManagement[tag], let response = pending.response, pending.waitingFor.isEmpty else { return }
+        pendingTaskManagement[tag] = nil
+        sendTaskManagementResponse(initiatorTaskTag: tag, response: response, into: &actions)
+        if pending.function == .targetColdReset, response == .functionComplete {
             // RFC 7143 §11.5.1: after TARGET COLD RESET the target closes the connections.
             close(.targetColdReset, into: &actions)
         }
@@ -319,10 +345,13 @@ public struct SessionStateMachine: Sendable {
         do {
             try sequencer.receive(data)
         } catch {
-            tasks[data.initiatorTaskTag] = task
-            // RFC 7143 §7.1.4.1 / §7.2: a sequence error at ErrorRecoveryLevel 0
-            // cannot be recovered within the connection.
-            protocolError(.dataOut(data), "Data-Out \(error)", into: &actions)
+            // RFC 7143 §7.1.4 / §11.17: at ErrorRecoveryLevel 0 a Data-Out that
+            // breaks the sequence (DataSN, offset, length, TTT) cannot be recovered
+            // within the command: Reject it and end the task without a response;
+            // the initiator aborts or times out the command. The connection stays.
+            if !task.pdu.immediate { windowedTasks -= 1 }
+            window.update(activeCommands: windowedTasks)
+            reject(.dataOut(data), reason: RejectReason.protocolError, into: &actions)
             return
         }
         if sequencer.isComplete {
@@ -428,37 +457,59 @@ public struct SessionStateMachine: Sendable {
         switch function {
         case .abortTask:
             guard let task = tasks[request.referencedTaskTag] else {
-                // RFC 7143 §11.5.1: an unknown task whose RefCmdSN lies in the
-                // window before this request counts as received: "Function complete";
-                // otherwise "Task does not exist".
-                let received =
-                    SerialNumber.lessThan(request.refCmdSN, window.expCmdSN)
-                    && SerialNumber.lessThanOrEqual(window.expCmdSN &- UInt32(parameters.queueDepth), request.refCmdSN)
                 sendTaskManagementResponse(
-                    initiatorTaskTag: request.initiatorTaskTag, response: received ? .functionComplete : .taskDoesNotExist,
-                    into: &actions)
+                    initiatorTaskTag: request.initiatorTaskTag, response: abortUnknownTask(request), into: &actions)
                 return
             }
-            abort(tag: request.referencedTaskTag)
             if case .executing = task.phase {
-                forward(request, function: function, into: &actions)
+                // The SCSI layer decides: it aborts the task (no response) or it
+                // already finished (its response goes first, then "task does not exist").
+                forward(request, function: function, waitingFor: [request.referencedTaskTag], into: &actions)
             } else {
+                // Still collecting data: the SCSI layer never saw it.
+                abort(tag: request.referencedTaskTag)
                 sendTaskManagementResponse(initiatorTaskTag: request.initiatorTaskTag, response: .functionComplete, into: &actions)
             }
         case .abortTaskSet, .clearTaskSet, .logicalUnitReset:
-            // RFC 7143 §4.2.3.3 (via SAM): responses of the affected tasks are not sent.
-            for (tag, task) in tasks where task.pdu.lun == request.lun { abort(tag: tag) }
-            forward(request, function: function, into: &actions)
+            forward(request, function: function, waitingFor: affectedTasks { $0.pdu.lun == request.lun }, into: &actions)
         case .targetWarmReset, .targetColdReset:
-            for tag in Array(tasks.keys) { abort(tag: tag) }
-            forward(request, function: function, into: &actions)
+            forward(request, function: function, waitingFor: affectedTasks { _ in true }, into: &actions)
         case .clearACA:
-            forward(request, function: function, into: &actions)
+            forward(request, function: function, waitingFor: [], into: &actions)
         case .taskReassign:
             // RFC 7143 §11.5.1: task reassignment needs ErrorRecoveryLevel 2.
             sendTaskManagementResponse(
                 initiatorTaskTag: request.initiatorTaskTag, response: .taskAllegianceReassignmentNotSupported, into: &actions)
         }
+    }
+
+    /// Drops the matching tasks that are still collecting data (the SCSI layer
+    /// never saw them) and returns the tags of the executing ones.
+    private mutating func affectedTasks(_ matches: (Task) -> Bool) -> Set<UInt32> {
+        var executing: Set<UInt32> = []
+        for (tag, task) in tasks where matches(task) {
+            if case .executing = task.phase {
+                executing.insert(tag)
+            } else {
+                abort(tag: tag)
+            }
+        }
+        return executing
+    }
+
+    /// ABORT TASK for a tag with no live task (RFC 7143 §11.5.1).
+    private mutating func abortUnknownTask(_ request: TaskManagementRequestPDU) -> TaskManagementResponseCode {
+        // A command still held ahead of ExpCmdSN is "considered received": it
+        // never runs, and its CmdSN is consumed by a placeholder that does nothing.
+        if let held = heldPDUs[request.refCmdSN], case .scsiCommand(let command) = held,
+            command.initiatorTaskTag == request.referencedTaskTag
+        {
+            heldPDUs[request.refCmdSN] = .nopOut(NOPOutPDU(immediate: true, initiatorTaskTag: 0xFFFF_FFFF))
+            return .functionComplete
+        }
+        // Below ExpCmdSN the command arrived on this connection and has already
+        // completed (its response is on the way): the task does not exist any more.
+        return .taskDoesNotExist
     }
 
     private mutating func abort(tag: UInt32) {
@@ -467,8 +518,11 @@ public struct SessionStateMachine: Sendable {
         window.update(activeCommands: windowedTasks)
     }
 
-    private mutating func forward(_ request: TaskManagementRequestPDU, function: TaskManagementFunctionCode, into actions: inout [SessionAction]) {
-        pendingTaskManagement[request.initiatorTaskTag] = function
+    private mutating func forward(
+        _ request: TaskManagementRequestPDU, function: TaskManagementFunctionCode, waitingFor: Set<UInt32>,
+        into actions: inout [SessionAction]
+    ) {
+        pendingTaskManagement[request.initiatorTaskTag] = PendingTaskManagement(function: function, waitingFor: waitingFor)
         actions.append(
             .taskManagement(
                 SessionTaskManagementRequest(

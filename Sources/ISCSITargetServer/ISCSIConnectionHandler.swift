@@ -280,9 +280,11 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         let eventLoop = context.eventLoop
         let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        let writeLength = command.write ? executor.expectedWriteLength(for: scsiCommand) : nil
         Task {
             let response = await executor.execute(scsiCommand)
-            let result = SCSIBridge.result(of: response, allocator: allocator)
+            var result = SCSIBridge.result(of: response, allocator: allocator)
+            result.writeTransferLength = writeLength
             eventLoop.execute {
                 let bound = loopBound.value
                 bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)

@@ -1,5 +1,6 @@
 import BlockStorage
 import SCSITarget
+import SCSIWire
 
 /// What the iSCSI server needs from the SCSI layer. ``SCSITargetDevice``
 /// conforms; tests inject a fake that completes when they say so.
@@ -12,6 +13,23 @@ public protocol SCSITaskExecutor: AnyObject, Sendable {
     func nexusEstablished(_ nexus: ITNexus) async
     /// An I_T nexus went away (session closed or reinstated).
     func nexusLost(_ nexus: ITNexus) async
+    /// Bytes the command's CDB asks the initiator to send (SAM-5 SPDTL of a
+    /// data-out command), for write residuals (RFC 7143 §11.4.5.2); nil when unknown.
+    func expectedWriteLength(for command: SCSICommand) -> Int?
 }
 
-extension SCSITargetDevice: SCSITaskExecutor {}
+extension SCSITaskExecutor {
+    /// Unknown by default: no write residual is reported.
+    public func expectedWriteLength(for command: SCSICommand) -> Int? { nil }
+}
+
+extension SCSITargetDevice: SCSITaskExecutor {
+    public func expectedWriteLength(for command: SCSICommand) -> Int? {
+        guard let transfer = expectedDataTransfer(for: command) else { return nil }
+        switch transfer {
+        case .dataOut(let length): return Int(clamping: length)
+        case .none: return 0
+        case .dataIn: return nil
+        }
+    }
+}

@@ -1,23 +1,173 @@
 import BlockStorage
+import SCSIWire
 
-/// PLACEHOLDER (the SCSI helper replaces this file): one SCSI target device
-/// holding logical units, executing commands and task management.
+/// One SCSI target device: its logical units by LUN, the task set, REPORT
+/// LUNS and LUN addressing (SAM-5 §4.6-4.7). A transport hands over commands
+/// and task management; nothing here knows iSCSI.
 public final class SCSITargetDevice: Sendable {
-    public init() {}
+    /// Logical units by LUN number.
+    public let logicalUnits: [UInt16: LogicalUnit]
+    let tasks = TaskSet()
+
+    public init(logicalUnits: [UInt16: LogicalUnit]) {
+        self.logicalUnits = logicalUnits
+    }
 
     /// Runs one command to completion (never throws: failures become sense data).
     public func execute(_ command: SCSICommand) async -> SCSIResponse {
-        SCSIResponse(status: .checkCondition, sense: [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0])
+        let lunNumber = LUNAddress.decode(command.lun)
+        let unit = lunNumber.flatMap { logicalUnits[$0] }
+        let key = TaskKey(nexus: command.nexus, taskTag: command.taskTag)
+        guard tasks.begin(key, lun: unit == nil ? nil : lunNumber) else {
+            // SAM-5 §5.11: a tag reused while its task lives.
+            return SCSIResponse(status: .checkCondition, sense: SenseData(.overlappedCommandsAttempted).bytes)
+        }
+        var response = await run(command, unit: unit)
+        if tasks.end(key) {
+            // SAM-5 §7.2 with TAS = 0: an aborted task gets no response.
+            response = SCSIResponse(status: .taskAborted, aborted: true)
+        }
+        return response
     }
+
+    private func run(_ command: SCSICommand, unit: LogicalUnit?) async -> SCSIResponse {
+        let parsed: (CommandDescriptor, CDBCommand)
+        do {
+            parsed = try CommandDescriptor.parse(command.cdb)
+        } catch {
+            guard let unit else { return Self.checkCondition(.logicalUnitNotSupported) }
+            // SAM-5 §5.14: a pending unit attention is reported ahead of the CDB error.
+            if let ua = await unit.context.unitAttention(for: command.nexus, consume: true) {
+                return Self.checkCondition(ua)
+            }
+            return SCSIResponse(status: .checkCondition, sense: error.bytes)
+        }
+        let operation = parsed.1
+        guard let unit else { return notConnected(operation) }
+        switch operation {
+        case .inquiry, .reportLUNs, .requestSense:
+            // SPC-4 §5.9 / SAM-5 §5.14: these do not report unit attentions.
+            break
+        default:
+            if let ua = await unit.context.unitAttention(for: command.nexus, consume: true) {
+                return Self.checkCondition(ua)
+            }
+        }
+        if case .reportLUNs(let select, let allocationLength) = operation {
+            return reportLUNs(selectReport: select, allocationLength: allocationLength)
+        }
+        if tasks.isAborted(TaskKey(nexus: command.nexus, taskTag: command.taskTag)) {
+            return SCSIResponse(status: .taskAborted, aborted: true)
+        }
+        return await unit.execute(operation, command)
+    }
+
+    /// A command to a LUN that does not exist (SPC-4 §6.6.2, §6.39, SAM-5 §5.9).
+    private func notConnected(_ operation: CDBCommand) -> SCSIResponse {
+        switch operation {
+        case .inquiry(let q) where !q.evpd:
+            return .data(InquiryData.notConnected(), allocationLength: Int(q.allocationLength))
+        case .reportLUNs(let select, let allocationLength):
+            return reportLUNs(selectReport: select, allocationLength: allocationLength)
+        case .requestSense(_, let allocationLength):
+            return .data(SenseData(.logicalUnitNotSupported).bytes, allocationLength: Int(allocationLength))
+        default:
+            return Self.checkCondition(.logicalUnitNotSupported)
+        }
+    }
+
+    /// REPORT LUNS parameter data (SPC-4 §6.33).
+    private func reportLUNs(selectReport: UInt8, allocationLength: UInt32) -> SCSIResponse {
+        let luns = logicalUnits.keys.sorted()
+        var data = [UInt8](repeating: 0, count: 8 + 8 * luns.count)
+        let listLength = UInt32(8 * luns.count)
+        for k in 0..<4 { data[k] = UInt8(truncatingIfNeeded: listLength >> (24 - 8 * k)) }
+        for (i, lun) in luns.enumerated() {
+            let field = LUNAddress.encode(lun)
+            for k in 0..<8 { data[8 + 8 * i + k] = UInt8(truncatingIfNeeded: field >> (56 - 8 * k)) }
+        }
+        return .data(data, allocationLength: Int(allocationLength))
+    }
+
+    static func checkCondition(_ reason: SenseReason) -> SCSIResponse {
+        SCSIResponse(status: .checkCondition, sense: SenseData(reason).bytes)
+    }
+
+    /// The data transfer `command`'s CDB asks for (SPDTL), so a transport can
+    /// size R2Ts and compute residuals; nil when the CDB does not parse or the
+    /// LUN does not exist.
+    public func expectedDataTransfer(for command: SCSICommand) -> DataTransfer? {
+        guard let lun = LUNAddress.decode(command.lun), let unit = logicalUnits[lun],
+              let parsed = try? CommandDescriptor.parse(command.cdb)
+        else { return nil }
+        return parsed.1.dataTransfer(blockSize: unit.geometry.blockSize)
+    }
+
+    // MARK: - Task management
 
     /// Runs a task management function; returns once every affected task has ended.
     public func taskManagement(_ function: TaskManagementFunction, lun: UInt64, nexus: ITNexus) async -> TaskManagementResult {
-        .functionNotSupported
+        let lunNumber = LUNAddress.decode(lun)
+        let unit = lunNumber.flatMap { logicalUnits[$0] }
+        switch function {
+        case .abortTask(let tag):
+            // SAM-5 §7.2: aborts the task with this tag from this nexus.
+            let keys = tasks.abort { key, _ in key.nexus == nexus && key.taskTag == tag }
+            guard !keys.isEmpty else { return .taskDoesNotExist }
+            await tasks.waitForEnd(keys)
+            return .functionComplete
+        case .abortTaskSet:
+            // SAM-5 §7.3: every task from this nexus to this logical unit.
+            guard let lunNumber, unit != nil else { return .lunDoesNotExist }
+            let keys = tasks.abort { key, l in key.nexus == nexus && l == lunNumber }
+            await tasks.waitForEnd(keys)
+            return .functionComplete
+        case .clearTaskSet:
+            // SAM-5 §7.5: every task on the logical unit (one shared task set).
+            guard let lunNumber, let unit else { return .lunDoesNotExist }
+            let keys = tasks.abort { _, l in l == lunNumber }
+            for other in Set(keys.map(\.nexus)) where other != nexus {
+                await unit.context.establishUnitAttention(.commandsClearedByAnotherInitiator, scope: .only(other))
+            }
+            await tasks.waitForEnd(keys)
+            return .functionComplete
+        case .clearACA:
+            // NACA is not supported (usage masks reject it), so there is never an ACA.
+            return .functionRejected
+        case .logicalUnitReset:
+            guard let lunNumber, let unit else { return .lunDoesNotExist }
+            await reset(units: [(lunNumber, unit)])
+            return .functionComplete
+        case .targetWarmReset, .targetColdReset:
+            await reset(units: logicalUnits.map { ($0.key, $0.value) })
+            return .functionComplete
+        case .itNexusReset:
+            await nexusLost(nexus)
+            return .functionComplete
+        }
+    }
+
+    /// SAM-5 §6.3.3: abort every task, clear reset state, set BUS DEVICE RESET FUNCTION OCCURRED for every nexus.
+    private func reset(units: [(UInt16, LogicalUnit)]) async {
+        let numbers = Set(units.map(\.0))
+        let keys = tasks.abort { _, l in l.map(numbers.contains) ?? false }
+        await tasks.waitForEnd(keys)
+        for (_, unit) in units {
+            await unit.context.logicalUnitReset()
+            await unit.context.establishUnitAttention(.busDeviceResetFunctionOccurred, scope: .allNexuses)
+        }
     }
 
     /// A new I_T nexus logged in.
-    public func nexusEstablished(_ nexus: ITNexus) async {}
+    public func nexusEstablished(_ nexus: ITNexus) async {
+        for unit in logicalUnits.values { await unit.context.nexusEstablished(nexus) }
+    }
 
-    /// An I_T nexus went away (session closed or reinstated).
-    public func nexusLost(_ nexus: ITNexus) async {}
+    /// An I_T nexus went away (session closed or reinstated): its tasks are
+    /// aborted and awaited, and each logical unit records the loss (SAM-5 §6.3.4).
+    public func nexusLost(_ nexus: ITNexus) async {
+        let keys = tasks.abort { key, _ in key.nexus == nexus }
+        await tasks.waitForEnd(keys)
+        for unit in logicalUnits.values { await unit.context.nexusLost(nexus) }
+    }
 }

@@ -209,34 +209,37 @@ struct WriteTests {
         #expect(actions.first?.r2t?.bufferOffset == 512)
     }
 
-    /// libiscsi iSCSIdatasn.iSCSIDataSnInvalid: the write must not succeed.
+    /// libiscsi iSCSIdatasn.iSCSIDataSnInvalid: the write must not succeed,
+    /// and the connection must survive (libiscsi reconnects with other settings otherwise).
     @Test(arguments: [UInt32(1), 27, 0xFFFF_FFFF])
-    func wrongDataSNRejectsAndCloses(dataSN: UInt32) throws {
+    func wrongDataSNRejectsAndEndsTheTask(dataSN: UInt32) throws {
         let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
         var m = machine(p)
         let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).first?.r2t)
         let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: dataSN, offset: 0, data: bytes(512), final: false))
+        #expect(actions.count == 1)
         #expect(actions.first?.rejectReason == RejectReason.protocolError)
-        #expect(actions.last?.closed != nil)
-        #expect(!actions.contains { $0.executed != nil })
-        // Nothing else happens once closing.
-        #expect(m.receive(read(itt: 2, cmdSN: 11, length: 0)).isEmpty)
+        #expect(m.activeTaskCount == 0)
+        // The rest of the task's data is refused; the connection goes on.
+        #expect(m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 1, offset: 512, data: bytes(512), final: true)).first?.rejectReason == RejectReason.invalidPDUField)
+        #expect(m.receive(read(itt: 2, cmdSN: 11, length: 0)).first?.executed != nil)
     }
 
-    @Test func dataOutBeyondTheR2TWindowCloses() throws {
+    @Test func dataOutBeyondTheR2TWindowIsRejected() throws {
         let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
         var m = machine(p)
         let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).first?.r2t)
         let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 0, offset: 0, data: bytes(2048), final: true))
-        #expect(actions.last?.closed != nil)
+        #expect(actions.first?.rejectReason == RejectReason.protocolError)
+        #expect(!actions.contains { $0.executed != nil })
     }
 
-    @Test func unsolicitedDataWithInitialR2TCloses() {
+    @Test func unsolicitedDataWithInitialR2TIsRejected() {
         let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
         var m = machine(p)
         _ = m.receive(write(itt: 1, cmdSN: 10, length: 1024))
         let actions = m.receive(dataOut(itt: 1, ttt: 0xFFFF_FFFF, dataSN: 0, offset: 0, data: bytes(512), final: true))
-        #expect(actions.last?.closed != nil)
+        #expect(actions.first?.rejectReason == RejectReason.protocolError)
     }
 
     @Test func immediateDataWhenNotNegotiatedCloses() {
@@ -346,14 +349,32 @@ struct TaskManagementTests {
         }
         #expect(request.function == .abortTask)
         #expect(request.referencedTaskTag == 1)
-        #expect(m.commandCompleted(command, SessionCommandResult(status: 0, dataIn: bytes(512))).isEmpty)
-        let done = m.taskManagementCompleted(initiatorTaskTag: 2, response: .functionComplete)
+        #expect(m.taskManagementCompleted(initiatorTaskTag: 2, response: .functionComplete).isEmpty)  // waits for the task
+        let done = m.commandCompleted(command, SessionCommandResult(status: 0x40, aborted: true))
+        #expect(done.count == 1)
         guard case .send(.taskManagementResponse(let response)) = done.first else {
             Issue.record("expected a TMF response")
             return
         }
         #expect(response.response == 0)
         #expect(response.initiatorTaskTag == 2)
+    }
+
+    /// libiscsi iSCSITMF.AbortTaskSimpleAsync: the command finished before the abort reached it.
+    @Test func abortTaskOfACommandTheSCSILayerAlreadyFinished() throws {
+        var m = machine()
+        let command = try #require(m.receive(read(itt: 1, cmdSN: 10, length: 512)).first?.executed)
+        _ = m.receive(tmf(.abortTask, itt: 2, ref: 1, refCmdSN: 10, cmdSN: 11))
+        let tmfDone = m.taskManagementCompleted(initiatorTaskTag: 2, response: .taskDoesNotExist)
+        #expect(tmfDone.isEmpty)
+        let actions = m.commandCompleted(command, SessionCommandResult(status: 0, dataIn: bytes(512)))
+        #expect(actions.count == 2)
+        #expect(actions.first?.dataIn?.statusPresent == true)
+        guard case .send(.taskManagementResponse(let response)) = actions.last else {
+            Issue.record("expected the TMF response after the command's")
+            return
+        }
+        #expect(response.response == 1)
     }
 
     @Test func abortTaskOfAWriteWaitingForDataIsLocal() throws {
@@ -368,7 +389,8 @@ struct TaskManagementTests {
         #expect(m.activeTaskCount == 0)
     }
 
-    @Test(arguments: [(UInt32(9), UInt8(0)), (UInt32(50), UInt8(1))])
+    /// libiscsi iSCSITMF.AbortTaskSimpleAsync: a completed command's abort answers "task does not exist".
+    @Test(arguments: [(UInt32(10), UInt8(1)), (UInt32(50), UInt8(1))])
     func abortTaskOfAnUnknownTask(refCmdSN: UInt32, expected: UInt8) {
         var m = machine()
         _ = m.receive(read(itt: 1, cmdSN: 10, length: 0))  // ExpCmdSN 11
@@ -380,6 +402,20 @@ struct TaskManagementTests {
         #expect(response.response == expected)
     }
 
+    @Test func abortTaskOfACommandHeldForOrderingConsumesItsCmdSN() {
+        var m = machine()
+        #expect(m.receive(read(itt: 5, cmdSN: 11, length: 0)).isEmpty)  // held: CmdSN 10 missing
+        let abort = m.receive(tmf(.abortTask, itt: 6, ref: 5, refCmdSN: 11, cmdSN: 12))
+        guard case .send(.taskManagementResponse(let response)) = abort.first else {
+            Issue.record("expected a TMF response")
+            return
+        }
+        #expect(response.response == 0)
+        let actions = m.receive(read(itt: 4, cmdSN: 10, length: 0))
+        #expect(actions.compactMap(\.executed).map(\.initiatorTaskTag) == [4])
+        #expect(m.expCmdSN == 12)
+    }
+
     @Test func logicalUnitResetAbortsTheLUNsTasks() throws {
         var m = machine()
         let a = try #require(m.receive(read(itt: 1, cmdSN: 10, length: 512)).first?.executed)
@@ -389,7 +425,12 @@ struct TaskManagementTests {
             return
         }
         #expect(request.function == .logicalUnitReset)
-        #expect(m.commandCompleted(a, SessionCommandResult(status: 0)).isEmpty)
+        #expect(m.commandCompleted(a, SessionCommandResult(status: 0x40, aborted: true)).isEmpty)
+        guard case .send(.taskManagementResponse(let response)) = m.taskManagementCompleted(initiatorTaskTag: 2, response: .functionComplete).first else {
+            Issue.record("expected a TMF response")
+            return
+        }
+        #expect(response.response == 0)
     }
 
     @Test func targetColdResetClosesAfterTheResponse() {

@@ -1,0 +1,320 @@
+import BlockStorage
+import SCSIWire
+
+// The SPC/SBC executor of one logical unit. Parsing already happened
+// (SCSIWire); here every range is checked against the device and the
+// command runs. Failures are thrown as SenseData and become CHECK CONDITION.
+
+extension LogicalUnit {
+    /// Runs a parsed command. Unit attentions were handled by the caller.
+    func execute(_ operation: CDBCommand, _ command: SCSICommand) async -> SCSIResponse {
+        do {
+            return try await run(operation, command)
+        } catch {
+            return SCSIResponse(status: .checkCondition, sense: error.bytes)
+        }
+    }
+
+    private func run(_ operation: CDBCommand, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        switch operation {
+        case .testUnitReady, .startStopUnit, .preventAllowMediumRemoval:
+            return .good
+        case .read(let t):
+            return try await read(t)
+        case .write(let t):
+            return try await write(t, command)
+        case .inquiry(let q):
+            return .data(try inquiry(q, nexus: command.nexus), allocationLength: Int(q.allocationLength))
+        case .requestSense(let descriptorFormat, let allocationLength):
+            // SPC-4 §6.39: descriptor format is not supported → INVALID FIELD IN CDB.
+            if descriptorFormat { throw SenseData.invalidField(byte: 1, bit: 0) }
+            let pending = await context.unitAttention(for: command.nexus, consume: true)
+            return .data(SenseData(pending ?? .noSense).bytes, allocationLength: Int(allocationLength))
+        case .readCapacity10:
+            return .data(ReadCapacityData.ten(blockCount: geometry.blockCount, blockSize: geometry.blockSize), allocationLength: 8)
+        case .readCapacity16(let allocationLength):
+            let data = ReadCapacityData.sixteen(blockCount: geometry.blockCount, blockSize: geometry.blockSize, thin: thin)
+            return .data(data, allocationLength: Int(allocationLength))
+        case .verify(let v):
+            return try await verify(v, command)
+        case .writeAndVerify(let v):
+            return try await writeAndVerify(v, command)
+        case .synchronizeCache(let r, _):
+            // SBC-3 §5.22: the range must lie inside the medium (0 blocks = to the end).
+            try checkRange(r.lba, UInt64(r.blockCount))
+            do { try await device.flush() } catch { throw Self.sense(for: error, writing: true) }
+            return .good
+        case .prefetch(let r, _):
+            try checkRange(r.lba, UInt64(r.blockCount))
+            // SBC-3 §5.6: the blocks "fit in the cache" (there is nothing to load) → CONDITION MET.
+            return SCSIResponse(status: .conditionMet)
+        case .modeSense(let m):
+            let pages = await context.modePages()
+            let data = try ModeParameters.sense(
+                m, current: pages, blockCount: geometry.blockCount, blockSize: geometry.blockSize,
+                writeProtected: configuration.writeProtected)
+            return .data(data, allocationLength: Int(m.allocationLength))
+        case .modeSelect(let m):
+            return try await modeSelect(m, command)
+        case .reportSupportedOperationCodes(let r):
+            let data = r.reportingOptions == 0
+                ? CommandDescriptor.reportAll(rctd: r.rctd)
+                : try CommandDescriptor.reportOne(r)
+            return .data(data, allocationLength: Int(r.allocationLength))
+        case .writeSame(let w):
+            return try await writeSame(w, command)
+        case .unmap(let length):
+            return try await unmap(parameterListLength: Int(length), command)
+        case .reportLUNs:
+            // Answered at the target level by SCSITargetDevice.
+            throw SenseData(.internalTargetFailure)
+        }
+    }
+
+    // MARK: - Inquiry
+
+    func inquiry(_ q: Inquiry, nexus: ITNexus) throws(SenseData) -> [UInt8] {
+        guard q.evpd else { return InquiryData.standard(identity) }
+        let port = PortIdentity(
+            targetPortName: nexus.targetPortName, targetName: nexus.targetName,
+            relativeTargetPortIdentifier: nexus.relativeTargetPortIdentifier, targetPortGroup: nexus.targetPortGroup)
+        switch q.pageCode {
+        case 0x00: return InquiryData.supportedPages()
+        case 0x80: return InquiryData.unitSerialNumber(identity)
+        case 0x83: return InquiryData.deviceIdentification(identity, port: port)
+        case 0xB0: return InquiryData.blockLimits(limits)
+        case 0xB1: return InquiryData.blockDeviceCharacteristics()
+        case 0xB2: return InquiryData.logicalBlockProvisioning(limits)
+        // SPC-4 §6.6.1: an unsupported VPD page → INVALID FIELD IN CDB.
+        default: throw SenseData.invalidField(byte: 2)
+        }
+    }
+
+    // MARK: - Block I/O
+
+    /// SBC-3 §4.5: LBA + count must not exceed the capacity; computed without overflow at 2^64-1.
+    func checkRange(_ lba: UInt64, _ count: UInt64) throws(SenseData) {
+        let (end, overflow) = lba.addingReportingOverflow(count)
+        if overflow || end > geometry.blockCount { throw SenseData(.lbaOutOfRange) }
+    }
+
+    func checkTransferLength(_ blocks: UInt32) throws(SenseData) {
+        // SBC-3 §6.5.3: more than MAXIMUM TRANSFER LENGTH → INVALID FIELD IN CDB.
+        if blocks > maximumTransferBlocks { throw SenseData(.invalidFieldInCDB) }
+    }
+
+    func read(_ t: BlockTransfer) async throws(SenseData) -> SCSIResponse {
+        try checkRange(t.lba, UInt64(t.transferLength))
+        guard t.transferLength > 0 else { return .good }  // SBC-3 §5.9: zero blocks is not an error
+        try checkTransferLength(t.transferLength)
+        let count = Int(t.transferLength) * Int(geometry.blockSize)
+        let buffer = IOBuffer(count: count)
+        do {
+            try await device.read(lba: t.lba, blockCount: t.transferLength, into: buffer, offset: 0)
+        } catch {
+            throw Self.sense(for: error, writing: false)
+        }
+        return SCSIResponse(status: .good, dataIn: buffer, dataInLength: count)
+    }
+
+    /// How many whole blocks of Data-Out the command may use. With less data
+    /// than the CDB asks for (iSCSI EDTL < SPDTL), only the data received is
+    /// written (FCP-4 §9.5.8 a, what libiscsi's write residual tests check);
+    /// a partial block cannot be written → INVALID FIELD IN INFORMATION UNIT.
+    func dataOutBlocks(needed: UInt32, _ command: SCSICommand) throws(SenseData) -> UInt32 {
+        let blockSize = Int(geometry.blockSize)
+        let available = command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0)
+        if available >= Int(needed) * blockSize { return needed }
+        if available % blockSize != 0 { throw SenseData(.invalidFieldInInformationUnit) }
+        return UInt32(available / blockSize)
+    }
+
+    func write(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        // SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED.
+        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try checkRange(t.lba, UInt64(t.transferLength))
+        guard t.transferLength > 0 else { return .good }
+        try checkTransferLength(t.transferLength)
+        let blocks = try dataOutBlocks(needed: t.transferLength, command)
+        guard blocks > 0, let data = command.dataOut else { return .good }
+        // SBC-3 §6.4.5: with WCE = 0 every write is write-through.
+        let fua = t.fua ? true : !(await context.modePages().writeCacheEnabled)
+        do {
+            try await device.write(lba: t.lba, blockCount: blocks, from: data, offset: 0, fua: fua)
+        } catch {
+            throw Self.sense(for: error, writing: true)
+        }
+        return .good
+    }
+
+    func verify(_ v: Verify, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        try checkRange(v.lba, UInt64(v.verificationLength))
+        guard v.verificationLength > 0 else { return .good }
+        try checkTransferLength(v.verificationLength)
+        let blockSize = Int(geometry.blockSize)
+        let medium = IOBuffer(count: Int(v.verificationLength) * blockSize)
+        do {
+            try await device.read(lba: v.lba, blockCount: v.verificationLength, into: medium, offset: 0)
+        } catch {
+            throw Self.sense(for: error, writing: false)
+        }
+        switch v.byteCheck {
+        case 1:
+            // SBC-3 §5.29: compare the Data-Out buffer with the medium.
+            let blocks = try dataOutBlocks(needed: v.verificationLength, command)
+            guard blocks > 0, let data = command.dataOut else { return .good }
+            try Self.compare(medium, data, length: Int(blocks) * blockSize, pattern: false, blockSize: blockSize)
+        case 3:
+            // One block of Data-Out compared against every block.
+            guard let data = command.dataOut, command.dataOutLength >= blockSize else {
+                throw SenseData(.invalidFieldInInformationUnit)
+            }
+            try Self.compare(medium, data, length: medium.count, pattern: true, blockSize: blockSize)
+        default:
+            break  // BYTCHK 0: a medium verification, done by reading
+        }
+        return .good
+    }
+
+    /// Byte-compares `medium` with `data` (or `data`'s first block repeated);
+    /// the first difference → MISCOMPARE with its offset in INFORMATION (SBC-3 §5.29).
+    static func compare(_ medium: IOBuffer, _ data: IOBuffer, length: Int, pattern: Bool, blockSize: Int) throws(SenseData) {
+        let m = UnsafeRawBufferPointer(medium.bytes)
+        let d = UnsafeRawBufferPointer(data.bytes)
+        for i in 0..<length where m[i] != d[pattern ? i % blockSize : i] {
+            throw SenseData(.miscompareDuringVerifyOperation, information: UInt32(truncatingIfNeeded: i))
+        }
+    }
+
+    func writeAndVerify(_ v: Verify, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try checkRange(v.lba, UInt64(v.verificationLength))
+        guard v.verificationLength > 0 else { return .good }
+        try checkTransferLength(v.verificationLength)
+        let blocks = try dataOutBlocks(needed: v.verificationLength, command)
+        guard blocks > 0, let data = command.dataOut else { return .good }
+        do {
+            try await device.write(lba: v.lba, blockCount: blocks, from: data, offset: 0, fua: true)
+        } catch {
+            throw Self.sense(for: error, writing: true)
+        }
+        if v.byteCheck != 0 {
+            // SBC-3 §5.37: read back and compare what was written.
+            let blockSize = Int(geometry.blockSize)
+            let medium = IOBuffer(count: Int(blocks) * blockSize)
+            do {
+                try await device.read(lba: v.lba, blockCount: blocks, into: medium, offset: 0)
+            } catch {
+                throw Self.sense(for: error, writing: false)
+            }
+            try Self.compare(medium, data, length: medium.count, pattern: false, blockSize: blockSize)
+        }
+        return .good
+    }
+
+    func writeSame(_ w: WriteSame, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        if w.anchor { throw SenseData.invalidField(byte: 1, bit: 4) }
+        if w.unmap && !thin { throw SenseData.invalidField(byte: 1, bit: 3) }
+        // SBC-3 §5.42: NUMBER OF LOGICAL BLOCKS 0 (WSNZ = 0) means "to the last LBA".
+        if w.lba > geometry.blockCount { throw SenseData(.lbaOutOfRange) }
+        let count = w.blockCount == 0 ? geometry.blockCount - w.lba : UInt64(w.blockCount)
+        try checkRange(w.lba, count)
+        if count > limits.maximumWriteSameLength { throw SenseData.invalidField(byte: w.noDataOut ? 10 : 7) }
+        guard count > 0 else { return .good }
+        let blockSize = Int(geometry.blockSize)
+        let pattern = IOBuffer(count: blockSize, zeroed: true)
+        if !w.noDataOut {
+            guard let data = command.dataOut, command.dataOutLength >= blockSize else {
+                throw SenseData(.invalidFieldInInformationUnit)
+            }
+            pattern.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: data.bytes[0..<blockSize]))
+        }
+        let allZero = pattern.bytes.allSatisfy { $0 == 0 }
+        // SBC-3 §4.7.3.4: unmap only when unmapped blocks read back as this data (LBPRZ).
+        if w.unmap && allZero {
+            do { try await device.unmap(lba: w.lba, blockCount: count) } catch { throw Self.sense(for: error, writing: true) }
+            return .good
+        }
+        let chunkBlocks = UInt64(min(maximumTransferBlocks, 256))
+        let chunk = IOBuffer(count: Int(chunkBlocks) * blockSize)
+        for k in 0..<Int(chunkBlocks) {
+            (chunk.baseAddress + k * blockSize).copyMemory(from: pattern.baseAddress, byteCount: blockSize)
+        }
+        var lba = w.lba
+        var remaining = count
+        while remaining > 0 {
+            let n = min(remaining, chunkBlocks)
+            do {
+                try await device.write(lba: lba, blockCount: UInt32(n), from: chunk, offset: 0, fua: false)
+            } catch {
+                throw Self.sense(for: error, writing: true)
+            }
+            lba += n
+            remaining -= n
+        }
+        return .good
+    }
+
+    func unmap(parameterListLength: Int, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        guard thin else { throw SenseData(.invalidCommandOperationCode) }
+        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        // SBC-3 §5.28: PARAMETER LIST LENGTH 0 is not an error.
+        guard parameterListLength > 0 else { return .good }
+        let available = min(parameterListLength, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
+        guard available >= 8, let data = command.dataOut else { throw SenseData(.parameterListLengthError) }
+        let descriptors = try UnmapParameterList.decode(
+            data.array(0..<available), maximumDescriptors: Int(LogicalUnit.maximumUnmapDescriptors))
+        var ranges: [(UInt64, UInt64)] = []
+        for d in descriptors {
+            try checkRange(d.lba, UInt64(d.blockCount))
+            if d.blockCount > 0 { ranges.append((d.lba, UInt64(d.blockCount))) }
+        }
+        for (lba, count) in ranges {
+            do { try await device.unmap(lba: lba, blockCount: count) } catch { throw Self.sense(for: error, writing: true) }
+        }
+        return .good
+    }
+
+    // MARK: - Mode select
+
+    func modeSelect(_ m: ModeSelect, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        let length = Int(m.parameterListLength)
+        let available = min(length, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
+        if available < length { throw SenseData(.parameterListLengthError) }
+        let parameters = command.dataOut?.array(0..<available) ?? []
+        let current = await context.modePages()
+        let updated = try ModeParameters.select(m, parameters: parameters, current: current, blockSize: geometry.blockSize)
+        if updated != current {
+            await context.setModePages(updated)
+            // SPC-4 §6.11: other I_T nexuses get MODE PARAMETERS CHANGED.
+            await context.establishUnitAttention(.modeParametersChanged, scope: .allExcept(command.nexus))
+        }
+        return .good
+    }
+
+    // MARK: - Errors
+
+    /// Maps a device failure to sense data: medium errors as MEDIUM ERROR.
+    static func sense(for error: BlockDeviceError, writing: Bool) -> SenseData {
+        switch error.code {
+        case .ioError: SenseData(writing ? .writeError : .unrecoveredReadError)
+        case .readOnly: SenseData(.writeProtected)
+        case .noSpace: SenseData(.spaceAllocationFailedWriteProtect)
+        case .outOfRange: SenseData(.lbaOutOfRange)
+        default: SenseData(.internalTargetFailure)
+        }
+    }
+}
+
+extension SCSIResponse {
+    /// GOOD with no data.
+    static var good: SCSIResponse { SCSIResponse(status: .good) }
+
+    /// GOOD with `bytes` cut to the allocation length (SPC-4 §4.2.5.6).
+    static func data(_ bytes: [UInt8], allocationLength: Int) -> SCSIResponse {
+        let n = min(bytes.count, max(allocationLength, 0))
+        guard n > 0 else { return SCSIResponse(status: .good, dataIn: nil, dataInLength: 0) }
+        return SCSIResponse(status: .good, dataIn: IOBuffer(bytes: bytes[0..<n]), dataInLength: n)
+    }
+}

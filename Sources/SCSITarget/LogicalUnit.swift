@@ -1,0 +1,84 @@
+import BlockStorage
+import SCSIWire
+
+/// How a logical unit presents itself (INQUIRY, VPD pages, READ CAPACITY).
+public struct LogicalUnitConfiguration: Sendable, Hashable {
+    /// T10 vendor identification, 8 ASCII characters.
+    public var vendor: String
+    /// Product identification, 16 ASCII characters.
+    public var product: String
+    /// Product revision level, 4 ASCII characters.
+    public var revision: String
+    /// Unit serial number (VPD 0x80); identical on every node.
+    public var serial: String
+    /// The configured identifier the NAA-6 designator is derived from (its
+    /// 64-bit VENDOR SPECIFIC IDENTIFIER EXTENSION).
+    public var identifier: UInt64
+    /// IEEE OUI of the NAA-6 designator.
+    public var oui: UInt32
+    /// 36-bit VENDOR SPECIFIC IDENTIFIER of the NAA-6 designator (e.g. a cluster id).
+    public var vendorSpecificIdentifier: UInt64
+    /// Writes fail with DATA PROTECT / WRITE PROTECTED.
+    public var writeProtected: Bool
+    /// Thin provisioned: UNMAP and WRITE SAME with UNMAP are offered (needs a device that supports unmap).
+    public var thin: Bool
+    /// MAXIMUM TRANSFER LENGTH in bytes (VPD B0); larger READ/WRITE → INVALID FIELD IN CDB.
+    public var maximumTransferBytes: UInt32
+
+    public init(
+        vendor: String = "TESSERA", product: String = "Tessera LUN", revision: String = "0001", serial: String,
+        identifier: UInt64, oui: UInt32 = 0x001405, vendorSpecificIdentifier: UInt64 = 0,
+        writeProtected: Bool = false, thin: Bool = true, maximumTransferBytes: UInt32 = 8 << 20
+    ) {
+        self.vendor = vendor
+        self.product = product
+        self.revision = revision
+        self.serial = serial
+        self.identifier = identifier
+        self.oui = oui
+        self.vendorSpecificIdentifier = vendorSpecificIdentifier
+        self.writeProtected = writeProtected
+        self.thin = thin
+        self.maximumTransferBytes = maximumTransferBytes
+    }
+
+    /// The 16-byte NAA IEEE Registered Extended designator (SPC-4 §7.8.6.6.3).
+    public var naaIdentifier: [UInt8] {
+        InquiryIdentity.naa6(oui: oui, vendorSpecific: vendorSpecificIdentifier, extension: identifier)
+    }
+}
+
+/// One SCSI logical unit: a block device, how it presents itself, and its
+/// shared context. Commands reach it through ``SCSITargetDevice``.
+public final class LogicalUnit: Sendable {
+    public let configuration: LogicalUnitConfiguration
+    public let device: any BlockDevice
+    public let context: any LogicalUnitContext
+    let identity: InquiryIdentity
+    let limits: BlockLimits
+    let geometry: BlockGeometry
+    /// Thin provisioning as offered: configured and supported by the device.
+    let thin: Bool
+    /// Maximum blocks in one READ/WRITE/VERIFY.
+    let maximumTransferBlocks: UInt32
+
+    public init(configuration: LogicalUnitConfiguration, device: any BlockDevice, context: any LogicalUnitContext = InMemoryLogicalUnitContext()) {
+        self.configuration = configuration
+        self.device = device
+        self.context = context
+        self.geometry = device.geometry
+        self.thin = configuration.thin && device.supportsUnmap
+        self.identity = InquiryIdentity(
+            vendor: configuration.vendor, product: configuration.product, revision: configuration.revision,
+            serial: configuration.serial, naaIdentifier: configuration.naaIdentifier)
+        let blockSize = max(device.geometry.blockSize, 1)
+        self.maximumTransferBlocks = max(1, configuration.maximumTransferBytes / blockSize)
+        self.limits = BlockLimits(
+            maximumTransferLength: maximumTransferBlocks, optimalTransferLength: min(maximumTransferBlocks, (1 << 20) / blockSize),
+            maximumUnmapLBACount: thin ? 0xFFFF_FFFF : 0, maximumUnmapBlockDescriptorCount: thin ? LogicalUnit.maximumUnmapDescriptors : 0,
+            maximumWriteSameLength: UInt64(maximumTransferBlocks) * 64, thin: thin)
+    }
+
+    /// MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT (VPD B0).
+    static let maximumUnmapDescriptors: UInt32 = 256
+}

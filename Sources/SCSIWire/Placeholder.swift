@@ -1,1 +1,0 @@
-// Placeholder; the SCSIWire owner replaces this file.
