@@ -8,24 +8,41 @@ source Tools/env.sh
 bash Tools/install-deps.sh --test || exit 1
 
 status=0
+passed=0 failed=0
 stage() { echo; echo "=== $*"; }
+# count LOG: adds the last "N passed, N failed" line of a stage's output to the totals
+count() {
+  local line
+  line=$(grep -E '(^|: )[0-9]+ passed, [0-9]+ failed' "$1" | tail -1 | grep -oE '[0-9]+ passed, [0-9]+ failed')
+  [ -n "$line" ] || { failed=$((failed + 1)); return; }
+  passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+  failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+}
 
 stage "unit tests (swift test)"
 if ! swift build --build-tests; then
   echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
-swift test --skip-build 2>&1 | tee .build/unit-tests.log | grep -vE '^(Test Case|\[|◇|􀟈)' | tail -25
+swift test --skip-build 2>&1 | tee .build/unit-tests.log | grep -E '✘|error|Test run with|recorded an issue' | tail -40
 unit=${PIPESTATUS[0]}
 [ "$unit" -ne 0 ] && status=1
+n=$(grep -oE 'Test run with [0-9]+ tests' .build/unit-tests.log | tail -1 | grep -oE '[0-9]+')
+if [ "$unit" -eq 0 ] && [ -n "$n" ]; then passed=$((passed + n)); else failed=$((failed + 1)); fi
 
 stage "loopback: real clients against tesserad"
-bash Tools/conformance/loopback.sh || status=1
+bash Tools/conformance/loopback.sh 2>&1 | tee .build/loopback.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/loopback.log
 
 if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
   stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest"
-  TARGET=tesserad TESSERAD_BIN="$(swift build --show-bin-path)/tesserad" bash Tools/vm/test-vm.sh || status=1
+  TARGET=tesserad TESSERAD_BIN="$(swift build --show-bin-path)/tesserad" bash Tools/vm/test-vm.sh 2>&1 | tee .build/vm.log
+  [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+  grep -q 'vm: SKIPPED' .build/vm.log || count .build/vm.log
 fi
 
 echo
 if [ $status -eq 0 ]; then echo "all stages passed"; else echo "SOME STAGES FAILED"; fi
+[ $status -ne 0 ] && [ $failed -eq 0 ] && failed=1
+echo "tests: $passed passed, $failed failed"
 exit $status
