@@ -1,6 +1,7 @@
 import BlockStorage
 import Foundation
 import Testing
+import TesseraTestKit
 
 @testable import SCSITarget
 @testable import SCSIWire
@@ -207,5 +208,33 @@ import Testing
         let third = target()
         _ = await third.run(CDB.testUnitReady)
         #expect(await third.run([0x5E, 0, 0, 0, 0, 0, 0, 0x10, 0, 0]).data.be32(4) == 0)
+    }
+}
+
+/// COMPARE AND WRITE is atomic with respect to every command on the unit, not only other CAWs.
+@Suite struct CompareAndWriteAtomicityTests {
+    @Test func compareAndWriteWaitsForAWriteInFlight() async {
+        let dev = ControlledBlockDevice(geometry: BlockGeometry(blockSize: Fixture.blockSize, blockCount: 64))
+        let t = SCSITargetDevice(logicalUnits: [0: LogicalUnit(configuration: Fixture.configuration(), device: dev)])
+        let bs = Int(Fixture.blockSize)
+        // Clear the power-on unit attention.
+        async let ready = t.run(CDB.testUnitReady)
+        _ = await ready
+        // A WRITE parks in the device…
+        async let write = t.run(CDB.write10(0, 1), data: [UInt8](repeating: 7, count: bs))
+        #expect(await dev.waitForPending(1))
+        // …so a COMPARE AND WRITE to the same block must not reach the device yet.
+        let caw: [UInt8] = [0x89, 0] + CDB.be(0, 8) + [0, 0, 0, 1, 0, 0]
+        async let compare = t.run(caw, data: [UInt8](repeating: 7, count: bs) + [UInt8](repeating: 9, count: bs))
+        try? await Task.sleep(for: .milliseconds(100))
+        #expect(dev.pending.count == 1, "CAW must wait for the write in flight")
+        _ = dev.complete()
+        #expect(await write.status == .good)
+        // Now CAW reads (compare matches the 7s just written) and writes.
+        #expect(await dev.waitForPending(1))
+        _ = dev.complete()
+        #expect(await dev.waitForPending(1))
+        _ = dev.complete()
+        #expect(await compare.status == .good)
     }
 }
