@@ -46,7 +46,10 @@ public enum TesseraNode {
             await cluster.stop()
             throw error
         }
-        let devices = NodeRuntime.targetDevices(configuration: served, units: units)
+        // PR state (APTPL) lives in the store, behind the lease.
+        let devices = NodeRuntime.targetDevices(
+            configuration: served, units: units,
+            reservationStore: StoreReservationStateStore(client: cluster.client, gate: cluster.lease))
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(served, devices: devices),
             logger: logger)
