@@ -177,6 +177,19 @@ def iscsi_ls(port):
         return ""
 
 
+PR_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance", "pr_client.py")
+
+
+def pr(port, *argv):
+    """Tools/conformance/pr_client.py against 127.0.0.1:port; (exit code, output)."""
+    try:
+        r = subprocess.run([sys.executable, PR_CLIENT, f"127.0.0.1:{port}", TARGET, *argv],
+                           capture_output=True, text=True, timeout=20)
+        return r.returncode, (r.stdout + r.stderr).strip()
+    except subprocess.TimeoutExpired:
+        return None, "timeout"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tesserad", required=True)
@@ -206,6 +219,15 @@ def main():
         if listing is not None:
             r.check("node 3 (no targets in its TOML) lists the target over iSCSI discovery",
                     TARGET in listing, listing.strip()[:200])
+
+        # PR with APTPL through node 1: kept in the store (checked at the end,
+        # through the other nodes, after kill -9 of all three).
+        have_pr = os.path.exists(PR_CLIENT)
+        if have_pr:
+            rc1, out1 = pr(c.iscsi(1), "register", "0xabc123", "--aptpl")
+            rc2, out2 = pr(c.iscsi(1), "reserve", "0xabc123", "3")
+            r.check("PR OUT with APTPL (register, reserve Exclusive Access) through node 1",
+                    rc1 == 0 and rc2 == 0, f"{out1} {out2}")
 
         writer = subprocess.Popen(
             [args.bench, "writer", "--seeds", c.peers, "--log", f"{c.work}/acked.log"],
@@ -277,6 +299,10 @@ def main():
                 json.dumps(rep))
         with open(f"{c.work}/node{survivor}.log") as f:
             r.check("2 of 3 down: survivor logs the lapsed lease", "LAPSED" in f.read())
+        if have_pr:
+            rc, out = pr(c.iscsi(survivor), "register", "0x5eed", "--aptpl", "--initiator", "iqn.2026-11.dev.tessera:late")
+            r.check("2 of 3 down: survivor refuses a context change (PR OUT with APTPL not acknowledged)",
+                    rc == 1, out)
 
         # 4. kill -9 all and restart: all state there.
         c.kill(survivor)
@@ -289,6 +315,12 @@ def main():
         reports = [c.health(i)[1] or {} for i in (1, 2, 3)]
         r.check("kill -9 all three and restart: every node serves the target",
                 all(TARGET in rep.get("targets", []) for rep in reports))
+        if have_pr:
+            for i in (2, 3):
+                _, keys = pr(c.iscsi(i), "read-keys")
+                _, held = pr(c.iscsi(i), "read-reservation")
+                r.check(f"kill -9 all three and restart: APTPL state read through node {i}",
+                        "0xabc123" in keys and "5eed" not in keys and "type=3" in held, f"{keys}; {held}")
     finally:
         if writer is not None and writer.poll() is None:
             writer.kill()
