@@ -1,4 +1,5 @@
 import ClusterModel
+import Foundation
 import Logging
 import MetadataStore
 import Synchronization
@@ -40,6 +41,13 @@ public final class ClusterNode: Sendable {
         let directory = settings.storeDirectory ?? "\(base)/store"
         var storeLogger = logger
         storeLogger[metadataKey: "store"] = "\(address)"
+        // Seeds first, then the node itself: after a restart the node knows
+        // the cluster from its own Raft log even when the seeds are down.
+        var seeds = settings.join.compactMap(NodeAddress.init(parsing:)).filter { $0 != address }
+        if id == .bootstrap, !seeds.isEmpty, isEmptyDirectory(directory) {
+            try await refuseSecondBootstrap(seeds: seeds, logger: logger)
+        }
+        seeds.append(address)
         let node: DqliteNode
         do {
             node = try DqliteNode(DqliteNodeConfiguration(id: id, address: address, dataDirectory: directory), logger: storeLogger)
@@ -47,10 +55,6 @@ public final class ClusterNode: Sendable {
         } catch {
             throw NodeStartupError(message: "cannot start the store node on \(address) in \(directory): \(error)")
         }
-        // Seeds first, then the node itself: after a restart the node knows
-        // the cluster from its own Raft log even when the seeds are down.
-        var seeds = settings.join.compactMap(NodeAddress.init(parsing:)).filter { $0 != address }
-        seeds.append(address)
         let leaseDuration = settings.lease
         let client = MetadataStoreClient(
             .init(
@@ -75,6 +79,26 @@ public final class ClusterNode: Sendable {
             throw error
         }
         return cluster
+    }
+
+    /// Node 1 with an empty store bootstraps a new cluster. If the seeds
+    /// already answer as a cluster (node 1's data was wiped), bootstrapping
+    /// would split it in two: refuse, and tell the operator to use a new id.
+    static func refuseSecondBootstrap(seeds: [NodeAddress], logger: Logger) async throws {
+        var quiet = Logger(label: "tessera.store.probe")
+        quiet.logLevel = .critical
+        let probe = MetadataStoreClient(
+            .init(seeds: seeds, requestTimeout: .milliseconds(500), retryDeadline: .milliseconds(500)), logger: quiet)
+        defer { Task { await probe.close() } }
+        guard let members = try? await probe.members(), !members.isEmpty else { return }
+        throw NodeStartupError(
+            message: "node_id 1 has an empty store but a cluster already answers at \(seeds.map(\.description).joined(separator: ", ")) "
+                + "(members \(members.map { "\($0.id.rawValue)" }.joined(separator: ","))); bootstrapping would split it: "
+                + "give this node a new node_id to join, or restore its store directory")
+    }
+
+    static func isEmptyDirectory(_ path: String) -> Bool {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).isEmpty
     }
 
     private init(
