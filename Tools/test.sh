@@ -22,8 +22,8 @@ stage "loopback: real clients against tesserad"
 bash Tools/conformance/loopback.sh || status=1
 
 if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
-  stage "kernel initiator in a qemu guest"
-  bash Tools/vm/test-vm.sh || status=1
+  stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest"
+  TARGET=tesserad TESSERAD_BIN="$(swift build --show-bin-path)/tesserad" bash Tools/vm/test-vm.sh || status=1
 fi
 
 echo

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Loopback stage: a real tesserad on 127.0.0.1:3290 and real clients against it.
-#   1. iscsi-ls lists the target and LUN; ACL hides a target from others.
-#   2. iscsi-inq and iscsi-readcapacity16 answer.
-#   3. qemu-img converts 256 MiB of random data into the LUN and back: identical.
+#   1. tesserad with no arguments: iscsi-ls lists the target and LUN, iscsi-inq
+#      and iscsi-readcapacity16 answer, qemu-img converts 256 MiB of random data
+#      into the LUN and back byte-identical.
+#   2. ACLs hide a target and refuse a stranger's login.
+#   3. The configured INQUIRY identity.
 #   4. CHAP (one-way, mutual, wrong secret) with libiscsi.
 #   5. iscsi-test-cu suites against Tools/conformance/expected.txt (also with digests).
 #   6. hostile input while a good session keeps working.
@@ -27,30 +29,45 @@ check() { # check NAME COMMAND...
 }
 fails() { ! "$@"; }
 
+# --- phase 1: tesserad with no arguments (the built-in default) --------------
+DEFAULT_URL=iscsi://127.0.0.1/iqn.2026-11.dev.tessera:default/0
+mkdir -p "$WORK/default"
+(cd "$WORK/default" && exec "$BIN") >"$WORK/default.log" 2>&1 &
+DPID=$!
+trap 'kill $DPID 2>/dev/null; wait $DPID 2>/dev/null' EXIT
+for _ in $(seq 100); do iscsi-inq "$DEFAULT_URL" >/dev/null 2>&1 && break; sleep 0.2; done
+check "default: iscsi-ls -s lists the target and its LUN" \
+  bash -c "iscsi-ls -s iscsi://127.0.0.1 | tee /dev/stderr | grep -q 'Target:iqn.2026-11.dev.tessera:default Portal:127.0.0.1:3260,1' &&
+           iscsi-ls -s iscsi://127.0.0.1 | grep -q 'Lun:0 *Type:DIRECT_ACCESS (Size:1023M)'"
+check "default: iscsi-inq answers" bash -c "iscsi-inq $DEFAULT_URL | tee /dev/stderr | grep -q 'Peripheral Device Type:DIRECT_ACCESS'"
+check "default: iscsi-readcapacity16 answers" \
+  bash -c "iscsi-readcapacity16 $DEFAULT_URL | tee /dev/stderr | grep -q 'Total size:1073741824'"
+check "default: 1 GiB sparse backing file in ./tessera-data" test -f "$WORK/default/tessera-data/lun0.img"
+if command -v qemu-img >/dev/null; then
+  head -c $((256 * 1024 * 1024)) /dev/urandom > "$WORK/random.img"
+  check "default: qemu-img convert 256 MiB into the LUN and back is byte-identical" bash -c "
+    qemu-img convert -n -f raw -O raw '$WORK/random.img' '$DEFAULT_URL' &&
+    qemu-img convert -f raw -O raw '$DEFAULT_URL' '$WORK/back.img' &&
+    cmp -n $((256 * 1024 * 1024)) '$WORK/random.img' '$WORK/back.img'"
+  rm -f "$WORK/random.img" "$WORK/back.img"
+fi
+kill -TERM $DPID; wait $DPID
+check "default: tesserad exits 0 on SIGTERM" test $? -eq 0
+
+# --- phase 2: the conformance configuration ----------------------------------
 "$BIN" --config "$WORK/tesserad.toml" >"$WORK/tesserad.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
 for _ in $(seq 100); do iscsi-inq "$URL" >/dev/null 2>&1 && break; sleep 0.2; done
 
-check "iscsi-ls lists the target and its LUN" \
-  bash -c "iscsi-ls -s iscsi://$PORTAL | tee /dev/stderr | grep -q 'Target:$T' && iscsi-ls -s iscsi://$PORTAL | grep -q 'Lun:0'"
 check "ACL: a target is hidden from an initiator not in its ACL" \
   bash -c "! iscsi-ls -i iqn.2026-11.dev.tessera:stranger iscsi://$PORTAL | grep -q ':acl'"
 check "ACL: the allowed initiator sees and reaches it" \
   bash -c "iscsi-ls -i iqn.2026-11.dev.tessera:allowed iscsi://$PORTAL | grep -q ':acl' && iscsi-inq -i iqn.2026-11.dev.tessera:allowed iscsi://$PORTAL/iqn.2026-11.dev.tessera:acl/0"
 check "ACL: a stranger cannot log in" fails iscsi-inq -i iqn.2026-11.dev.tessera:stranger iscsi://$PORTAL/iqn.2026-11.dev.tessera:acl/0
-check "iscsi-inq answers" bash -c "iscsi-inq $URL | grep -q TESSERA"
-check "iscsi-inq VPD 0x83" iscsi-inq -e 1 -c 0x83 "$URL"
-check "iscsi-readcapacity16 answers" bash -c "iscsi-readcapacity16 $URL | grep -q 'Logical Block Length:512'"
-
-if command -v qemu-img >/dev/null; then
-  head -c $((256 * 1024 * 1024)) /dev/urandom > "$WORK/random.img"
-  check "qemu-img convert 256 MiB into the LUN and back is byte-identical" bash -c "
-    qemu-img convert -p -n -f raw -O raw '$WORK/random.img' '$URL' &&
-    qemu-img convert -f raw -O raw '$URL' '$WORK/back.img' &&
-    cmp '$WORK/random.img' '$WORK/back.img'"
-  rm -f "$WORK/random.img" "$WORK/back.img"
-fi
+check "configured vendor/product/serial in INQUIRY" \
+  bash -c "iscsi-inq $URL | grep -q 'Vendor:TESSERA' && iscsi-inq -e 1 -c 128 $URL | tee /dev/stderr | grep -q 'TSR-CONF-0'"
+check "iscsi-inq VPD 0x83 has the NAA designator" bash -c "iscsi-inq -e 1 -c 131 $URL | tee /dev/stderr | grep -qi naa"
 
 CHAP_URL=iscsi://tessera-user%initiator-secret-1@$PORTAL/iqn.2026-11.dev.tessera:chap/0
 check "CHAP: one-way login with the right secret" iscsi-inq "$CHAP_URL"
