@@ -4,10 +4,13 @@ import Foundation
 import MetadataStore
 
 /// What the TOML contributes to the store: targets, LUNs, ACLs and CHAP as
-/// store records. Applying it is a set of upserts in one transaction, so it
-/// runs on every start (issue 4: "a TOML file seeds the store on first start
-/// and is re-applied idempotently"). Entries the TOML does not name are left
-/// alone: the store, not this node's file, is the source of truth.
+/// store records. Applying it is idempotent and runs in one transaction on
+/// every start (issue 4: "a TOML file seeds the store on first start and is
+/// re-applied idempotently"). Targets and LUNs are upserted; targets and LUNs
+/// the TOML does not name are left alone (the store, not this node's file, is
+/// the source of truth). For a target the TOML names, its access rules (ACL
+/// and CHAP) become exactly the TOML's: revoking an initiator or dropping
+/// CHAP in the file must take effect, never linger in the store.
 struct StoreSeed: Hashable, Sendable {
     /// One ACL entry.
     struct ACLEntry: Hashable, Sendable {
@@ -52,7 +55,18 @@ struct StoreSeed: Hashable, Sendable {
     /// Upserts everything through `repository` (pass one built on a
     /// transaction so that the seed lands whole or not at all).
     func apply(to repository: StoreRepository) async throws {
-        for target in targets { try await repository.upsertTarget(target) }
+        for target in targets {
+            try await repository.upsertTarget(target)
+            let wanted = Set(acls.filter { $0.targetIQN == target.iqn }.map(\.initiatorIQN))
+            for initiator in try await repository.allowedInitiators(target: target.iqn) where !wanted.contains(initiator) {
+                try await repository.revokeInitiator(initiator, target: target.iqn)
+            }
+            let credentials = chap.filter { $0.targetIQN == target.iqn }
+            for stored in try await repository.chap(target: target.iqn)
+            where !credentials.contains(where: { $0.initiatorIQN == stored.initiatorIQN && $0.direction == stored.direction }) {
+                try await repository.deleteCHAP(target: target.iqn, initiatorIQN: stored.initiatorIQN, direction: stored.direction)
+            }
+        }
         for lun in luns { try await repository.upsertLUN(lun) }
         for entry in acls { try await repository.allowInitiator(entry.initiatorIQN, target: entry.targetIQN) }
         for credentials in chap { try await repository.upsertCHAP(credentials) }

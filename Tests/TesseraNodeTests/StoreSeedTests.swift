@@ -141,6 +141,19 @@ func freeLoopbackPort() -> UInt16 {
         #expect(try await repository.chap(target: "iqn.2026-11.dev.tessera:a").count == 2)
         #expect(try await repository.contextVersion(key) == bumped)
         #expect(try await repository.members().map(\.nodeID) == [NodeID(1)])
+        // Access rules of a target the TOML names follow the TOML: a revoked
+        // initiator and dropped CHAP do not linger in the store.
+        let tightened = try parse(
+            Self.toml.replacingOccurrences(of: ", \"iqn.1994-05.com.redhat:two\"", with: "")
+                .replacingOccurrences(
+                    of: "chap = { user = \"alice\", secret = \"alice-secret-123\", mutual_user = \"tgt\", mutual_secret = \"target-secret-456\" }\n",
+                    with: ""))
+        #expect(tightened.targets[0].allowedInitiators == ["iqn.1994-05.com.redhat:one"] && tightened.targets[0].chap == nil)
+        let narrowed = try await cluster.seedAndLoad(tightened)
+        #expect(narrowed[0].allowedInitiators == ["iqn.1994-05.com.redhat:one"])
+        #expect(narrowed[0].chap == nil)
+        #expect(try await repository.chap(target: "iqn.2026-11.dev.tessera:a").isEmpty)
+        _ = try await cluster.seedAndLoad(configuration)
         let bare = try parse("[[portal]]\nlisten = \"127.0.0.1:3300\"\n")
         #expect(try await cluster.seedAndLoad(bare).map(\.name) == first.map(\.name))
         await cluster.stop()

@@ -22,3 +22,12 @@ extension StoreRepository {
             .first.map { LUNKey(targetIQN: try $0.string("target_iqn"), lun: try $0.uint64("lun")) }
     }
 }
+
+extension StoreRepository {
+    /// Deletes one set of CHAP credentials.
+    public func deleteCHAP(target: String, initiatorIQN: String = "", direction: CHAPRecord.Direction) async throws {
+        try await db.exec(
+            "DELETE FROM chap_credentials WHERE target_iqn = ? AND initiator_iqn = ? AND direction = ?",
+            [.text(target), .text(initiatorIQN), .text(direction.rawValue)])
+    }
+}
