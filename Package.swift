@@ -45,6 +45,7 @@ let package = Package(
         ]),
         .target(name: "TesseraNode", dependencies: [
             "ISCSITargetServer", "SCSITarget", "BlockStorage", "AIOBlockStorage", "ISCSISession",
+            "MetadataStore", "ClusterModel", "AdminAPI",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -83,7 +84,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "TesseraNodeTests", dependencies: [
-            "TesseraNode", "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
+            "TesseraNode", "BlockStorage", "AIOBlockStorage", "MetadataStore", "ClusterModel", "AdminAPI", .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Metadata store (dqlite) -------------------------------------------
@@ -104,6 +105,15 @@ let package = Package(
             "MetadataStore", "ClusterModel",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+
+        // Admin HTTP endpoint (health, metrics) --------------------------------
+        .target(name: "AdminAPI", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
     ]
 )

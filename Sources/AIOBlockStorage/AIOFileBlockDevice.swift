@@ -147,6 +147,61 @@ public final class AIOFileBlockDevice: BlockDevice {
         try Self.check(result ?? -Int(EBADF), expected: 0, operation: "punch hole")
     }
 
+    /// Allocation from the file's holes (`lseek` SEEK_DATA / SEEK_HOLE); a
+    /// block partly backed by data counts as mapped. A thick file is all mapped.
+    public func allocation(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) -> [BlockExtent] {
+        let (start, length) = try byteRange(lba, blockCount)
+        guard supportsUnmap, length > 0 else {
+            return length == 0 ? [] : [BlockExtent(lba: lba, blockCount: blockCount, mapped: true)]
+        }
+        try enter()
+        defer { leave() }
+        let fd = self.fd
+        let blockSize = Int64(geometry.blockSize)
+        let end = Int64(start + length)
+        let runs: [(Int64, Int64, Bool)]? = await pool.run {
+            var runs: [(Int64, Int64, Bool)] = []
+            var at = Int64(start)
+            while at < end {
+                let data = lseek(fd, off_t(at), 3 /* SEEK_DATA */)
+                if data < 0 {
+                    // ENXIO: no data after `at`; anything else: report mapped (cannot tell).
+                    runs.append((at, end, errno != ENXIO))
+                    break
+                }
+                if data > at {
+                    runs.append((at, min(Int64(data), end), false))
+                    at = min(Int64(data), end)
+                    continue
+                }
+                let hole = lseek(fd, off_t(at), 4 /* SEEK_HOLE */)
+                let next = hole < 0 ? end : min(Int64(hole), end)
+                runs.append((at, max(next, at + 1), true))
+                at = max(next, at + 1)
+            }
+            return runs
+        }
+        guard let runs else { throw BlockDeviceError(.closed) }
+        // Bytes → blocks: a block holding any data is mapped; the rest of the range is not.
+        let rangeEnd = lba + blockCount
+        var extents: [BlockExtent] = []
+        var cursor = lba
+        for (from, to, mapped) in runs where mapped {
+            let first = max(UInt64(from / blockSize), cursor)
+            let last = min(UInt64((to + blockSize - 1) / blockSize), rangeEnd)
+            guard last > first else { continue }
+            if first > cursor { extents.append(BlockExtent(lba: cursor, blockCount: first - cursor, mapped: false)) }
+            if let tail = extents.last, tail.mapped, tail.lba + tail.blockCount == first {
+                extents[extents.count - 1].blockCount += last - first
+            } else {
+                extents.append(BlockExtent(lba: first, blockCount: last - first, mapped: true))
+            }
+            cursor = last
+        }
+        if cursor < rangeEnd { extents.append(BlockExtent(lba: cursor, blockCount: rangeEnd - cursor, mapped: false)) }
+        return extents
+    }
+
     public func close() async {
         let wait: Bool = gate.withLock { g in
             if g.closed { return false }

@@ -28,6 +28,33 @@ public protocol BlockDevice: AnyObject, Sendable {
 
     /// Releases file descriptors and threads; later calls fail with `.closed`.
     func close() async
+
+    /// The allocation state of the blocks from `lba` on (thin provisioning,
+    /// GET LBA STATUS): consecutive extents, the first starting at `lba`,
+    /// covering at most `blockCount` blocks (fewer is allowed). A device that
+    /// cannot tell reports everything mapped (the default).
+    func allocation(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) -> [BlockExtent]
+}
+
+extension BlockDevice {
+    public func allocation(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) -> [BlockExtent] {
+        guard contains(lba: lba, blockCount: blockCount) else { throw BlockDeviceError(.outOfRange) }
+        return blockCount == 0 ? [] : [BlockExtent(lba: lba, blockCount: blockCount, mapped: true)]
+    }
+}
+
+/// A run of blocks with one allocation state.
+public struct BlockExtent: Sendable, Hashable {
+    public var lba: UInt64
+    public var blockCount: UInt64
+    /// False for deallocated blocks (a hole: they read as zeros).
+    public var mapped: Bool
+
+    public init(lba: UInt64, blockCount: UInt64, mapped: Bool) {
+        self.lba = lba
+        self.blockCount = blockCount
+        self.mapped = mapped
+    }
 }
 
 extension BlockDevice {

@@ -15,13 +15,15 @@ public final class MemoryBlockDevice: BlockDevice {
     private struct Storage: ~Copyable {
         var memory: UnsafeMutableRawPointer?
         var flushCount = 0
+        /// Per block: written since the last unmap (starts all deallocated, like a sparse file).
+        var mapped: [Bool]
     }
 
     public init(geometry: BlockGeometry) {
         self.geometry = geometry
         let size = Int(geometry.byteCount)
         let memory = calloc(max(size, 1), 1)!
-        self.storage = Mutex(Storage(memory: memory))
+        self.storage = Mutex(Storage(memory: memory, mapped: [Bool](repeating: false, count: Int(geometry.blockCount))))
     }
 
     deinit {
@@ -54,6 +56,7 @@ public final class MemoryBlockDevice: BlockDevice {
         try storage.withLock { (s: inout Storage) throws(BlockDeviceError) in
             guard let m = s.memory else { throw BlockDeviceError(.closed) }
             memcpy(m + start, buffer.baseAddress + offset, length)
+            for i in Int(lba)..<(Int(lba) + Int(blockCount)) { s.mapped[i] = true }
         }
     }
 
@@ -69,6 +72,22 @@ public final class MemoryBlockDevice: BlockDevice {
         try storage.withLock { (s: inout Storage) throws(BlockDeviceError) in
             guard let m = s.memory else { throw BlockDeviceError(.closed) }
             memset(m + start, 0, length)
+            for i in Int(lba)..<(Int(lba) + Int(blockCount)) { s.mapped[i] = false }
+        }
+    }
+
+    public func allocation(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) -> [BlockExtent] {
+        _ = try range(lba, blockCount)
+        return storage.withLock { s in
+            var extents: [BlockExtent] = []
+            for i in Int(lba)..<(Int(lba) + Int(blockCount)) {
+                if let last = extents.last, last.mapped == s.mapped[i] {
+                    extents[extents.count - 1].blockCount += 1
+                } else {
+                    extents.append(BlockExtent(lba: UInt64(i), blockCount: 1, mapped: s.mapped[i]))
+                }
+            }
+            return extents
         }
     }
 

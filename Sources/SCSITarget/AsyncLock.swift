@@ -36,3 +36,58 @@ final class AsyncLock: Sendable {
         next?.resume()
     }
 }
+
+/// A FIFO shared/exclusive lock for async code. Ordinary medium commands
+/// take it shared; COMPARE AND WRITE, ORWRITE, WRITE ATOMIC and SANITIZE take
+/// it exclusive, which makes them atomic with respect to every other command
+/// on the logical unit (SBC-3 §5.2, SBC-4 §4.29).
+final class AsyncSharedLock: Sendable {
+    private struct Waiter {
+        var exclusive: Bool
+        var continuation: CheckedContinuation<Void, Never>
+    }
+
+    private struct State {
+        var readers = 0
+        var writer = false
+        var waiters: [Waiter] = []
+    }
+
+    private let state = Mutex(State())
+
+    func lock(exclusive: Bool) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let acquired = state.withLock { s -> Bool in
+                // FIFO: nobody overtakes a queued waiter (an exclusive one would starve).
+                if s.waiters.isEmpty && !s.writer && (!exclusive || s.readers == 0) {
+                    if exclusive { s.writer = true } else { s.readers += 1 }
+                    return true
+                }
+                s.waiters.append(Waiter(exclusive: exclusive, continuation: c))
+                return false
+            }
+            if acquired { c.resume() }
+        }
+    }
+
+    func unlock(exclusive: Bool) {
+        let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            if exclusive { s.writer = false } else { s.readers -= 1 }
+            var wake: [CheckedContinuation<Void, Never>] = []
+            while let next = s.waiters.first {
+                if next.exclusive {
+                    guard s.readers == 0 && !s.writer else { break }
+                    s.writer = true
+                } else {
+                    guard !s.writer else { break }
+                    s.readers += 1
+                }
+                wake.append(next.continuation)
+                s.waiters.removeFirst()
+                if next.exclusive { break }
+            }
+            return wake
+        }
+        for c in wake { c.resume() }
+    }
+}

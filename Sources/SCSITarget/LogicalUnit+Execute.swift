@@ -8,6 +8,15 @@ import SCSIWire
 extension LogicalUnit {
     /// Runs a parsed command. Unit attentions were handled by the caller.
     func execute(_ operation: CDBCommand, _ command: SCSICommand) async -> SCSIResponse {
+        // SBC-3 §5.2 / SBC-4 §4.29: the read-modify-write commands are atomic with respect
+        // to every other command on the logical unit, so they hold the medium exclusively.
+        let exclusive: Bool
+        switch operation {
+        case .compareAndWrite, .orWrite, .writeAtomic, .sanitize: exclusive = true
+        default: exclusive = false
+        }
+        await mediumLock.lock(exclusive: exclusive)
+        defer { mediumLock.unlock(exclusive: exclusive) }
         do {
             return try await run(operation, command)
         } catch {
@@ -15,9 +24,26 @@ extension LogicalUnit {
         }
     }
 
+    /// Loads the APTPL state from ``reservationStore`` once, before the first command.
+    func restoreReservationsIfNeeded() async {
+        guard let store = reservationStore, !restored.withLock({ $0 }) else { return }
+        await reservationLock.lock()
+        defer { reservationLock.unlock() }
+        guard !restored.withLock({ $0 }) else { return }
+        if let state = try? await store.loadReservations(lun: reservationStoreKey), state.aptpl {
+            await context.restorePersistentReservations(state)
+        }
+        restored.withLock { $0 = true }
+    }
+
     private func run(_ operation: CDBCommand, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         switch operation {
-        case .testUnitReady, .startStopUnit, .preventAllowMediumRemoval:
+        case .testUnitReady, .preventAllowMediumRemoval:
+            // SBC-3 §5.5: PREVENT ALLOW MEDIUM REMOVAL on a non-removable medium has nothing to prevent.
+            return .good
+        case .startStopUnit(_, let powerCondition, let loadEject, _):
+            // SBC-3 §5.25: RMB = 0, there is no medium to load or eject → INVALID FIELD IN CDB.
+            if loadEject && powerCondition == 0 { throw SenseData.invalidField(byte: 4, bit: 1) }
             return .good
         case .read(let t):
             return try await read(t)
@@ -62,8 +88,8 @@ extension LogicalUnit {
         case .reportSupportedOperationCodes(let r):
             let data =
                 r.reportingOptions == 0
-                ? CommandDescriptor.reportAll(rctd: r.rctd)
-                : try CommandDescriptor.reportOne(r)
+                ? CommandDescriptor.reportAll(rctd: r.rctd, table: offeredCommands)
+                : try CommandDescriptor.reportOne(r, table: offeredCommands)
             return .data(data, allocationLength: Int(r.allocationLength))
         case .writeSame(let w):
             return try await writeSame(w, command)
@@ -73,8 +99,7 @@ extension LogicalUnit {
             // SPC-2 §7.21: held by another nexus → RESERVATION CONFLICT.
             return await context.reserve(command.nexus) ? .good : SCSIResponse(status: .reservationConflict)
         case .release:
-            await context.release(command.nexus)
-            return .good
+            return await context.release(command.nexus) ? .good : SCSIResponse(status: .reservationConflict)
         case .compareAndWrite(let t):
             return try await compareAndWrite(t, command)
         case .persistentReserveIn(let action, let allocationLength):
@@ -82,7 +107,17 @@ extension LogicalUnit {
             return .data(state.reportIn(action), allocationLength: Int(allocationLength))
         case .persistentReserveOut(let out):
             return try await persistentReserveOut(out, command)
-        case .reportLUNs:
+        case .orWrite(let t):
+            return try await orWrite(t, command)
+        case .writeAtomic(let t):
+            return try await writeAtomic(t, command)
+        case .readDefectData(let r):
+            return .data(ReadDefectDataReply.empty(r), allocationLength: Int(r.allocationLength))
+        case .sanitize(let s):
+            return try await sanitize(s, command)
+        case .getLBAStatus(let lba, let allocationLength):
+            return try await getLBAStatus(lba: lba, allocationLength: allocationLength)
+        case .reportLUNs, .extendedCopy, .receiveCopyResults:
             // Answered at the target level by SCSITargetDevice.
             throw SenseData(.internalTargetFailure)
         }
@@ -99,8 +134,9 @@ extension LogicalUnit {
         case 0x00: return InquiryData.supportedPages()
         case 0x80: return InquiryData.unitSerialNumber(identity)
         case 0x83: return InquiryData.deviceIdentification(identity, port: port)
+        case 0x8F: return InquiryData.thirdPartyCopy()
         case 0xB0: return InquiryData.blockLimits(limits)
-        case 0xB1: return InquiryData.blockDeviceCharacteristics()
+        case 0xB1: return InquiryData.blockDeviceCharacteristics(blockErase: thin)
         case 0xB2: return InquiryData.logicalBlockProvisioning(limits)
         // SPC-4 §6.6.1: an unsupported VPD page → INVALID FIELD IN CDB.
         default: throw SenseData.invalidField(byte: 2)
@@ -305,8 +341,8 @@ extension LogicalUnit {
     }
 
     /// COMPARE AND WRITE (SBC-3 §5.2): compares the first half of Data-Out with
-    /// the medium and writes the second half, atomically with respect to other
-    /// COMPARE AND WRITE commands on this logical unit.
+    /// the medium and writes the second half; ``execute(_:_:)`` holds the medium
+    /// exclusively, so it is atomic with respect to every command on the unit.
     func compareAndWrite(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         if configuration.writeProtected { throw SenseData(.writeProtected) }
         try checkRange(t.lba, UInt64(t.transferLength))
@@ -318,8 +354,6 @@ extension LogicalUnit {
         guard let data = command.dataOut, command.dataOutLength == 2 * half else {
             throw SenseData(.invalidFieldInInformationUnit)
         }
-        await compareAndWriteLock.lock()
-        defer { compareAndWriteLock.unlock() }
         let medium = IOBuffer(count: half)
         do {
             try await device.read(lba: t.lba, blockCount: t.transferLength, into: medium, offset: 0)
@@ -338,13 +372,32 @@ extension LogicalUnit {
     func persistentReserveOut(_ out: PersistentReserveOut, _ command: SCSICommand) async throws(SenseData)
         -> SCSIResponse
     {
-        // SPC-4 §6.16.3: the basic parameter list is 24 bytes.
-        guard out.parameterListLength == 24 else { throw SenseData(.parameterListLengthError) }
-        guard let data = command.dataOut, command.dataOutLength >= 24 else {
+        // SPC-4 §6.16.3: the basic list is 24 bytes; SPEC_I_PT and REGISTER AND MOVE lists are longer.
+        let length = Int(out.parameterListLength)
+        guard length >= 24, length <= 65536, let data = command.dataOut,
+            min(command.dataOutLength, data.count) >= length
+        else {
             throw SenseData(.parameterListLengthError)
         }
-        let parameters = try PersistentReserveOutParameters.decode(data.array(0..<24))
+        let parameters = try PersistentReserveOutParameters.decode(
+            data.array(0..<length), serviceAction: out.serviceAction)
+        await reservationLock.lock()
+        defer { reservationLock.unlock() }
+        let before = await context.persistentReservations()
         let outcome = await context.persistentReserveOut(out, parameters, from: command.nexus)
+        if let store = reservationStore, outcome.status == .good {
+            let after = await context.persistentReservations()
+            // SPC-4 §5.13.5: with APTPL the state must survive a power loss before GOOD is returned.
+            if after != before && (after.aptpl || before.aptpl) {
+                do { try await store.saveReservations(after, lun: reservationStoreKey) } catch {
+                    throw SenseData(.internalTargetFailure)
+                }
+            }
+        }
+        // SPC-4 §5.13.11.2.6: PREEMPT AND ABORT aborts the preempted nexuses' tasks on this unit.
+        if !outcome.aborted.isEmpty {
+            for hook in abortHooks.withLock({ $0 }) { hook(outcome.aborted) }
+        }
         switch outcome.status {
         case .good: return .good
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)

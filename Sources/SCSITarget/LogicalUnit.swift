@@ -1,5 +1,6 @@
 import BlockStorage
 import SCSIWire
+import Synchronization
 
 /// How a logical unit presents itself (INQUIRY, VPD pages, READ CAPACITY).
 public struct LogicalUnitConfiguration: Sendable, Hashable {
@@ -61,13 +62,36 @@ public final class LogicalUnit: Sendable {
     let thin: Bool
     /// Maximum blocks in one READ/WRITE/VERIFY.
     let maximumTransferBlocks: UInt32
-    /// Serialises COMPARE AND WRITE on this logical unit.
-    let compareAndWriteLock = AsyncLock()
+    /// Shared by ordinary medium commands, exclusive for the atomic ones.
+    let mediumLock = AsyncSharedLock()
+    /// Serialises PERSISTENT RESERVE OUT so APTPL saves land in order.
+    let reservationLock = AsyncLock()
+    /// Where APTPL reservation state is kept across restarts (nil: never persisted).
+    public let reservationStore: (any ReservationStateStore)?
+    /// The key this unit's state has in ``reservationStore`` (its serial number).
+    public var reservationStoreKey: String { configuration.serial }
+    /// Whether the APTPL state was loaded from the store into the context.
+    let restored = Mutex(false)
+    /// Called with the registrant ports whose tasks PREEMPT AND ABORT aborts
+    /// (the target device marks their tasks on this unit aborted).
+    let abortHooks = Mutex<[@Sendable ([RegistrantPort]) -> Void]>([])
+
+    /// The commands this unit offers (REPORT SUPPORTED OPERATION CODES agrees
+    /// with dispatch): the thin-provisioning ones only on a thin unit.
+    var offeredCommands: [CommandDescriptor] {
+        guard !thin else { return CommandDescriptor.all }
+        return CommandDescriptor.all.filter { d in
+            !(d.opcode == 0x42 || (d.opcode == 0x9E && d.serviceAction == 0x12)
+                || (d.opcode == 0x48 && d.serviceAction == UInt16(SanitizeAction.blockErase.rawValue)))
+        }
+    }
 
     public init(
         configuration: LogicalUnitConfiguration, device: any BlockDevice,
-        context: any LogicalUnitContext = InMemoryLogicalUnitContext()
+        context: any LogicalUnitContext = InMemoryLogicalUnitContext(),
+        reservationStore: (any ReservationStateStore)? = nil
     ) {
+        self.reservationStore = reservationStore
         self.configuration = configuration
         self.device = device
         self.context = context
@@ -78,12 +102,14 @@ public final class LogicalUnit: Sendable {
             serial: configuration.serial, naaIdentifier: configuration.naaIdentifier)
         let blockSize = max(device.geometry.blockSize, 1)
         self.maximumTransferBlocks = max(1, configuration.maximumTransferBytes / blockSize)
-        self.limits = BlockLimits(
+        var limits = BlockLimits(
             maximumTransferLength: maximumTransferBlocks,
             optimalTransferLength: min(maximumTransferBlocks, (1 << 20) / blockSize),
             maximumUnmapLBACount: thin ? 0xFFFF_FFFF : 0,
             maximumUnmapBlockDescriptorCount: thin ? LogicalUnit.maximumUnmapDescriptors : 0,
             maximumWriteSameLength: UInt64(maximumTransferBlocks) * 64, thin: thin)
+        limits.maximumAtomicTransferLength = min(maximumTransferBlocks, 1024)
+        self.limits = limits
     }
 
     /// MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT (VPD B0).

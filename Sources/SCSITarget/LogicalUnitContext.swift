@@ -44,8 +44,9 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
         -> CommandAdmission
     /// SPC-2 RESERVE: false when another nexus holds the reservation.
     func reserve(_ nexus: ITNexus) async -> Bool
-    /// SPC-2 RELEASE: releases only when `nexus` holds the reservation (SPC-2 §7.16: otherwise a no-op).
-    func release(_ nexus: ITNexus) async
+    /// SPC-2 RELEASE: releases only when `nexus` holds the reservation (SPC-2 §7.16: otherwise a no-op);
+    /// false (RESERVATION CONFLICT) when persistent reservations exist and `nexus` holds none (SPC-4 §5.13.3).
+    func release(_ nexus: ITNexus) async -> Bool
     /// Applies a PERSISTENT RESERVE OUT and establishes the unit attentions it causes.
     func persistentReserveOut(
         _ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus
@@ -53,6 +54,8 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
         -> PersistentReservations.Outcome
     /// The persistent reservation state (PERSISTENT RESERVE IN).
     func persistentReservations() async -> PersistentReservations
+    /// Replaces the persistent reservation state (APTPL state loaded after a restart).
+    func restorePersistentReservations(_ state: PersistentReservations) async
     /// Current mode page values.
     func modePages() async -> ModePageValues
     /// Stores new mode page values (MODE SELECT).
@@ -99,14 +102,18 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
 
     public func reserve(_ nexus: ITNexus) -> Bool {
         if let holder = reservationHolder, holder != nexus { return false }
-        // SPC-4 §5.13.3: RESERVE while persistent registrations exist → RESERVATION CONFLICT.
-        if !persistent.registrations.isEmpty || persistent.reservation != nil { return false }
+        // SPC-4 §5.13.3 with CRH = 1: while persistent registrations exist, RESERVE from the
+        // persistent reservation holder completes with GOOD and changes nothing; from anyone else it conflicts.
+        if !persistent.registrations.isEmpty || persistent.reservation != nil { return persistent.isHolder(nexus) }
         reservationHolder = nexus
         return true
     }
 
-    public func release(_ nexus: ITNexus) {
+    public func release(_ nexus: ITNexus) -> Bool {
+        // SPC-4 §5.13.3 (CRH = 1): RELEASE under persistent reservations is GOOD only for a holder.
+        if !persistent.registrations.isEmpty || persistent.reservation != nil { return persistent.isHolder(nexus) }
         if reservationHolder == nexus { reservationHolder = nil }
+        return true
     }
 
     public func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason? {
@@ -148,11 +155,16 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
         -> PersistentReservations.Outcome
     {
         let outcome = persistent.apply(out, parameters, from: nexus)
-        for (n, reason) in outcome.unitAttentions { add(reason, to: n) }
+        // Unit attentions go to every known nexus a port stands for, never to the sender.
+        for pending in outcome.unitAttentions {
+            for n in Array(queues.keys) where n != nexus && pending.port.matches(n) { add(pending.reason, to: n) }
+        }
         return outcome
     }
 
     public func persistentReservations() -> PersistentReservations { persistent }
+
+    public func restorePersistentReservations(_ state: PersistentReservations) { persistent = state }
 
     public func modePages() -> ModePageValues { pages }
 

@@ -1,19 +1,72 @@
 import SCSIWire
 
+/// Which I_T nexuses a registration (or a reservation holder) stands for
+/// (SPC-4 §5.13.7): one initiator port, or every port of an initiator device
+/// (SPEC_I_PT with a format 00b TransportID), through one target port or
+/// through all of them (ALL_TG_PT).
+public struct RegistrantPort: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The initiator port name (`iqn…,i,0x<ISID>`), or the initiator name when `deviceName`.
+    public var initiator: String
+    /// `initiator` names an initiator device: every port of it matches.
+    public var deviceName: Bool
+    /// The relative target port identifier, nil for every target port.
+    public var relativeTargetPortIdentifier: UInt16?
+
+    public init(initiator: String, deviceName: Bool = false, relativeTargetPortIdentifier: UInt16?) {
+        self.initiator = initiator
+        self.deviceName = deviceName
+        self.relativeTargetPortIdentifier = relativeTargetPortIdentifier
+    }
+
+    /// The port `nexus` came from, through its target port or (ALL_TG_PT) all of them.
+    public init(_ nexus: ITNexus, allTargetPorts: Bool = false) {
+        self.init(
+            initiator: nexus.initiatorPortName,
+            relativeTargetPortIdentifier: allTargetPorts ? nil : nexus.relativeTargetPortIdentifier)
+    }
+
+    /// Whether `nexus` is one of the I_T nexuses this stands for.
+    public func matches(_ nexus: ITNexus) -> Bool {
+        let initiatorMatches =
+            deviceName
+            ? nexus.initiatorName.lowercased() == initiator.lowercased()
+            : nexus.initiatorPortName.lowercased() == initiator.lowercased()
+        return initiatorMatches && (relativeTargetPortIdentifier.map { $0 == nexus.relativeTargetPortIdentifier } ?? true)
+    }
+
+    /// Whether the two stand for at least one common I_T nexus.
+    func overlaps(_ other: RegistrantPort) -> Bool {
+        let ports: Bool
+        if let a = relativeTargetPortIdentifier, let b = other.relativeTargetPortIdentifier {
+            ports = a == b
+        } else {
+            ports = true
+        }
+        guard ports else { return false }
+        if deviceName == other.deviceName { return initiator.lowercased() == other.initiator.lowercased() }
+        let (device, port) = deviceName ? (initiator, other.initiator) : (other.initiator, initiator)
+        return port.lowercased().hasPrefix(device.lowercased() + ",i,")
+    }
+
+    public var description: String {
+        "\(initiator)\(deviceName ? " (device)" : "") via \(relativeTargetPortIdentifier.map { "port \($0)" } ?? "all ports")"
+    }
+}
+
 /// The persistent reservation state of a logical unit (SPC-4 §5.13): a value
 /// with pure transitions, so the in-memory context and a replicated store
-/// apply exactly the same rules.
-public struct PersistentReservations: Sendable, Hashable {
-    /// One registered I_T nexus.
-    public struct Registration: Sendable, Hashable {
-        public var nexus: ITNexus
+/// apply exactly the same rules, and a ``ReservationStateStore`` can save it.
+public struct PersistentReservations: Sendable, Hashable, Codable {
+    /// One registration: an I_T nexus (or set of them) and its key.
+    public struct Registration: Sendable, Hashable, Codable {
+        public var port: RegistrantPort
         public var key: UInt64
     }
 
     /// The persistent reservation.
-    public struct Reservation: Sendable, Hashable {
+    public struct Reservation: Sendable, Hashable, Codable {
         /// The holder (for all-registrants types, the nexus that reserved).
-        public var holder: ITNexus
+        public var holder: RegistrantPort
         public var type: PersistentReservationType
     }
 
@@ -22,8 +75,16 @@ public struct PersistentReservations: Sendable, Hashable {
     /// Registrations in the order they were made (READ KEYS lists them so).
     public var registrations: [Registration] = []
     public var reservation: Reservation?
+    /// APTPL of the last registration command: the state persists through power loss (SPC-4 §5.13.5).
+    public var aptpl = false
 
     public init() {}
+
+    /// A unit attention for every nexus a registrant port stands for.
+    public struct PendingUnitAttention: Sendable, Hashable {
+        public var port: RegistrantPort
+        public var reason: SenseReason
+    }
 
     /// The outcome of a PERSISTENT RESERVE OUT.
     public struct Outcome: Sendable, Hashable {
@@ -34,22 +95,29 @@ public struct PersistentReservations: Sendable, Hashable {
             case checkCondition(SenseData)
         }
         public var status: Status
-        /// Unit attentions to establish for other nexuses.
-        public var unitAttentions: [ITNexus: SenseReason] = [:]
-        /// Nexuses whose registrations were preempted (PREEMPT AND ABORT aborts their tasks).
-        public var preempted: [ITNexus] = []
+        /// Unit attentions to establish for other nexuses (never the sender's).
+        public var unitAttentions: [PendingUnitAttention] = []
+        /// Registrant ports preempted by PREEMPT AND ABORT: their tasks are aborted.
+        public var aborted: [RegistrantPort] = []
 
         static let good = Outcome(status: .good)
         static let conflict = Outcome(status: .reservationConflict)
         static func sense(_ s: SenseData) -> Outcome { Outcome(status: .checkCondition(s)) }
+
+        mutating func notify(_ port: RegistrantPort, _ reason: SenseReason) {
+            if !unitAttentions.contains(where: { $0.port == port }) {
+                unitAttentions.append(PendingUnitAttention(port: port, reason: reason))
+            }
+        }
     }
 
-    func key(of nexus: ITNexus) -> UInt64? { registrations.first { $0.nexus == nexus }?.key }
+    func registration(of nexus: ITNexus) -> Registration? { registrations.first { $0.port.matches(nexus) } }
+    func key(of nexus: ITNexus) -> UInt64? { registration(of: nexus)?.key }
 
     /// Whether `nexus` holds the reservation (every registrant does for all-registrants types).
     public func isHolder(_ nexus: ITNexus) -> Bool {
         guard let r = reservation else { return false }
-        return r.type.allRegistrants ? key(of: nexus) != nil : r.holder == nexus
+        return r.type.allRegistrants ? key(of: nexus) != nil : r.holder.matches(nexus)
     }
 
     /// SPC-4 §5.13.1, table 63: does a command of `conflictClass` from `nexus` conflict?
@@ -68,11 +136,10 @@ public struct PersistentReservations: Sendable, Hashable {
     public mutating func apply(_ out: PersistentReserveOut, _ p: PersistentReserveOutParameters, from nexus: ITNexus)
         -> Outcome
     {
-        // SPC-4 §6.16.3: SPEC_I_PT and ALL_TG_PT are not offered (REPORT CAPABILITIES SIP_C/ATP_C = 0),
-        // nor is APTPL (PTPL_C = 0).
-        if p.specIPT { return .sense(.invalidParameter(byte: 20, bit: 3)) }
-        if p.allTgPt { return .sense(.invalidParameter(byte: 20, bit: 2)) }
-        if p.aptpl { return .sense(.invalidParameter(byte: 20, bit: 0)) }
+        let isRegistration = out.serviceAction == .register || out.serviceAction == .registerAndIgnoreExistingKey
+        // SPC-4 §6.16.3: SPEC_I_PT only with REGISTER; ALL_TG_PT only with the two register actions.
+        if p.specIPT && out.serviceAction != .register { return .sense(.invalidParameter(byte: 20, bit: 3)) }
+        if p.allTgPt && !isRegistration { return .sense(.invalidParameter(byte: 20, bit: 2)) }
         let current = key(of: nexus)
         switch out.serviceAction {
         case .register, .registerAndIgnoreExistingKey:
@@ -81,14 +148,33 @@ public struct PersistentReservations: Sendable, Hashable {
                 if (current ?? 0) != p.reservationKey { return .conflict }
             }
             if p.serviceActionReservationKey == 0 {
+                // SPC-4 table 183: SPEC_I_PT while unregistering → INVALID FIELD IN PARAMETER LIST.
+                if p.specIPT { return .sense(.invalidParameter(byte: 20, bit: 3)) }
                 guard current != nil else { return .good }
+                aptpl = p.aptpl
                 return unregister(nexus)
             }
-            if let i = registrations.firstIndex(where: { $0.nexus == nexus }) {
-                registrations[i].key = p.serviceActionReservationKey
+            if current != nil {
+                if p.specIPT { return .sense(.invalidParameter(byte: 20, bit: 3)) }
+                for i in registrations.indices where registrations[i].port.matches(nexus) {
+                    registrations[i].key = p.serviceActionReservationKey
+                }
             } else {
-                registrations.append(Registration(nexus: nexus, key: p.serviceActionReservationKey))
+                var ports = [RegistrantPort(nexus, allTargetPorts: p.allTgPt)]
+                for id in p.transportIDs {
+                    let port = RegistrantPort(
+                        initiator: id.portName, deviceName: id.isid == nil,
+                        relativeTargetPortIdentifier: p.allTgPt ? nil : nexus.relativeTargetPortIdentifier)
+                    // SPC-4 §5.13.7: a specified nexus that is already registered → RESERVATION CONFLICT.
+                    if registrations.contains(where: { $0.port.overlaps(port) }) { return .conflict }
+                    if !ports.contains(port) { ports.append(port) }
+                }
+                if registrations.count + ports.count > Self.maximumRegistrations {
+                    return .sense(SenseData(.insufficientRegistrationResources))
+                }
+                for port in ports { registrations.append(Registration(port: port, key: p.serviceActionReservationKey)) }
             }
+            aptpl = p.aptpl
             generation &+= 1
             return .good
 
@@ -102,7 +188,7 @@ public struct PersistentReservations: Sendable, Hashable {
                 // SPC-4 §5.13.9: the holder re-reserving with the same type is a no-op; anything else conflicts.
                 return isHolder(nexus) && r.type == type ? .good : .conflict
             }
-            reservation = Reservation(holder: nexus, type: type)
+            reservation = Reservation(holder: registration(of: nexus)?.port ?? RegistrantPort(nexus), type: type)
             return .good
 
         case .release:
@@ -115,18 +201,14 @@ public struct PersistentReservations: Sendable, Hashable {
             var outcome = Outcome.good
             // SPC-4 §5.13.11.2.2: releasing a registrants-only/all-registrants reservation tells the other registrants.
             if r.type.registrantsHaveAccess {
-                for reg in registrations where reg.nexus != nexus {
-                    outcome.unitAttentions[reg.nexus] = .reservationsReleased
-                }
+                for reg in registrations where !reg.port.matches(nexus) { outcome.notify(reg.port, .reservationsReleased) }
             }
             return outcome
 
         case .clear:
             guard let current, current == p.reservationKey else { return .conflict }
             var outcome = Outcome.good
-            for reg in registrations where reg.nexus != nexus {
-                outcome.unitAttentions[reg.nexus] = .reservationsPreempted
-            }
+            for reg in registrations where !reg.port.matches(nexus) { outcome.notify(reg.port, .reservationsPreempted) }
             registrations.removeAll()
             reservation = nil
             generation &+= 1
@@ -135,21 +217,28 @@ public struct PersistentReservations: Sendable, Hashable {
         case .preempt, .preemptAndAbort:
             guard let current, current == p.reservationKey else { return .conflict }
             return preempt(out, p, from: nexus)
+
+        case .registerAndMove:
+            return registerAndMove(out, p, from: nexus)
         }
     }
 
+    /// SAM does not bound registrations; a bound keeps one initiator from growing the state forever.
+    public static let maximumRegistrations = 256
+
     private mutating func unregister(_ nexus: ITNexus) -> Outcome {
         var outcome = Outcome.good
-        registrations.removeAll { $0.nexus == nexus }
+        let wasHolder = reservation.map { !$0.type.allRegistrants && $0.holder.matches(nexus) } ?? false
+        registrations.removeAll { $0.port.matches(nexus) }
         generation &+= 1
         if let r = reservation {
             if r.type.allRegistrants {
                 // SPC-4 §5.13.10: released only when the last registrant leaves.
                 if registrations.isEmpty { reservation = nil }
-            } else if r.holder == nexus {
+            } else if wasHolder {
                 reservation = nil
                 if r.type.registrantsHaveAccess {
-                    for reg in registrations { outcome.unitAttentions[reg.nexus] = .reservationsReleased }
+                    for reg in registrations { outcome.notify(reg.port, .reservationsReleased) }
                 }
             }
         }
@@ -161,13 +250,14 @@ public struct PersistentReservations: Sendable, Hashable {
         -> Outcome
     {
         let target = p.serviceActionReservationKey
+        let abort = out.serviceAction == .preemptAndAbort
         var outcome = Outcome.good
         func remove(_ predicate: (Registration) -> Bool) {
-            for reg in registrations where predicate(reg) && reg.nexus != nexus {
-                outcome.unitAttentions[reg.nexus] = .registrationsPreempted
-                outcome.preempted.append(reg.nexus)
+            for reg in registrations where predicate(reg) && !reg.port.matches(nexus) {
+                outcome.notify(reg.port, .registrationsPreempted)
+                if abort { outcome.aborted.append(reg.port) }
             }
-            registrations.removeAll { predicate($0) && $0.nexus != nexus }
+            registrations.removeAll { predicate($0) && !$0.port.matches(nexus) }
         }
         guard let r = reservation else {
             // No reservation: remove the registrations with that key.
@@ -181,11 +271,12 @@ public struct PersistentReservations: Sendable, Hashable {
         guard let type = PersistentReservationType(rawValue: out.type) else {
             return .sense(.invalidField(byte: 2, bit: 3))
         }
+        let mine = registration(of: nexus)?.port ?? RegistrantPort(nexus)
         if r.type.allRegistrants {
             if target == 0 {
                 // Every other registration goes; the preempter holds a new reservation.
                 remove { _ in true }
-                reservation = Reservation(holder: nexus, type: type)
+                reservation = Reservation(holder: mine, type: type)
             } else {
                 guard registrations.contains(where: { $0.key == target }) else { return .conflict }
                 remove { $0.key == target }
@@ -194,19 +285,49 @@ public struct PersistentReservations: Sendable, Hashable {
             return outcome
         }
         if target == 0 { return .sense(.invalidParameter(byte: 8)) }
-        let holderKey = key(of: r.holder)
+        let holderKey = registrations.first { $0.port == r.holder }?.key
         guard registrations.contains(where: { $0.key == target }) else { return .conflict }
         remove { $0.key == target }
         if holderKey == target {
-            reservation = Reservation(holder: nexus, type: type)
+            reservation = Reservation(holder: mine, type: type)
             if r.type != type {
-                for reg in registrations where reg.nexus != nexus && outcome.unitAttentions[reg.nexus] == nil {
-                    outcome.unitAttentions[reg.nexus] = .reservationsReleased
-                }
+                for reg in registrations where !reg.port.matches(nexus) { outcome.notify(reg.port, .reservationsReleased) }
             }
         }
         generation &+= 1
         return outcome
+    }
+
+    /// SPC-4 §5.13.8: the holder registers another I_T nexus and hands it the reservation.
+    private mutating func registerAndMove(
+        _ out: PersistentReserveOut, _ p: PersistentReserveOutParameters, from nexus: ITNexus
+    ) -> Outcome {
+        // Unregistered sender, or the key does not match → RESERVATION CONFLICT.
+        guard let current = key(of: nexus), current == p.reservationKey else { return .conflict }
+        // SARK 0 → INVALID FIELD IN PARAMETER LIST.
+        if p.serviceActionReservationKey == 0 { return .sense(.invalidParameter(byte: 8)) }
+        // No reservation, the sender is not the holder, or an all-registrants type → RESERVATION CONFLICT.
+        guard let r = reservation, !r.type.allRegistrants, r.holder.matches(nexus) else { return .conflict }
+        guard let id = p.transportIDs.first else { return .sense(.invalidParameter(byte: 24)) }
+        let destination = RegistrantPort(
+            initiator: id.portName, deviceName: id.isid == nil,
+            relativeTargetPortIdentifier: p.relativeTargetPortIdentifier)
+        // The destination is the sender itself → INVALID FIELD IN PARAMETER LIST.
+        if destination.overlaps(RegistrantPort(nexus)) { return .sense(.invalidParameter(byte: 24)) }
+        if let i = registrations.firstIndex(where: { $0.port.overlaps(destination) }) {
+            registrations[i].key = p.serviceActionReservationKey
+            reservation = Reservation(holder: registrations[i].port, type: r.type)
+        } else {
+            if registrations.count >= Self.maximumRegistrations {
+                return .sense(SenseData(.insufficientRegistrationResources))
+            }
+            registrations.append(Registration(port: destination, key: p.serviceActionReservationKey))
+            reservation = Reservation(holder: destination, type: r.type)
+        }
+        if p.unregister { registrations.removeAll { $0.port.matches(nexus) } }
+        aptpl = p.aptpl
+        generation &+= 1
+        return .good
     }
 
     /// PERSISTENT RESERVE IN parameter data.
@@ -217,19 +338,25 @@ public struct PersistentReservations: Sendable, Hashable {
         case .readReservation:
             // SPC-4 §6.15.3.2: all-registrants reservations report key 0.
             let r = reservation.map { r in
-                (key: r.type.allRegistrants ? 0 : (key(of: r.holder) ?? 0), type: r.type.rawValue)
+                (
+                    key: r.type.allRegistrants ? 0 : (registrations.first { $0.port == r.holder }?.key ?? 0),
+                    type: r.type.rawValue
+                )
             }
             return PersistentReserveInData.readReservation(generation: generation, reservation: r)
         case .reportCapabilities:
-            return PersistentReserveInData.reportCapabilities()
+            return PersistentReserveInData.reportCapabilities(persistThroughPowerLossActive: aptpl)
         case .readFullStatus:
             return PersistentReserveInData.readFullStatus(
                 generation: generation,
                 registrations.map { reg in
-                    PersistentReserveInData.FullStatus(
-                        key: reg.key, holder: isHolder(reg.nexus), type: reservation?.type.rawValue ?? 0,
-                        relativeTargetPortIdentifier: reg.nexus.relativeTargetPortIdentifier,
-                        initiatorPortName: reg.nexus.initiatorPortName)
+                    let holder =
+                        reservation.map { $0.type.allRegistrants || $0.holder == reg.port } ?? false
+                    return PersistentReserveInData.FullStatus(
+                        key: reg.key, holder: holder, type: reservation?.type.rawValue ?? 0,
+                        relativeTargetPortIdentifier: reg.port.relativeTargetPortIdentifier ?? 0,
+                        initiatorPortName: reg.port.initiator, allTargetPorts: reg.port.relativeTargetPortIdentifier == nil,
+                        deviceName: reg.port.deviceName)
                 })
         }
     }

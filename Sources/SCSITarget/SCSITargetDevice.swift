@@ -8,9 +8,20 @@ public final class SCSITargetDevice: Sendable {
     /// Logical units by LUN number.
     public let logicalUnits: [UInt16: LogicalUnit]
     let tasks = TaskSet()
+    /// EXTENDED COPY results held for RECEIVE COPY RESULTS.
+    let copyResults = CopyResultsTable()
 
     public init(logicalUnits: [UInt16: LogicalUnit]) {
         self.logicalUnits = logicalUnits
+        let tasks = self.tasks
+        for (number, unit) in logicalUnits {
+            // SPC-4 §5.13.11.2.6: PREEMPT AND ABORT aborts the preempted nexuses' tasks on the unit.
+            unit.abortHooks.withLock {
+                $0.append { ports in
+                    _ = tasks.abort { key, lun in lun == number && ports.contains { $0.matches(key.nexus) } }
+                }
+            }
+        }
     }
 
     /// A target with no logical units (the skeleton's initialiser; every LUN reports LOGICAL UNIT NOT SUPPORTED).
@@ -49,6 +60,7 @@ public final class SCSITargetDevice: Sendable {
         }
         let operation = parsed.1
         guard let unit else { return notConnected(operation) }
+        await unit.restoreReservationsIfNeeded()
         // SPC-4 §5.9 / SAM-5 §5.14: INQUIRY, REPORT LUNS and REQUEST SENSE do not report unit attentions.
         let reportsUnitAttention: Bool
         switch operation {
@@ -62,8 +74,15 @@ public final class SCSITargetDevice: Sendable {
         case .unitAttention(let ua): return Self.checkCondition(ua)
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)
         }
-        if case .reportLUNs(let select, let allocationLength) = operation {
+        switch operation {
+        case .reportLUNs(let select, let allocationLength):
             return reportLUNs(selectReport: select, allocationLength: allocationLength)
+        case .extendedCopy(let length):
+            return await extendedCopy(parameterListLength: Int(length), command, unit: unit)
+        case .receiveCopyResults(let action, let listIdentifier, let allocationLength):
+            return receiveCopyResults(action, listIdentifier: listIdentifier, allocationLength: allocationLength, command)
+        default:
+            break
         }
         if tasks.isAborted(TaskKey(nexus: command.nexus, taskTag: command.taskTag)) {
             return SCSIResponse(status: .taskAborted, aborted: true)

@@ -50,6 +50,20 @@ public enum CDBCommand: Hashable, Sendable {
     case persistentReserveIn(PersistentReserveInAction, allocationLength: UInt16)
     /// PERSISTENT RESERVE OUT (SPC-4 §6.16).
     case persistentReserveOut(PersistentReserveOut)
+    /// ORWRITE (16) (SBC-3 §5.4): OR the Data-Out into the medium.
+    case orWrite(BlockTransfer)
+    /// WRITE ATOMIC (16) (SBC-4 §5.48).
+    case writeAtomic(BlockTransfer)
+    /// READ DEFECT DATA (10)/(12) (SBC-3 §5.12-5.13).
+    case readDefectData(ReadDefectData)
+    /// SANITIZE (SBC-3 §5.21).
+    case sanitize(Sanitize)
+    /// GET LBA STATUS (SBC-3 §5.5).
+    case getLBAStatus(lba: UInt64, allocationLength: UInt32)
+    /// EXTENDED COPY (LID1) (SPC-4 §6.3).
+    case extendedCopy(parameterListLength: UInt32)
+    /// RECEIVE COPY RESULTS (LID1) (SPC-4 §6.18).
+    case receiveCopyResults(ReceiveCopyResultsAction, listIdentifier: UInt8, allocationLength: UInt32)
 
     /// Byte counts the command moves, given the logical block length. Used by
     /// transports to compute residuals (SAM-5 §5.4.3, SPDTL).
@@ -80,6 +94,12 @@ public enum CDBCommand: Hashable, Sendable {
         case .compareAndWrite(let t): return .dataOut(2 * UInt64(t.transferLength) * bs)
         case .persistentReserveIn(_, let n): return .dataIn(UInt64(n))
         case .persistentReserveOut(let p): return .dataOut(UInt64(p.parameterListLength))
+        case .orWrite(let t), .writeAtomic(let t): return .dataOut(UInt64(t.transferLength) * bs)
+        case .readDefectData(let r): return .dataIn(UInt64(r.allocationLength))
+        case .sanitize(let s): return .dataOut(UInt64(s.parameterListLength))
+        case .getLBAStatus(_, let n): return .dataIn(UInt64(n))
+        case .extendedCopy(let n): return .dataOut(UInt64(n))
+        case .receiveCopyResults(_, _, let n): return .dataIn(UInt64(n))
         }
     }
 
@@ -181,4 +201,60 @@ public struct WriteSame: Hashable, Sendable {
     public var anchor: Bool
     /// NDOB (WRITE SAME(16) only): no Data-Out buffer, write zeros.
     public var noDataOut: Bool
+}
+
+/// READ DEFECT DATA CDB fields.
+public struct ReadDefectData: Hashable, Sendable {
+    /// READ DEFECT DATA (12) (32-bit allocation length) vs (10).
+    public var twelve: Bool
+    /// REQ_PLIST: the primary defect list is requested.
+    public var requestPrimary: Bool
+    /// REQ_GLIST: the grown defect list is requested.
+    public var requestGrown: Bool
+    /// DEFECT LIST FORMAT.
+    public var format: UInt8
+    public var allocationLength: UInt32
+}
+
+/// SANITIZE service actions (SBC-3 §5.21.1, table 88). CRYPTOGRAPHIC ERASE
+/// (03h) is not offered: the medium is not encrypted.
+public enum SanitizeAction: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case overwrite = 0x01
+    case blockErase = 0x02
+    case exitFailureMode = 0x1F
+
+    public var description: String {
+        switch self {
+        case .overwrite: "OVERWRITE"
+        case .blockErase: "BLOCK ERASE"
+        case .exitFailureMode: "EXIT FAILURE MODE"
+        }
+    }
+}
+
+/// SANITIZE CDB fields.
+public struct Sanitize: Hashable, Sendable {
+    public var serviceAction: SanitizeAction
+    /// IMMED: return status before the sanitize completes.
+    public var immediate: Bool
+    /// AUSE: allow EXIT FAILURE MODE after a failure.
+    public var allowUnrestrictedExit: Bool
+    public var parameterListLength: UInt16
+}
+
+/// RECEIVE COPY RESULTS service actions, LID1 (SPC-4 §6.18.1, table 215).
+public enum ReceiveCopyResultsAction: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case copyStatus = 0x00
+    case receiveData = 0x01
+    case operatingParameters = 0x03
+    case failedSegmentDetails = 0x04
+
+    public var description: String {
+        switch self {
+        case .copyStatus: "COPY STATUS"
+        case .receiveData: "RECEIVE DATA"
+        case .operatingParameters: "OPERATING PARAMETERS"
+        case .failedSegmentDetails: "FAILED SEGMENT DETAILS"
+        }
+    }
 }

@@ -97,11 +97,11 @@ extension CommandDescriptor {
     static let byOpcode: [UInt8: [CommandDescriptor]] = Dictionary(grouping: all, by: \.opcode)
 
     /// The one command table, in opcode order.
-    public static let all: [CommandDescriptor] =
-        base.filter { $0.opcode < 0x5E } + persistentReserve + base.filter { $0.opcode > 0x5F }
+    public static let all: [CommandDescriptor] = (base + persistentReserve + extended + sanitize + copy)
+        .sorted { ($0.opcode, $0.serviceAction ?? 0) < ($1.opcode, $1.serviceAction ?? 0) }
 
     /// PERSISTENT RESERVE IN/OUT, one descriptor per supported service action
-    /// (SPC-4 §6.15-6.16). REGISTER AND MOVE (07h) is not supported.
+    /// (SPC-4 §6.15-6.16).
     static let persistentReserve: [CommandDescriptor] =
         PersistentReserveInAction.allCases.map { sa in
             CommandDescriptor(

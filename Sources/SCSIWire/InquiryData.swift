@@ -73,6 +73,8 @@ public struct BlockLimits: Hashable, Sendable {
     public var thin: Bool
     /// MAXIMUM COMPARE AND WRITE LENGTH in blocks.
     public var maximumCompareAndWriteLength: UInt8 = 1
+    /// MAXIMUM ATOMIC TRANSFER LENGTH in blocks (WRITE ATOMIC(16), SBC-4 §6.6.4).
+    public var maximumAtomicTransferLength: UInt32 = 0
 
     public init(
         maximumTransferLength: UInt32, optimalTransferLength: UInt32, maximumUnmapLBACount: UInt32,
@@ -91,7 +93,7 @@ public struct BlockLimits: Hashable, Sendable {
 /// the full page; the executor cuts it to the allocation length.
 public enum InquiryData {
     /// VPD pages this target returns, in ascending order (VPD 0x00 lists them).
-    public static let supportedVPDPages: [UInt8] = [0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2]
+    public static let supportedVPDPages: [UInt8] = [0x00, 0x80, 0x83, 0x8F, 0xB0, 0xB1, 0xB2]
 
     /// Standard INQUIRY data, 96 bytes (SPC-4 §6.6.2).
     public static func standard(_ id: InquiryIdentity) -> [UInt8] {
@@ -101,7 +103,7 @@ public enum InquiryData {
         b[2] = 0x06  // VERSION: SPC-4
         b[3] = 0x12  // HISUP = 1, RESPONSE DATA FORMAT = 2
         b[4] = UInt8(b.count - 5)  // ADDITIONAL LENGTH
-        b[5] = (id.tpgs & 0x03) << 4
+        b[5] = (id.tpgs & 0x03) << 4 | 0x08  // TPGS, 3PC (EXTENDED COPY)
         b[6] = 0x00
         b[7] = 0x02  // CMDQUE
         b.putASCII(id.vendor, at: 8, width: 8)
@@ -187,14 +189,33 @@ public enum InquiryData {
         b.put32(l.maximumUnmapLBACount == 0 ? 0 : 1, at: 24)  // OPTIMAL UNMAP GRANULARITY
         b.put32(0, at: 28)  // UGAVALID = 0
         b.put64(l.maximumWriteSameLength, at: 32)
+        // SBC-4 §6.6.4: atomic limits (alignment and granularity 1 block, no boundaries).
+        b.put32(l.maximumAtomicTransferLength, at: 40)
+        b.put32(l.maximumAtomicTransferLength == 0 ? 0 : 1, at: 44)  // ATOMIC ALIGNMENT
+        b.put32(l.maximumAtomicTransferLength == 0 ? 0 : 1, at: 48)  // ATOMIC TRANSFER LENGTH GRANULARITY
         return page(0xB0, b)
     }
 
     /// VPD 0xB1, block device characteristics (SBC-3 §6.5.2): non-rotating medium.
-    public static func blockDeviceCharacteristics() -> [UInt8] {
+    /// `blockErase`: SANITIZE BLOCK ERASE is offered, so WABEREQ says what a
+    /// read after it returns (01b: GOOD with the unmapped data, zeros).
+    public static func blockDeviceCharacteristics(blockErase: Bool = false) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 0x3C)
         b.put16(0x0001, at: 0)  // MEDIUM ROTATION RATE: non-rotating
+        if blockErase { b[3] = 0x40 }  // WABEREQ 01b
         return page(0xB1, b)
+    }
+
+    /// VPD 0x8F, third-party copy (SPC-4 §7.8.17): a Supported Commands
+    /// descriptor listing EXTENDED COPY (LID1) and RECEIVE COPY RESULTS.
+    public static func thirdPartyCopy() -> [UInt8] {
+        var list: [UInt8] = [0x83, 1, 0x00, 0x84, 4, 0x00, 0x01, 0x03, 0x04]
+        var descriptor: [UInt8] = [0x00, 0x01, 0, 0, UInt8(list.count)]
+        descriptor += list
+        while descriptor.count % 4 != 0 { descriptor.append(0) }
+        descriptor.put16(UInt16(descriptor.count - 4), at: 2)
+        list = descriptor
+        return page(0x8F, list)
     }
 
     /// VPD 0xB2, logical block provisioning (SBC-3 §6.5.4).

@@ -10,6 +10,7 @@ public struct SenseKey: RawRepresentable, Hashable, Sendable {
     public static let illegalRequest = SenseKey(rawValue: 0x5)
     public static let unitAttention = SenseKey(rawValue: 0x6)
     public static let dataProtect = SenseKey(rawValue: 0x7)
+    public static let copyAborted = SenseKey(rawValue: 0xA)
     public static let abortedCommand = SenseKey(rawValue: 0xB)
     public static let miscompare = SenseKey(rawValue: 0xE)
 }
@@ -77,6 +78,24 @@ public enum SenseReason: Hashable, Sendable, CaseIterable {
     case overlappedCommandsAttempted
     /// INVALID RELEASE OF PERSISTENT RESERVATION.
     case invalidReleaseOfPersistentReservation
+    /// INSUFFICIENT REGISTRATION RESOURCES (SPEC_I_PT list too long).
+    case insufficientRegistrationResources
+    /// TOO MANY TARGET DESCRIPTORS (EXTENDED COPY).
+    case tooManyTargetDescriptors
+    /// UNSUPPORTED TARGET DESCRIPTOR TYPE CODE (EXTENDED COPY).
+    case unsupportedTargetDescriptorTypeCode
+    /// TOO MANY SEGMENT DESCRIPTORS (EXTENDED COPY).
+    case tooManySegmentDescriptors
+    /// UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE (EXTENDED COPY).
+    case unsupportedSegmentDescriptorTypeCode
+    /// COPY ABORTED, no additional sense (a segment failed: range, medium).
+    case copyAborted
+    /// COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE (a CSCD names no LU of this target).
+    case copyTargetDeviceNotReachable
+    /// LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS.
+    case sanitizeInProgress
+    /// SANITIZE COMMAND FAILED (medium error after a failed sanitize).
+    case sanitizeCommandFailed
 
     /// Sense key, additional sense code and qualifier: THE sense table (SPC-4 Annex D).
     public var code: (key: SenseKey, asc: UInt8, ascq: UInt8) {
@@ -111,6 +130,15 @@ public enum SenseReason: Hashable, Sendable, CaseIterable {
         case .internalTargetFailure: (.hardwareError, 0x44, 0x00)
         case .overlappedCommandsAttempted: (.abortedCommand, 0x4E, 0x00)
         case .invalidReleaseOfPersistentReservation: (.illegalRequest, 0x26, 0x04)
+        case .insufficientRegistrationResources: (.illegalRequest, 0x55, 0x04)
+        case .tooManyTargetDescriptors: (.illegalRequest, 0x26, 0x06)
+        case .unsupportedTargetDescriptorTypeCode: (.illegalRequest, 0x26, 0x07)
+        case .tooManySegmentDescriptors: (.illegalRequest, 0x26, 0x08)
+        case .unsupportedSegmentDescriptorTypeCode: (.illegalRequest, 0x26, 0x09)
+        case .copyAborted: (.copyAborted, 0x00, 0x00)
+        case .copyTargetDeviceNotReachable: (.copyAborted, 0x0D, 0x02)
+        case .sanitizeInProgress: (.notReady, 0x04, 0x1B)
+        case .sanitizeCommandFailed: (.mediumError, 0x31, 0x03)
         }
     }
 

@@ -158,7 +158,7 @@ struct ConfigurationReader {
     // MARK: Sections
 
     mutating func read(_ root: TOMLTable) -> NodeConfiguration {
-        checkKeys(root, "", allowed: ["node", "portal", "iscsi", "target", "discovery_chap"])
+        checkKeys(root, "", allowed: ["node", "portal", "iscsi", "target", "discovery_chap", "cluster", "admin"])
         var configuration = NodeConfiguration(portals: [], targets: [])
         if let node = table(root, "node", "") { configuration.node = readNode(node) }
         configuration.portals = readPortals(root)
@@ -167,6 +167,24 @@ struct ConfigurationReader {
             configuration.discoveryCHAP = readCHAP(chap, "discovery_chap")
         }
         configuration.targets = readTargets(root, portals: configuration.portals)
+        let clusterTable = table(root, "cluster", "")
+        if let clusterTable { configuration.cluster = readCluster(clusterTable) }
+        if clusterTable?["peer"] == nil, let first = configuration.portals.first {
+            configuration.cluster.peerPort = ClusterSettings.defaultPeerPort(portalPort: first.port)
+        }
+        if let admin = table(root, "admin", "") { configuration.admin = readAdmin(admin) }
+        if let admin = configuration.admin {
+            let peer = configuration.cluster.peerAddress
+            let clashes = [peer] + configuration.portals.map(\.address)
+            if clashes.contains(admin.address) { error("admin.listen", "\(admin.address) is already used by a portal or cluster.peer") }
+        }
+        if configuration.portals.contains(where: { $0.address == configuration.cluster.peerAddress }) {
+            error("cluster.peer", "\(configuration.cluster.peerAddress) is already used by a [[portal]]")
+        }
+        if !configuration.cluster.join.isEmpty {
+            // A node joining a cluster serves the targets the store holds.
+            warnings.removeAll { $0.key == "target" }
+        }
         configuration.warnings = warnings
         return configuration
     }

@@ -12,6 +12,11 @@ extension NodeConfiguration {
                 + "ImmediateData \(iscsi.immediateData ? "Yes" : "No"), InitialR2T \(iscsi.initialR2T ? "Yes" : "No"), "
                 + "NOP-In every \(iscsi.nopInInterval.components.seconds) s (timeout \(iscsi.nopInTimeout.components.seconds) s)"
         )
+        lines.append(
+            "cluster: node_id \(cluster.nodeID), peer \(cluster.peerAddress), "
+                + (cluster.join.isEmpty ? "no join seeds (bootstraps a one-member cluster)" : "join \(cluster.join.joined(separator: ", "))")
+                + ", lease \(cluster.lease), store \(cluster.storeDirectory ?? resolve("store"))")
+        if let admin { lines.append("admin: http://\(admin.address)/health, /metrics") }
         if let discoveryCHAP {
             lines.append("discovery: \(Self.describe(discoveryCHAP))")
         }

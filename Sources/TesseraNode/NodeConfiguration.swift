@@ -15,14 +15,21 @@ public struct NodeConfiguration: Sendable, Hashable {
     public var discoveryCHAP: CHAPConfiguration?
     /// `[[target]]`.
     public var targets: [TargetConfiguration]
+    /// `[cluster]`: the node's store membership (defaults: a one-member cluster).
+    public var cluster: ClusterSettings
+    /// `[admin]`: the health/metrics HTTP endpoint, if any.
+    public var admin: AdminSettings?
     /// Problems that do not stop the node (short CHAP secrets, targets without LUNs).
     public var warnings: [ConfigurationDiagnostic]
 
     public init(
         node: NodeSettings = NodeSettings(), portals: [PortalConfiguration] = [PortalConfiguration()],
         iscsi: ISCSISettings = ISCSISettings(), discoveryCHAP: CHAPConfiguration? = nil,
-        targets: [TargetConfiguration] = [], warnings: [ConfigurationDiagnostic] = []
+        targets: [TargetConfiguration] = [], cluster: ClusterSettings = ClusterSettings(),
+        admin: AdminSettings? = nil, warnings: [ConfigurationDiagnostic] = []
     ) {
+        self.cluster = cluster
+        self.admin = admin
         self.node = node
         self.portals = portals
         self.iscsi = iscsi

@@ -37,13 +37,16 @@ enum NodeRuntime {
     }
 
     /// One SCSI target device per configured target, holding its opened LUNs.
-    static func targetDevices(configuration: NodeConfiguration, units: [OpenedLogicalUnit]) -> [String: SCSITargetDevice] {
+    static func targetDevices(
+        configuration: NodeConfiguration, units: [OpenedLogicalUnit], reservationStore: (any ReservationStateStore)? = nil
+    ) -> [String: SCSITargetDevice] {
         var devices: [String: SCSITargetDevice] = [:]
         for target in configuration.targets {
             var luns: [UInt16: LogicalUnit] = [:]
             for unit in units where unit.targetName == target.name {
                 luns[unit.lun.id] = LogicalUnit(
-                    configuration: logicalUnitConfiguration(targetName: target.name, lun: unit.lun), device: unit.device)
+                    configuration: logicalUnitConfiguration(targetName: target.name, lun: unit.lun), device: unit.device,
+                    reservationStore: reservationStore)
             }
             devices[target.name] = SCSITargetDevice(logicalUnits: luns)
         }

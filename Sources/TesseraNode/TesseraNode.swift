@@ -1,3 +1,4 @@
+import AdminAPI
 import BlockStorage
 import Dispatch
 import Logging
@@ -23,30 +24,81 @@ public enum TesseraNode {
         for warning in configuration.warnings {
             logger.warning("configuration: \(warning)")
         }
-        let units = try await openLogicalUnitDevices(configuration: configuration, logger: logger)
-        let devices = NodeRuntime.targetDevices(configuration: configuration, units: units)
+        // The store is the source of truth: join it, seed it from the TOML,
+        // then serve what it holds (ClusterNode.swift).
+        let cluster = try await ClusterNode.start(
+            settings: configuration.cluster, dataDirectory: configuration.node.dataDirectory, logger: logger)
+        cluster.startHeartbeat()
+        var served = configuration
+        let admin: AdminServer?
+        do {
+            served.targets = try await cluster.seedAndLoad(configuration)
+            admin = try await startAdmin(configuration: served, cluster: cluster, logger: logger)
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        let units: [OpenedLogicalUnit]
+        do {
+            units = try await openLogicalUnitDevices(configuration: served, logger: logger)
+        } catch {
+            await admin?.shutdown()
+            await cluster.stop()
+            throw error
+        }
+        // PR state (APTPL) lives in the store, behind the lease.
+        let devices = NodeRuntime.targetDevices(
+            configuration: served, units: units,
+            reservationStore: StoreReservationStateStore(client: cluster.client, gate: cluster.lease))
         let server = ISCSIServer(
-            configuration: NodeRuntime.serverConfiguration(configuration, devices: devices),
+            configuration: NodeRuntime.serverConfiguration(served, devices: devices),
             logger: logger)
         do {
             try await server.start()
         } catch {
             for unit in units { await unit.device.close() }
+            await admin?.shutdown()
+            await cluster.stop()
             throw NodeStartupError(message: "cannot listen on \(configuration.portals.map(\.address)): \(error)")
         }
         logger.notice(
             "tesserad ready",
             metadata: [
                 "version": "\(version)", "portals": "\(configuration.portals.map(\.address).joined(separator: ","))",
-                "targets": "\(configuration.targets.map(\.name).joined(separator: ","))",
-                "luns": "\(units.count)",
+                "targets": "\(served.targets.map(\.name).joined(separator: ","))",
+                "luns": "\(units.count)", "node-id": "\(cluster.id.rawValue)", "peer": "\(cluster.address)",
             ])
         let received = await termination.wait()
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
         await server.shutdown()
         for unit in units { await unit.device.close() }
+        await admin?.shutdown()
+        await cluster.stop()
         termination.cancel()
         logger.notice("stopped")
+    }
+}
+
+extension TesseraNode {
+    /// Starts the `[admin]` endpoint, if configured; its health report reads
+    /// the lease and the served targets.
+    static func startAdmin(configuration: NodeConfiguration, cluster: ClusterNode, logger: Logger) async throws -> AdminServer? {
+        guard let settings = configuration.admin else { return nil }
+        let targets = configuration.targets.map(\.name)
+        let lunCount = configuration.targets.reduce(0) { $0 + $1.luns.count }
+        let server = AdminServer(host: settings.host, port: Int(settings.port), logger: logger) {
+            HealthReport(
+                nodeID: cluster.id.rawValue, peerAddress: cluster.address.description, lease: cluster.lease.state,
+                mayChangeContext: cluster.lease.mayChangeContext(),
+                millisecondsSinceQuorumContact: cluster.lease.millisecondsSinceContact,
+                leaderID: cluster.lastKnownLeader?.rawValue, targets: targets, lunCount: lunCount, version: version)
+        }
+        do {
+            try await server.start()
+        } catch {
+            throw NodeStartupError(message: "cannot listen on admin.listen \(settings.address): \(error)")
+        }
+        return server
     }
 }
 

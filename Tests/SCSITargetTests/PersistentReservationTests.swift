@@ -144,11 +144,14 @@ import Testing
         #expect(
             await t.run([0x5F, 0, 0, 0, 0, 0, 0, 0, 20, 0], data: [UInt8](repeating: 0, count: 20)).hasSense(
                 .parameterListLengthError))
-        // APTPL is not offered.
+        // APTPL is offered (no store configured: the state simply lives in memory).
         var p = PersistentReserveOutParameters(reservationKey: 0x1234, serviceActionReservationKey: 5, aptpl: true)
             .bytes
-        #expect(await t.run([0x5F, 0, 0, 0, 0, 0, 0, 0, 24, 0], data: p).hasSense(.invalidFieldInParameterList))
-        p = PersistentReserveOutParameters(reservationKey: 0x1234, serviceActionReservationKey: 0).bytes
+        #expect(await t.run([0x5F, 0, 0, 0, 0, 0, 0, 0, 24, 0], data: p).status == .good)
+        // ALL_TG_PT with RESERVE → INVALID FIELD IN PARAMETER LIST.
+        p = PersistentReserveOutParameters(reservationKey: 5, serviceActionReservationKey: 0, allTgPt: true).bytes
+        #expect(await t.run([0x5F, 1, 0x01, 0, 0, 0, 0, 0, 24, 0], data: p).hasSense(.invalidFieldInParameterList))
+        p = PersistentReserveOutParameters(reservationKey: 5, serviceActionReservationKey: 0).bytes
         #expect(await t.run([0x5F, 1, 0x09, 0, 0, 0, 0, 0, 24, 0], data: p).hasSense(.invalidFieldInCDB))  // type 9
     }
 

@@ -20,9 +20,11 @@ import sys
 RANK = {"PASS": 3, "SKIP": 2, "FAIL": 1, "ERROR": 0}
 
 
-def run_suite(url, suite, initiators, timeout, extra):
+def run_suite(url, suite, initiators, timeout, extra, multipath=None):
     cmd = ["timeout", "-k", "5", str(timeout), "iscsi-test-cu", "-v", "-d", "-S",
            "-i", initiators[0], "-I", initiators[1], "-t", "ALL." + suite] + extra + [url]
+    if multipath:
+        cmd.append(multipath)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           stdin=subprocess.DEVNULL)
     text = proc.stdout.decode("utf-8", "replace")
@@ -79,6 +81,8 @@ def main():
     ap.add_argument("--initiator", action="append", default=[])
     ap.add_argument("--log", default=None, help="append raw client output here")
     ap.add_argument("--label", default="iscsi-test-cu")
+    ap.add_argument("--multipath-url", default=None, help="second URL (MultipathIO)")
+    ap.add_argument("--per-suite", default=None, help="write per-suite PASS/FAIL/SKIP/ERROR counts (JSON) here")
     args, extra = ap.parse_known_args()
     initiators = (args.initiator + ["iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test",
                                     "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test-2"])[:2]
@@ -95,7 +99,7 @@ def main():
         else:
             runs = [(suite, suite)]
         for pattern, _ in runs:
-            rc, text = run_suite(args.url, pattern, initiators, args.timeout, extra)
+            rc, text = run_suite(args.url, pattern, initiators, args.timeout, extra, args.multipath_url)
             if args.log:
                 with open(args.log, "a") as log:
                     log.write(f"==== {pattern} (exit {rc})\n{text}\n")
@@ -119,6 +123,14 @@ def main():
         print(f"  REGRESSION {name}: expected {want}, got {got}")
     for name, want, got in better:
         print(f"  improved   {name}: expected {want}, got {got} (tighten {args.expected})")
+    if args.per_suite:
+        import json
+        per = {}
+        for name in names:
+            got = actual.get(name, "ERROR")
+            per.setdefault(name.split(".")[0], {"PASS": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0})[got] += 1
+        with open(args.per_suite, "w") as f:
+            json.dump(per, f, indent=1, sort_keys=True)
     print(f"{args.label}: {len(names)} tests, {counts['PASS']} pass, {counts['FAIL']} fail, "
           f"{counts['SKIP']} skip, {counts['ERROR']} error, {len(excluded)} excluded")
     failed = len(worse)

@@ -162,6 +162,12 @@ public struct PRState: Hashable, Sendable {
     public var registrations: [PRRegistrationRecord]
     /// The reservation, if one is held.
     public var reservation: PRReservationRecord?
+
+    public init(generation: UInt32 = 0, registrations: [PRRegistrationRecord] = [], reservation: PRReservationRecord? = nil) {
+        self.generation = generation
+        self.registrations = registrations
+        self.reservation = reservation
+    }
 }
 
 /// An SPC-2 RESERVE(6/10) holder.

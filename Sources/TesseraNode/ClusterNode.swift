@@ -1,0 +1,284 @@
+import ClusterModel
+import Foundation
+import Logging
+import MetadataStore
+import Synchronization
+
+/// The node's membership of the replicated metadata store: runs the
+/// in-process dqlite node (data under `data_dir/store`), joins the cluster,
+/// migrates the schema, seeds it from the TOML, reads back what the node must
+/// serve, and keeps the store lease with a periodic heartbeat.
+public final class ClusterNode: Sendable {
+    /// Per-request timeout of the daemon's store clients: a SIGSTOPped leader
+    /// would otherwise hold every request for the library default of 5 s.
+    static let requestTimeout: Duration = .seconds(1)
+    /// How long start-up (join, migrate, seed, load) keeps trying.
+    static let startupDeadline: Duration = .seconds(120)
+
+    /// The node's id in the store.
+    public let id: NodeID
+    /// The node's store (peer) address.
+    public let address: NodeAddress
+    /// The client the node's runtime uses (PR saves, context changes).
+    public let client: MetadataStoreClient
+    /// The store lease; also the SCSI layer's ``ContextChangeGate``.
+    public let lease: StoreLeaseKeeper
+    private let node: DqliteNode
+    private let heartbeatClient: MetadataStoreClient
+    private let logger: Logger
+    private let heartbeatTask = Mutex<Task<Void, Never>?>(nil)
+    private let leader = Mutex<NodeID?>(nil)
+
+    /// Starts the dqlite node and joins the cluster (idempotent on restart).
+    public static func start(
+        settings: ClusterSettings, dataDirectory: String, logger: Logger
+    ) async throws -> ClusterNode {
+        let id = NodeID(settings.nodeID)
+        guard let address = NodeAddress(parsing: settings.peerAddress) else {
+            throw NodeStartupError(message: "cluster.peer \(settings.peerAddress) is not host:port")
+        }
+        let base = dataDirectory.hasSuffix("/") ? String(dataDirectory.dropLast()) : dataDirectory
+        let directory = settings.storeDirectory ?? "\(base)/store"
+        var storeLogger = logger
+        storeLogger[metadataKey: "store"] = "\(address)"
+        // Seeds first, then the node itself: after a restart the node knows
+        // the cluster from its own Raft log even when the seeds are down.
+        var seeds = settings.join.compactMap(NodeAddress.init(parsing:)).filter { $0 != address }
+        if id == .bootstrap, !seeds.isEmpty, isEmptyDirectory(directory) {
+            try await refuseSecondBootstrap(seeds: seeds, logger: logger)
+        }
+        seeds.append(address)
+        let node: DqliteNode
+        do {
+            node = try DqliteNode(DqliteNodeConfiguration(id: id, address: address, dataDirectory: directory), logger: storeLogger)
+            try node.start()
+        } catch {
+            throw NodeStartupError(message: "cannot start the store node on \(address) in \(directory): \(error)")
+        }
+        let leaseDuration = settings.lease
+        let client = MetadataStoreClient(
+            .init(
+                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration, .seconds(1)),
+                leaseDuration: leaseDuration),
+            logger: Logger(label: "tessera.store.client"))
+        let heartbeatClient = MetadataStoreClient(
+            .init(
+                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration / 2, .milliseconds(500)),
+                leaseDuration: leaseDuration),
+            logger: Logger(label: "tessera.store.heartbeat"))
+        let cluster = ClusterNode(
+            id: id, address: address, node: node, client: client, heartbeatClient: heartbeatClient,
+            lease: StoreLeaseKeeper(lease: leaseDuration, logger: logger), logger: logger)
+        do {
+            let role = try await cluster.duringStartup("join") { try await client.join(id: id, address: address) }
+            logger.notice("store joined", metadata: ["id": "\(id.rawValue)", "peer": "\(address)", "role": "\(role)"])
+            let applied = try await cluster.duringStartup("migrate") { try await Migrator.migrate(client) }
+            if !applied.isEmpty { logger.info("store migrated", metadata: ["applied": "\(applied.joined(separator: ","))"]) }
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        return cluster
+    }
+
+    /// Node 1 with an empty store bootstraps a new cluster. If the seeds
+    /// already answer as a cluster (node 1's data was wiped), bootstrapping
+    /// would split it in two: refuse, and tell the operator to use a new id.
+    static func refuseSecondBootstrap(seeds: [NodeAddress], logger: Logger) async throws {
+        var quiet = Logger(label: "tessera.store.probe")
+        quiet.logLevel = .critical
+        let probe = MetadataStoreClient(
+            .init(seeds: seeds, requestTimeout: .milliseconds(500), retryDeadline: .milliseconds(500)), logger: quiet)
+        defer { Task { await probe.close() } }
+        guard let members = try? await probe.members(), !members.isEmpty else { return }
+        throw NodeStartupError(
+            message: "node_id 1 has an empty store but a cluster already answers at \(seeds.map(\.description).joined(separator: ", ")) "
+                + "(members \(members.map { "\($0.id.rawValue)" }.joined(separator: ","))); bootstrapping would split it: "
+                + "give this node a new node_id to join, or restore its store directory")
+    }
+
+    static func isEmptyDirectory(_ path: String) -> Bool {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).isEmpty
+    }
+
+    private init(
+        id: NodeID, address: NodeAddress, node: DqliteNode, client: MetadataStoreClient, heartbeatClient: MetadataStoreClient,
+        lease: StoreLeaseKeeper, logger: Logger
+    ) {
+        self.id = id
+        self.address = address
+        self.node = node
+        self.client = client
+        self.heartbeatClient = heartbeatClient
+        self.lease = lease
+        self.logger = logger
+    }
+
+    /// Retries `body` while the store is unavailable (no quorum yet: the other
+    /// members are still starting), up to ``startupDeadline``.
+    func duringStartup<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        let clock = ContinuousClock()
+        let deadline = clock.now + Self.startupDeadline
+        var logged = false
+        while true {
+            do {
+                return try await body()
+            } catch let error as MetadataStoreError {
+                guard case .unavailable = error.code, clock.now < deadline else {
+                    throw NodeStartupError(message: "store \(what): \(error)")
+                }
+                if !logged {
+                    logger.notice("store \(what): waiting for a quorum", metadata: ["error": "\(error)"])
+                    logged = true
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Seeds the store from the configuration (idempotent upserts in one
+    /// transaction), registers this node in `members`, and returns the
+    /// targets to serve, read back from the store.
+    public func seedAndLoad(_ configuration: NodeConfiguration) async throws -> [TargetConfiguration] {
+        let seed = StoreSeed(configuration)
+        let member = MemberRecord(
+            nodeID: id, storeAddress: address.description, peerAddress: address.description,
+            iscsiPortal: configuration.portals.first?.address)
+        try await duringStartup("seed") {
+            try await client.transaction { tx in
+                let repository = StoreRepository(tx)
+                try await seed.apply(to: repository)
+                try await repository.upsertMember(member)
+            }
+        }
+        let snapshot = try await duringStartup("load") {
+            try await client.transaction { tx in try await StoreSnapshot.load(from: StoreRepository(tx)) }
+        }
+        let (targets, problems) = snapshot.targetConfigurations(portals: configuration.portals, local: configuration.targets)
+        for problem in problems { logger.error("store: skipping LUN: \(problem)") }
+        logger.info(
+            "store seeded",
+            metadata: [
+                "seeded-targets": "\(seed.targets.count)", "store-targets": "\(targets.count)",
+                "store-luns": "\(targets.reduce(0) { $0 + $1.luns.count })",
+            ])
+        return targets
+    }
+
+    /// Starts the heartbeat: every lease/4 a statement through the leader;
+    /// the lease keeper turns outcomes into held/lapsed.
+    public func startHeartbeat() {
+        let interval = max(lease.duration / 4, .milliseconds(50))
+        let task = Task { [self] in
+            let clock = ContinuousClock()
+            while !Task.isCancelled {
+                let sentAt = clock.now
+                do {
+                    let member = try await heartbeatClient.leader()
+                    self.leader.withLock { $0 = member.id }
+                    lease.quorumReached(sentAt: sentAt)
+                } catch {
+                    self.leader.withLock { $0 = nil }
+                    lease.tick()
+                }
+                let next = sentAt + interval
+                if clock.now < next { try? await Task.sleep(until: next, clock: clock) }
+            }
+        }
+        let ticker = Task { [lease] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                lease.tick()
+            }
+        }
+        heartbeatTask.withLock {
+            $0?.cancel()
+            $0 = Task {
+                await withTaskCancellationHandler {
+                    await task.value
+                    await ticker.value
+                } onCancel: {
+                    task.cancel()
+                    ticker.cancel()
+                }
+            }
+        }
+    }
+
+    /// The leader the last heartbeat found (nil when it failed).
+    public var lastKnownLeader: NodeID? { leader.withLock { $0 } }
+
+    /// Stops the heartbeat, closes the clients and stops the dqlite node.
+    public func stop() async {
+        let task = heartbeatTask.withLock { task in
+            defer { task = nil }
+            return task
+        }
+        task?.cancel()
+        await task?.value
+        await heartbeatClient.close()
+        await client.close()
+        node.stop()
+    }
+}
+
+/// The lease shell: a ``LeaseMonitor`` behind a lock, read with the real
+/// clock, logging the machine's actions. It is the ``ContextChangeGate`` the
+/// SCSI layer asks before acknowledging a context change.
+public final class StoreLeaseKeeper: ContextChangeGate {
+    private let monitor: Mutex<LeaseMonitor>
+    private let logger: Logger
+    /// The lease time.
+    public let duration: Duration
+
+    init(lease: Duration, logger: Logger) {
+        self.duration = lease
+        self.monitor = Mutex(LeaseMonitor(lease: lease, startedAt: .now))
+        self.logger = logger
+    }
+
+    public func mayChangeContext() -> Bool {
+        let now = ContinuousClock.now
+        return monitor.withLock { $0.mayChangeContext(at: now) }
+    }
+
+    /// "held", "acquiring" or "lapsed".
+    public var state: String {
+        let now = ContinuousClock.now
+        return monitor.withLock { $0.label(at: now) }
+    }
+
+    /// Milliseconds since the last quorum contact, if any.
+    public var millisecondsSinceContact: Int64? {
+        let now = ContinuousClock.now
+        guard let since = monitor.withLock({ $0.sinceLastContact(at: now) }) else { return nil }
+        let (seconds, attoseconds) = since.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+
+    func quorumReached(sentAt: ContinuousClock.Instant) {
+        let now = ContinuousClock.now
+        run(monitor.withLock { $0.quorumReached(sentAt: sentAt, now: now) })
+    }
+
+    func tick() {
+        let now = ContinuousClock.now
+        run(monitor.withLock { $0.tick(at: now) })
+    }
+
+    private func run(_ action: LeaseMonitor.Action) {
+        switch action {
+        case .none:
+            break
+        case .reportAcquired:
+            logger.notice("store lease acquired: quorum reachable", metadata: ["lease": "\(duration)"])
+        case .reportLapsed(let lastContact):
+            let ago = lastContact.map { "\(ContinuousClock.now - $0)" } ?? "never"
+            logger.warning(
+                "store lease LAPSED: quorum unreachable for longer than the lease; refusing context changes",
+                metadata: ["lease": "\(duration)", "last-contact": "\(ago)"])
+        case .reportRestored(let downFor):
+            logger.notice("store lease restored: quorum reachable again", metadata: ["lapsed-for": "\(downFor)"])
+        }
+    }
+}

@@ -1,0 +1,81 @@
+/// `[cluster]`: the node's place in the replicated metadata store (issue 4).
+/// Absent, the node is a one-member cluster: id 1 on ``defaultPeerAddress``,
+/// with its store under `data_dir/store`. There is one code path either way.
+public struct ClusterSettings: Sendable, Hashable {
+    /// The peer (dqlite) address a node uses when `[cluster]` names none.
+    public static let defaultPeerHost = "127.0.0.1"
+    /// The peer port a node uses when `[cluster]` names none and it has no portal.
+    public static let defaultPeerPort: UInt16 = 9001
+
+    /// The peer port when `cluster.peer` is not given: derived from the first
+    /// portal's port (3260 → 9001), so that nodes with distinct portals on one
+    /// host (tests, demos) do not collide on their store port.
+    public static func defaultPeerPort(portalPort: UInt16) -> UInt16 {
+        let offset = defaultPeerPort - 3260
+        return portalPort <= UInt16.max - offset ? portalPort + offset : portalPort - offset
+    }
+
+    /// `node_id`: the node's id in the store (= its Raft id); non-zero, stable
+    /// across restarts. Id 1 bootstraps a new cluster when its store is empty.
+    public var nodeID: UInt64
+    /// Host part of `peer`: where this node's store listens for members and clients.
+    public var peerHost: String
+    /// Port part of `peer`.
+    public var peerPort: UInt16
+    /// `join`: store addresses of members to find the cluster through ("host:port").
+    /// Required unless `node_id` is 1.
+    public var join: [String]
+    /// `lease`: how long the node may go without reaching the store's quorum
+    /// before it says so and refuses context changes ("2s", "500ms").
+    public var lease: Duration
+    /// `store_dir`: the store's data directory; nil means `data_dir/store`.
+    public var storeDirectory: String?
+
+    public init(
+        nodeID: UInt64 = 1, peerHost: String = Self.defaultPeerHost, peerPort: UInt16 = Self.defaultPeerPort,
+        join: [String] = [], lease: Duration = .seconds(2), storeDirectory: String? = nil
+    ) {
+        self.nodeID = nodeID
+        self.peerHost = peerHost
+        self.peerPort = peerPort
+        self.join = join
+        self.lease = lease
+        self.storeDirectory = storeDirectory
+    }
+
+    /// `host:port` of the peer address, brackets around an IPv6 host.
+    public var peerAddress: String { peerHost.contains(":") ? "[\(peerHost)]:\(peerPort)" : "\(peerHost):\(peerPort)" }
+}
+
+/// `[admin]`: the HTTP endpoint with `GET /health` and `GET /metrics`.
+/// Absent, the node serves no admin endpoint.
+public struct AdminSettings: Sendable, Hashable {
+    /// Host part of `listen`.
+    public var host: String
+    /// Port part of `listen`.
+    public var port: UInt16
+
+    public init(host: String = "127.0.0.1", port: UInt16 = 8080) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `host:port`.
+    public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Durations in configuration: `"2s"`, `"500ms"`, `"1m"`, or whole seconds as an integer.
+enum DurationValue {
+    struct Problem: Error { var message: String }
+
+    static func parse(_ text: String) -> Result<Duration, Problem> {
+        let trimmed = text.filter { !$0.isWhitespace }
+        for (suffix, scale) in [("ms", 1), ("s", 1000), ("m", 60_000)] where trimmed.hasSuffix(suffix) {
+            guard let value = Int(trimmed.dropLast(suffix.count)), value > 0 else { break }
+            let (ms, overflow) = value.multipliedReportingOverflow(by: scale)
+            guard !overflow, ms <= 86_400_000 else { break }
+            return .success(.milliseconds(ms))
+        }
+        return .failure(Problem(message: "\"\(text)\" is not a duration; write e.g. \"2s\" or \"500ms\" (at most a day)"))
+    }
+}

@@ -1,0 +1,83 @@
+import TOMLKit
+
+extension ConfigurationReader {
+    /// `[cluster]`: node_id, peer, join, lease, store_dir.
+    mutating func readCluster(_ table: TOMLTable) -> ClusterSettings {
+        let path = "cluster"
+        checkKeys(table, path, allowed: ["node_id", "peer", "join", "lease", "store_dir"])
+        var settings = ClusterSettings()
+        // dqlite node ids are non-zero 64-bit integers; TOML integers are signed 64-bit.
+        if let id = integer(table, "node_id", path, in: 1...Int.max) { settings.nodeID = UInt64(id) }
+        if let peer = string(table, "peer", path) {
+            switch ListenAddress.parse(peer) {
+            case .success(let address) where Self.hasExplicitPort(peer):
+                settings.peerHost = address.host
+                settings.peerPort = address.port
+            case .success:
+                error("\(path).peer", "needs an explicit port: host:port")
+            case .failure(let problem):
+                error("\(path).peer", problem.message)
+            }
+        }
+        if let seeds = strings(table, "join", path) {
+            for (offset, seed) in seeds.enumerated() {
+                switch ListenAddress.parse(seed) {
+                case .success(let address) where Self.hasExplicitPort(seed):
+                    let text = address.host.contains(":") ? "[\(address.host)]:\(address.port)" : "\(address.host):\(address.port)"
+                    if !settings.join.contains(text) { settings.join.append(text) }
+                case .success:
+                    error("\(path).join[\(offset)]", "needs an explicit port: host:port")
+                case .failure(let problem):
+                    error("\(path).join[\(offset)]", problem.message)
+                }
+            }
+        }
+        if let value = table["lease"] {
+            if let seconds = value.int {
+                if (1...86_400).contains(seconds) { settings.lease = .seconds(seconds) } else {
+                    error("\(path).lease", "\(seconds) is outside 1...86400 seconds")
+                }
+            } else if let text = value.string {
+                switch DurationValue.parse(text) {
+                case .success(let duration) where duration >= .milliseconds(100): settings.lease = duration
+                case .success: error("\(path).lease", "must be at least 100ms")
+                case .failure(let problem): error("\(path).lease", problem.message)
+                }
+            } else {
+                error("\(path).lease", "expected a duration such as \"2s\"")
+            }
+        }
+        if let dir = string(table, "store_dir", path) {
+            if dir.isEmpty { error("\(path).store_dir", "must not be empty") } else { settings.storeDirectory = dir }
+        }
+        // Only the bootstrap node (id 1) may start a cluster on its own; any
+        // other node with an empty store would wait forever for a member.
+        if settings.nodeID != 1 && settings.join.isEmpty {
+            error("\(path).join", "required when node_id is not 1 (a store address of any member)")
+        }
+        return settings
+    }
+
+    /// `[admin]`: listen.
+    mutating func readAdmin(_ table: TOMLTable) -> AdminSettings? {
+        checkKeys(table, "admin", allowed: ["listen"])
+        guard let listen = string(table, "listen", "admin") else {
+            error("admin.listen", "required")
+            return nil
+        }
+        switch ListenAddress.parse(listen) {
+        case .success(let address) where Self.hasExplicitPort(listen):
+            return AdminSettings(host: address.host, port: address.port)
+        case .success:
+            error("admin.listen", "needs an explicit port: host:port")
+        case .failure(let problem):
+            error("admin.listen", problem.message)
+        }
+        return nil
+    }
+
+    /// Store and admin addresses have no default port: `host:port` or `[v6]:port`.
+    static func hasExplicitPort(_ text: String) -> Bool {
+        text.hasPrefix("[") ? text.contains("]:") : text.contains(":")
+    }
+}

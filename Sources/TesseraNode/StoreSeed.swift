@@ -1,0 +1,192 @@
+import AIOBlockStorage
+import ClusterModel
+import Foundation
+import MetadataStore
+
+/// What the TOML contributes to the store: targets, LUNs, ACLs and CHAP as
+/// store records. Applying it is idempotent and runs in one transaction on
+/// every start (issue 4: "a TOML file seeds the store on first start and is
+/// re-applied idempotently"). Targets and LUNs are upserted; targets and LUNs
+/// the TOML does not name are left alone (the store, not this node's file, is
+/// the source of truth). For a target the TOML names, its access rules (ACL
+/// and CHAP) become exactly the TOML's: revoking an initiator or dropping
+/// CHAP in the file must take effect, never linger in the store.
+struct StoreSeed: Hashable, Sendable {
+    /// One ACL entry.
+    struct ACLEntry: Hashable, Sendable {
+        /// Target name.
+        var targetIQN: String
+        /// Initiator allowed to log in.
+        var initiatorIQN: String
+    }
+
+    /// Targets to upsert.
+    var targets: [TargetRecord] = []
+    /// LUNs to upsert (identity, geometry, backing options).
+    var luns: [LUNRecord] = []
+    /// ACL entries to add.
+    var acls: [ACLEntry] = []
+    /// CHAP credentials to upsert.
+    var chap: [CHAPRecord] = []
+
+    /// The seed of a parsed configuration. Pure.
+    init(_ configuration: NodeConfiguration) {
+        for target in configuration.targets {
+            targets.append(TargetRecord(iqn: target.name, alias: target.alias, portalGroupTag: target.portalGroups.first ?? 1))
+            for lun in target.luns {
+                let identity = NodeRuntime.identity(targetName: target.name, lunID: lun.id)
+                luns.append(
+                    LUNRecord(
+                        key: LUNKey(targetIQN: target.name, lun: UInt64(lun.id)), sizeBytes: lun.size, blockSize: lun.blockSize,
+                        naaID: (0..<8).map { UInt8(truncatingIfNeeded: identity >> (56 - 8 * $0)) },
+                        serial: lun.serial ?? NodeRuntime.defaultSerial(targetName: target.name, lunID: lun.id),
+                        backing: StoredLUNOptions(lun).encoded()))
+            }
+            acls += target.allowedInitiators.map { ACLEntry(targetIQN: target.name, initiatorIQN: $0) }
+            if let credentials = target.chap {
+                chap.append(CHAPRecord(targetIQN: target.name, direction: .initiator, username: credentials.user, secret: credentials.secret))
+                if let user = credentials.mutualUser, let secret = credentials.mutualSecret {
+                    chap.append(CHAPRecord(targetIQN: target.name, direction: .target, username: user, secret: secret))
+                }
+            }
+        }
+    }
+
+    /// Upserts everything through `repository` (pass one built on a
+    /// transaction so that the seed lands whole or not at all).
+    func apply(to repository: StoreRepository) async throws {
+        for target in targets {
+            try await repository.upsertTarget(target)
+            let wanted = Set(acls.filter { $0.targetIQN == target.iqn }.map(\.initiatorIQN))
+            for initiator in try await repository.allowedInitiators(target: target.iqn) where !wanted.contains(initiator) {
+                try await repository.revokeInitiator(initiator, target: target.iqn)
+            }
+            let credentials = chap.filter { $0.targetIQN == target.iqn }
+            for stored in try await repository.chap(target: target.iqn)
+            where !credentials.contains(where: { $0.initiatorIQN == stored.initiatorIQN && $0.direction == stored.direction }) {
+                try await repository.deleteCHAP(target: target.iqn, initiatorIQN: stored.initiatorIQN, direction: stored.direction)
+            }
+        }
+        for lun in luns { try await repository.upsertLUN(lun) }
+        for entry in acls { try await repository.allowInitiator(entry.initiatorIQN, target: entry.targetIQN) }
+        for credentials in chap { try await repository.upsertCHAP(credentials) }
+    }
+}
+
+/// The LUN settings the store's `luns` table has no column for, kept as JSON
+/// in its `backing` column so that a node that did not configure the LUN can
+/// still open it.
+struct StoredLUNOptions: Codable, Hashable, Sendable {
+    /// "file" or "memory".
+    var backing: String
+    /// File path (relative to each node's data_dir, or absolute).
+    var path: String?
+    var vendor: String
+    var product: String
+    var revision: String
+    var directIO: String
+    var readOnly: Bool
+    var thin: Bool
+
+    init(_ lun: LUNConfiguration) {
+        switch lun.backing {
+        case .memory: backing = "memory"
+        case .file(let file):
+            backing = "file"
+            path = file
+        }
+        vendor = lun.vendor
+        product = lun.product
+        revision = lun.revision
+        directIO = lun.directIO.rawValue
+        readOnly = lun.readOnly
+        thin = lun.thin
+    }
+
+    func encoded() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func decode(_ text: String) -> StoredLUNOptions? {
+        try? JSONDecoder().decode(StoredLUNOptions.self, from: Data(text.utf8))
+    }
+}
+
+/// Everything the node serves, as read from the store in one transaction.
+struct StoreSnapshot: Hashable, Sendable {
+    var targets: [TargetRecord] = []
+    var luns: [LUNRecord] = []
+    var acls: [String: [String]] = [:]
+    var chap: [String: [CHAPRecord]] = [:]
+
+    /// Reads targets, LUNs, ACLs and CHAP through `repository`.
+    static func load(from repository: StoreRepository) async throws -> StoreSnapshot {
+        var snapshot = StoreSnapshot()
+        snapshot.targets = try await repository.targets()
+        snapshot.luns = try await repository.luns()
+        for target in snapshot.targets {
+            snapshot.acls[target.iqn] = try await repository.allowedInitiators(target: target.iqn)
+            snapshot.chap[target.iqn] = try await repository.chap(target: target.iqn)
+        }
+        return snapshot
+    }
+
+    /// The targets this node runs, built from the store (pure). Portals are
+    /// per node: a target this node's TOML names keeps the portal groups given
+    /// there; another is exported on the node's portals of its stored portal
+    /// group tag, or on all of them when the node has no such group. LUNs
+    /// whose stored options cannot be read are left out and reported.
+    func targetConfigurations(
+        portals: [PortalConfiguration], local: [TargetConfiguration] = []
+    ) -> (targets: [TargetConfiguration], problems: [String]) {
+        var problems: [String] = []
+        let groups = Set(portals.map(\.groupTag))
+        let result = targets.map { record in
+            let portalGroups =
+                local.first { $0.name.lowercased() == record.iqn.lowercased() }?.portalGroups
+                ?? (groups.contains(record.portalGroupTag) ? [record.portalGroupTag] : groups.sorted())
+            var target = TargetConfiguration(
+                name: record.iqn, alias: record.alias, portalGroups: portalGroups,
+                allowedInitiators: acls[record.iqn] ?? [])
+            let credentials = chap[record.iqn] ?? []
+            if let initiator = credentials.first(where: { $0.direction == .initiator && $0.initiatorIQN.isEmpty }) {
+                let mutual = credentials.first(where: { $0.direction == .target && $0.initiatorIQN.isEmpty })
+                target.chap = CHAPConfiguration(
+                    user: initiator.username, secret: initiator.secret, mutualUser: mutual?.username, mutualSecret: mutual?.secret)
+            }
+            for lun in luns where lun.key.targetIQN == record.iqn {
+                guard let id = UInt16(exactly: lun.key.lun), id <= 16383 else {
+                    problems.append("\(lun.key): LUN number out of range")
+                    continue
+                }
+                guard let options = StoredLUNOptions.decode(lun.backing),
+                    let directIO = AIOFileBlockDevice.DirectIO(rawValue: options.directIO)
+                else {
+                    problems.append("\(lun.key): unreadable LUN options \(lun.backing)")
+                    continue
+                }
+                let backing: LUNConfiguration.Backing
+                switch (options.backing, options.path) {
+                case ("memory", _): backing = .memory
+                case ("file", let path?) where !path.isEmpty: backing = .file(path: path)
+                default:
+                    problems.append("\(lun.key): unknown backing \(options.backing)")
+                    continue
+                }
+                guard lun.blockSize == 512 || lun.blockSize == 4096, lun.sizeBytes > 0, lun.sizeBytes % UInt64(lun.blockSize) == 0 else {
+                    problems.append("\(lun.key): bad geometry \(lun.sizeBytes) bytes / \(lun.blockSize)")
+                    continue
+                }
+                target.luns.append(
+                    LUNConfiguration(
+                        id: id, size: lun.sizeBytes, blockSize: lun.blockSize, backing: backing, vendor: options.vendor,
+                        product: options.product, revision: options.revision, serial: lun.serial, directIO: directIO,
+                        readOnly: options.readOnly, thin: options.thin))
+            }
+            return target
+        }
+        return (result, problems)
+    }
+}
