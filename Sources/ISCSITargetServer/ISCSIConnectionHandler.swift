@@ -125,8 +125,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.loginResponse(response)), promise: nil)
         case .sendAndClose(let response):
             closing = true
+            let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(.loginResponse(response))).whenComplete { _ in
-                context.close(promise: nil)
+                channel.close(promise: nil)
             }
         case .complete(let response, let outcome):
             loginCompleted(response, outcome, context: context)
@@ -142,7 +143,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             // connection per session here (MaxConnections=1): refuse (0x0206, too many connections).
             let failure = LoginResponsePDU.loginFailure(replacing: response, status: LoginStatus(statusClass: 2, statusDetail: 0x06))
             closing = true
-            context.writeAndFlush(wrapOutboundOut(.loginResponse(failure))).whenComplete { _ in context.close(promise: nil) }
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.loginResponse(failure))).whenComplete { _ in channel.close(promise: nil) }
             return
         }
         if outcome.sessionType == .normal {
@@ -222,7 +224,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
                 // The PDU before a close must reach the wire before the socket closes.
                 let promise = context.eventLoop.makePromise(of: Void.self)
                 context.writeAndFlush(wrapOutboundOut(pdu), promise: promise)
-                promise.futureResult.whenComplete { _ in context.close(promise: nil) }
+                let channel = context.channel
+                promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 closing = true
                 index += 1
                 continue
@@ -283,8 +286,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         let writeLength = command.write ? executor.expectedWriteLength(for: scsiCommand) : nil
         Task {
             let response = await executor.execute(scsiCommand)
-            var result = SCSIBridge.result(of: response, allocator: allocator)
-            result.writeTransferLength = writeLength
+            var converted = SCSIBridge.result(of: response, allocator: allocator)
+            converted.writeTransferLength = writeLength
+            let result = converted
             eventLoop.execute {
                 let bound = loopBound.value
                 bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
