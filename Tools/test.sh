@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: unit tests, then real clients against real tesserad
-# processes on loopback, then (when qemu can run) the kernel initiator in a guest.
+# The test command: unit tests; real clients against real tesserad processes
+# on loopback; a three-node cluster with leader kills; and (when qemu can run)
+# the kernel initiator in a guest.
 # Installs what the tests need if missing. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,11 @@ stage "loopback: real clients against tesserad"
 bash Tools/conformance/loopback.sh 2>&1 | tee .build/loopback.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/loopback.log
+
+stage "cluster: three tesserad processes on one replicated store, leader killed 20 times"
+bash Tools/cluster/acceptance.sh --kills 20 2>&1 | tee .build/cluster.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/cluster.log
 
 if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
   stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest"

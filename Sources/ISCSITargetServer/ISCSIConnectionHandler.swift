@@ -284,15 +284,44 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
         let writeLength = command.write ? executor.expectedWriteLength(for: scsiCommand) : nil
-        Task {
+        Task(executorPreference: taskExecutor(for: eventLoop)) {
             let response = await executor.execute(scsiCommand)
             var converted = SCSIBridge.result(of: response, allocator: allocator)
             converted.writeTransferLength = writeLength
             let result = converted
-            eventLoop.execute {
+            if eventLoop.inEventLoop {
                 let bound = loopBound.value
                 bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
+            } else {
+                eventLoop.execute {
+                    let bound = loopBound.value
+                    bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
+                }
             }
+        }
+    }
+
+    /// The executor that runs this connection's command tasks on its event loop.
+    private var loopExecutor: EventLoopTaskExecutor?
+
+    private func taskExecutor(for eventLoop: any EventLoop) -> EventLoopTaskExecutor {
+        if let loopExecutor { return loopExecutor }
+        let created = EventLoopTaskExecutor(eventLoop: eventLoop)
+        loopExecutor = created
+        return created
+    }
+
+    /// Completions arriving in one event-loop tick share one flush (one writev).
+    private var flushScheduled = false
+
+    private func scheduleFlush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let bound = loopBound.value
+            bound.0.flushScheduled = false
+            bound.1.flush()
         }
     }
 
@@ -300,7 +329,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         guard !closing, session != nil else { return }
         session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: now, into: &actions)
         runActions(context: context)
-        context.flush()
+        scheduleFlush(context: context)
     }
 
     private func taskManagement(_ request: SessionTaskManagementRequest, context: ChannelHandlerContext) {
@@ -312,7 +341,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
         let tag = request.initiatorTaskTag
         let lun = request.lun
-        Task {
+        Task(executorPreference: taskExecutor(for: eventLoop)) {
             let result = await executor.taskManagement(function, lun: lun, nexus: nexus)
             eventLoop.execute {
                 let bound = loopBound.value

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark: tesserad vs Debian's tgt on the same backing file, in one run.
 #
-# For each workload (4 KiB random read at QD32 and QD1, 1 MiB sequential read
-# at QD4) runs libiscsi's iscsi-perf against each target and prints IOPS,
-# MB/s, the target process's CPU time per I/O (utime+stime from /proc), and the
+# Two I/O modes, so like is compared with like: "page cache" (tesserad
+# direct_io = false, tgt's rdwr backend as shipped) and "O_DIRECT" (tesserad
+# libaio + O_DIRECT, tgt rdwr with --bsoflags direct). For each mode and
+# workload (4 KiB random read at QD32 and QD1, 1 MiB sequential read at QD4)
+# runs libiscsi's iscsi-perf against each target and prints IOPS, MB/s, the
+# target process's CPU time per I/O (utime+stime from /proc), and the
 # tesserad/tgt ratios. A benchmark: it reports figures, it does not pass/fail.
 #
 # Usage: Tools/bench/iscsi-perf-vs-tgt.sh [seconds-per-run (default 10)]
@@ -47,8 +50,8 @@ run_perf() {
     'BEGIN { ios = i * s; printf "%d %d %.1f\n", i, m, (ios > 0 ? t / hz * 1e6 / ios : 0) }'
 }
 
-# --- tesserad -------------------------------------------------------------
-cat > "$WORK/tesserad.toml" <<TOML
+start_targets() { # start_targets DIRECT(true|false)
+  cat > "$WORK/tesserad.toml" <<TOML
 [node]
 data_dir = "$WORK"
 log_level = "warning"
@@ -63,31 +66,48 @@ size = "${SIZE_MB}MiB"
 block_size = 512
 backing = "file"
 path = "$IMG"
+direct_io = $1
 TOML
-"$BIN" --config "$WORK/tesserad.toml" > "$WORK/tesserad.log" 2>&1 &
-TPID=$!; PIDS+=("$TPID")
-# --- tgt ------------------------------------------------------------------
-tgtd -f --iscsi portal=127.0.0.1:$PORT_G --control-port $CTRL > "$WORK/tgtd.log" 2>&1 &
-GPID=$!; PIDS+=("$GPID")
-sleep 1
-tgtadm -C $CTRL --lld iscsi --mode target --op new --tid 1 --targetname iqn.2026-11.dev.tessera:tgt
-tgtadm -C $CTRL --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$IMG"
-tgtadm -C $CTRL --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
-for _ in $(seq 50); do iscsi-inq "iscsi://127.0.0.1:$PORT_T/iqn.2026-11.dev.tessera:bench/0" >/dev/null 2>&1 && break; sleep 0.2; done
+  rm -rf "$WORK/store"
+  "$BIN" --config "$WORK/tesserad.toml" > "$WORK/tesserad.log" 2>&1 &
+  TPID=$!; PIDS+=("$TPID")
+  tgtd -f --iscsi portal=127.0.0.1:$PORT_G --control-port $CTRL > "$WORK/tgtd.log" 2>&1 &
+  GPID=$!; PIDS+=("$GPID")
+  sleep 1
+  local flags=(); [ "$1" = true ] && flags=(--bsoflags direct)
+  tgtadm -C $CTRL --lld iscsi --mode target --op new --tid 1 --targetname iqn.2026-11.dev.tessera:tgt
+  tgtadm -C $CTRL --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$IMG" "${flags[@]}"
+  tgtadm -C $CTRL --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
+  for _ in $(seq 50); do iscsi-inq "$T_URL" >/dev/null 2>&1 && break; sleep 0.2; done
+}
+
+stop_targets() {
+  tgtadm -C $CTRL --op delete --mode target --tid 1 --force >/dev/null 2>&1 || true
+  kill "$TPID" "$GPID" 2>/dev/null || true
+  wait "$TPID" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$GPID" 2>/dev/null || break; sleep 0.2; done
+  PIDS=()
+}
 
 T_URL="iscsi://127.0.0.1:$PORT_T/iqn.2026-11.dev.tessera:bench/0"
 G_URL="iscsi://127.0.0.1:$PORT_G/iqn.2026-11.dev.tessera:tgt/1"
 
-printf '%-26s %12s %12s %14s %12s %12s %14s %8s %8s\n' workload "tessera IOPS" "tessera MB/s" "tessera us/IO" \
-  "tgt IOPS" "tgt MB/s" "tgt us/IO" "IOPS x" "CPU x"
-for w in "4KiB-randread-QD32 8 32 -r" "4KiB-randread-QD1 8 1 -r" "1MiB-seqread-QD4 2048 4"; do
-  set -- $w
-  name=$1 blocks=$2 qd=$3 rnd=${4:-}
-  read -r ti tm tc < <(run_perf "$TPID" "$T_URL" "$blocks" "$qd" $rnd)
-  read -r gi gm gc < <(run_perf "$GPID" "$G_URL" "$blocks" "$qd" $rnd)
-  awk -v n="$name" -v ti="$ti" -v tm="$tm" -v tc="$tc" -v gi="$gi" -v gm="$gm" -v gc="$gc" 'BEGIN {
-    printf "%-26s %12d %12d %14.1f %12d %12d %14.1f %8.2f %8.2f\n", n, ti, tm, tc, gi, gm, gc,
-      (gi > 0 ? ti / gi : 0), (gc > 0 ? tc / gc : 0) }'
+printf '%-12s %-20s %12s %12s %12s %10s %10s %10s %7s %7s\n' mode workload "tessera IOPS" "tessera MB/s" \
+  "tessera us/IO" "tgt IOPS" "tgt MB/s" "tgt us/IO" "IOPS x" "CPU x"
+for mode in "page-cache false" "O_DIRECT true"; do
+  set -- $mode
+  label=$1 direct=$2
+  start_targets "$direct"
+  for w in "4KiB-randread-QD32 8 32 -r" "4KiB-randread-QD1 8 1 -r" "1MiB-seqread-QD4 2048 4"; do
+    set -- $w
+    name=$1 blocks=$2 qd=$3 rnd=${4:-}
+    read -r ti tm tc < <(run_perf "$TPID" "$T_URL" "$blocks" "$qd" $rnd)
+    read -r gi gm gc < <(run_perf "$GPID" "$G_URL" "$blocks" "$qd" $rnd)
+    awk -v l="$label" -v n="$name" -v ti="$ti" -v tm="$tm" -v tc="$tc" -v gi="$gi" -v gm="$gm" -v gc="$gc" 'BEGIN {
+      printf "%-12s %-20s %12d %12d %12.1f %10d %10d %10.1f %7.2f %7.2f\n", l, n, ti, tm, tc, gi, gm, gc,
+        (gi > 0 ? ti / gi : 0), (gc > 0 ? tc / gc : 0) }'
+  done
+  stop_targets
 done
-echo "(IOPS x = tesserad/tgt, higher is better; CPU x = tesserad/tgt CPU per I/O, lower is better."
-echo " tesserad uses O_DIRECT (libaio) where the file system allows it; tgt's rdwr backend uses the page cache.)"
+echo "(IOPS x = tesserad/tgt, higher is better; CPU x = tesserad/tgt CPU time per I/O, lower is better."
+echo " Both targets and the client share this machine's cores; compare figures within one run only.)"
