@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 WORK=$PWD/.build-bench
 mkdir -p "$WORK"
-PORT_T=3270 PORT_G=3271 CTRL=7
+PORT_T=3270 PORT_G=3271 CTRL=17
 IMG=$WORK/bench.img
 SIZE_MB=512
 
@@ -31,7 +31,16 @@ if [ ! -f "$IMG" ] || [ "$(stat -c %s "$IMG")" -ne $((SIZE_MB * 1024 * 1024)) ];
 fi
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+# tgtd ignores SIGTERM while it has targets: delete them, then SIGKILL after a grace period.
+stop_pid() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 25); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
+  kill -9 "$1" 2>/dev/null || true
+}
+cleanup() {
+  tgtadm -C $CTRL --op delete --mode target --tid 1 --force >/dev/null 2>&1 || true
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+}
 trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -83,9 +92,7 @@ TOML
 
 stop_targets() {
   tgtadm -C $CTRL --op delete --mode target --tid 1 --force >/dev/null 2>&1 || true
-  kill "$TPID" "$GPID" 2>/dev/null || true
-  wait "$TPID" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$GPID" 2>/dev/null || break; sleep 0.2; done
+  stop_pid "$TPID"; stop_pid "$GPID"
   PIDS=()
 }
 
