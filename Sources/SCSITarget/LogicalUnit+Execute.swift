@@ -54,6 +54,9 @@ extension LogicalUnit {
         case .requestSense(let descriptorFormat, let allocationLength):
             // SPC-4 §6.39: descriptor format is not supported → INVALID FIELD IN CDB.
             if descriptorFormat { throw SenseData.invalidField(byte: 1, bit: 0) }
+            if sanitizeInProgress {
+                return .data(SenseData(.sanitizeInProgress).bytes, allocationLength: Int(allocationLength))
+            }
             let pending = await context.unitAttention(for: command.nexus, consume: true)
             return .data(SenseData(pending ?? .noSense).bytes, allocationLength: Int(allocationLength))
         case .readCapacity10:

@@ -4,7 +4,7 @@
 # initiator names, suites bounded by timeout) and prints passed/failed/skipped
 # per suite side by side. A comparison: it reports, it does not judge.
 # Usage: Tools/conformance/compare-with-tgt.sh [--suite S ...]
-# Ports: tesserad 3302-3303, tgt 3304 (control port 9).
+# Ports: tesserad 3302-3303, tgt 3304 (control port 23).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -f Tools/env.sh ] && source Tools/env.sh
@@ -12,7 +12,7 @@ command -v tgtd >/dev/null && command -v iscsi-test-cu >/dev/null || {
   echo "needs tgtd (tgt) and iscsi-test-cu (libiscsi-bin): bash Tools/install-deps.sh --test" >&2; exit 2; }
 WORK=$PWD/.build/compare-tgt
 rm -rf "$WORK"; mkdir -p "$WORK"
-PORT_T=3302 PORT_T2=3303 PORT_G=3304 CTRL=9
+PORT_T=3302 PORT_T2=3303 PORT_G=3304 CTRL=23
 BIN=$(swift build --show-bin-path)/tesserad
 [ -x "$BIN" ] || swift build --product tesserad >/dev/null
 T=iqn.2026-11.dev.tessera:compare
