@@ -53,7 +53,7 @@ G_URL=iscsi://127.0.0.1:$PORT_G/iqn.2026-11.dev.tessera:tgt/1
 run() { # run LABEL URL MULTIPATH-URL
   python3 Tools/conformance/iscsi_test_cu.py --url "$2" --multipath-url "$3" \
     --expected Tools/conformance/expected-all.txt --label "$1" --log "$WORK/$1.log" \
-    --per-suite "$WORK/$1.json" "${EXTRA[@]}" | tail -2
+    --per-suite "$WORK/$1.json" --timeout 600 "${EXTRA[@]}" | tail -2
 }
 EXTRA=("$@")
 run tgt "$G_URL" "$G_URL"
