@@ -84,7 +84,7 @@ extension LogicalUnit {
             let pages = await context.modePages()
             let data = try ModeParameters.sense(
                 m, current: pages, blockCount: geometry.blockCount, blockSize: geometry.blockSize,
-                writeProtected: configuration.writeProtected)
+                writeProtected: configuration.writeProtected || pages.softwareWriteProtect)
             return .data(data, allocationLength: Int(m.allocationLength))
         case .modeSelect(let m):
             return try await modeSelect(m, command)
@@ -148,6 +148,13 @@ extension LogicalUnit {
 
     // MARK: - Block I/O
 
+    /// SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED
+    /// (configured read-only) or SOFTWARE WRITE PROTECTED (control mode page SWP).
+    func checkWritable() async throws(SenseData) {
+        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        if await context.modePages().softwareWriteProtect { throw SenseData(.softwareWriteProtected) }
+    }
+
     /// SBC-3 §4.5: LBA + count must not exceed the capacity; computed without overflow at 2^64-1.
     func checkRange(_ lba: UInt64, _ count: UInt64) throws(SenseData) {
         let (end, overflow) = lba.addingReportingOverflow(count)
@@ -187,7 +194,7 @@ extension LogicalUnit {
 
     func write(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         // SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED.
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         try checkTransferLength(t.transferLength)
@@ -245,7 +252,7 @@ extension LogicalUnit {
     }
 
     func writeAndVerify(_ v: Verify, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         try checkRange(v.lba, UInt64(v.verificationLength))
         guard v.verificationLength > 0 else { return .good }
         try checkTransferLength(v.verificationLength)
@@ -271,7 +278,7 @@ extension LogicalUnit {
     }
 
     func writeSame(_ w: WriteSame, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         if w.anchor { throw SenseData.invalidField(byte: 1, bit: 4) }
         if w.unmap && !thin { throw SenseData.invalidField(byte: 1, bit: 3) }
         // SBC-3 §5.42: NUMBER OF LOGICAL BLOCKS 0 (WSNZ = 0) means "to the last LBA".
@@ -321,8 +328,8 @@ extension LogicalUnit {
     }
 
     func unmap(parameterListLength: Int, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        try await checkWritable()
         guard thin else { throw SenseData(.invalidCommandOperationCode) }
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
         // SBC-3 §5.28: PARAMETER LIST LENGTH 0 is not an error.
         guard parameterListLength > 0 else { return .good }
         let available = min(
@@ -347,7 +354,7 @@ extension LogicalUnit {
     /// the medium and writes the second half; ``execute(_:_:)`` holds the medium
     /// exclusively, so it is atomic with respect to every command on the unit.
     func compareAndWrite(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }  // SBC-3 §5.2: zero blocks is not an error
         // SBC-3 §5.2: NUMBER OF LOGICAL BLOCKS above MAXIMUM COMPARE AND WRITE LENGTH → INVALID FIELD IN CDB.

@@ -36,6 +36,7 @@ public enum ModePageCode: UInt8, CaseIterable, Sendable {
     public var changeableMask: [UInt8] {
         var m = [UInt8](repeating: 0, count: defaultPage.count)
         if self == .caching { m[2] = 0x04 }  // WCE
+        if self == .control { m[4] = 0x08 }  // SWP (software write protect, SPC-4 §7.5.8)
         return m
     }
 }
@@ -50,6 +51,9 @@ public struct ModePageValues: Hashable, Sendable {
     /// Every page at its default.
     public static let defaults = ModePageValues(
         pages: Dictionary(uniqueKeysWithValues: ModePageCode.allCases.map { ($0.rawValue, $0.defaultPage) }))
+
+    /// Software write protect (control page SWP): writes fail with DATA PROTECT.
+    public var softwareWriteProtect: Bool { (pages[ModePageCode.control.rawValue]?[4] ?? 0) & 0x08 != 0 }
 
     /// Write cache enabled (caching page WCE).
     public var writeCacheEnabled: Bool { (pages[ModePageCode.caching.rawValue]?[2] ?? 0) & 0x04 != 0 }

@@ -38,6 +38,8 @@ public enum SenseReason: Hashable, Sendable, CaseIterable {
     case savingParametersNotSupported
     /// WRITE PROTECTED.
     case writeProtected
+    /// SOFTWARE WRITE PROTECTED (control mode page SWP).
+    case softwareWriteProtected
     /// SPACE ALLOCATION FAILED WRITE PROTECT (thin device out of space).
     case spaceAllocationFailedWriteProtect
     /// UNRECOVERED READ ERROR (medium error on read).
@@ -110,6 +112,7 @@ public enum SenseReason: Hashable, Sendable, CaseIterable {
         case .invalidFieldInInformationUnit: (.illegalRequest, 0x0E, 0x03)
         case .savingParametersNotSupported: (.illegalRequest, 0x39, 0x00)
         case .writeProtected: (.dataProtect, 0x27, 0x00)
+        case .softwareWriteProtected: (.dataProtect, 0x27, 0x02)
         case .spaceAllocationFailedWriteProtect: (.dataProtect, 0x27, 0x07)
         case .unrecoveredReadError: (.mediumError, 0x11, 0x00)
         case .writeError: (.mediumError, 0x0C, 0x00)

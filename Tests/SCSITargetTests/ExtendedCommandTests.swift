@@ -238,3 +238,24 @@ import TesseraTestKit
         #expect(await compare.status == .good)
     }
 }
+
+/// Control mode page SWP (software write protect) makes the unit read-only for every nexus.
+@Suite struct SoftwareWriteProtectTests {
+    @Test func swpBlocksWritesUntilCleared() async {
+        let (t, _) = await Fixture.readyTarget()
+        var page = await t.run(CDB.modeSense6(page: 0x0A, dbd: true)).data
+        // MODE SENSE(6) header is 4 bytes; the control page follows. Set SWP (page byte 4 bit 3).
+        page[0] = 0
+        page[4 + 4] |= 0x08
+        #expect(await t.run(CDB.modeSelect6(length: UInt8(page.count)), data: page).status == .good)
+        _ = await t.run(CDB.testUnitReady, nexus: Fixture.nexusB)  // MODE PARAMETERS CHANGED
+        let w = await t.run(CDB.write10(0, 1), nexus: Fixture.nexusB, data: [UInt8](repeating: 1, count: 512))
+        #expect(w.hasSense(.softwareWriteProtected))
+        #expect(await t.run([0x48, 0x02, 0, 0, 0, 0, 0, 0, 0, 0]).hasSense(.softwareWriteProtected))
+        let sense = await t.run(CDB.modeSense6(page: 0x0A)).data
+        #expect(sense[2] & 0x80 != 0, "WP in the device-specific parameter")
+        page[4 + 4] &= ~0x08
+        #expect(await t.run(CDB.modeSelect6(length: UInt8(page.count)), data: page).status == .good)
+        #expect(await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 1, count: 512)).status == .good)
+    }
+}
