@@ -259,3 +259,32 @@ import TesseraTestKit
         #expect(await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 1, count: 512)).status == .good)
     }
 }
+
+/// SPC-2 RESERVE/RELEASE under persistent reservations (SPC-4 §5.13.3, CRH = 1).
+@Suite struct ReserveReleaseWithPersistentReservationsTests {
+    @Test func onlyThePersistentHolderGetsGood() async {
+        let (t, _) = await Fixture.readyTarget()
+        let a = Fixture.nexusA, b = Fixture.nexusB
+        func out(_ sa: UInt8, type: UInt8 = 0, key: UInt64, sark: UInt64 = 0, _ n: ITNexus) async -> SCSIResponse {
+            await t.run(
+                [0x5F, sa, type, 0, 0, 0, 0, 0, 24, 0], nexus: n,
+                data: PersistentReserveOutParameters(reservationKey: key, serviceActionReservationKey: sark).bytes)
+        }
+        #expect(await out(0, key: 0, sark: 0xA, a).status == .good)
+        #expect(await out(0, key: 0, sark: 0xB, b).status == .good)
+        #expect(await out(1, type: 1, key: 0xA, a).status == .good)
+        #expect(await t.run([0x16, 0, 0, 0, 0, 0], nexus: a).status == .good)  // holder: GOOD, no effect
+        #expect(await t.run([0x16, 0, 0, 0, 0, 0], nexus: b).status == .reservationConflict)
+        #expect(await t.run([0x17, 0, 0, 0, 0, 0], nexus: b).status == .reservationConflict)
+        #expect(await t.run([0x17, 0, 0, 0, 0, 0], nexus: a).status == .good)
+        // B (a registrant, not the holder of a Write Exclusive) can read but not write.
+        #expect(await t.run(CDB.read10(0, 1), nexus: b).status == .good)
+        #expect(await t.run(CDB.write10(0, 1), nexus: b, data: [UInt8](repeating: 0, count: 512)).status
+            == .reservationConflict)
+        // With an SPC-2 reservation held by B, PERSISTENT RESERVE OUT from A conflicts.
+        #expect(await out(3, key: 0xA, a).status == .good)  // CLEAR
+        #expect(await t.run(CDB.testUnitReady, nexus: b).hasSense(.reservationsPreempted))
+        #expect(await t.run([0x16, 0, 0, 0, 0, 0], nexus: b).status == .good)
+        #expect(await out(0, key: 0, sark: 0xA, a).status == .reservationConflict)
+    }
+}
