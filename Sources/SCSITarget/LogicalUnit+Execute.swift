@@ -52,13 +52,12 @@ extension LogicalUnit {
         case .inquiry(let q):
             return .data(try inquiry(q, nexus: command.nexus), allocationLength: Int(q.allocationLength))
         case .requestSense(let descriptorFormat, let allocationLength):
-            // SPC-4 §6.39: descriptor format is not supported → INVALID FIELD IN CDB.
-            if descriptorFormat { throw SenseData.invalidField(byte: 1, bit: 0) }
-            if sanitizeInProgress {
-                return .data(SenseData(.sanitizeInProgress).bytes, allocationLength: Int(allocationLength))
-            }
-            let pending = await context.unitAttention(for: command.nexus, consume: true)
-            return .data(SenseData(pending ?? .noSense).bytes, allocationLength: Int(allocationLength))
+            // SPC-4 §6.39: DESC selects descriptor-format sense data.
+            let sense =
+                sanitizeInProgress
+                ? SenseData(.sanitizeInProgress)
+                : SenseData(await context.unitAttention(for: command.nexus, consume: true) ?? .noSense)
+            return .data(descriptorFormat ? sense.descriptorBytes : sense.bytes, allocationLength: Int(allocationLength))
         case .readCapacity10:
             return .data(
                 ReadCapacityData.ten(blockCount: geometry.blockCount, blockSize: geometry.blockSize),

@@ -39,6 +39,10 @@ public final class SCSITargetDevice: Sendable {
             return SCSIResponse(status: .checkCondition, sense: SenseData(.overlappedCommandsAttempted).bytes)
         }
         var response = await run(command, unit: unit)
+        // SPC-4 §7.5.8: with D_SENSE set, CHECK CONDITION carries descriptor-format sense.
+        if response.status == .checkCondition, let unit, await unit.context.modePages().descriptorSense {
+            response.sense = SenseData.descriptorFormat(fromFixed: response.sense)
+        }
         if tasks.end(key) {
             // SAM-5 §7.2 with TAS = 0: an aborted task gets no response.
             response = SCSIResponse(status: .taskAborted, aborted: true)

@@ -288,3 +288,23 @@ import TesseraTestKit
         #expect(await out(0, key: 0, sark: 0xA, a).status == .reservationConflict)
     }
 }
+
+/// Control mode page D_SENSE: descriptor-format sense data (SPC-4 §4.5.2).
+@Suite struct DescriptorSenseTests {
+    @Test func dSenseSwitchesTheFormat() async {
+        let (t, _) = await Fixture.readyTarget()
+        var page = await t.run(CDB.modeSense6(page: 0x0A, dbd: true)).data
+        page[0] = 0
+        page[4 + 2] |= 0x04
+        #expect(await t.run(CDB.modeSelect6(length: UInt8(page.count)), data: page).status == .good)
+        // LBA out of range: descriptor format 72h with key 05h, ASC 21h.
+        let r = await t.run(CDB.read16(UInt64.max, 1))
+        #expect(r.status == .checkCondition && r.sense.prefix(4) == [0x72, 0x05, 0x21, 0x00])
+        // A field pointer travels in a sense-key specific descriptor.
+        let bad = await t.run([0x28, 0xE0, 0, 0, 0, 0, 0, 0, 1, 0])
+        #expect(bad.sense[0] == 0x72 && bad.sense[8] == 0x02 && bad.sense[12] & 0x80 != 0)
+        // REQUEST SENSE with DESC = 1.
+        #expect(await t.run([0x03, 0x01, 0, 0, 252, 0]).data.prefix(4) == [0x72, 0, 0, 0])
+        #expect(SenseData.descriptorFormat(fromFixed: SenseData(.lbaOutOfRange).bytes) == SenseData(.lbaOutOfRange).descriptorBytes)
+    }
+}
