@@ -1,0 +1,176 @@
+import ISCSIWire
+import NIOCore
+
+/// The write side of one task: immediate data, unsolicited Data-Out within
+/// FirstBurstLength, then R2T sequences of at most MaxBurstLength with at most
+/// MaxOutstandingR2T in flight (RFC 7143 §4.2.5, §11.7, §11.8).
+///
+/// Collects the received bytes as slices; the handler copies them once into
+/// the SCSI layer's buffer.
+struct DataOutSequencer: Sendable {
+    /// Why a Data-Out PDU was refused; at ErrorRecoveryLevel 0 each one ends the connection.
+    enum Violation: Error, Equatable {
+        /// The Target Transfer Tag names no R2T of this task.
+        case unknownTargetTransferTag(UInt32)
+        /// Unsolicited data after the unsolicited phase ended or when InitialR2T=Yes.
+        case unexpectedUnsolicitedData
+        /// DataSN differs from the next expected one.
+        case dataSN(expected: UInt32, received: UInt32)
+        /// BufferOffset outside the sequence or not the next one when DataPDUInOrder=Yes.
+        case bufferOffset(expected: Int, received: Int)
+        /// The data runs past the burst or past ExpectedDataTransferLength.
+        case tooMuchData
+    }
+
+    /// One R2T in flight.
+    struct OutstandingR2T: Sendable, Equatable {
+        var targetTransferTag: UInt32
+        var r2tSN: UInt32
+        var bufferOffset: Int
+        var desiredDataTransferLength: Int
+        var nextDataSN: UInt32 = 0
+        var nextOffset: Int
+        var received: Int = 0
+        var end: Int { bufferOffset + desiredDataTransferLength }
+    }
+
+    /// An R2T to send.
+    struct R2TRequest: Sendable, Equatable {
+        var targetTransferTag: UInt32
+        var r2tSN: UInt32
+        var bufferOffset: UInt32
+        var desiredDataTransferLength: UInt32
+    }
+
+    /// ExpectedDataTransferLength.
+    let expectedLength: Int
+    /// The most unsolicited data (immediate + Data-Out) this task may carry.
+    let unsolicitedLimit: Int
+    /// Received pieces.
+    private(set) var segments: [DataOutSegment] = []
+    /// Bytes received so far.
+    private(set) var received = 0
+    /// Unsolicited Data-Out still expected (F bit not yet seen).
+    private(set) var unsolicitedOpen: Bool
+    private var unsolicitedNextOffset: Int
+    private var unsolicitedNextDataSN: UInt32 = 0
+    /// Next offset not yet solicited by an R2T.
+    private var nextSolicitOffset: Int
+    private var nextR2TSN: UInt32 = 0
+    /// R2Ts in flight.
+    private(set) var outstanding: [OutstandingR2T] = []
+    /// R2Ts sent so far (ExpDataSN of the final response, RFC 7143 §11.4.8).
+    private(set) var r2tCount: UInt32 = 0
+    private let dataPDUInOrder: Bool
+
+    /// Starts a write of `expectedLength` bytes whose command carried `immediate`
+    /// and had the F bit `commandFinal`.
+    init(expectedLength: Int, immediate: ByteBuffer, commandFinal: Bool, parameters: SessionParameters) {
+        self.expectedLength = expectedLength
+        self.dataPDUInOrder = parameters.dataPDUInOrder
+        let immediateLength = immediate.readableBytes
+        if immediateLength > 0 {
+            segments.append(DataOutSegment(offset: 0, bytes: immediate))
+        }
+        received = immediateLength
+        // RFC 7143 §13.10: with InitialR2T=No the initiator may send unsolicited
+        // Data-Out up to FirstBurstLength; the command's F bit says whether any follows
+        // (RFC 7143 §11.3.1).
+        if parameters.initialR2T {
+            unsolicitedLimit = immediateLength
+            unsolicitedOpen = false
+        } else {
+            unsolicitedLimit = min(parameters.firstBurstLength, expectedLength)
+            unsolicitedOpen = !commandFinal && immediateLength < unsolicitedLimit
+        }
+        unsolicitedNextOffset = immediateLength
+        nextSolicitOffset = immediateLength
+    }
+
+    /// All expected bytes are here.
+    var isComplete: Bool { received >= expectedLength && !unsolicitedOpen }
+
+    /// Takes one Data-Out PDU.
+    mutating func receive(_ pdu: DataOutPDU) throws(Violation) {
+        let offset = Int(pdu.bufferOffset)
+        let length = pdu.dataSegment.readableBytes
+        if pdu.targetTransferTag == 0xFFFF_FFFF {
+            // RFC 7143 §11.7.4: unsolicited data carries TTT 0xffffffff, only
+            // while the unsolicited phase lasts.
+            guard unsolicitedOpen else { throw .unexpectedUnsolicitedData }
+            // RFC 7143 §11.7.5: DataSN counts the PDUs of the unsolicited sequence from 0.
+            guard pdu.dataSN == unsolicitedNextDataSN else {
+                throw .dataSN(expected: unsolicitedNextDataSN, received: pdu.dataSN)
+            }
+            guard offset == unsolicitedNextOffset else {
+                throw .bufferOffset(expected: unsolicitedNextOffset, received: offset)
+            }
+            // RFC 7143 §13.14: unsolicited data never exceeds FirstBurstLength.
+            guard offset + length <= unsolicitedLimit else { throw .tooMuchData }
+            unsolicitedNextDataSN &+= 1
+            unsolicitedNextOffset += length
+            store(offset: offset, bytes: pdu.dataSegment)
+            if pdu.final || unsolicitedNextOffset >= unsolicitedLimit {
+                unsolicitedOpen = false
+                nextSolicitOffset = unsolicitedNextOffset
+            }
+            return
+        }
+        guard let index = outstanding.firstIndex(where: { $0.targetTransferTag == pdu.targetTransferTag }) else {
+            throw .unknownTargetTransferTag(pdu.targetTransferTag)
+        }
+        var r2t = outstanding[index]
+        // RFC 7143 §11.7.5: within an R2T's sequence DataSN starts at 0 and grows by one.
+        guard pdu.dataSN == r2t.nextDataSN else { throw .dataSN(expected: r2t.nextDataSN, received: pdu.dataSN) }
+        if dataPDUInOrder {
+            // RFC 7143 §13.18: DataPDUInOrder=Yes means increasing, contiguous offsets.
+            guard offset == r2t.nextOffset else { throw .bufferOffset(expected: r2t.nextOffset, received: offset) }
+        } else {
+            guard offset >= r2t.bufferOffset else { throw .bufferOffset(expected: r2t.bufferOffset, received: offset) }
+        }
+        // RFC 7143 §11.8.4: the data stays inside the R2T's window.
+        guard offset + length <= r2t.end, r2t.received + length <= r2t.desiredDataTransferLength else {
+            throw .tooMuchData
+        }
+        r2t.nextDataSN &+= 1
+        r2t.nextOffset = offset + length
+        r2t.received += length
+        store(offset: offset, bytes: pdu.dataSegment)
+        if r2t.received >= r2t.desiredDataTransferLength {
+            outstanding.remove(at: index)
+        } else {
+            outstanding[index] = r2t
+        }
+    }
+
+    private mutating func store(offset: Int, bytes: ByteBuffer) {
+        guard bytes.readableBytes > 0 else { return }
+        segments.append(DataOutSegment(offset: offset, bytes: bytes))
+        received += bytes.readableBytes
+    }
+
+    /// R2Ts to send now: as many as MaxOutstandingR2T allows, each at most
+    /// MaxBurstLength (RFC 7143 §13.13, §13.17). `nextTag` hands out Target Transfer Tags.
+    mutating func nextR2Ts(parameters: SessionParameters, nextTag: inout UInt32) -> [R2TRequest] {
+        guard !unsolicitedOpen else { return [] }
+        var requests: [R2TRequest] = []
+        while outstanding.count < parameters.maxOutstandingR2T, nextSolicitOffset < expectedLength {
+            let length = min(parameters.maxBurstLength, expectedLength - nextSolicitOffset)
+            let tag = nextTag
+            nextTag &+= 1
+            if nextTag == 0xFFFF_FFFF { nextTag = 1 }
+            let r2t = OutstandingR2T(
+                targetTransferTag: tag, r2tSN: nextR2TSN, bufferOffset: nextSolicitOffset,
+                desiredDataTransferLength: length, nextOffset: nextSolicitOffset)
+            outstanding.append(r2t)
+            requests.append(
+                R2TRequest(
+                    targetTransferTag: tag, r2tSN: nextR2TSN, bufferOffset: UInt32(nextSolicitOffset),
+                    desiredDataTransferLength: UInt32(length)))
+            nextR2TSN &+= 1
+            r2tCount &+= 1
+            nextSolicitOffset += length
+        }
+        return requests
+    }
+}

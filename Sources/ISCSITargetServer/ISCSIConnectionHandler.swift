@@ -1,0 +1,367 @@
+import BlockStorage
+import ISCSISession
+import ISCSIWire
+import Logging
+import NIOCore
+import SCSITarget
+
+/// Shared, read-only context every connection of a portal needs.
+struct ConnectionEnvironment: Sendable {
+    var login: @Sendable () -> LoginConfiguration
+    /// Devices by lowercased target name.
+    var targets: [String: any SCSITaskExecutor]
+    var portalGroupTag: UInt16
+    var queueDepth: Int
+    var nopInInterval: Duration?
+    var nopInTimeout: Duration
+    var registry: SessionRegistry
+    var logger: Logger
+}
+
+/// One iSCSI connection: runs the login machine, then the full-feature session
+/// machine, and carries out their actions in one place (``run(_:context:)``).
+/// SCSI commands run as Swift tasks; their results come back on the event loop.
+final class ISCSIConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ISCSIInbound
+    typealias OutboundOut = ISCSIPDU
+
+    private let environment: ConnectionEnvironment
+    private let frameHandler: ISCSIFrameHandler
+    private let connectionID: UInt64
+    private let clockOrigin = ContinuousClock.now
+    private var logger: Logger
+
+    private var login: LoginStateMachine?
+    private var session: SessionStateMachine?
+    private var reservedTSIH: UInt16?
+    private var sessionKey: SessionRegistry.Key?
+    private var nexus: ITNexus?
+    private var executor: (any SCSITaskExecutor)?
+    private var keepalive: RepeatedTask?
+    private var closing = false
+    /// Reused between inputs so a PDU costs no array allocation.
+    private var actions: [SessionAction] = []
+
+    init(environment: ConnectionEnvironment, frameHandler: ISCSIFrameHandler) {
+        self.environment = environment
+        self.frameHandler = frameHandler
+        self.connectionID = environment.registry.makeConnectionID()
+        self.logger = environment.logger
+        self.logger[metadataKey: "connection"] = "\(connectionID)"
+        actions.reserveCapacity(16)
+    }
+
+    private var now: Duration { ContinuousClock.now - clockOrigin }
+
+    // MARK: - Channel events
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard let tsih = environment.registry.reserveTSIH() else {
+            context.close(promise: nil)
+            return
+        }
+        reservedTSIH = tsih
+        environment.registry.connectionOpened(connectionID, channel: context.channel)
+        login = LoginStateMachine(configuration: environment.login(), newTSIH: tsih)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        keepalive?.cancel()
+        keepalive = nil
+        closing = true
+        session = nil
+        login = nil
+        if let key = sessionKey, let nexus, let executor,
+            environment.registry.remove(key, connectionID: connectionID)
+        {
+            Task { await executor.nexusLost(nexus) }
+        }
+        if let tsih = reservedTSIH { environment.registry.releaseTSIH(tsih) }
+        environment.registry.connectionClosed(connectionID)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        let inbound = unwrapInboundIn(data)
+        if session != nil {
+            switch inbound {
+            case .pdu(let pdu):
+                session!.receive(pdu, now: now, into: &actions)
+            case .reject(let reason, let header):
+                session!.receiveRejected(reason: reason, basicHeaderSegment: header, now: now, into: &actions)
+            }
+            runActions(context: context)
+        } else if login != nil {
+            loginRead(inbound, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // One flush per read burst.
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error, closing", metadata: ["error": "\(error)"])
+        closing = true
+        context.close(promise: nil)
+    }
+
+    // MARK: - Login phase
+
+    private func loginRead(_ inbound: ISCSIInbound, context: ChannelHandlerContext) {
+        guard case .pdu(.loginRequest(let request)) = inbound else {
+            // RFC 7143 §6.1: only Login Requests before full feature phase.
+            logger.debug("non-login PDU during login, closing")
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        switch login!.receive(request) {
+        case .send(let response):
+            context.writeAndFlush(wrapOutboundOut(.loginResponse(response)), promise: nil)
+        case .sendAndClose(let response):
+            closing = true
+            context.writeAndFlush(wrapOutboundOut(.loginResponse(response))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .complete(let response, let outcome):
+            loginCompleted(response, outcome, context: context)
+        }
+    }
+
+    private func loginCompleted(_ response: LoginResponsePDU, _ outcome: LoginOutcome, context: ChannelHandlerContext) {
+        login = nil
+        let parameters = outcome.parameters
+        let configuration = environment.login()
+        if !outcome.isLeadingConnection {
+            // RFC 7143 §6.3.1: a non-zero TSIH adds a connection to a session. One
+            // connection per session here (MaxConnections=1): refuse (0x0206, too many connections).
+            let failure = LoginResponsePDU.loginFailure(replacing: response, status: LoginStatus(statusClass: 2, statusDetail: 0x06))
+            closing = true
+            context.writeAndFlush(wrapOutboundOut(.loginResponse(failure))).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        if outcome.sessionType == .normal {
+            guard let targetName = outcome.targetName, let executor = environment.targets[targetName.lowercased()] else {
+                // The login machine accepted a target this server has no device for.
+                logger.error("login for a target without a device", metadata: ["target": "\(outcome.targetName ?? "-")"])
+                closing = true
+                context.close(promise: nil)
+                return
+            }
+            let nexus = ITNexus(
+                initiatorName: outcome.initiatorName, isid: outcome.isid, targetName: targetName,
+                portalGroupTag: environment.portalGroupTag)
+            let key = SessionRegistry.Key(initiatorName: outcome.initiatorName, isid: outcome.isid, targetName: targetName)
+            self.nexus = nexus
+            self.executor = executor
+            self.sessionKey = key
+            let replaced = environment.registry.register(
+                key,
+                SessionRegistry.Entry(
+                    tsih: outcome.tsih, connectionID: connectionID, channel: context.channel, nexus: nexus,
+                    executor: executor))
+            if let replaced {
+                // RFC 7143 §6.3.5: session reinstatement closes the old session's connection.
+                logger.info("session reinstatement", metadata: ["nexus": "\(nexus)"])
+                replaced.channel.close(promise: nil)
+            }
+            Task {
+                if let replaced { await replaced.executor.nexusLost(replaced.nexus) }
+                await executor.nexusEstablished(nexus)
+            }
+        }
+        if outcome.tsih != reservedTSIH, let tsih = reservedTSIH {
+            // The initiator joined an existing session; our reservation is not needed.
+            environment.registry.releaseTSIH(tsih)
+            reservedTSIH = nil
+        }
+        session = SessionStateMachine(
+            parameters: SessionParameters(
+                negotiated: parameters, queueDepth: environment.queueDepth,
+                nopInInterval: environment.nopInInterval, nopInTimeout: environment.nopInTimeout),
+            expCmdSN: outcome.expCmdSN, statSN: outcome.statSN, maxCmdSN: response.maxCmdSN, cid: outcome.cid,
+            allowsSCSI: outcome.sessionType == .normal,
+            textNegotiator: TextNegotiator(configuration: configuration, outcome: outcome), now: now)
+        context.write(wrapOutboundOut(.loginResponse(response)), promise: nil)
+        // RFC 7143 §13.1: digests start with the first PDU after the final login response.
+        frameHandler.enableDigests(header: parameters.headerDigest, data: parameters.dataDigest)
+        frameHandler.maxRecvDataSegmentLength = Int(parameters.targetMaxRecvDataSegmentLength)
+        context.flush()
+        startKeepalive(context: context)
+    }
+
+    private func startKeepalive(context: ChannelHandlerContext) {
+        guard environment.nopInInterval != nil else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            let bound = loopBound.value
+            bound.0.tick(context: bound.1)
+        }
+    }
+
+    private func tick(context: ChannelHandlerContext) {
+        guard !closing, session != nil else { return }
+        session!.tick(now: now, into: &actions)
+        runActions(context: context)
+        context.flush()
+    }
+
+    // MARK: - Actions
+
+    private func runActions(context: ChannelHandlerContext) {
+        var index = 0
+        while index < actions.count {
+            let action = actions[index]
+            index += 1
+            if case .send(let pdu) = action, index < actions.count, case .close = actions[index] {
+                // The PDU before a close must reach the wire before the socket closes.
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(wrapOutboundOut(pdu), promise: promise)
+                promise.futureResult.whenComplete { _ in context.close(promise: nil) }
+                closing = true
+                index += 1
+                continue
+            }
+            run(action, context: context)
+        }
+        actions.removeAll(keepingCapacity: true)
+    }
+
+    /// Carries out one session action.
+    private func run(_ action: SessionAction, context: ChannelHandlerContext) {
+        switch action {
+        case .send(let pdu):
+            context.write(wrapOutboundOut(pdu), promise: nil)
+        case .execute(let command):
+            execute(command, context: context)
+        case .taskManagement(let request):
+            taskManagement(request, context: context)
+        case .text(let request):
+            // The machine owns a TextNegotiator, so this does not happen; answer anyway.
+            session?.textResponse(
+                TextResponsePDU(final: true, lun: request.lun, initiatorTaskTag: request.initiatorTaskTag), into: &actions)
+        case .close(let reason):
+            logger.debug("closing connection", metadata: ["reason": "\(reason)"])
+            closing = true
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+
+    private func execute(_ command: SessionCommand, context: ChannelHandlerContext) {
+        guard let executor, let nexus else {
+            // No SCSI in a discovery session; the machine refuses commands there.
+            return
+        }
+        var dataOut: IOBuffer?
+        if command.dataOutLength > 0 {
+            let buffer = IOBuffer(count: command.dataOutLength)
+            for segment in command.dataOut {
+                segment.bytes.withUnsafeReadableBytes { bytes in
+                    guard segment.offset >= 0, segment.offset + bytes.count <= buffer.count else { return }
+                    UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[segment.offset..<segment.offset + bytes.count])
+                        .copyMemory(from: bytes)
+                }
+            }
+            dataOut = buffer
+        }
+        let scsiCommand = SCSICommand(
+            lun: command.lun, cdb: command.cdb, nexus: nexus, taskTag: command.initiatorTaskTag,
+            attribute: TaskAttribute(rawValue: command.attribute) ?? .simple,
+            expectedDataTransferLength: command.expectedDataTransferLength, dataOut: dataOut,
+            dataOutLength: command.dataOutLength)
+        let taskID = command.taskID
+        let tag = command.initiatorTaskTag
+        let eventLoop = context.eventLoop
+        let allocator = context.channel.allocator
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        let writeLength = command.write ? executor.expectedWriteLength(for: scsiCommand) : nil
+        Task {
+            let response = await executor.execute(scsiCommand)
+            var result = SCSIBridge.result(of: response, allocator: allocator)
+            result.writeTransferLength = writeLength
+            eventLoop.execute {
+                let bound = loopBound.value
+                bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
+            }
+        }
+    }
+
+    private func commandCompleted(taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, context: ChannelHandlerContext) {
+        guard !closing, session != nil else { return }
+        session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: now, into: &actions)
+        runActions(context: context)
+        context.flush()
+    }
+
+    private func taskManagement(_ request: SessionTaskManagementRequest, context: ChannelHandlerContext) {
+        guard let executor, let nexus, let function = SCSIBridge.function(request) else {
+            session?.taskManagementCompleted(initiatorTaskTag: request.initiatorTaskTag, response: .functionNotSupported, into: &actions)
+            return
+        }
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        let tag = request.initiatorTaskTag
+        let lun = request.lun
+        Task {
+            let result = await executor.taskManagement(function, lun: lun, nexus: nexus)
+            eventLoop.execute {
+                let bound = loopBound.value
+                bound.0.taskManagementCompleted(initiatorTaskTag: tag, response: SCSIBridge.responseCode(result), context: bound.1)
+            }
+        }
+    }
+
+    private func taskManagementCompleted(initiatorTaskTag: UInt32, response: TaskManagementResponseCode, context: ChannelHandlerContext) {
+        guard !closing, session != nil else { return }
+        session!.taskManagementCompleted(initiatorTaskTag: initiatorTaskTag, response: response, into: &actions)
+        runActions(context: context)
+        context.flush()
+    }
+}
+
+/// Conversions between the SCSI layer's types and the session machine's.
+enum SCSIBridge {
+    /// Turns the SCSI layer's answer into the session machine's input (one copy of the data).
+    static func result(of response: SCSIResponse, allocator: ByteBufferAllocator) -> SessionCommandResult {
+        var dataIn: ByteBuffer?
+        if let buffer = response.dataIn, response.dataInLength > 0 {
+            let length = min(response.dataInLength, buffer.count)
+            var bytes = allocator.buffer(capacity: length)
+            bytes.writeBytes(UnsafeRawBufferPointer(start: buffer.baseAddress, count: length))
+            dataIn = bytes
+        }
+        return SessionCommandResult(
+            status: response.status.rawValue, sense: response.sense, dataIn: dataIn, aborted: response.aborted)
+    }
+
+    /// RFC 7143 §11.5.1 function codes → SAM-5 task management functions.
+    static func function(_ request: SessionTaskManagementRequest) -> TaskManagementFunction? {
+        switch request.function {
+        case .abortTask: .abortTask(taskTag: request.referencedTaskTag)
+        case .abortTaskSet: .abortTaskSet
+        case .clearACA: .clearACA
+        case .clearTaskSet: .clearTaskSet
+        case .logicalUnitReset: .logicalUnitReset
+        case .targetWarmReset: .targetWarmReset
+        case .targetColdReset: .targetColdReset
+        case .taskReassign: nil
+        }
+    }
+
+    /// SAM-5 task management outcomes → RFC 7143 §11.6.1 response codes.
+    static func responseCode(_ result: TaskManagementResult) -> TaskManagementResponseCode {
+        switch result {
+        case .functionComplete: .functionComplete
+        case .taskDoesNotExist: .taskDoesNotExist
+        case .lunDoesNotExist: .lunDoesNotExist
+        case .functionNotSupported: .functionNotSupported
+        case .functionRejected: .functionRejected
+        }
+    }
+}

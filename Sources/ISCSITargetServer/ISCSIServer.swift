@@ -1,0 +1,120 @@
+import Foundation
+import ISCSISession
+import ISCSIWire
+import Logging
+import NIOCore
+import NIOPosix
+
+/// An iSCSI target server: listens on the configured portals, runs login and
+/// full-feature sessions per connection, and hands SCSI commands to the
+/// target devices.
+public final class ISCSIServer: Sendable {
+    /// The configuration it was created with.
+    public let configuration: ISCSIServerConfiguration
+    private let group: any EventLoopGroup
+    private let registry = SessionRegistry()
+    private let logger: Logger
+    private let state = LockedBox(ServerState())
+
+    private struct ServerState {
+        var channels: [any Channel] = []
+        var login: LoginConfiguration?
+    }
+
+    /// Creates a server; nothing listens until ``start()``.
+    public init(
+        configuration: ISCSIServerConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "tessera.iscsi")
+    ) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Binds every portal and starts accepting connections.
+    public func start() async throws {
+        var bound: [(ISCSIServerConfiguration.Portal, any Channel)] = []
+        do {
+            for portal in configuration.portals {
+                let environment = ConnectionEnvironment(
+                    login: { [state, configuration] in
+                        var login = state.withLock { $0.login } ?? configuration.login
+                        login.portalGroupTag = portal.portalGroupTag
+                        return login
+                    },
+                    // RFC 7143 §4.2.7.1: iSCSI names compare case-insensitively.
+                    targets: Dictionary(
+                        configuration.targets.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }),
+                    portalGroupTag: portal.portalGroupTag,
+                    queueDepth: configuration.queueDepth, nopInInterval: configuration.nopInInterval,
+                    nopInTimeout: configuration.nopInTimeout, registry: registry, logger: logger)
+                let channel = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 256)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.maxMessagesPerRead, value: 16)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            let frame = ISCSIFrameHandler()
+                            let connection = ISCSIConnectionHandler(environment: environment, frameHandler: frame)
+                            try channel.pipeline.syncOperations.addHandlers(frame, connection)
+                        }
+                    }
+                    .bind(host: portal.host, port: portal.port).get()
+                bound.append((portal, channel))
+            }
+        } catch {
+            for (_, channel) in bound { try? await channel.close() }
+            throw error
+        }
+        // SendTargets lists every portal with its real port (RFC 7143 §4.3 / Appendix C).
+        var login = configuration.login
+        let addresses = bound.map { portal, channel in
+            "\(Self.addressText(portal.host)):\(channel.localAddress?.port ?? portal.port),\(portal.portalGroupTag)"
+        }
+        for index in login.targets.indices where login.targets[index].sendTargetsAddresses.isEmpty {
+            login.targets[index].sendTargetsAddresses = addresses
+        }
+        state.withLock {
+            $0.channels = bound.map(\.1)
+            $0.login = login
+        }
+        logger.info("iSCSI server listening", metadata: ["portals": "\(addresses)"])
+    }
+
+    /// The TCP ports the portals are bound to, in configuration order (useful with port 0).
+    public var boundPorts: [Int] {
+        state.withLock { $0.channels.compactMap { $0.localAddress?.port } }
+    }
+
+    /// Number of live normal sessions.
+    public var sessionCount: Int { registry.count }
+
+    /// Stops listening and closes every connection.
+    public func shutdown() async {
+        let channels = state.withLock { state in
+            defer { state.channels = [] }
+            return state.channels
+        }
+        for channel in channels { try? await channel.close() }
+        for channel in registry.allConnections { try? await channel.close() }
+    }
+
+    private static func addressText(_ host: String) -> String {
+        host.contains(":") ? "[\(host)]" : host
+    }
+}
+
+/// A value behind a lock, for the little shared state the server keeps.
+final class LockedBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

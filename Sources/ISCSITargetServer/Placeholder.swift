@@ -1,1 +1,0 @@
-// Placeholder; the ISCSITargetServer owner replaces this file.

@@ -1,0 +1,35 @@
+import BlockStorage
+import SCSITarget
+import SCSIWire
+
+/// What the iSCSI server needs from the SCSI layer. ``SCSITargetDevice``
+/// conforms; tests inject a fake that completes when they say so.
+public protocol SCSITaskExecutor: AnyObject, Sendable {
+    /// Runs one command to completion; failures come back as sense data.
+    func execute(_ command: SCSICommand) async -> SCSIResponse
+    /// Runs a task management function; returns once every affected task has ended.
+    func taskManagement(_ function: TaskManagementFunction, lun: UInt64, nexus: ITNexus) async -> TaskManagementResult
+    /// A new I_T nexus logged in.
+    func nexusEstablished(_ nexus: ITNexus) async
+    /// An I_T nexus went away (session closed or reinstated).
+    func nexusLost(_ nexus: ITNexus) async
+    /// Bytes the command's CDB asks the initiator to send (SAM-5 SPDTL of a
+    /// data-out command), for write residuals (RFC 7143 §11.4.5.2); nil when unknown.
+    func expectedWriteLength(for command: SCSICommand) -> Int?
+}
+
+extension SCSITaskExecutor {
+    /// Unknown by default: no write residual is reported.
+    public func expectedWriteLength(for command: SCSICommand) -> Int? { nil }
+}
+
+extension SCSITargetDevice: SCSITaskExecutor {
+    public func expectedWriteLength(for command: SCSICommand) -> Int? {
+        guard let transfer = expectedDataTransfer(for: command) else { return nil }
+        switch transfer {
+        case .dataOut(let length): return Int(clamping: length)
+        case .none: return 0
+        case .dataIn: return nil
+        }
+    }
+}
