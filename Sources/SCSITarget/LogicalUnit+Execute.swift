@@ -298,9 +298,10 @@ extension LogicalUnit {
             }
             pattern.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: data.bytes[0..<blockSize]))
         }
-        let allZero = pattern.bytes.allSatisfy { $0 == 0 }
-        // SBC-3 §4.7.3.4: unmap only when unmapped blocks read back as this data (LBPRZ).
-        if w.unmap && allZero {
+        // SBC-3 §5.42 / §4.7.3.4: UNMAP = 1 makes the command an unmap request for the range
+        // (what LIO does and libiscsi WriteSame10.UnmapUntilEnd checks: the blocks then read as
+        // zeros, LBPRZ = 1, whatever the Data-Out block held).
+        if w.unmap {
             do { try await device.unmap(lba: w.lba, blockCount: count) } catch {
                 throw Self.sense(for: error, writing: true)
             }
@@ -355,7 +356,14 @@ extension LogicalUnit {
     func compareAndWrite(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
-        guard t.transferLength > 0 else { return .good }  // SBC-3 §5.2: zero blocks is not an error
+        if t.transferLength == 0 {
+            // SBC-3 §5.2: zero blocks is not an error, but Data-Out sent with it does not fit the
+            // CDB (libiscsi sends 256 blocks as 0 and expects INVALID FIELD IN CDB).
+            if command.dataOutLength > 0 || command.expectedDataTransferLength > 0 {
+                throw SenseData.invalidField(byte: 13)
+            }
+            return .good
+        }
         // SBC-3 §5.2: NUMBER OF LOGICAL BLOCKS above MAXIMUM COMPARE AND WRITE LENGTH → INVALID FIELD IN CDB.
         if t.transferLength > UInt32(limits.maximumCompareAndWriteLength) { throw SenseData.invalidField(byte: 13) }
         let blockSize = Int(geometry.blockSize)

@@ -115,7 +115,9 @@ public final class LogicalUnit: Sendable {
             optimalTransferLength: min(maximumTransferBlocks, (1 << 20) / blockSize),
             maximumUnmapLBACount: thin ? 0xFFFF_FFFF : 0,
             maximumUnmapBlockDescriptorCount: thin ? LogicalUnit.maximumUnmapDescriptors : 0,
-            maximumWriteSameLength: UInt64(maximumTransferBlocks) * 64, thin: thin)
+            // MAXIMUM WRITE SAME LENGTH below 65536: initiators (libiscsi WriteSame16.Unmap) size
+            // their own WRITEs by it, and those are bounded by MAXIMUM TRANSFER LENGTH.
+            maximumWriteSameLength: min(UInt64(maximumTransferBlocks) * 64, 0xFFFF), thin: thin)
         limits.maximumAtomicTransferLength = min(maximumTransferBlocks, 1024)
         self.limits = limits
     }

@@ -51,7 +51,7 @@ for _ in $(seq 100); do iscsi-inq "$T_URL" >/dev/null 2>&1 && break; sleep 0.2; 
 G_URL=iscsi://127.0.0.1:$PORT_G/iqn.2026-11.dev.tessera:tgt/1
 
 run() { # run LABEL URL MULTIPATH-URL
-  python3 Tools/conformance/iscsi_test_cu.py --url "$2" --multipath-url "$3" \
+  python3 Tools/conformance/iscsi_test_cu.py --url "$2" --multipath-url "$3" --first MultipathIO \
     --expected Tools/conformance/expected-all.txt --label "$1" --log "$WORK/$1.log" \
     --per-suite "$WORK/$1.json" --timeout 600 "${EXTRA[@]}" | tail -2
 }
