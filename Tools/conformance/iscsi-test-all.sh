@@ -23,6 +23,11 @@ cat > "$WORK/tesserad.toml" <<TOML
 [node]
 data_dir = "$WORK"
 log_level = "warning"
+[iscsi]
+# libiscsi's Sanitize.Reset sleeps 60 s between commands without servicing its
+# socket: NOP-In pings must not drop the connection in that time.
+nop_in_interval = 30
+nop_in_timeout = 120
 [[portal]]
 listen = "127.0.0.1:$PORT"
 group = 1
