@@ -41,7 +41,13 @@ backing = "file"
 path = "tessera.img"
 TOML
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; wait $p 2>/dev/null; done' EXIT
+# tgtd does not exit on SIGTERM while it has targets: SIGKILL our own PIDs after a grace period.
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 1
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
 "$BIN" --config "$WORK/tesserad.toml" >"$WORK/tesserad.log" 2>&1 &
 PIDS+=($!)
 truncate -s 256M "$WORK/tgt.img"
