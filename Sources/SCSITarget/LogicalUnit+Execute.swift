@@ -52,10 +52,12 @@ extension LogicalUnit {
         case .inquiry(let q):
             return .data(try inquiry(q, nexus: command.nexus), allocationLength: Int(q.allocationLength))
         case .requestSense(let descriptorFormat, let allocationLength):
-            // SPC-4 §6.39: descriptor format is not supported → INVALID FIELD IN CDB.
-            if descriptorFormat { throw SenseData.invalidField(byte: 1, bit: 0) }
-            let pending = await context.unitAttention(for: command.nexus, consume: true)
-            return .data(SenseData(pending ?? .noSense).bytes, allocationLength: Int(allocationLength))
+            // SPC-4 §6.39: DESC selects descriptor-format sense data.
+            let sense =
+                sanitizeInProgress
+                ? SenseData(.sanitizeInProgress)
+                : SenseData(await context.unitAttention(for: command.nexus, consume: true) ?? .noSense)
+            return .data(descriptorFormat ? sense.descriptorBytes : sense.bytes, allocationLength: Int(allocationLength))
         case .readCapacity10:
             return .data(
                 ReadCapacityData.ten(blockCount: geometry.blockCount, blockSize: geometry.blockSize),
@@ -81,7 +83,7 @@ extension LogicalUnit {
             let pages = await context.modePages()
             let data = try ModeParameters.sense(
                 m, current: pages, blockCount: geometry.blockCount, blockSize: geometry.blockSize,
-                writeProtected: configuration.writeProtected)
+                writeProtected: configuration.writeProtected || pages.softwareWriteProtect)
             return .data(data, allocationLength: Int(m.allocationLength))
         case .modeSelect(let m):
             return try await modeSelect(m, command)
@@ -145,6 +147,13 @@ extension LogicalUnit {
 
     // MARK: - Block I/O
 
+    /// SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED
+    /// (configured read-only) or SOFTWARE WRITE PROTECTED (control mode page SWP).
+    func checkWritable() async throws(SenseData) {
+        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        if await context.modePages().softwareWriteProtect { throw SenseData(.softwareWriteProtected) }
+    }
+
     /// SBC-3 §4.5: LBA + count must not exceed the capacity; computed without overflow at 2^64-1.
     func checkRange(_ lba: UInt64, _ count: UInt64) throws(SenseData) {
         let (end, overflow) = lba.addingReportingOverflow(count)
@@ -184,7 +193,7 @@ extension LogicalUnit {
 
     func write(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         // SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED.
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         try checkTransferLength(t.transferLength)
@@ -242,7 +251,7 @@ extension LogicalUnit {
     }
 
     func writeAndVerify(_ v: Verify, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         try checkRange(v.lba, UInt64(v.verificationLength))
         guard v.verificationLength > 0 else { return .good }
         try checkTransferLength(v.verificationLength)
@@ -268,7 +277,7 @@ extension LogicalUnit {
     }
 
     func writeSame(_ w: WriteSame, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         if w.anchor { throw SenseData.invalidField(byte: 1, bit: 4) }
         if w.unmap && !thin { throw SenseData.invalidField(byte: 1, bit: 3) }
         // SBC-3 §5.42: NUMBER OF LOGICAL BLOCKS 0 (WSNZ = 0) means "to the last LBA".
@@ -289,9 +298,10 @@ extension LogicalUnit {
             }
             pattern.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: data.bytes[0..<blockSize]))
         }
-        let allZero = pattern.bytes.allSatisfy { $0 == 0 }
-        // SBC-3 §4.7.3.4: unmap only when unmapped blocks read back as this data (LBPRZ).
-        if w.unmap && allZero {
+        // SBC-3 §5.42 / §4.7.3.4: UNMAP = 1 makes the command an unmap request for the range
+        // (what LIO does and libiscsi WriteSame10.UnmapUntilEnd checks: the blocks then read as
+        // zeros, LBPRZ = 1, whatever the Data-Out block held).
+        if w.unmap {
             do { try await device.unmap(lba: w.lba, blockCount: count) } catch {
                 throw Self.sense(for: error, writing: true)
             }
@@ -318,8 +328,8 @@ extension LogicalUnit {
     }
 
     func unmap(parameterListLength: Int, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        try await checkWritable()
         guard thin else { throw SenseData(.invalidCommandOperationCode) }
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
         // SBC-3 §5.28: PARAMETER LIST LENGTH 0 is not an error.
         guard parameterListLength > 0 else { return .good }
         let available = min(
@@ -344,9 +354,16 @@ extension LogicalUnit {
     /// the medium and writes the second half; ``execute(_:_:)`` holds the medium
     /// exclusively, so it is atomic with respect to every command on the unit.
     func compareAndWrite(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
-        guard t.transferLength > 0 else { return .good }  // SBC-3 §5.2: zero blocks is not an error
+        if t.transferLength == 0 {
+            // SBC-3 §5.2: zero blocks is not an error, but Data-Out sent with it does not fit the
+            // CDB (libiscsi sends 256 blocks as 0 and expects INVALID FIELD IN CDB).
+            if command.dataOutLength > 0 || command.expectedDataTransferLength > 0 {
+                throw SenseData.invalidField(byte: 13)
+            }
+            return .good
+        }
         // SBC-3 §5.2: NUMBER OF LOGICAL BLOCKS above MAXIMUM COMPARE AND WRITE LENGTH → INVALID FIELD IN CDB.
         if t.transferLength > UInt32(limits.maximumCompareAndWriteLength) { throw SenseData.invalidField(byte: 13) }
         let blockSize = Int(geometry.blockSize)

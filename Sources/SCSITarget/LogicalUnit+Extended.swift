@@ -7,7 +7,7 @@ import SCSIWire
 extension LogicalUnit {
     /// ORWRITE (16) (SBC-3 §5.4): medium = medium OR Data-Out.
     func orWrite(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         try checkTransferLength(t.transferLength)
@@ -29,7 +29,7 @@ extension LogicalUnit {
 
     /// WRITE ATOMIC (16) (SBC-4 §5.48): all or nothing, and no other command sees part of it.
     func writeAtomic(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         // SBC-4 §5.48: above MAXIMUM ATOMIC TRANSFER LENGTH → INVALID FIELD IN CDB.
@@ -48,14 +48,19 @@ extension LogicalUnit {
     }
 
     /// SANITIZE (SBC-3 §5.21): OVERWRITE writes the pattern over the whole
-    /// medium; BLOCK ERASE deallocates every block (thin units only);
-    /// EXIT FAILURE MODE has nothing to leave (a sanitize never fails half-way here).
+    /// medium in the background (paced, so it survives task management and
+    /// logout, SBC-3 §4.11); BLOCK ERASE deallocates every block (thin units
+    /// only); EXIT FAILURE MODE leaves the failure mode a failed sanitize left.
+    /// Returns once the sanitize has started; the target device waits for it
+    /// unless IMMED is set.
     func sanitize(_ s: Sanitize, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        if configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await checkWritable()
         let blockSize = Int(geometry.blockSize)
         switch s.serviceAction {
         case .exitFailureMode:
+            // SBC-3 §5.21.5: PARAMETER LIST LENGTH must be zero.
             if s.parameterListLength != 0 { throw SenseData.invalidField(byte: 7) }
+            sanitizeState.withLock { $0.failed = false }
             return .good
         case .blockErase:
             // Not offered on a thick unit (RSOC agrees): INVALID FIELD IN CDB on the service action.
@@ -63,33 +68,55 @@ extension LogicalUnit {
             // SBC-3 §5.21.4: PARAMETER LIST LENGTH must be zero.
             if s.parameterListLength != 0 { throw SenseData.invalidField(byte: 7) }
             do { try await device.unmap(lba: 0, blockCount: geometry.blockCount) } catch {
+                sanitizeState.withLock { $0.failed = true }
                 throw Self.sense(for: error, writing: true)
             }
+            sanitizeState.withLock { $0.failed = false }
             return .good
         case .overwrite:
             let length = Int(s.parameterListLength)
             let available = command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0)
             let bytes = command.dataOut?.array(0..<min(available, length)) ?? []
             let overwrite = try SanitizeOverwrite.decode(bytes, parameterListLength: length, blockSize: blockSize)
-            let chunkBlocks = Int(min(maximumTransferBlocks, 2048))
-            let chunk = IOBuffer(count: chunkBlocks * blockSize)
-            for pass in 0..<Int(overwrite.count) {
-                let invert = overwrite.invert && pass % 2 == 1
-                let p = overwrite.pattern
-                let raw = chunk.bytes
-                for i in 0..<raw.count { raw[i] = invert ? ~p[i % p.count] : p[i % p.count] }
-                var lba: UInt64 = 0
-                while lba < geometry.blockCount {
-                    let n = UInt32(min(UInt64(chunkBlocks), geometry.blockCount - lba))
-                    do { try await device.write(lba: lba, blockCount: n, from: chunk, offset: 0, fua: false) } catch {
-                        throw Self.sense(for: error, writing: true)
-                    }
-                    lba += UInt64(n)
-                }
-            }
-            do { try await device.flush() } catch { throw Self.sense(for: error, writing: true) }
+            sanitizeState.withLock { $0 = (running: true, failed: false) }
+            Task.detached { [self] in await self.overwriteMedium(overwrite) }
             return .good
         }
+    }
+
+    /// The background half of SANITIZE OVERWRITE.
+    func overwriteMedium(_ overwrite: SanitizeOverwrite) async {
+        let blockSize = Int(geometry.blockSize)
+        let chunkBlocks = Int(min(maximumTransferBlocks, UInt32(max(1, (1 << 20) / blockSize))))
+        let chunk = IOBuffer(count: chunkBlocks * blockSize)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var written = 0
+        var failed = false
+        passes: for pass in 0..<Int(overwrite.count) {
+            let invert = overwrite.invert && pass % 2 == 1
+            let p = overwrite.pattern
+            let raw = chunk.bytes
+            for i in 0..<raw.count { raw[i] = invert ? ~p[i % p.count] : p[i % p.count] }
+            var lba: UInt64 = 0
+            while lba < geometry.blockCount {
+                let n = UInt32(min(UInt64(chunkBlocks), geometry.blockCount - lba))
+                do { try await device.write(lba: lba, blockCount: n, from: chunk, offset: 0, fua: false) } catch {
+                    failed = true
+                    break passes
+                }
+                lba += UInt64(n)
+                written += Int(n) * blockSize
+                // Pace to sanitizeBytesPerSecond.
+                let due = Duration.seconds(Double(written) / Double(Self.sanitizeBytesPerSecond))
+                let elapsed = clock.now - start
+                if due > elapsed { try? await Task.sleep(for: due - elapsed) }
+            }
+        }
+        if !failed {
+            do { try await device.flush() } catch { failed = true }
+        }
+        sanitizeState.withLock { $0 = (running: false, failed: failed) }
     }
 
     /// GET LBA STATUS (SBC-3 §5.5) from the device's real allocation state.
@@ -99,7 +126,7 @@ extension LogicalUnit {
         guard lba < geometry.blockCount else { throw SenseData(.lbaOutOfRange) }
         // SBC-3 §5.5.1: fewer than 24 bytes of allocation is allowed; the header is cut.
         let room = max(1, (Int(allocationLength) - 8) / 16)
-        let span = min(geometry.blockCount - lba, 1 << 24)
+        let span = min(geometry.blockCount - lba, UInt64(UInt32.max))
         let extents: [BlockExtent]
         do { extents = try await device.allocation(lba: lba, blockCount: span) } catch {
             throw Self.sense(for: error, writing: false)

@@ -72,6 +72,14 @@ public final class LogicalUnit: Sendable {
     public var reservationStoreKey: String { configuration.serial }
     /// Whether the APTPL state was loaded from the store into the context.
     let restored = Mutex(false)
+    /// SANITIZE runs in the background: while it does, medium commands get NOT READY,
+    /// SANITIZE IN PROGRESS (SBC-3 §4.11.2); a failure leaves the unit in failure mode.
+    let sanitizeState = Mutex<(running: Bool, failed: Bool)>((false, false))
+    /// SANITIZE OVERWRITE rate (bytes per second): a background sanitize must not
+    /// starve the disk the other logical units share.
+    public static let sanitizeBytesPerSecond = 32 << 20
+    /// Whether a SANITIZE is running.
+    public var sanitizeInProgress: Bool { sanitizeState.withLock { $0.running } }
     /// Called with the registrant ports whose tasks PREEMPT AND ABORT aborts
     /// (the target device marks their tasks on this unit aborted).
     let abortHooks = Mutex<[@Sendable ([RegistrantPort]) -> Void]>([])
@@ -107,7 +115,9 @@ public final class LogicalUnit: Sendable {
             optimalTransferLength: min(maximumTransferBlocks, (1 << 20) / blockSize),
             maximumUnmapLBACount: thin ? 0xFFFF_FFFF : 0,
             maximumUnmapBlockDescriptorCount: thin ? LogicalUnit.maximumUnmapDescriptors : 0,
-            maximumWriteSameLength: UInt64(maximumTransferBlocks) * 64, thin: thin)
+            // MAXIMUM WRITE SAME LENGTH below 65536: initiators (libiscsi WriteSame16.Unmap) size
+            // their own WRITEs by it, and those are bounded by MAXIMUM TRANSFER LENGTH.
+            maximumWriteSameLength: min(UInt64(maximumTransferBlocks) * 64, 0xFFFF), thin: thin)
         limits.maximumAtomicTransferLength = min(maximumTransferBlocks, 1024)
         self.limits = limits
     }

@@ -90,7 +90,7 @@ extension SCSITargetDevice {
         else {
             throw SenseData(.copyAborted)
         }
-        if destination.configuration.writeProtected { throw SenseData(.writeProtected) }
+        try await destination.checkWritable()
         // SPC-4 §5.13.1: the copy manager accesses the units for the initiator; reservations apply.
         let sourceState = await source.context.persistentReservations()
         let destinationState = await destination.context.persistentReservations()

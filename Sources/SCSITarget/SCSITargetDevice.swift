@@ -39,6 +39,10 @@ public final class SCSITargetDevice: Sendable {
             return SCSIResponse(status: .checkCondition, sense: SenseData(.overlappedCommandsAttempted).bytes)
         }
         var response = await run(command, unit: unit)
+        // SPC-4 §7.5.8: with D_SENSE set, CHECK CONDITION carries descriptor-format sense.
+        if response.status == .checkCondition, let unit, await unit.context.modePages().descriptorSense {
+            response.sense = SenseData.descriptorFormat(fromFixed: response.sense)
+        }
         if tasks.end(key) {
             // SAM-5 §7.2 with TAS = 0: an aborted task gets no response.
             response = SCSIResponse(status: .taskAborted, aborted: true)
@@ -74,6 +78,15 @@ public final class SCSITargetDevice: Sendable {
         case .unitAttention(let ua): return Self.checkCondition(ua)
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)
         }
+        // SBC-3 §4.11.2: while a SANITIZE runs, only INQUIRY, REPORT LUNS and REQUEST SENSE are served.
+        switch operation {
+        case .inquiry, .reportLUNs, .requestSense: break
+        default:
+            let state = unit.sanitizeState.withLock { $0 }
+            if state.running { return Self.checkCondition(.sanitizeInProgress) }
+            // A failed sanitize leaves the medium unusable until EXIT FAILURE MODE (or a new SANITIZE).
+            if state.failed, operation.accessesMedium { return Self.checkCondition(.sanitizeCommandFailed) }
+        }
         switch operation {
         case .reportLUNs(let select, let allocationLength):
             return reportLUNs(selectReport: select, allocationLength: allocationLength)
@@ -87,7 +100,17 @@ public final class SCSITargetDevice: Sendable {
         if tasks.isAborted(TaskKey(nexus: command.nexus, taskTag: command.taskTag)) {
             return SCSIResponse(status: .taskAborted, aborted: true)
         }
-        return await unit.execute(operation, command)
+        let response = await unit.execute(operation, command)
+        if case .sanitize(let s) = operation, !s.immediate, response.status == .good {
+            // IMMED = 0: status when the sanitize has finished; an aborted task stops waiting
+            // (the sanitize itself goes on: SBC-3 §4.11.2).
+            let key = TaskKey(nexus: command.nexus, taskTag: command.taskTag)
+            while unit.sanitizeInProgress && !tasks.isAborted(key) {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            if unit.sanitizeState.withLock({ $0.failed }) { return Self.checkCondition(.sanitizeCommandFailed) }
+        }
+        return response
     }
 
     /// A command to a LUN that does not exist (SPC-4 §6.6.2, §6.39, SAM-5 §5.9).

@@ -103,6 +103,17 @@ public enum CDBCommand: Hashable, Sendable {
         }
     }
 
+    /// Whether the command reads or writes the medium (a failed SANITIZE blocks these).
+    public var accessesMedium: Bool {
+        switch self {
+        case .read, .write, .verify, .writeAndVerify, .writeSame, .unmap, .compareAndWrite, .orWrite, .writeAtomic,
+            .prefetch, .getLBAStatus, .extendedCopy:
+            return true
+        default:
+            return false
+        }
+    }
+
     private func readCapacityOrNone(_ c: CDBCommand) -> DataTransfer {
         if case .readCapacity10 = c { return .dataIn(8) }
         return .none

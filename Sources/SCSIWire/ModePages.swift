@@ -19,7 +19,7 @@ public enum ModePageCode: UInt8, CaseIterable, Sendable {
         case .control:
             var p = [UInt8](repeating: 0, count: 12)
             p[0] = 0x0A; p[1] = 0x0A
-            p[2] = 0x00  // TST 000b, D_SENSE 0 (fixed format only)
+            p[2] = 0x00  // TST 000b, D_SENSE 0 (fixed format sense until MODE SELECT sets it)
             p[3] = 0x10  // QUEUE ALGORITHM MODIFIER 1h (unrestricted), QERR 00b
             p[5] = 0x00  // TAS = 0: aborted tasks get no response
             p[8] = 0xFF; p[9] = 0xFF  // BUSY TIMEOUT PERIOD: unlimited
@@ -36,6 +36,10 @@ public enum ModePageCode: UInt8, CaseIterable, Sendable {
     public var changeableMask: [UInt8] {
         var m = [UInt8](repeating: 0, count: defaultPage.count)
         if self == .caching { m[2] = 0x04 }  // WCE
+        if self == .control {
+            m[2] = 0x04  // D_SENSE: descriptor format sense data (SPC-4 §7.5.8)
+            m[4] = 0x08  // SWP: software write protect
+        }
         return m
     }
 }
@@ -50,6 +54,12 @@ public struct ModePageValues: Hashable, Sendable {
     /// Every page at its default.
     public static let defaults = ModePageValues(
         pages: Dictionary(uniqueKeysWithValues: ModePageCode.allCases.map { ($0.rawValue, $0.defaultPage) }))
+
+    /// Descriptor format sense data (control page D_SENSE).
+    public var descriptorSense: Bool { (pages[ModePageCode.control.rawValue]?[2] ?? 0) & 0x04 != 0 }
+
+    /// Software write protect (control page SWP): writes fail with DATA PROTECT.
+    public var softwareWriteProtect: Bool { (pages[ModePageCode.control.rawValue]?[4] ?? 0) & 0x08 != 0 }
 
     /// Write cache enabled (caching page WCE).
     public var writeCacheEnabled: Bool { (pages[ModePageCode.caching.rawValue]?[2] ?? 0) & 0x04 != 0 }

@@ -38,6 +38,8 @@ public enum SenseReason: Hashable, Sendable, CaseIterable {
     case savingParametersNotSupported
     /// WRITE PROTECTED.
     case writeProtected
+    /// SOFTWARE WRITE PROTECTED (control mode page SWP).
+    case softwareWriteProtected
     /// SPACE ALLOCATION FAILED WRITE PROTECT (thin device out of space).
     case spaceAllocationFailedWriteProtect
     /// UNRECOVERED READ ERROR (medium error on read).
@@ -110,6 +112,7 @@ public enum SenseReason: Hashable, Sendable, CaseIterable {
         case .invalidFieldInInformationUnit: (.illegalRequest, 0x0E, 0x03)
         case .savingParametersNotSupported: (.illegalRequest, 0x39, 0x00)
         case .writeProtected: (.dataProtect, 0x27, 0x00)
+        case .softwareWriteProtected: (.dataProtect, 0x27, 0x02)
         case .spaceAllocationFailedWriteProtect: (.dataProtect, 0x27, 0x07)
         case .unrecoveredReadError: (.mediumError, 0x11, 0x00)
         case .writeError: (.mediumError, 0x0C, 0x00)
@@ -214,6 +217,37 @@ public struct SenseData: Error, Hashable, Sendable {
             b[16] = UInt8(truncatingIfNeeded: p.byte >> 8)
             b[17] = UInt8(truncatingIfNeeded: p.byte)
         }
+        return b
+    }
+}
+
+extension SenseData {
+    /// Descriptor-format sense data (SPC-4 §4.5.2, response code 72h): the
+    /// information descriptor (type 00h) and the sense-key specific descriptor
+    /// (type 02h) when the fixed form would carry them.
+    public var descriptorBytes: [UInt8] {
+        let c = reason.code
+        var b: [UInt8] = [0x72, c.key.rawValue, c.asc, c.ascq, 0, 0, 0, 0]
+        if let information {
+            b += [0x00, 0x0A, 0x80, 0, 0, 0, 0, 0]
+            b += (0..<4).map { UInt8(truncatingIfNeeded: information >> (24 - 8 * $0)) }
+        }
+        if let p = fieldPointer {
+            b += [0x02, 0x06, 0, 0, 0x80 | (p.inCDB ? 0x40 : 0) | (p.bit.map { 0x08 | $0 } ?? 0)]
+            b += [UInt8(truncatingIfNeeded: p.byte >> 8), UInt8(truncatingIfNeeded: p.byte), 0]
+        }
+        b[7] = UInt8(b.count - 8)
+        return b
+    }
+
+    /// Converts fixed-format sense bytes (as ``bytes`` builds them) to the
+    /// descriptor format; anything else is returned unchanged.
+    public static func descriptorFormat(fromFixed f: [UInt8]) -> [UInt8] {
+        guard f.count >= 14, f[0] & 0x7F == 0x70 else { return f }
+        var b: [UInt8] = [0x72, f[2] & 0x0F, f[12], f[13], 0, 0, 0, 0]
+        if f[0] & 0x80 != 0 { b += [0x00, 0x0A, 0x80, 0, 0, 0, 0, 0] + Array(f[3...6]) }
+        if f.count >= 18, f[15] & 0x80 != 0 { b += [0x02, 0x06, 0, 0] + Array(f[15...17]) + [0] }
+        b[7] = UInt8(b.count - 8)
         return b
     }
 }

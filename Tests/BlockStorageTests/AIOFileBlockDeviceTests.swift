@@ -290,3 +290,28 @@ private func openErrorCode(_ options: AIOFileBlockDevice.Options) -> AIOFileBloc
         return error.code
     }
 }
+
+/// GET LBA STATUS reads the sparse file's real allocation (SEEK_DATA / SEEK_HOLE).
+@Suite struct AIOAllocationTests {
+    @Test(arguments: [AIOFileBlockDevice.DirectIO.on, .off])
+    func allocationFollowsWritesAndUnmaps(mode: AIOFileBlockDevice.DirectIO) async throws {
+        let dir = ScratchDirectory(.work)
+        let device = try AIOFileBlockDevice(options: options(dir.file(), blocks: 64, blockSize: 4096, direct: mode))
+        #expect(try await device.allocation(lba: 0, blockCount: 64) == [BlockExtent(lba: 0, blockCount: 64, mapped: false)])
+        try await device.write(lba: 10, blockCount: 2, from: IOBuffer(bytes: pattern(1, count: 8192)), offset: 0, fua: true)
+        #expect(
+            try await device.allocation(lba: 0, blockCount: 64) == [
+                BlockExtent(lba: 0, blockCount: 10, mapped: false), BlockExtent(lba: 10, blockCount: 2, mapped: true),
+                BlockExtent(lba: 12, blockCount: 52, mapped: false),
+            ])
+        #expect(try await device.allocation(lba: 11, blockCount: 3) == [
+            BlockExtent(lba: 11, blockCount: 1, mapped: true), BlockExtent(lba: 12, blockCount: 2, mapped: false),
+        ])
+        try await device.unmap(lba: 10, blockCount: 1)
+        #expect(try await device.allocation(lba: 10, blockCount: 2) == [
+            BlockExtent(lba: 10, blockCount: 1, mapped: false), BlockExtent(lba: 11, blockCount: 1, mapped: true),
+        ])
+        await #expect(throws: BlockDeviceError.self) { try await device.allocation(lba: 63, blockCount: 2) }
+        await device.close()
+    }
+}

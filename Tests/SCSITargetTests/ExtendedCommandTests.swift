@@ -238,3 +238,73 @@ import TesseraTestKit
         #expect(await compare.status == .good)
     }
 }
+
+/// Control mode page SWP (software write protect) makes the unit read-only for every nexus.
+@Suite struct SoftwareWriteProtectTests {
+    @Test func swpBlocksWritesUntilCleared() async {
+        let (t, _) = await Fixture.readyTarget()
+        var page = await t.run(CDB.modeSense6(page: 0x0A, dbd: true)).data
+        // MODE SENSE(6) header is 4 bytes; the control page follows. Set SWP (page byte 4 bit 3).
+        page[0] = 0
+        page[4 + 4] |= 0x08
+        #expect(await t.run(CDB.modeSelect6(length: UInt8(page.count)), data: page).status == .good)
+        _ = await t.run(CDB.testUnitReady, nexus: Fixture.nexusB)  // MODE PARAMETERS CHANGED
+        let w = await t.run(CDB.write10(0, 1), nexus: Fixture.nexusB, data: [UInt8](repeating: 1, count: 512))
+        #expect(w.hasSense(.softwareWriteProtected))
+        #expect(await t.run([0x48, 0x02, 0, 0, 0, 0, 0, 0, 0, 0]).hasSense(.softwareWriteProtected))
+        let sense = await t.run(CDB.modeSense6(page: 0x0A)).data
+        #expect(sense[2] & 0x80 != 0, "WP in the device-specific parameter")
+        page[4 + 4] &= ~0x08
+        #expect(await t.run(CDB.modeSelect6(length: UInt8(page.count)), data: page).status == .good)
+        #expect(await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 1, count: 512)).status == .good)
+    }
+}
+
+/// SPC-2 RESERVE/RELEASE under persistent reservations (SPC-4 §5.13.3, CRH = 1).
+@Suite struct ReserveReleaseWithPersistentReservationsTests {
+    @Test func onlyThePersistentHolderGetsGood() async {
+        let (t, _) = await Fixture.readyTarget()
+        let a = Fixture.nexusA, b = Fixture.nexusB
+        func out(_ sa: UInt8, type: UInt8 = 0, key: UInt64, sark: UInt64 = 0, _ n: ITNexus) async -> SCSIResponse {
+            await t.run(
+                [0x5F, sa, type, 0, 0, 0, 0, 0, 24, 0], nexus: n,
+                data: PersistentReserveOutParameters(reservationKey: key, serviceActionReservationKey: sark).bytes)
+        }
+        #expect(await out(0, key: 0, sark: 0xA, a).status == .good)
+        #expect(await out(0, key: 0, sark: 0xB, b).status == .good)
+        #expect(await out(1, type: 1, key: 0xA, a).status == .good)
+        #expect(await t.run([0x16, 0, 0, 0, 0, 0], nexus: a).status == .good)  // holder: GOOD, no effect
+        #expect(await t.run([0x16, 0, 0, 0, 0, 0], nexus: b).status == .reservationConflict)
+        #expect(await t.run([0x17, 0, 0, 0, 0, 0], nexus: b).status == .reservationConflict)
+        #expect(await t.run([0x17, 0, 0, 0, 0, 0], nexus: a).status == .good)
+        // B (a registrant, not the holder of a Write Exclusive) can read but not write.
+        #expect(await t.run(CDB.read10(0, 1), nexus: b).status == .good)
+        #expect(await t.run(CDB.write10(0, 1), nexus: b, data: [UInt8](repeating: 0, count: 512)).status
+            == .reservationConflict)
+        // With an SPC-2 reservation held by B, PERSISTENT RESERVE OUT from A conflicts.
+        #expect(await out(3, key: 0xA, a).status == .good)  // CLEAR
+        #expect(await t.run(CDB.testUnitReady, nexus: b).hasSense(.reservationsPreempted))
+        #expect(await t.run([0x16, 0, 0, 0, 0, 0], nexus: b).status == .good)
+        #expect(await out(0, key: 0, sark: 0xA, a).status == .reservationConflict)
+    }
+}
+
+/// Control mode page D_SENSE: descriptor-format sense data (SPC-4 §4.5.2).
+@Suite struct DescriptorSenseTests {
+    @Test func dSenseSwitchesTheFormat() async {
+        let (t, _) = await Fixture.readyTarget()
+        var page = await t.run(CDB.modeSense6(page: 0x0A, dbd: true)).data
+        page[0] = 0
+        page[4 + 2] |= 0x04
+        #expect(await t.run(CDB.modeSelect6(length: UInt8(page.count)), data: page).status == .good)
+        // LBA out of range: descriptor format 72h with key 05h, ASC 21h.
+        let r = await t.run(CDB.read16(UInt64.max, 1))
+        #expect(r.status == .checkCondition && r.sense.prefix(4) == [0x72, 0x05, 0x21, 0x00])
+        // A field pointer travels in a sense-key specific descriptor.
+        let bad = await t.run([0x28, 0xE0, 0, 0, 0, 0, 0, 0, 1, 0])
+        #expect(bad.sense[0] == 0x72 && bad.sense[8] == 0x02 && bad.sense[12] & 0x80 != 0)
+        // REQUEST SENSE with DESC = 1.
+        #expect(await t.run([0x03, 0x01, 0, 0, 252, 0]).data.prefix(4) == [0x72, 0, 0, 0])
+        #expect(SenseData.descriptorFormat(fromFixed: SenseData(.lbaOutOfRange).bytes) == SenseData(.lbaOutOfRange).descriptorBytes)
+    }
+}

@@ -54,7 +54,7 @@ import Testing
     @Test func selectRejectsUnchangeableBitsAndBadLengths() async {
         let (t, _) = await Fixture.readyTarget()
         var page = ModePageCode.control.defaultPage
-        page[2] |= 0x04  // D_SENSE: not changeable
+        page[2] |= 0x02  // GLTSD: not changeable
         let params: [UInt8] = [0, 0, 0, 0] + page
         #expect(
             await t.run(CDB.modeSelect6(length: UInt8(params.count)), data: params).hasSense(

@@ -4,7 +4,7 @@
 # initiator names, suites bounded by timeout) and prints passed/failed/skipped
 # per suite side by side. A comparison: it reports, it does not judge.
 # Usage: Tools/conformance/compare-with-tgt.sh [--suite S ...]
-# Ports: tesserad 3302-3303, tgt 3304 (control port 9).
+# Ports: tesserad 3302-3303, tgt 3304 (control port 23).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -f Tools/env.sh ] && source Tools/env.sh
@@ -12,7 +12,7 @@ command -v tgtd >/dev/null && command -v iscsi-test-cu >/dev/null || {
   echo "needs tgtd (tgt) and iscsi-test-cu (libiscsi-bin): bash Tools/install-deps.sh --test" >&2; exit 2; }
 WORK=$PWD/.build/compare-tgt
 rm -rf "$WORK"; mkdir -p "$WORK"
-PORT_T=3302 PORT_T2=3303 PORT_G=3304 CTRL=9
+PORT_T=3302 PORT_T2=3303 PORT_G=3304 CTRL=23
 BIN=$(swift build --show-bin-path)/tesserad
 [ -x "$BIN" ] || swift build --product tesserad >/dev/null
 T=iqn.2026-11.dev.tessera:compare
@@ -20,6 +20,11 @@ cat > "$WORK/tesserad.toml" <<TOML
 [node]
 data_dir = "$WORK"
 log_level = "warning"
+[iscsi]
+# libiscsi's Sanitize.Reset sleeps 60 s between commands without servicing its
+# socket: NOP-In pings must not drop the connection in that time.
+nop_in_interval = 30
+nop_in_timeout = 120
 [[portal]]
 listen = "127.0.0.1:$PORT_T"
 group = 1
@@ -36,7 +41,13 @@ backing = "file"
 path = "tessera.img"
 TOML
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; wait $p 2>/dev/null; done' EXIT
+# tgtd does not exit on SIGTERM while it has targets: SIGKILL our own PIDs after a grace period.
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 1
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
 "$BIN" --config "$WORK/tesserad.toml" >"$WORK/tesserad.log" 2>&1 &
 PIDS+=($!)
 truncate -s 256M "$WORK/tgt.img"
@@ -51,9 +62,9 @@ for _ in $(seq 100); do iscsi-inq "$T_URL" >/dev/null 2>&1 && break; sleep 0.2; 
 G_URL=iscsi://127.0.0.1:$PORT_G/iqn.2026-11.dev.tessera:tgt/1
 
 run() { # run LABEL URL MULTIPATH-URL
-  python3 Tools/conformance/iscsi_test_cu.py --url "$2" --multipath-url "$3" \
+  python3 Tools/conformance/iscsi_test_cu.py --url "$2" --multipath-url "$3" --first MultipathIO \
     --expected Tools/conformance/expected-all.txt --label "$1" --log "$WORK/$1.log" \
-    --per-suite "$WORK/$1.json" "${EXTRA[@]}" | tail -2
+    --per-suite "$WORK/$1.json" --timeout 600 "${EXTRA[@]}" | tail -2
 }
 EXTRA=("$@")
 run tgt "$G_URL" "$G_URL"

@@ -23,6 +23,11 @@ cat > "$WORK/tesserad.toml" <<TOML
 [node]
 data_dir = "$WORK"
 log_level = "warning"
+[iscsi]
+# libiscsi's Sanitize.Reset sleeps 60 s between commands without servicing its
+# socket: NOP-In pings must not drop the connection in that time.
+nop_in_interval = 30
+nop_in_timeout = 120
 [[portal]]
 listen = "127.0.0.1:$PORT"
 group = 1
@@ -50,6 +55,7 @@ read_only = true
 serial = "TSR-RO-0"
 TOML
 
+truncate -s 16M "$WORK/readonly.img"  # a read-only LUN opens an existing file
 PID=
 start() {
   "$BIN" --config "$WORK/tesserad.toml" >>"$WORK/tesserad.log" 2>&1 &
@@ -69,8 +75,8 @@ start || { echo "FAIL tesserad did not start (see $WORK/tesserad.log)"; echo "0 
 URL=iscsi://127.0.0.1:$PORT/$T/0
 URL2=iscsi://127.0.0.1:$PORT2/$T/0
 check "iscsi-test-cu -t ALL (expected-all.txt)" python3 Tools/conformance/iscsi_test_cu.py --url "$URL" \
-  --multipath-url "$URL2" --expected Tools/conformance/expected-all.txt --label all \
-  --log "$WORK/iscsi-test-cu.log" --per-suite "$WORK/per-suite.json" "$@"
+  --multipath-url "$URL2" --first MultipathIO --expected Tools/conformance/expected-all.txt --label all \
+  --timeout 600 --log "$WORK/iscsi-test-cu.log" --per-suite "$WORK/per-suite.json" "$@"
 check "iscsi-test-cu ReadOnly against a read-only LUN" python3 Tools/conformance/iscsi_test_cu.py \
   --url "iscsi://127.0.0.1:$PORT/$RO/0" --expected Tools/conformance/expected-readonly.txt --label readonly \
   --log "$WORK/iscsi-test-cu-readonly.log"
