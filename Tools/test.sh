@@ -35,6 +35,11 @@ bash Tools/conformance/loopback.sh 2>&1 | tee .build/loopback.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/loopback.log
 
+stage "conformance: libiscsi iscsi-test-cu -t ALL, a read-only LUN, APTPL across kill -9"
+bash Tools/conformance/iscsi-test-all.sh 2>&1 | tee .build/conformance-all.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/conformance-all.log
+
 stage "cluster: three tesserad processes on one replicated store, leader killed 20 times"
 bash Tools/cluster/acceptance.sh --kills 20 2>&1 | tee .build/cluster.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1

@@ -31,14 +31,9 @@ if [ ! -f "$IMG" ] || [ "$(stat -c %s "$IMG")" -ne $((SIZE_MB * 1024 * 1024)) ];
 fi
 
 PIDS=()
-# tgtd ignores SIGTERM while it has targets: delete them, then SIGKILL after a grace period.
-stop_pid() {
-  kill "$1" 2>/dev/null || return 0
-  for _ in $(seq 25); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
-  kill -9 "$1" 2>/dev/null || true
-}
+source Tools/lib/tgt.sh
 cleanup() {
-  tgtadm -C $CTRL --op delete --mode target --tid 1 --force >/dev/null 2>&1 || true
+  tgt_stop
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
 }
 trap cleanup EXIT
@@ -80,19 +75,15 @@ TOML
   rm -rf "$WORK/store"
   "$BIN" --config "$WORK/tesserad.toml" > "$WORK/tesserad.log" 2>&1 &
   TPID=$!; PIDS+=("$TPID")
-  tgtd -f --iscsi portal=127.0.0.1:$PORT_G --control-port $CTRL > "$WORK/tgtd.log" 2>&1 &
-  GPID=$!; PIDS+=("$GPID")
-  sleep 1
-  local flags=(); [ "$1" = true ] && flags=(--bsoflags direct)
-  tgtadm -C $CTRL --lld iscsi --mode target --op new --tid 1 --targetname iqn.2026-11.dev.tessera:tgt
-  tgtadm -C $CTRL --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$IMG" "${flags[@]}"
-  tgtadm -C $CTRL --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
+  local flags=""; [ "$1" = true ] && flags=direct
+  tgt_start "$PORT_G" "$CTRL" "$IMG" "$WORK/tgtd.log" "$flags"
+  GPID=$TGT_PID
   for _ in $(seq 50); do iscsi-inq "$T_URL" >/dev/null 2>&1 && break; sleep 0.2; done
 }
 
 stop_targets() {
-  tgtadm -C $CTRL --op delete --mode target --tid 1 --force >/dev/null 2>&1 || true
-  stop_pid "$TPID"; stop_pid "$GPID"
+  tgt_stop
+  stop_pid "$TPID"
   PIDS=()
 }
 

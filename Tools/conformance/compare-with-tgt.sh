@@ -40,23 +40,12 @@ block_size = 512
 backing = "file"
 path = "tessera.img"
 TOML
-PIDS=()
-# tgtd does not exit on SIGTERM while it has targets: SIGKILL our own PIDs after a grace period.
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 1
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
+source Tools/lib/tgt.sh
+trap 'tgt_stop; stop_pid "$TPID"' EXIT
 "$BIN" --config "$WORK/tesserad.toml" >"$WORK/tesserad.log" 2>&1 &
-PIDS+=($!)
+TPID=$!
 truncate -s 256M "$WORK/tgt.img"
-tgtd -f --iscsi portal=127.0.0.1:$PORT_G --control-port $CTRL >"$WORK/tgtd.log" 2>&1 &
-PIDS+=($!)
-sleep 1
-tgtadm -C $CTRL --lld iscsi --mode target --op new --tid 1 --targetname iqn.2026-11.dev.tessera:tgt
-tgtadm -C $CTRL --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$WORK/tgt.img"
-tgtadm -C $CTRL --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
+tgt_start "$PORT_G" "$CTRL" "$WORK/tgt.img" "$WORK/tgtd.log"
 T_URL=iscsi://127.0.0.1:$PORT_T/$T/0
 for _ in $(seq 100); do iscsi-inq "$T_URL" >/dev/null 2>&1 && break; sleep 0.2; done
 G_URL=iscsi://127.0.0.1:$PORT_G/iqn.2026-11.dev.tessera:tgt/1
