@@ -24,7 +24,7 @@ stage "unit tests (swift test)"
 if ! swift build --build-tests; then
   echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
-swift test --skip-build 2>&1 | tee .build/unit-tests.log | grep -E '✘|error|Test run with|recorded an issue' | tail -40
+swift test --skip-build 2>&1 | tee .build/unit-tests.log | grep -E '✘|error:|Test run with|recorded an issue' | tail -40
 unit=${PIPESTATUS[0]}
 [ "$unit" -ne 0 ] && status=1
 n=$(grep -oE 'Test run with [0-9]+ tests' .build/unit-tests.log | tail -1 | grep -oE '[0-9]+')
