@@ -46,7 +46,7 @@ func runWriter() async throws {
     let client = storeClient(deadline: .seconds(60))
     try await Migrator.migrate(client)
     try await client.exec("CREATE TABLE IF NOT EXISTS kill9 (rid TEXT NOT NULL)")
-    FileManager.default.createFile(atPath: path, contents: nil)
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
     guard let log = FileHandle(forWritingAtPath: path) else { exit(2) }
     var i = 0
     while true {

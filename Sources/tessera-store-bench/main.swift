@@ -55,7 +55,7 @@ func runBench() async throws {
 
 
     let root = NSTemporaryDirectory() + "tessera-store-bench-\(getpid())"
-    var configurations: [DqliteNodeConfiguration] = (1...nodeCount).map { i in
+    let configurations: [DqliteNodeConfiguration] = (1...nodeCount).map { i in
         DqliteNodeConfiguration(
             id: NodeID(UInt64(i)), address: NodeAddress(host: "127.0.0.1", port: basePort + i), dataDirectory: "\(root)/node\(i)")
     }

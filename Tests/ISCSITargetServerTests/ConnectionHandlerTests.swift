@@ -19,9 +19,12 @@ struct ConnectionHandlerTests {
         let environment = ConnectionEnvironment(
             login: { login }, targets: [Self.target: device], portalGroupTag: 1, queueDepth: 32, nopInInterval: nil,
             nopInTimeout: .seconds(30), registry: registry, logger: Logger(label: "test"))
-        let handler = ISCSIConnectionHandler(environment: environment, frameHandler: ISCSIFrameHandler())
         let channel = NIOAsyncTestingChannel()
-        try await channel.pipeline.addHandler(handler)
+        try await channel.testingEventLoop.executeInContext {
+            // Built on the loop: the handler is loop-bound, not Sendable.
+            let handler = ISCSIConnectionHandler(environment: environment, frameHandler: ISCSIFrameHandler())
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 3260))
         return channel
     }
