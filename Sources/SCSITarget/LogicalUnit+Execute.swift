@@ -24,16 +24,69 @@ extension LogicalUnit {
         }
     }
 
-    /// Loads the APTPL state from ``reservationStore`` once, before the first command.
+    /// Loads the saved context from ``reservationStore`` once, before the first
+    /// command: everything when the store outlives a node restart
+    /// (``ReservationStateStore/restoresAcrossNodeRestart``), otherwise only
+    /// APTPL persistent reservations (SPC-4 §5.13.5: without APTPL a power loss clears them).
     func restoreReservationsIfNeeded() async {
         guard let store = reservationStore, !restored.withLock({ $0 }) else { return }
         await reservationLock.lock()
         defer { reservationLock.unlock() }
         guard !restored.withLock({ $0 }) else { return }
-        if let state = try? await store.loadReservations(lun: reservationStoreKey), state.aptpl {
+        if let state = try? await store.loadReservations(lun: reservationStoreKey),
+            state.aptpl || store.restoresAcrossNodeRestart
+        {
             await context.restorePersistentReservations(state)
         }
+        if store.restoresAcrossNodeRestart, let pages = try? await store.loadModePages(lun: reservationStoreKey) {
+            await context.setModePages(pages)
+        }
         restored.withLock { $0 = true }
+    }
+
+    /// Saves a context change before it is committed: a store that cannot
+    /// acknowledge it (lease lapsed, no quorum, I/O error) fails the command
+    /// with a retryable sense and the caller leaves memory unchanged.
+    func persist(_ save: (any ReservationStateStore) async throws -> Void) async throws(SenseData) {
+        guard let store = reservationStore else { return }
+        do { try await save(store) } catch {
+            // SPC-4 §5.16.2.6 (transitioning asymmetric access state): NOT READY, LOGICAL UNIT
+            // NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION tells the application client
+            // the logical unit cannot process the command now and that retrying (on this or
+            // another path) is expected to succeed — exactly a node that lost the store's
+            // quorum. INSUFFICIENT REGISTRATION RESOURCES (05/55/04) is ILLEGAL REQUEST (not
+            // retried) and covers only registrations, so it does not fit.
+            throw SenseData(.asymmetricAccessStateTransition)
+        }
+    }
+
+    /// SPC-2 RESERVE (`reserve`) or RELEASE: decided on the current state,
+    /// saved when the holder changes, then committed.
+    func spc2Reservation(reserve: Bool, _ nexus: ITNexus) async throws(SenseData) -> SCSIResponse {
+        await reservationLock.lock()
+        defer { reservationLock.unlock() }
+        let holder = await context.spc2ReservationHolder()
+        let persistent = await context.persistentReservations()
+        let decision =
+            reserve
+            ? SPC2Reservation.reserve(nexus, holder: holder, persistent: persistent)
+            : SPC2Reservation.release(nexus, holder: holder, persistent: persistent)
+        if decision.holder != holder {
+            let key = reservationStoreKey
+            try await persist { try await $0.saveSPC2Reservation(decision.holder, lun: key) }
+        }
+        // Same rules on the same state (changes are serialised by reservationLock).
+        let granted = reserve ? await context.reserve(nexus) : await context.release(nexus)
+        return granted ? .good : SCSIResponse(status: .reservationConflict)
+    }
+
+    /// Saves the SPC-2 holder after a change that is not a command (I_T nexus
+    /// loss, logical unit reset). Best effort: nothing can fail here, and a
+    /// stale holder in the store names a nexus that no longer exists.
+    func persistSPC2Release(from holder: ITNexus?) async {
+        guard let store = reservationStore, holder != nil else { return }
+        let now = await context.spc2ReservationHolder()
+        if now != holder { try? await store.saveSPC2Reservation(now, lun: reservationStoreKey) }
     }
 
     private func run(_ operation: CDBCommand, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
@@ -99,9 +152,9 @@ extension LogicalUnit {
             return try await unmap(parameterListLength: Int(length), command)
         case .reserve:
             // SPC-2 §7.21: held by another nexus → RESERVATION CONFLICT.
-            return await context.reserve(command.nexus) ? .good : SCSIResponse(status: .reservationConflict)
+            return try await spc2Reservation(reserve: true, command.nexus)
         case .release:
-            return await context.release(command.nexus) ? .good : SCSIResponse(status: .reservationConflict)
+            return try await spc2Reservation(reserve: false, command.nexus)
         case .compareAndWrite(let t):
             return try await compareAndWrite(t, command)
         case .persistentReserveIn(let action, let allocationLength):
@@ -400,17 +453,19 @@ extension LogicalUnit {
             data.array(0..<length), serviceAction: out.serviceAction)
         await reservationLock.lock()
         defer { reservationLock.unlock() }
+        // Applied to a copy first: the change reaches memory only once it is saved.
         let before = await context.persistentReservations()
-        let outcome = await context.persistentReserveOut(out, parameters, from: command.nexus)
-        if let store = reservationStore, outcome.status == .good {
-            let after = await context.persistentReservations()
-            // SPC-4 §5.13.5: with APTPL the state must survive a power loss before GOOD is returned.
-            if after != before && (after.aptpl || before.aptpl) {
-                do { try await store.saveReservations(after, lun: reservationStoreKey) } catch {
-                    throw SenseData(.internalTargetFailure)
-                }
-            }
+        var after = before
+        let outcome = after.apply(out, parameters, from: command.nexus)
+        if outcome.status == .good && after != before {
+            // Every change is saved, with its APTPL flag (not only APTPL ones): in a cluster a
+            // node restart is not a power loss of the logical unit, and the store decides on
+            // load whether a non-APTPL state survives (ReservationStateStore). SPC-4 §5.13.5:
+            // with APTPL the state must be durable before GOOD is returned.
+            let key = reservationStoreKey
+            try await persist { try await $0.saveReservations(after, lun: key) }
         }
+        await context.commitPersistentReserveOut(after, outcome, from: command.nexus)
         // SPC-4 §5.13.11.2.6: PREEMPT AND ABORT aborts the preempted nexuses' tasks on this unit.
         if !outcome.aborted.isEmpty {
             for hook in abortHooks.withLock({ $0 }) { hook(outcome.aborted) }
@@ -430,10 +485,15 @@ extension LogicalUnit {
             length, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
         if available < length { throw SenseData(.parameterListLengthError) }
         let parameters = command.dataOut?.array(0..<available) ?? []
+        await reservationLock.lock()
+        defer { reservationLock.unlock() }
         let current = await context.modePages()
         let updated = try ModeParameters.select(
             m, parameters: parameters, current: current, blockSize: geometry.blockSize)
         if updated != current {
+            // Saved before it is committed, like every context change (see persist).
+            let key = reservationStoreKey
+            try await persist { try await $0.saveModePages(updated, lun: key) }
             await context.setModePages(updated)
             // SPC-4 §6.11: other I_T nexuses get MODE PARAMETERS CHANGED.
             await context.establishUnitAttention(.modeParametersChanged, scope: .allExcept(command.nexus))

@@ -64,13 +64,14 @@ public final class LogicalUnit: Sendable {
     let maximumTransferBlocks: UInt32
     /// Shared by ordinary medium commands, exclusive for the atomic ones.
     let mediumLock = AsyncSharedLock()
-    /// Serialises PERSISTENT RESERVE OUT so APTPL saves land in order.
+    /// Serialises context changes (PERSISTENT RESERVE OUT, RESERVE/RELEASE,
+    /// MODE SELECT) so each is decided, saved and committed before the next.
     let reservationLock = AsyncLock()
-    /// Where APTPL reservation state is kept across restarts (nil: never persisted).
+    /// Where the unit's SCSI context (PR, SPC-2 holder, mode pages) is saved (nil: never persisted).
     public let reservationStore: (any ReservationStateStore)?
     /// The key this unit's state has in ``reservationStore`` (its serial number).
     public var reservationStoreKey: String { configuration.serial }
-    /// Whether the APTPL state was loaded from the store into the context.
+    /// Whether the saved context was loaded from the store.
     let restored = Mutex(false)
     /// SANITIZE runs in the background: while it does, medium commands get NOT READY,
     /// SANITIZE IN PROGRESS (SBC-3 §4.11.2); a failure leaves the unit in failure mode.

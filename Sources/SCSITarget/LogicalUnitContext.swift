@@ -52,8 +52,16 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
         _ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus
     ) async
         -> PersistentReservations.Outcome
+    /// Commits a PERSISTENT RESERVE OUT that was applied to a copy of
+    /// ``persistentReservations()`` (and saved): `state` replaces the state and
+    /// the outcome's unit attentions are established for nexuses other than `nexus`.
+    func commitPersistentReserveOut(
+        _ state: PersistentReservations, _ outcome: PersistentReservations.Outcome, from nexus: ITNexus
+    ) async
     /// The persistent reservation state (PERSISTENT RESERVE IN).
     func persistentReservations() async -> PersistentReservations
+    /// The nexus holding the SPC-2 reservation, if any.
+    func spc2ReservationHolder() async -> ITNexus?
     /// Replaces the persistent reservation state (APTPL state loaded after a restart).
     func restorePersistentReservations(_ state: PersistentReservations) async
     /// Current mode page values.
@@ -101,20 +109,18 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
     }
 
     public func reserve(_ nexus: ITNexus) -> Bool {
-        if let holder = reservationHolder, holder != nexus { return false }
-        // SPC-4 §5.13.3 with CRH = 1: while persistent registrations exist, RESERVE from the
-        // persistent reservation holder completes with GOOD and changes nothing; from anyone else it conflicts.
-        if !persistent.registrations.isEmpty || persistent.reservation != nil { return persistent.isHolder(nexus) }
-        reservationHolder = nexus
-        return true
+        let decision = SPC2Reservation.reserve(nexus, holder: reservationHolder, persistent: persistent)
+        reservationHolder = decision.holder
+        return decision.granted
     }
 
     public func release(_ nexus: ITNexus) -> Bool {
-        // SPC-4 §5.13.3 (CRH = 1): RELEASE under persistent reservations is GOOD only for a holder.
-        if !persistent.registrations.isEmpty || persistent.reservation != nil { return persistent.isHolder(nexus) }
-        if reservationHolder == nexus { reservationHolder = nil }
-        return true
+        let decision = SPC2Reservation.release(nexus, holder: reservationHolder, persistent: persistent)
+        reservationHolder = decision.holder
+        return decision.granted
     }
+
+    public func spc2ReservationHolder() -> ITNexus? { reservationHolder }
 
     public func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason? {
         guard var queue = queues[nexus] else {
@@ -154,12 +160,20 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
     )
         -> PersistentReservations.Outcome
     {
-        let outcome = persistent.apply(out, parameters, from: nexus)
+        var state = persistent
+        let outcome = state.apply(out, parameters, from: nexus)
+        commitPersistentReserveOut(state, outcome, from: nexus)
+        return outcome
+    }
+
+    public func commitPersistentReserveOut(
+        _ state: PersistentReservations, _ outcome: PersistentReservations.Outcome, from nexus: ITNexus
+    ) {
+        persistent = state
         // Unit attentions go to every known nexus a port stands for, never to the sender.
         for pending in outcome.unitAttentions {
             for n in Array(queues.keys) where n != nexus && pending.port.matches(n) { add(pending.reason, to: n) }
         }
-        return outcome
     }
 
     public func persistentReservations() -> PersistentReservations { persistent }
@@ -172,4 +186,35 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
 
     /// SPC-2 §5.5.1: a logical unit reset releases the SPC-2 reservation.
     public func logicalUnitReset() { reservationHolder = nil }
+}
+
+/// The SPC-2 RESERVE/RELEASE rules as pure functions of the current holder and
+/// the persistent reservation state, so a change can be decided (and saved)
+/// before it is committed.
+public enum SPC2Reservation {
+    /// SPC-2 RESERVE from `nexus`: whether it is granted and the holder after it.
+    public static func reserve(_ nexus: ITNexus, holder: ITNexus?, persistent: PersistentReservations)
+        -> (granted: Bool, holder: ITNexus?)
+    {
+        // SPC-2 §7.21: held by another nexus → RESERVATION CONFLICT.
+        if let holder, holder != nexus { return (false, holder) }
+        // SPC-4 §5.13.3 with CRH = 1: while persistent registrations exist, RESERVE from the
+        // persistent reservation holder completes with GOOD and changes nothing; from anyone else it conflicts.
+        if !persistent.registrations.isEmpty || persistent.reservation != nil {
+            return (persistent.isHolder(nexus), holder)
+        }
+        return (true, nexus)
+    }
+
+    /// SPC-2 RELEASE from `nexus`: whether it is GOOD and the holder after it.
+    public static func release(_ nexus: ITNexus, holder: ITNexus?, persistent: PersistentReservations)
+        -> (granted: Bool, holder: ITNexus?)
+    {
+        // SPC-4 §5.13.3 (CRH = 1): RELEASE under persistent reservations is GOOD only for a holder.
+        if !persistent.registrations.isEmpty || persistent.reservation != nil {
+            return (persistent.isHolder(nexus), holder)
+        }
+        // SPC-2 §7.16: releasing a reservation another nexus holds is a no-op.
+        return (true, holder == nexus ? nil : holder)
+    }
 }

@@ -1,18 +1,54 @@
 import Foundation
+import SCSIWire
 
-/// Where a logical unit's persistent reservation state is kept when an
-/// initiator asks for it to survive a power loss (APTPL, SPC-4 §5.13.5).
+/// Where a logical unit's shared SCSI context is kept: persistent
+/// reservations, the SPC-2 reservation holder and mode page values.
 ///
-/// ``LogicalUnit`` loads it once before the first command and saves the whole
-/// state after every PERSISTENT RESERVE OUT that changes it while APTPL is (or
-/// was) active; a saved state with `aptpl == false` means "nothing persists".
+/// ``LogicalUnit`` loads it once before the first command. Every command that
+/// changes the context applies the change to a copy, saves the copy here and
+/// only then commits it to memory and returns GOOD; a save that throws fails
+/// the command with NOT READY, LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS
+/// STATE TRANSITION (retryable) and leaves memory unchanged.
+///
+/// Every persistent reservation change is saved, not only those made with
+/// APTPL: in a cluster a node restart is not a power loss of the logical
+/// unit (the LU stays up on the other nodes), so its context must survive the
+/// node (``restoresAcrossNodeRestart``). A single-node store whose restart IS
+/// the LU's power loss restores PR state only when APTPL was set (SPC-4
+/// §5.13.5) and nothing else.
+///
 /// The single-node implementation is ``FileReservationStateStore``; the
-/// replicated store implements the same two calls.
+/// replicated store implements the same calls.
 public protocol ReservationStateStore: Sendable {
+    /// Whether a node restart keeps the logical unit's context (a cluster: the
+    /// LU lives on), so all saved state is restored; false restores only APTPL
+    /// persistent reservations (the restart is the LU's power loss).
+    var restoresAcrossNodeRestart: Bool { get }
     /// The saved state of `lun` (its serial number), nil when none was saved.
     func loadReservations(lun: String) async throws -> PersistentReservations?
     /// Replaces the saved state of `lun`; durable when the call returns.
     func saveReservations(_ state: PersistentReservations, lun: String) async throws
+    /// Replaces the SPC-2 RESERVE holder of `lun` (nil: released); durable when the call returns.
+    func saveSPC2Reservation(_ holder: ITNexus?, lun: String) async throws
+    /// Replaces the mode page values of `lun` (MODE SELECT); durable when the call returns.
+    func saveModePages(_ values: ModePageValues, lun: String) async throws
+    /// The saved mode page values of `lun`, nil when none were saved.
+    func loadModePages(lun: String) async throws -> ModePageValues?
+}
+
+/// The logical unit context store under its general name.
+public typealias LogicalUnitStateStore = ReservationStateStore
+
+extension ReservationStateStore {
+    /// Default: the node's restart is the logical unit's power loss.
+    public var restoresAcrossNodeRestart: Bool { false }
+    /// Default: SPC-2 reservations are not kept (a restart loses every nexus
+    /// through this node, which releases them, SPC-2 §5.5.1).
+    public func saveSPC2Reservation(_ holder: ITNexus?, lun: String) async throws {}
+    /// Default: mode page values are not kept.
+    public func saveModePages(_ values: ModePageValues, lun: String) async throws {}
+    /// Default: nothing saved.
+    public func loadModePages(lun: String) async throws -> ModePageValues? { nil }
 }
 
 /// ``ReservationStateStore`` as one JSON file per logical unit in a

@@ -207,7 +207,9 @@ public final class SCSITargetDevice: Sendable {
         let keys = tasks.abort { _, l in l.map(numbers.contains) ?? false }
         await tasks.waitForEnd(keys)
         for (_, unit) in units {
+            let holder = await unit.context.spc2ReservationHolder()
             await unit.context.logicalUnitReset()
+            await unit.persistSPC2Release(from: holder)
             await unit.context.establishUnitAttention(.busDeviceResetFunctionOccurred, scope: .allNexuses)
         }
     }
@@ -222,6 +224,10 @@ public final class SCSITargetDevice: Sendable {
     public func nexusLost(_ nexus: ITNexus) async {
         let keys = tasks.abort { key, _ in key.nexus == nexus }
         await tasks.waitForEnd(keys)
-        for unit in logicalUnits.values { await unit.context.nexusLost(nexus) }
+        for unit in logicalUnits.values {
+            let holder = await unit.context.spc2ReservationHolder()
+            await unit.context.nexusLost(nexus)
+            await unit.persistSPC2Release(from: holder)
+        }
     }
 }

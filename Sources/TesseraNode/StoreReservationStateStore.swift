@@ -2,13 +2,18 @@ import ClusterModel
 import Foundation
 import MetadataStore
 import SCSITarget
+import SCSIWire
 
-/// ``ReservationStateStore`` on the replicated store (issue 4: "PR with APTPL
-/// survive kill -9"): the state lives in the `pr_registrations`,
-/// `pr_reservation` and `pr_generation` rows of the LU whose serial number is
-/// the key, and every save bumps the LU's `context_version` in the same
-/// transaction. A save is an idempotent mutation (one request id per call),
-/// and is refused while the node's store lease has lapsed.
+/// ``ReservationStateStore`` (the LU context store) on the replicated store
+/// (issue 4: "the daemon keeps ... all SCSI context in the store"): PR state in
+/// the `pr_registrations`, `pr_reservation` and `pr_generation` rows, the
+/// SPC-2 holder in `spc2_reservations` and MODE SELECT values in `mode_pages`
+/// of the LU whose serial number is the key. Every save bumps the LU's
+/// `context_version` in the same transaction, is an idempotent mutation (one
+/// request id per call), and is refused while the node's store lease has
+/// lapsed (issue 4: a node without quorum for longer than the lease does not
+/// acknowledge context changes). A node restart is not the LU's power loss
+/// (the LU lives on in the cluster), so everything saved is restored.
 public struct StoreReservationStateStore: ReservationStateStore {
     /// Why a save was not acknowledged.
     public struct Refused: Error, Hashable, Sendable, CustomStringConvertible {
@@ -37,13 +42,62 @@ public struct StoreReservationStateStore: ReservationStateStore {
         return try stored.map(PRStateMapping.reservations)
     }
 
+    public var restoresAcrossNodeRestart: Bool { true }
+
     public func saveReservations(_ state: PersistentReservations, lun: String) async throws {
-        guard gate.mayChangeContext() else { throw Refused(reason: "store lease lapsed (no quorum)") }
         let record = PRStateMapping.record(state)
+        // replacePRState bumps context_version itself.
+        try await mutateContext(lun: lun, bump: false) { repository, key in
+            try await repository.replacePRState(record, lun: key)
+        }
+    }
+
+    /// The holder is kept as its initiator and target port names (SPC-2
+    /// reservations belong to an I_T nexus, SPC-2 §5.5.1).
+    public func saveSPC2Reservation(_ holder: ITNexus?, lun: String) async throws {
+        let record = holder.map {
+            SPC2ReservationRecord(holderInitiatorPort: $0.initiatorPortName, holderTargetPort: $0.targetPortName)
+        }
+        try await mutateContext(lun: lun) { repository, key in try await repository.setSPC2Reservation(record, lun: key) }
+    }
+
+    /// One `mode_pages` row per page (subpage 0), holding the page bytes as MODE SENSE returns them.
+    public func saveModePages(_ values: ModePageValues, lun: String) async throws {
+        let records = values.pages.sorted { $0.key < $1.key }.map { ModePageRecord(pageCode: $0.key, data: $0.value) }
+        try await mutateContext(lun: lun) { repository, key in
+            for record in records { try await repository.upsertModePage(record, lun: key) }
+        }
+    }
+
+    public func loadModePages(lun: String) async throws -> ModePageValues? {
+        let records: [ModePageRecord] = try await client.transaction { tx in
+            let repository = StoreRepository(tx)
+            guard let key = try await repository.lunKey(serial: lun) else { return [] }
+            return try await repository.modePages(key)
+        }
+        if records.isEmpty { return nil }
+        var values = ModePageValues.defaults
+        // Only pages this target knows, at their own length: a row written by another version is ignored.
+        for record in records where record.subpageCode == 0 {
+            if let known = values.pages[record.pageCode], known.count == record.data.count {
+                values.pages[record.pageCode] = record.data
+            }
+        }
+        return values
+    }
+
+    /// Runs `change` and (when `bump`) bumpContextVersion in one idempotent
+    /// mutation, after checking the lease gate; throws ``Refused`` when the
+    /// lease lapsed or the LU is not in the store.
+    func mutateContext(
+        lun: String, bump: Bool = true, _ change: @escaping @Sendable (StoreRepository, LUNKey) async throws -> Void
+    ) async throws {
+        guard gate.mayChangeContext() else { throw Refused(reason: "store lease lapsed (no quorum)") }
         let outcome = try await client.mutate(requestID: .random()) { tx in
             let repository = StoreRepository(tx)
             guard let key = try await repository.lunKey(serial: lun) else { return false }
-            try await repository.replacePRState(record, lun: key)
+            try await change(repository, key)
+            if bump { _ = try await repository.bumpContextVersion(key) }
             return true
         }
         if outcome.value == false { throw Refused(reason: "no LUN with serial \(lun) in the store") }
