@@ -44,7 +44,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TesseraNode", dependencies: [
-            "ISCSITargetServer", "SCSITarget", "BlockStorage", "AIOBlockStorage", "ISCSISession",
+            "ISCSITargetServer", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "ISCSISession",
             "MetadataStore", "ClusterModel", "AdminAPI",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -84,7 +84,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "TesseraNodeTests", dependencies: [
-            "TesseraNode", "BlockStorage", "AIOBlockStorage", "MetadataStore", "ClusterModel", "AdminAPI", .product(name: "Logging", package: "swift-log"),
+            "TesseraNode", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "MetadataStore", "ClusterModel", "AdminAPI", .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Metadata store (dqlite) -------------------------------------------
