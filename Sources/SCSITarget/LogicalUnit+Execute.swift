@@ -117,7 +117,8 @@ extension LogicalUnit {
                 allocationLength: 8)
         case .readCapacity16(let allocationLength):
             let data = ReadCapacityData.sixteen(
-                blockCount: geometry.blockCount, blockSize: geometry.blockSize, thin: thin)
+                blockCount: geometry.blockCount, blockSize: geometry.blockSize, thin: thin,
+                logicalBlocksPerPhysicalBlockExponent: limits.logicalBlocksPerPhysicalBlockExponent)
             return .data(data, allocationLength: Int(allocationLength))
         case .verify(let v):
             return try await verify(v, command)

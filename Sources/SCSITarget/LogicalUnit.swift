@@ -25,6 +25,8 @@ public struct LogicalUnitConfiguration: Sendable, Hashable {
     public var thin: Bool
     /// MAXIMUM TRANSFER LENGTH in bytes (VPD B0); larger READ/WRITE → INVALID FIELD IN CDB.
     public var maximumTransferBytes: UInt32
+    /// Physical block size reported by READ CAPACITY(16) (SBC-3 §5.16.2); nil = one logical block.
+    public var physicalBlockSize: UInt32? = nil
 
     public init(
         vendor: String = "TESSERA", product: String = "Tessera LUN", revision: String = "0001", serial: String,
@@ -120,6 +122,8 @@ public final class LogicalUnit: Sendable {
             // their own WRITEs by it, and those are bounded by MAXIMUM TRANSFER LENGTH.
             maximumWriteSameLength: min(UInt64(maximumTransferBlocks) * 64, 0xFFFF), thin: thin)
         limits.maximumAtomicTransferLength = min(maximumTransferBlocks, 1024)
+        limits.logicalBlocksPerPhysicalBlockExponent = BlockLimits.physicalBlockExponent(
+            logicalBlockSize: blockSize, physicalBlockSize: configuration.physicalBlockSize ?? blockSize)
         self.limits = limits
     }
 

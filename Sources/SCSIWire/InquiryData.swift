@@ -75,6 +75,21 @@ public struct BlockLimits: Hashable, Sendable {
     public var maximumCompareAndWriteLength: UInt8 = 1
     /// MAXIMUM ATOMIC TRANSFER LENGTH in blocks (WRITE ATOMIC(16), SBC-4 §6.6.4).
     public var maximumAtomicTransferLength: UInt32 = 0
+    /// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (READ CAPACITY(16), SBC-3 §5.16.2):
+    /// a 512-byte LUN configured with 4096-byte physical blocks reports 3. UNMAP
+    /// works best in whole physical blocks, so it is also the OPTIMAL UNMAP GRANULARITY.
+    public var logicalBlocksPerPhysicalBlockExponent: UInt8 = 0
+
+    /// log2(physical / logical), 0 when the physical block is not larger.
+    public static func physicalBlockExponent(logicalBlockSize: UInt32, physicalBlockSize: UInt32) -> UInt8 {
+        var exponent: UInt8 = 0
+        var size = max(logicalBlockSize, 1)
+        while size < physicalBlockSize && exponent < 15 {
+            size <<= 1
+            exponent += 1
+        }
+        return exponent
+    }
 
     public init(
         maximumTransferLength: UInt32, optimalTransferLength: UInt32, maximumUnmapLBACount: UInt32,
@@ -186,7 +201,8 @@ public enum InquiryData {
         b.put32(l.maximumTransferLength, at: 12)  // MAXIMUM PREFETCH LENGTH
         b.put32(l.maximumUnmapLBACount, at: 16)
         b.put32(l.maximumUnmapBlockDescriptorCount, at: 20)
-        b.put32(l.maximumUnmapLBACount == 0 ? 0 : 1, at: 24)  // OPTIMAL UNMAP GRANULARITY
+        // OPTIMAL UNMAP GRANULARITY: one physical block.
+        b.put32(l.maximumUnmapLBACount == 0 ? 0 : 1 << l.logicalBlocksPerPhysicalBlockExponent, at: 24)
         b.put32(0, at: 28)  // UGAVALID = 0
         b.put64(l.maximumWriteSameLength, at: 32)
         // SBC-4 §6.6.4: atomic limits (alignment and granularity 1 block, no boundaries).
@@ -243,10 +259,13 @@ public enum ReadCapacityData {
     }
 
     /// 32 bytes with LBPME/LBPRZ for thin units.
-    public static func sixteen(blockCount: UInt64, blockSize: UInt32, thin: Bool) -> [UInt8] {
+    public static func sixteen(
+        blockCount: UInt64, blockSize: UInt32, thin: Bool, logicalBlocksPerPhysicalBlockExponent: UInt8 = 0
+    ) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 32)
         b.put64(blockCount == 0 ? 0 : blockCount - 1, at: 0)
         b.put32(blockSize, at: 8)
+        b[13] = logicalBlocksPerPhysicalBlockExponent & 0x0F  // SBC-3 §5.16.2
         if thin { b[14] = 0x80 | 0x40 }  // LBPME, LBPRZ
         return b
     }

@@ -394,8 +394,8 @@ struct ConfigurationReader {
         checkKeys(
             table, path,
             allowed: [
-                "id", "size", "block_size", "backing", "path", "vendor", "product", "revision", "serial",
-                "direct_io", "read_only", "thin",
+                "id", "size", "block_size", "physical_block_size", "backing", "path", "vendor", "product",
+                "revision", "serial", "direct_io", "read_only", "thin",
             ])
         let errorCount = errors.count
         // SAM-5 §4.7.7: flat space addressing carries LUNs 0...16383.
@@ -403,6 +403,13 @@ struct ConfigurationReader {
         if table["id"] == nil { error("\(path).id", "required") }
         let blockSize = integer(table, "block_size", path, in: 512...4096) ?? 512
         if blockSize != 512 && blockSize != 4096 { error("\(path).block_size", "must be 512 or 4096") }
+        // SBC-3 §5.16.2: LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT, so a power-of-two multiple.
+        let physicalBlockSize = integer(table, "physical_block_size", path, in: 512...4096)
+        if let physical = physicalBlockSize,
+            physical < blockSize || physical % blockSize != 0 || (physical / blockSize).nonzeroBitCount != 1
+        {
+            error("\(path).physical_block_size", "must be block_size times a power of two, at most 4096")
+        }
         var size: UInt64?
         if let value = table["size"] {
             if let bytes = value.int {
@@ -471,6 +478,7 @@ struct ConfigurationReader {
         lun.id = UInt16(id)
         lun.size = size
         lun.blockSize = UInt32(blockSize)
+        lun.physicalBlockSize = physicalBlockSize.map { UInt32($0) }
         lun.backing = backing
         return lun
     }

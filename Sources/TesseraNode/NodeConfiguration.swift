@@ -173,6 +173,11 @@ public struct LUNConfiguration: Sendable, Hashable {
     public var size: UInt64
     /// `block_size`: 512 or 4096.
     public var blockSize: UInt32
+    /// `physical_block_size`: what READ CAPACITY(16) reports as the physical
+    /// block (a power-of-two multiple of `block_size`, at most 4096); nil = one
+    /// logical block. Linux aligns I/O and file systems to it: set 4096 for a
+    /// 512-byte LUN on a 4 KiB file system or disk.
+    public var physicalBlockSize: UInt32?
     /// `backing` and `path`.
     public var backing: Backing
     /// `vendor`: INQUIRY T10 VENDOR IDENTIFICATION, at most 8 ASCII characters (SPC-4 §6.6.2).

@@ -29,11 +29,13 @@ enum NodeRuntime {
     }
 
     static func logicalUnitConfiguration(targetName: String, lun: LUNConfiguration) -> LogicalUnitConfiguration {
-        LogicalUnitConfiguration(
+        var configuration = LogicalUnitConfiguration(
             vendor: lun.vendor, product: lun.product, revision: lun.revision,
             serial: lun.serial ?? defaultSerial(targetName: targetName, lunID: lun.id),
             identifier: identity(targetName: targetName, lunID: lun.id),
             writeProtected: lun.readOnly, thin: lun.thin)
+        configuration.physicalBlockSize = lun.physicalBlockSize
+        return configuration
     }
 
     /// One SCSI target device per configured target, holding its opened LUNs.

@@ -157,10 +157,29 @@ import Testing
         let d = await t.run(CDB.readCapacity16()).data
         #expect(d.count == 32 && Array(d[0..<12]) == [0, 0, 0, 0, 0, 0, 0x03, 0xFF, 0, 0, 0x02, 0])
         #expect(d[14] & 0xC0 == 0xC0)
+        // SBC-3 §5.16.2: by default one logical block per physical block.
+        #expect(d[13] & 0x0F == 0)
+        #expect(BlockLimits.physicalBlockExponent(logicalBlockSize: 512, physicalBlockSize: 4096) == 3)
+        #expect(BlockLimits.physicalBlockExponent(logicalBlockSize: 4096, physicalBlockSize: 4096) == 0)
+        #expect(BlockLimits.physicalBlockExponent(logicalBlockSize: 1024, physicalBlockSize: 4096) == 2)
         for alloc in 0...40 {
             #expect(await t.run(CDB.readCapacity16(alloc: UInt32(alloc))).dataInLength == min(alloc, 32))
         }
         #expect(ReadCapacityData.ten(blockCount: 1 << 33, blockSize: 512).prefix(4) == [0xFF, 0xFF, 0xFF, 0xFF])
+    }
+
+    /// 512-byte blocks reported over 4096-byte physical blocks: exponent 3 in
+    /// READ CAPACITY(16); VPD B0 OPTIMAL UNMAP GRANULARITY is one physical block.
+    @Test func physicalBlockSizeIsReported() async {
+        var configuration = Fixture.configuration()
+        configuration.physicalBlockSize = 4096
+        let device = MemoryBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 1024))
+        let target = SCSITargetDevice(logicalUnits: [0: LogicalUnit(configuration: configuration, device: device)])
+        _ = await target.run(CDB.testUnitReady)  // consumes the power-on unit attention
+        let d = await target.run(CDB.readCapacity16()).data
+        #expect(d.count == 32 && d[13] & 0x0F == 3)
+        let b0 = await target.run(CDB.inquiry(evpd: true, page: 0xB0, alloc: 64)).data
+        #expect(b0.count == 64 && Array(b0[28..<32]) == [0, 0, 0, 8])
     }
 
     @Test func writeSameAndUnmap() async {

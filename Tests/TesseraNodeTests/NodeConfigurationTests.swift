@@ -321,3 +321,24 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
         #expect(index.line(of: "portal[0].listen") == nil)
     }
 }
+
+@Suite struct PhysicalBlockSizeConfigurationTests {
+    static func lun(_ extra: String) -> String {
+        "[[target]]\nname = \"iqn.2026-11.dev.tessera:p\"\n[[target.lun]]\nid = 0\nsize = \"1MiB\"\nbacking = \"memory\"\n\(extra)"
+    }
+
+    @Test(arguments: [("", UInt32?.none), ("physical_block_size = 4096", UInt32?.some(4096)),
+                      ("physical_block_size = 512", UInt32?.some(512))])
+    func acceptedValues(extra: String, expected: UInt32?) throws {
+        let configuration = try parse(Self.lun(extra))
+        #expect(configuration.targets[0].luns[0].physicalBlockSize == expected)
+        #expect(NodeRuntime.logicalUnitConfiguration(targetName: "t", lun: configuration.targets[0].luns[0])
+            .physicalBlockSize == expected)
+    }
+
+    @Test(arguments: ["physical_block_size = 1536", "physical_block_size = 8192",
+                      "block_size = 4096\nphysical_block_size = 512"])
+    func refusedValues(extra: String) {
+        #expect(diagnostics(Self.lun(extra)).contains { $0.key.hasSuffix("physical_block_size") })
+    }
+}
