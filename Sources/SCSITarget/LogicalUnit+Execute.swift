@@ -28,20 +28,29 @@ extension LogicalUnit {
     /// command: everything when the store outlives a node restart
     /// (``ReservationStateStore/restoresAcrossNodeRestart``), otherwise only
     /// APTPL persistent reservations (SPC-4 §5.13.5: without APTPL a power loss clears them).
-    func restoreReservationsIfNeeded() async {
-        guard let store = reservationStore, !restored.withLock({ $0 }) else { return }
+    ///
+    /// Returns false when the store cannot be read (no quorum, lease lapsed):
+    /// the unit stays unrestored and the next command tries again, so a node
+    /// never serves with an empty context in place of the cluster's.
+    func restoreReservationsIfNeeded() async -> Bool {
+        guard let store = reservationStore, !restored.withLock({ $0 }) else { return true }
         await reservationLock.lock()
         defer { reservationLock.unlock() }
-        guard !restored.withLock({ $0 }) else { return }
-        if let state = try? await store.loadReservations(lun: reservationStoreKey),
-            state.aptpl || store.restoresAcrossNodeRestart
-        {
+        guard !restored.withLock({ $0 }) else { return true }
+        let state: PersistentReservations?
+        var pages: ModePageValues?
+        do {
+            state = try await store.loadReservations(lun: reservationStoreKey)
+            if store.restoresAcrossNodeRestart { pages = try await store.loadModePages(lun: reservationStoreKey) }
+        } catch {
+            return false
+        }
+        if let state, state.aptpl || store.restoresAcrossNodeRestart {
             await context.restorePersistentReservations(state)
         }
-        if store.restoresAcrossNodeRestart, let pages = try? await store.loadModePages(lun: reservationStoreKey) {
-            await context.setModePages(pages)
-        }
+        if let pages { await context.setModePages(pages) }
         restored.withLock { $0 = true }
+        return true
     }
 
     /// Saves a context change before it is committed: a store that cannot

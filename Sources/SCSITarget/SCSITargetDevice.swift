@@ -64,12 +64,17 @@ public final class SCSITargetDevice: Sendable {
         }
         let operation = parsed.1
         guard let unit else { return notConnected(operation) }
-        await unit.restoreReservationsIfNeeded()
         // SPC-4 §5.9 / SAM-5 §5.14: INQUIRY, REPORT LUNS and REQUEST SENSE do not report unit attentions.
         let reportsUnitAttention: Bool
         switch operation {
         case .inquiry, .reportLUNs, .requestSense: reportsUnitAttention = false
         default: reportsUnitAttention = true
+        }
+        // Until the LU's shared context is loaded, only the identification commands
+        // are served (path checkers keep seeing the LUN); the rest get a retryable
+        // NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.6).
+        if !(await unit.restoreReservationsIfNeeded()) && reportsUnitAttention {
+            return Self.checkCondition(.asymmetricAccessStateTransition)
         }
         switch await unit.context.admit(
             command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention)

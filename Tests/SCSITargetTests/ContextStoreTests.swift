@@ -19,6 +19,8 @@ final class RecordingContextStore: ReservationStateStore, Sendable {
     struct Refused: Error {}
 
     let refuse: Mutex<Bool>
+    /// Loads fail while set (a node that cannot reach the store's quorum).
+    let unreadable = Mutex(false)
     let saves = Mutex<[Save]>([])
     let restores: Bool
 
@@ -36,6 +38,7 @@ final class RecordingContextStore: ReservationStateStore, Sendable {
     }
 
     func loadReservations(lun: String) async throws -> PersistentReservations? {
+        if unreadable.withLock({ $0 }) { throw Refused() }
         for case .reservations(let state) in recorded.reversed() { return state }
         return nil
     }
@@ -165,5 +168,26 @@ final class RecordingContextStore: ReservationStateStore, Sendable {
         let second = await Self.target(store)
         #expect(await second.run(Self.readKeys).data.be32(4) == 0)
         #expect(await second.run(CDB.modeSense6(page: 0x08, dbd: true)).data[6] & 0x04 != 0)
+    }
+
+    /// A node that cannot read the store at a LUN's first command must not serve
+    /// with an empty context: medium access gets a retryable NOT READY, INQUIRY
+    /// still answers, and once the store is readable the saved state is loaded.
+    @Test func unreadableStoreHoldsCommandsUntilTheContextLoads() async {
+        let store = RecordingContextStore(restoresAcrossNodeRestart: true)
+        let first = await Self.target(store)
+        #expect(await first.run(Self.register, data: Self.registerKey(0xABC)).status == .good)
+        store.unreadable.withLock { $0 = true }
+        let second = SCSITargetDevice(logicalUnits: [
+            0: LogicalUnit(
+                configuration: Fixture.configuration(), device: MemoryBlockDevice(geometry: Self.geometry),
+                reservationStore: store)
+        ])
+        #expect(await second.run(CDB.inquiry(alloc: 96)).status == .good)
+        let held = await second.run(CDB.read10(0, 1))
+        #expect(held.status == .checkCondition && held.hasSense(.asymmetricAccessStateTransition))
+        store.unreadable.withLock { $0 = false }
+        _ = await second.run(CDB.testUnitReady)  // the power-on unit attention
+        #expect(await second.run(Self.readKeys).data.be32(4) == 8)
     }
 }
