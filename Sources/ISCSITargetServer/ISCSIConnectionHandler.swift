@@ -124,11 +124,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         case .send(let response):
             context.writeAndFlush(wrapOutboundOut(.loginResponse(response)), promise: nil)
         case .sendAndClose(let response):
-            closing = true
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.loginResponse(response))).whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            sendThenClose(.loginResponse(response), context: context)
         case .complete(let response, let outcome):
             loginCompleted(response, outcome, context: context)
         }
@@ -142,9 +138,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             // RFC 7143 §6.3.1: a non-zero TSIH adds a connection to a session. One
             // connection per session here (MaxConnections=1): refuse (0x0206, too many connections).
             let failure = LoginResponsePDU.loginFailure(replacing: response, status: LoginStatus(statusClass: 2, statusDetail: 0x06))
-            closing = true
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.loginResponse(failure))).whenComplete { _ in channel.close(promise: nil) }
+            sendThenClose(.loginResponse(failure), context: context)
             return
         }
         if outcome.sessionType == .normal {
@@ -221,18 +215,21 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             let action = actions[index]
             index += 1
             if case .send(let pdu) = action, index < actions.count, case .close = actions[index] {
-                // The PDU before a close must reach the wire before the socket closes.
-                let promise = context.eventLoop.makePromise(of: Void.self)
-                context.writeAndFlush(wrapOutboundOut(pdu), promise: promise)
-                let channel = context.channel
-                promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                closing = true
+                sendThenClose(pdu, context: context)
                 index += 1
                 continue
             }
             run(action, context: context)
         }
         actions.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes `pdu` and closes the connection once it is on the wire (a refusal
+    /// or a final response must reach the initiator before the socket closes).
+    private func sendThenClose(_ pdu: ISCSIPDU, context: ChannelHandlerContext) {
+        closing = true
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(pdu)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// Carries out one session action.
@@ -289,15 +286,13 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             var converted = SCSIBridge.result(of: response, allocator: allocator)
             converted.writeTransferLength = writeLength
             let result = converted
-            if eventLoop.inEventLoop {
+            let complete: @Sendable () -> Void = {
                 let bound = loopBound.value
                 bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
-            } else {
-                eventLoop.execute {
-                    let bound = loopBound.value
-                    bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
-                }
             }
+            // With the loop as the task's executor this is the loop already; the
+            // hop is for a device that resumed the task elsewhere.
+            if eventLoop.inEventLoop { complete() } else { eventLoop.execute(complete) }
         }
     }
 
