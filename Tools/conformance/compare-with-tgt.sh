@@ -16,30 +16,8 @@ PORT_T=3302 PORT_T2=3303 PORT_G=3304 CTRL=23
 BIN=$(swift build --show-bin-path)/tesserad
 [ -x "$BIN" ] || swift build --product tesserad >/dev/null
 T=iqn.2026-11.dev.tessera:compare
-cat > "$WORK/tesserad.toml" <<TOML
-[node]
-data_dir = "$WORK"
-log_level = "warning"
-[iscsi]
-# libiscsi's Sanitize.Reset sleeps 60 s between commands without servicing its
-# socket: NOP-In pings must not drop the connection in that time.
-nop_in_interval = 30
-nop_in_timeout = 120
-[[portal]]
-listen = "127.0.0.1:$PORT_T"
-group = 1
-[[portal]]
-listen = "127.0.0.1:$PORT_T2"
-group = 2
-[[target]]
-name = "$T"
-[[target.lun]]
-id = 0
-size = "256MiB"
-block_size = 512
-backing = "file"
-path = "tessera.img"
-TOML
+source Tools/conformance/suite-config.sh
+suite_config "$WORK/tesserad.toml" "$WORK" "$PORT_T" "$T"
 source Tools/lib/tgt.sh
 trap 'tgt_stop; stop_pid "$TPID"' EXIT
 "$BIN" --config "$WORK/tesserad.toml" >"$WORK/tesserad.log" 2>&1 &

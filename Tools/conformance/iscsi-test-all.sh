@@ -19,31 +19,9 @@ BIN=$(swift build --show-bin-path)/tesserad
 [ -x "$BIN" ] || swift build --product tesserad >/dev/null
 T=iqn.2026-11.dev.tessera:all
 RO=iqn.2026-11.dev.tessera:readonly
-cat > "$WORK/tesserad.toml" <<TOML
-[node]
-data_dir = "$WORK"
-log_level = "warning"
-[iscsi]
-# libiscsi's Sanitize.Reset sleeps 60 s between commands without servicing its
-# socket: NOP-In pings must not drop the connection in that time.
-nop_in_interval = 30
-nop_in_timeout = 120
-[[portal]]
-listen = "127.0.0.1:$PORT"
-group = 1
-[[portal]]
-listen = "127.0.0.1:$PORT2"
-group = 2
-[[target]]
-name = "$T"
-[[target.lun]]
-id = 0
-size = "256MiB"
-block_size = 512
-backing = "file"
-path = "all.img"
-thin = true
-serial = "TSR-ALL-0"
+source Tools/conformance/suite-config.sh
+suite_config "$WORK/tesserad.toml" "$WORK" "$PORT" "$T"
+cat >> "$WORK/tesserad.toml" <<TOML
 [[target]]
 name = "$RO"
 [[target.lun]]
