@@ -61,6 +61,11 @@ public struct PersistentReservations: Sendable, Hashable, Codable {
     public struct Registration: Sendable, Hashable, Codable {
         public var port: RegistrantPort
         public var key: UInt64
+
+        public init(port: RegistrantPort, key: UInt64) {
+            self.port = port
+            self.key = key
+        }
     }
 
     /// The persistent reservation.
@@ -68,6 +73,11 @@ public struct PersistentReservations: Sendable, Hashable, Codable {
         /// The holder (for all-registrants types, the nexus that reserved).
         public var holder: RegistrantPort
         public var type: PersistentReservationType
+
+        public init(holder: RegistrantPort, type: PersistentReservationType) {
+            self.holder = holder
+            self.type = type
+        }
     }
 
     /// PRGENERATION: bumped by every registration change (SPC-4 §6.15.2).

@@ -1,5 +1,4 @@
 import ClusterModel
-import Foundation
 import MetadataStore
 import SCSITarget
 import SCSIWire
@@ -127,24 +126,22 @@ enum PRStateMapping {
         return PRState(generation: state.generation, registrations: registrations, reservation: reservation)
     }
 
-    /// SCSITarget's types have no public memberwise initialisers, but they are
-    /// Codable: build their JSON form and decode it.
     static func reservations(_ record: PRState) throws -> PersistentReservations {
-        let mirror = Mirror(
-            generation: record.generation,
-            registrations: record.registrations.map {
-                .init(port: port(initiator: $0.initiatorPort, target: $0.targetPort), key: $0.reservationKey)
-            },
-            reservation: try record.reservation.map { reservation in
-                guard let type = PersistentReservationTypeCode(rawValue: reservation.type) else {
-                    throw MetadataStoreError(.decoding("PR type \(reservation.type)"))
-                }
-                return .init(
-                    holder: port(initiator: reservation.holderInitiatorPort ?? "", target: reservation.holderTargetPort ?? "*"),
-                    type: type.rawValue)
-            },
-            aptpl: record.registrations.contains { $0.aptpl })
-        return try JSONDecoder().decode(PersistentReservations.self, from: JSONEncoder().encode(mirror))
+        var state = PersistentReservations()
+        state.generation = record.generation
+        state.registrations = record.registrations.map {
+            .init(port: port(initiator: $0.initiatorPort, target: $0.targetPort), key: $0.reservationKey)
+        }
+        state.reservation = try record.reservation.map { reservation in
+            guard let type = PersistentReservationType(rawValue: reservation.type) else {
+                throw MetadataStoreError(.decoding("PR type \(reservation.type)"))
+            }
+            return .init(
+                holder: port(initiator: reservation.holderInitiatorPort ?? "", target: reservation.holderTargetPort ?? "*"),
+                type: type)
+        }
+        state.aptpl = record.registrations.contains { $0.aptpl }
+        return state
     }
 
     static func initiatorText(_ port: RegistrantPort) -> String {
@@ -160,27 +157,5 @@ enum PRStateMapping {
         return RegistrantPort(
             initiator: device ? String(initiator.dropFirst(devicePrefix.count)) : initiator, deviceName: device,
             relativeTargetPortIdentifier: UInt16(target))
-    }
-
-    /// The JSON shape of ``PersistentReservations`` (checked by a round-trip test).
-    struct Mirror: Codable {
-        struct Registration: Codable {
-            var port: RegistrantPort
-            var key: UInt64
-        }
-        struct Reservation: Codable {
-            var holder: RegistrantPort
-            var type: UInt8
-        }
-        var generation: UInt32
-        var registrations: [Registration]
-        var reservation: Reservation?
-        var aptpl: Bool
-    }
-
-    /// PR TYPE codes (SPC-4 Table 172) the store accepts.
-    enum PersistentReservationTypeCode: UInt8 {
-        case writeExclusive = 1, exclusiveAccess = 3, writeExclusiveRegistrantsOnly = 5
-        case exclusiveAccessRegistrantsOnly = 6, writeExclusiveAllRegistrants = 7, exclusiveAccessAllRegistrants = 8
     }
 }
