@@ -45,10 +45,7 @@ public struct StoreReservationStateStore: ReservationStateStore {
 
     public func saveReservations(_ state: PersistentReservations, lun: String) async throws {
         let record = PRStateMapping.record(state)
-        // replacePRState bumps context_version itself.
-        try await mutateContext(lun: lun, bump: false) { repository, key in
-            try await repository.replacePRState(record, lun: key)
-        }
+        try await mutateContext(lun: lun) { repository, key in try await repository.writePRState(record, lun: key) }
     }
 
     /// The holder is kept as its initiator and target port names (SPC-2
@@ -85,18 +82,18 @@ public struct StoreReservationStateStore: ReservationStateStore {
         return values
     }
 
-    /// Runs `change` and (when `bump`) bumpContextVersion in one idempotent
+    /// Runs `change` and bumpContextVersion in one idempotent
     /// mutation, after checking the lease gate; throws ``Refused`` when the
     /// lease lapsed or the LU is not in the store.
     func mutateContext(
-        lun: String, bump: Bool = true, _ change: @escaping @Sendable (StoreRepository, LUNKey) async throws -> Void
+        lun: String, _ change: @escaping @Sendable (StoreRepository, LUNKey) async throws -> Void
     ) async throws {
         guard gate.mayChangeContext() else { throw Refused(reason: "store lease lapsed (no quorum)") }
         let outcome = try await client.mutate(requestID: .random()) { tx in
             let repository = StoreRepository(tx)
             guard let key = try await repository.lunKey(serial: lun) else { return false }
             try await change(repository, key)
-            if bump { _ = try await repository.bumpContextVersion(key) }
+            _ = try await repository.bumpContextVersion(key)
             return true
         }
         if outcome.value == false { throw Refused(reason: "no LUN with serial \(lun) in the store") }

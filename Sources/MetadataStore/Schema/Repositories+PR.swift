@@ -8,12 +8,18 @@ extension StoreRepository {
     /// transaction). Throws `.decoding` when the LU is not in the store.
     @discardableResult
     public func replacePRState(_ state: PRState, lun key: LUNKey) async throws -> UInt64 {
+        try await writePRState(state, lun: key)
+        return try await bumpContextVersion(key)
+    }
+
+    /// ``replacePRState(_:lun:)`` without the context_version bump, for callers
+    /// that announce several changes with one bump.
+    public func writePRState(_ state: PRState, lun key: LUNKey) async throws {
         guard try await contextVersion(key) != nil else { throw MetadataStoreError(.decoding("no LUN \(key)")) }
         try await clearPRRegistrations(lun: key)
         for registration in state.registrations { try await upsertPRRegistration(registration, lun: key) }
         try await setPRReservation(state.reservation, lun: key)
         try await setPRGeneration(state.generation, lun: key)
-        return try await bumpContextVersion(key)
     }
 
     /// The LU whose unit serial number (VPD 0x80) is `serial`, if any.
