@@ -29,16 +29,13 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         public var probeTimeout: Duration
         /// How long one operation keeps retrying before `.unavailable`.
         public var retryDeadline: Duration
-        /// How long one answer from the leader keeps the store lease.
-        public var leaseDuration: Duration
 
         public init(
             seeds: [NodeAddress], database: String = "tessera", requestTimeout: Duration = .seconds(5),
             connectTimeout: Duration = .milliseconds(500), retryDeadline: Duration = .seconds(10),
-            leaseDuration: Duration = .seconds(5), probeTimeout: Duration = .milliseconds(300)
+            probeTimeout: Duration = .milliseconds(300)
         ) {
             self.probeTimeout = probeTimeout
-            self.leaseDuration = leaseDuration
             self.seeds = seeds
             self.database = database
             self.requestTimeout = requestTimeout
@@ -57,7 +54,6 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
     private var databaseID: UInt64 = 0
     private var knownAddresses: [NodeAddress]
     private var currentLeader: DqliteNodeInfo?
-    private let lease: NIOLockedValueBox<StoreLease>
 
     public init(
         _ configuration: Configuration, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -67,18 +63,11 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         self.group = group
         self.logger = logger
         self.knownAddresses = configuration.seeds
-        self.lease = NIOLockedValueBox(StoreLease(duration: configuration.leaseDuration))
     }
 
-    /// The store lease as of `now`: `.held` while the leader has answered
-    /// within `leaseDuration`. A node whose lease lapsed must say so and must
-    /// not acknowledge context changes.
-    public func leaseState(at now: ContinuousClock.Instant = .now) -> StoreLease.State {
-        lease.withLockedValue { $0.state(at: now) }
-    }
-
-    /// Refreshes the lease with a trivial statement through the leader (run it
-    /// periodically, e.g. every lease/3). Throws `.unavailable` without quorum.
+    /// A trivial statement through the leader: proves quorum contact (the
+    /// daemon's lease, `StoreLeaseKeeper`, is built on such answers). Throws
+    /// `.unavailable` without quorum.
     public func heartbeat() async throws {
         _ = try await query("SELECT 1")
     }
@@ -246,8 +235,6 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
             do {
                 let connection = try await leaderConnection()
                 let value = try await body(connection, databaseID)
-                let now = clock.now
-                lease.withLockedValue { $0.quorumContact(at: now) }
                 return value
             } catch {
                 let decision = DqliteFailureCode.decision(for: error)

@@ -58,13 +58,11 @@ public final class ClusterNode: Sendable {
         let leaseDuration = settings.lease
         let client = MetadataStoreClient(
             .init(
-                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration, .seconds(1)),
-                leaseDuration: leaseDuration),
+                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration, .seconds(1))),
             logger: Logger(label: "tessera.store.client"))
         let heartbeatClient = MetadataStoreClient(
             .init(
-                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration / 2, .milliseconds(500)),
-                leaseDuration: leaseDuration),
+                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration / 2, .milliseconds(500))),
             logger: Logger(label: "tessera.store.heartbeat"))
         let cluster = ClusterNode(
             id: id, address: address, node: node, client: client, heartbeatClient: heartbeatClient,

@@ -131,20 +131,3 @@ struct CodecTests {
         #expect(delays == [.milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(40), .milliseconds(40), .milliseconds(40)])
     }
 }
-
-/// The lease as a pure value with a hand-driven clock.
-@Suite("Store lease")
-struct StoreLeaseTests {
-    @Test func leaseIsHeldForItsDurationAfterEachContact() {
-        let t0 = ContinuousClock.now
-        var lease = StoreLease(duration: .seconds(5))
-        #expect(lease.state(at: t0) == .neverAcquired)
-        lease.quorumContact(at: t0)
-        #expect(lease.isHeld(at: t0 + .seconds(5)))
-        #expect(lease.state(at: t0 + .seconds(6)) == .lapsed(since: t0 + .seconds(5)))
-        lease.quorumContact(at: t0 + .seconds(6))
-        lease.quorumContact(at: t0 + .seconds(1))  // late report of an older contact
-        #expect(lease.isHeld(at: t0 + .seconds(10)))
-        #expect(!lease.isHeld(at: t0 + .seconds(12)))
-    }
-}

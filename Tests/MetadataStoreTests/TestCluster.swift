@@ -54,10 +54,10 @@ final class TestCluster: @unchecked Sendable {
 
     var addresses: [NodeAddress] { nodes.map(\.configuration.address) }
 
-    func client(retryDeadline: Duration = .seconds(15), leaseDuration: Duration = .seconds(5)) -> MetadataStoreClient {
+    func client(retryDeadline: Duration = .seconds(15)) -> MetadataStoreClient {
         var logger = Logger(label: "test.store.client")
         logger.logLevel = .warning
-        return MetadataStoreClient(.init(seeds: addresses, retryDeadline: retryDeadline, leaseDuration: leaseDuration), logger: logger)
+        return MetadataStoreClient(.init(seeds: addresses, retryDeadline: retryDeadline), logger: logger)
     }
 
     func node(_ id: NodeID) -> DqliteNode? { nodes.first { $0.configuration.id == id } }
