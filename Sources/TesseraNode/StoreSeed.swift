@@ -87,6 +87,8 @@ struct StoredLUNOptions: Codable, Hashable, Sendable {
     var directIO: String
     var readOnly: Bool
     var thin: Bool
+    /// `physical_block_size`; absent in rows written before it existed.
+    var physicalBlockSize: UInt32?
 
     init(_ lun: LUNConfiguration) {
         switch lun.backing {
@@ -101,6 +103,7 @@ struct StoredLUNOptions: Codable, Hashable, Sendable {
         directIO = lun.directIO.rawValue
         readOnly = lun.readOnly
         thin = lun.thin
+        physicalBlockSize = lun.physicalBlockSize
     }
 
     func encoded() -> String {
@@ -179,11 +182,12 @@ struct StoreSnapshot: Hashable, Sendable {
                     problems.append("\(lun.key): bad geometry \(lun.sizeBytes) bytes / \(lun.blockSize)")
                     continue
                 }
-                target.luns.append(
-                    LUNConfiguration(
-                        id: id, size: lun.sizeBytes, blockSize: lun.blockSize, backing: backing, vendor: options.vendor,
-                        product: options.product, revision: options.revision, serial: lun.serial, directIO: directIO,
-                        readOnly: options.readOnly, thin: options.thin))
+                var configuration = LUNConfiguration(
+                    id: id, size: lun.sizeBytes, blockSize: lun.blockSize, backing: backing, vendor: options.vendor,
+                    product: options.product, revision: options.revision, serial: lun.serial, directIO: directIO,
+                    readOnly: options.readOnly, thin: options.thin)
+                configuration.physicalBlockSize = options.physicalBlockSize
+                target.luns.append(configuration)
             }
             return target
         }

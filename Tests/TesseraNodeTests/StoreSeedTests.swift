@@ -46,6 +46,7 @@ func freeLoopbackPort() -> UInt16 {
         id = 0
         size = "64MiB"
         path = "a0.img"
+        physical_block_size = 4096
         direct_io = false
         thin = false
 
