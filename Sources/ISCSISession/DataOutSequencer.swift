@@ -150,15 +150,13 @@ struct DataOutSequencer: Sendable {
     }
 
     /// R2Ts to send now: as many as MaxOutstandingR2T allows, each at most
-    /// MaxBurstLength (RFC 7143 §13.13, §13.17). `nextTag` hands out Target Transfer Tags.
-    mutating func nextR2Ts(parameters: SessionParameters, nextTag: inout UInt32) -> [R2TRequest] {
+    /// MaxBurstLength (RFC 7143 §13.13, §13.17). `tags` hands out Target Transfer Tags.
+    mutating func nextR2Ts(parameters: SessionParameters, tags: inout TargetTransferTags) -> [R2TRequest] {
         guard !unsolicitedOpen else { return [] }
         var requests: [R2TRequest] = []
         while outstanding.count < parameters.maxOutstandingR2T, nextSolicitOffset < expectedLength {
             let length = min(parameters.maxBurstLength, expectedLength - nextSolicitOffset)
-            let tag = nextTag
-            nextTag &+= 1
-            if nextTag == 0xFFFF_FFFF { nextTag = 1 }
+            let tag = tags.take()
             let r2t = OutstandingR2T(
                 targetTransferTag: tag, r2tSN: nextR2TSN, bufferOffset: nextSolicitOffset,
                 desiredDataTransferLength: length, nextOffset: nextSolicitOffset)
@@ -172,5 +170,18 @@ struct DataOutSequencer: Sendable {
             nextSolicitOffset += length
         }
         return requests
+    }
+}
+
+/// Hands out the connection's Target Transfer Tags (R2Ts and NOP-In pings):
+/// from 1, never the reserved 0xffffffff (RFC 7143 §11.7.4, §11.19).
+struct TargetTransferTags: Sendable {
+    private var next: UInt32 = 1
+
+    mutating func take() -> UInt32 {
+        let tag = next
+        next &+= 1
+        if next == 0xFFFF_FFFF { next = 1 }
+        return tag
     }
 }

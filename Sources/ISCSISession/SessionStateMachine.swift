@@ -67,7 +67,7 @@ public struct SessionStateMachine: Sendable {
     /// TMF requests handed to the SCSI layer, by their tag.
     private var pendingTaskManagement: [UInt32: PendingTaskManagement] = [:]
     private var nextTaskID: UInt64 = 1
-    private var nextTargetTransferTag: UInt32 = 1
+    private var targetTransferTags = TargetTransferTags()
     private var lastReceived: Duration
     private var ping: Ping?
     private let cid: UInt16
@@ -208,7 +208,7 @@ public struct SessionStateMachine: Sendable {
             return
         }
         guard now - lastReceived >= interval else { return }
-        let tag = takeTargetTransferTag()
+        let tag = targetTransferTags.take()
         ping = Ping(targetTransferTag: tag, sentAt: now)
         // RFC 7143 §11.19: a target ping has ITT 0xffffffff, a TTT other than
         // 0xffffffff, and carries StatSN without advancing it.
@@ -295,7 +295,7 @@ public struct SessionStateMachine: Sendable {
                 tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing)
                 execute(id: id, command: command, sequencer: sequencer, into: &actions)
             } else {
-                let requests = sequencer.nextR2Ts(parameters: parameters, nextTag: &nextTargetTransferTag)
+                let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
                 tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .receivingData(sequencer))
                 sendR2Ts(requests, for: command, into: &actions)
             }
@@ -360,7 +360,7 @@ public struct SessionStateMachine: Sendable {
             execute(id: task.id, command: task.pdu, sequencer: sequencer, into: &actions)
             return
         }
-        let requests = sequencer.nextR2Ts(parameters: parameters, nextTag: &nextTargetTransferTag)
+        let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
         task.phase = .receivingData(sequencer)
         tasks[data.initiatorTaskTag] = task
         sendR2Ts(requests, for: task.pdu, into: &actions)
@@ -603,13 +603,6 @@ public struct SessionStateMachine: Sendable {
         let value = statSN
         statSN &+= 1
         return value
-    }
-
-    private mutating func takeTargetTransferTag() -> UInt32 {
-        let tag = nextTargetTransferTag
-        nextTargetTransferTag &+= 1
-        if nextTargetTransferTag == 0xFFFF_FFFF { nextTargetTransferTag = 1 }
-        return tag
     }
 
     private mutating func reject(_ pdu: ISCSIPDU, reason: UInt8, into actions: inout [SessionAction]) {
