@@ -34,14 +34,6 @@ struct DataOutSequencer: Sendable {
         var end: Int { bufferOffset + desiredDataTransferLength }
     }
 
-    /// An R2T to send.
-    struct R2TRequest: Sendable, Equatable {
-        var targetTransferTag: UInt32
-        var r2tSN: UInt32
-        var bufferOffset: UInt32
-        var desiredDataTransferLength: UInt32
-    }
-
     /// ExpectedDataTransferLength.
     let expectedLength: Int
     /// The most unsolicited data (immediate + Data-Out) this task may carry.
@@ -151,9 +143,10 @@ struct DataOutSequencer: Sendable {
 
     /// R2Ts to send now: as many as MaxOutstandingR2T allows, each at most
     /// MaxBurstLength (RFC 7143 §13.13, §13.17). `tags` hands out Target Transfer Tags.
-    mutating func nextR2Ts(parameters: SessionParameters, tags: inout TargetTransferTags) -> [R2TRequest] {
-        guard !unsolicitedOpen else { return [] }
-        var requests: [R2TRequest] = []
+    /// They are the last ones of `outstanding`, so no list is built for them.
+    mutating func nextR2Ts(parameters: SessionParameters, tags: inout TargetTransferTags) -> ArraySlice<OutstandingR2T> {
+        let first = outstanding.endIndex
+        guard !unsolicitedOpen else { return outstanding[first...] }
         while outstanding.count < parameters.maxOutstandingR2T, nextSolicitOffset < expectedLength {
             let length = min(parameters.maxBurstLength, expectedLength - nextSolicitOffset)
             let tag = tags.take()
@@ -161,15 +154,11 @@ struct DataOutSequencer: Sendable {
                 targetTransferTag: tag, r2tSN: nextR2TSN, bufferOffset: nextSolicitOffset,
                 desiredDataTransferLength: length, nextOffset: nextSolicitOffset)
             outstanding.append(r2t)
-            requests.append(
-                R2TRequest(
-                    targetTransferTag: tag, r2tSN: nextR2TSN, bufferOffset: UInt32(nextSolicitOffset),
-                    desiredDataTransferLength: UInt32(length)))
             nextR2TSN &+= 1
             r2tCount &+= 1
             nextSolicitOffset += length
         }
-        return requests
+        return outstanding[first...]
     }
 }
 

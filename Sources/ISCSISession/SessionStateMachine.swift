@@ -317,14 +317,14 @@ public struct SessionStateMachine: Sendable {
                     dataOutLength: sequencer?.received ?? 0)))
     }
 
-    private mutating func sendR2Ts(_ requests: [DataOutSequencer.R2TRequest], for command: SCSICommandPDU, into actions: inout [SessionAction]) {
+    private mutating func sendR2Ts(_ requests: ArraySlice<DataOutSequencer.OutstandingR2T>, for command: SCSICommandPDU, into actions: inout [SessionAction]) {
         for request in requests {
             // RFC 7143 §11.8: R2T carries StatSN without advancing it.
             let r2t = R2TPDU(
                 lun: command.lun, initiatorTaskTag: command.initiatorTaskTag,
                 targetTransferTag: request.targetTransferTag, statSN: statSN, expCmdSN: window.expCmdSN,
-                maxCmdSN: window.maxCmdSN, r2tSN: request.r2tSN, bufferOffset: request.bufferOffset,
-                desiredDataTransferLength: request.desiredDataTransferLength)
+                maxCmdSN: window.maxCmdSN, r2tSN: request.r2tSN, bufferOffset: UInt32(request.bufferOffset),
+                desiredDataTransferLength: UInt32(request.desiredDataTransferLength))
             actions.append(.send(.r2t(r2t)))
         }
     }
