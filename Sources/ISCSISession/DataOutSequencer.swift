@@ -34,14 +34,6 @@ struct DataOutSequencer: Sendable {
         var end: Int { bufferOffset + desiredDataTransferLength }
     }
 
-    /// An R2T to send.
-    struct R2TRequest: Sendable, Equatable {
-        var targetTransferTag: UInt32
-        var r2tSN: UInt32
-        var bufferOffset: UInt32
-        var desiredDataTransferLength: UInt32
-    }
-
     /// ExpectedDataTransferLength.
     let expectedLength: Int
     /// The most unsolicited data (immediate + Data-Out) this task may carry.
@@ -150,27 +142,35 @@ struct DataOutSequencer: Sendable {
     }
 
     /// R2Ts to send now: as many as MaxOutstandingR2T allows, each at most
-    /// MaxBurstLength (RFC 7143 §13.13, §13.17). `nextTag` hands out Target Transfer Tags.
-    mutating func nextR2Ts(parameters: SessionParameters, nextTag: inout UInt32) -> [R2TRequest] {
-        guard !unsolicitedOpen else { return [] }
-        var requests: [R2TRequest] = []
+    /// MaxBurstLength (RFC 7143 §13.13, §13.17). `tags` hands out Target Transfer Tags.
+    /// They are the last ones of `outstanding`, so no list is built for them.
+    mutating func nextR2Ts(parameters: SessionParameters, tags: inout TargetTransferTags) -> ArraySlice<OutstandingR2T> {
+        let first = outstanding.endIndex
+        guard !unsolicitedOpen else { return outstanding[first...] }
         while outstanding.count < parameters.maxOutstandingR2T, nextSolicitOffset < expectedLength {
             let length = min(parameters.maxBurstLength, expectedLength - nextSolicitOffset)
-            let tag = nextTag
-            nextTag &+= 1
-            if nextTag == 0xFFFF_FFFF { nextTag = 1 }
+            let tag = tags.take()
             let r2t = OutstandingR2T(
                 targetTransferTag: tag, r2tSN: nextR2TSN, bufferOffset: nextSolicitOffset,
                 desiredDataTransferLength: length, nextOffset: nextSolicitOffset)
             outstanding.append(r2t)
-            requests.append(
-                R2TRequest(
-                    targetTransferTag: tag, r2tSN: nextR2TSN, bufferOffset: UInt32(nextSolicitOffset),
-                    desiredDataTransferLength: UInt32(length)))
             nextR2TSN &+= 1
             r2tCount &+= 1
             nextSolicitOffset += length
         }
-        return requests
+        return outstanding[first...]
+    }
+}
+
+/// Hands out the connection's Target Transfer Tags (R2Ts and NOP-In pings):
+/// from 1, never the reserved 0xffffffff (RFC 7143 §11.7.4, §11.19).
+struct TargetTransferTags: Sendable {
+    private var next: UInt32 = 1
+
+    mutating func take() -> UInt32 {
+        let tag = next
+        next &+= 1
+        if next == 0xFFFF_FFFF { next = 1 }
+        return tag
     }
 }

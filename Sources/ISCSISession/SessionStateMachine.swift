@@ -67,7 +67,7 @@ public struct SessionStateMachine: Sendable {
     /// TMF requests handed to the SCSI layer, by their tag.
     private var pendingTaskManagement: [UInt32: PendingTaskManagement] = [:]
     private var nextTaskID: UInt64 = 1
-    private var nextTargetTransferTag: UInt32 = 1
+    private var targetTransferTags = TargetTransferTags()
     private var lastReceived: Duration
     private var ping: Ping?
     private let cid: UInt16
@@ -208,7 +208,7 @@ public struct SessionStateMachine: Sendable {
             return
         }
         guard now - lastReceived >= interval else { return }
-        let tag = takeTargetTransferTag()
+        let tag = targetTransferTags.take()
         ping = Ping(targetTransferTag: tag, sentAt: now)
         // RFC 7143 §11.19: a target ping has ITT 0xffffffff, a TTT other than
         // 0xffffffff, and carries StatSN without advancing it.
@@ -295,7 +295,7 @@ public struct SessionStateMachine: Sendable {
                 tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing)
                 execute(id: id, command: command, sequencer: sequencer, into: &actions)
             } else {
-                let requests = sequencer.nextR2Ts(parameters: parameters, nextTag: &nextTargetTransferTag)
+                let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
                 tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .receivingData(sequencer))
                 sendR2Ts(requests, for: command, into: &actions)
             }
@@ -317,14 +317,14 @@ public struct SessionStateMachine: Sendable {
                     dataOutLength: sequencer?.received ?? 0)))
     }
 
-    private mutating func sendR2Ts(_ requests: [DataOutSequencer.R2TRequest], for command: SCSICommandPDU, into actions: inout [SessionAction]) {
+    private mutating func sendR2Ts(_ requests: ArraySlice<DataOutSequencer.OutstandingR2T>, for command: SCSICommandPDU, into actions: inout [SessionAction]) {
         for request in requests {
             // RFC 7143 §11.8: R2T carries StatSN without advancing it.
             let r2t = R2TPDU(
                 lun: command.lun, initiatorTaskTag: command.initiatorTaskTag,
                 targetTransferTag: request.targetTransferTag, statSN: statSN, expCmdSN: window.expCmdSN,
-                maxCmdSN: window.maxCmdSN, r2tSN: request.r2tSN, bufferOffset: request.bufferOffset,
-                desiredDataTransferLength: request.desiredDataTransferLength)
+                maxCmdSN: window.maxCmdSN, r2tSN: request.r2tSN, bufferOffset: UInt32(request.bufferOffset),
+                desiredDataTransferLength: UInt32(request.desiredDataTransferLength))
             actions.append(.send(.r2t(r2t)))
         }
     }
@@ -360,7 +360,7 @@ public struct SessionStateMachine: Sendable {
             execute(id: task.id, command: task.pdu, sequencer: sequencer, into: &actions)
             return
         }
-        let requests = sequencer.nextR2Ts(parameters: parameters, nextTag: &nextTargetTransferTag)
+        let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
         task.phase = .receivingData(sequencer)
         tasks[data.initiatorTaskTag] = task
         sendR2Ts(requests, for: task.pdu, into: &actions)
@@ -603,13 +603,6 @@ public struct SessionStateMachine: Sendable {
         let value = statSN
         statSN &+= 1
         return value
-    }
-
-    private mutating func takeTargetTransferTag() -> UInt32 {
-        let tag = nextTargetTransferTag
-        nextTargetTransferTag &+= 1
-        if nextTargetTransferTag == 0xFFFF_FFFF { nextTargetTransferTag = 1 }
-        return tag
     }
 
     private mutating func reject(_ pdu: ISCSIPDU, reason: UInt8, into actions: inout [SessionAction]) {
