@@ -212,9 +212,13 @@ extension LogicalUnit {
 
     /// SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED
     /// (configured read-only) or SOFTWARE WRITE PROTECTED (control mode page SWP).
-    func checkWritable() async throws(SenseData) {
+    /// Returns the mode pages it read, so a caller needs no second context round trip.
+    @discardableResult
+    func checkWritable() async throws(SenseData) -> ModePageValues {
         if configuration.writeProtected { throw SenseData(.writeProtected) }
-        if await context.modePages().softwareWriteProtect { throw SenseData(.softwareWriteProtected) }
+        let pages = await context.modePages()
+        if pages.softwareWriteProtect { throw SenseData(.softwareWriteProtected) }
+        return pages
     }
 
     /// SBC-3 §4.5: LBA + count must not exceed the capacity; computed without overflow at 2^64-1.
@@ -256,14 +260,14 @@ extension LogicalUnit {
 
     func write(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         // SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED.
-        try await checkWritable()
+        let pages = try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         try checkTransferLength(t.transferLength)
         let blocks = try dataOutBlocks(needed: t.transferLength, command)
         guard blocks > 0, let data = command.dataOut else { return .good }
         // SBC-3 §6.4.5: with WCE = 0 every write is write-through.
-        let fua = t.fua ? true : !(await context.modePages().writeCacheEnabled)
+        let fua = t.fua || !pages.writeCacheEnabled
         do {
             try await device.write(lba: t.lba, blockCount: blocks, from: data, offset: 0, fua: fua)
         } catch {
