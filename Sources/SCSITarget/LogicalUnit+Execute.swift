@@ -252,7 +252,7 @@ extension LogicalUnit {
     /// a partial block cannot be written → INVALID FIELD IN INFORMATION UNIT.
     func dataOutBlocks(needed: UInt32, _ command: SCSICommand) throws(SenseData) -> UInt32 {
         let blockSize = Int(geometry.blockSize)
-        let available = command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0)
+        let available = command.receivedDataOutLength
         if available >= Int(needed) * blockSize { return needed }
         if available % blockSize != 0 { throw SenseData(.invalidFieldInInformationUnit) }
         return UInt32(available / blockSize)
@@ -399,8 +399,7 @@ extension LogicalUnit {
         guard thin else { throw SenseData(.invalidCommandOperationCode) }
         // SBC-3 §5.28: PARAMETER LIST LENGTH 0 is not an error.
         guard parameterListLength > 0 else { return .good }
-        let available = min(
-            parameterListLength, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
+        let available = min(parameterListLength, command.receivedDataOutLength)
         guard available >= 8, let data = command.dataOut else { throw SenseData(.parameterListLengthError) }
         let descriptors = try UnmapParameterList.decode(
             data.array(0..<available), maximumDescriptors: Int(LogicalUnit.maximumUnmapDescriptors))
@@ -495,8 +494,7 @@ extension LogicalUnit {
 
     func modeSelect(_ m: ModeSelect, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         let length = Int(m.parameterListLength)
-        let available = min(
-            length, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
+        let available = min(length, command.receivedDataOutLength)
         if available < length { throw SenseData(.parameterListLengthError) }
         let parameters = command.dataOut?.array(0..<available) ?? []
         await reservationLock.lock()
@@ -527,6 +525,11 @@ extension LogicalUnit {
         default: SenseData(.internalTargetFailure)
         }
     }
+}
+
+extension SCSICommand {
+    /// The bytes of Data-Out actually received: 0 without a buffer, never more than the buffer holds.
+    var receivedDataOutLength: Int { dataOut.map { min(dataOutLength, $0.count) } ?? 0 }
 }
 
 extension SCSIResponse {
