@@ -56,18 +56,23 @@ final class AsyncSharedLock: Sendable {
     private let state = Mutex(State())
 
     func lock(exclusive: Bool) async {
+        // Uncontended (every command but the atomic ones): taken without suspending.
+        if state.withLock({ Self.tryAcquire(&$0, exclusive: exclusive) }) { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let acquired = state.withLock { s -> Bool in
-                // FIFO: nobody overtakes a queued waiter (an exclusive one would starve).
-                if s.waiters.isEmpty && !s.writer && (!exclusive || s.readers == 0) {
-                    if exclusive { s.writer = true } else { s.readers += 1 }
-                    return true
-                }
+                if Self.tryAcquire(&s, exclusive: exclusive) { return true }
                 s.waiters.append(Waiter(exclusive: exclusive, continuation: c))
                 return false
             }
             if acquired { c.resume() }
         }
+    }
+
+    private static func tryAcquire(_ s: inout State, exclusive: Bool) -> Bool {
+        // FIFO: nobody overtakes a queued waiter (an exclusive one would starve).
+        guard s.waiters.isEmpty && !s.writer && (!exclusive || s.readers == 0) else { return false }
+        if exclusive { s.writer = true } else { s.readers += 1 }
+        return true
     }
 
     func unlock(exclusive: Bool) {

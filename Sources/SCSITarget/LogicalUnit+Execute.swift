@@ -212,9 +212,13 @@ extension LogicalUnit {
 
     /// SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED
     /// (configured read-only) or SOFTWARE WRITE PROTECTED (control mode page SWP).
-    func checkWritable() async throws(SenseData) {
+    /// Returns the mode pages it read, so a caller needs no second context round trip.
+    @discardableResult
+    func checkWritable() async throws(SenseData) -> ModePageValues {
         if configuration.writeProtected { throw SenseData(.writeProtected) }
-        if await context.modePages().softwareWriteProtect { throw SenseData(.softwareWriteProtected) }
+        let pages = await context.modePages()
+        if pages.softwareWriteProtect { throw SenseData(.softwareWriteProtected) }
+        return pages
     }
 
     /// SBC-3 §4.5: LBA + count must not exceed the capacity; computed without overflow at 2^64-1.
@@ -248,7 +252,7 @@ extension LogicalUnit {
     /// a partial block cannot be written → INVALID FIELD IN INFORMATION UNIT.
     func dataOutBlocks(needed: UInt32, _ command: SCSICommand) throws(SenseData) -> UInt32 {
         let blockSize = Int(geometry.blockSize)
-        let available = command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0)
+        let available = command.receivedDataOutLength
         if available >= Int(needed) * blockSize { return needed }
         if available % blockSize != 0 { throw SenseData(.invalidFieldInInformationUnit) }
         return UInt32(available / blockSize)
@@ -256,14 +260,14 @@ extension LogicalUnit {
 
     func write(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         // SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED.
-        try await checkWritable()
+        let pages = try await checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         try checkTransferLength(t.transferLength)
         let blocks = try dataOutBlocks(needed: t.transferLength, command)
         guard blocks > 0, let data = command.dataOut else { return .good }
         // SBC-3 §6.4.5: with WCE = 0 every write is write-through.
-        let fua = t.fua ? true : !(await context.modePages().writeCacheEnabled)
+        let fua = t.fua || !pages.writeCacheEnabled
         do {
             try await device.write(lba: t.lba, blockCount: blocks, from: data, offset: 0, fua: fua)
         } catch {
@@ -395,8 +399,7 @@ extension LogicalUnit {
         guard thin else { throw SenseData(.invalidCommandOperationCode) }
         // SBC-3 §5.28: PARAMETER LIST LENGTH 0 is not an error.
         guard parameterListLength > 0 else { return .good }
-        let available = min(
-            parameterListLength, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
+        let available = min(parameterListLength, command.receivedDataOutLength)
         guard available >= 8, let data = command.dataOut else { throw SenseData(.parameterListLengthError) }
         let descriptors = try UnmapParameterList.decode(
             data.array(0..<available), maximumDescriptors: Int(LogicalUnit.maximumUnmapDescriptors))
@@ -491,8 +494,7 @@ extension LogicalUnit {
 
     func modeSelect(_ m: ModeSelect, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         let length = Int(m.parameterListLength)
-        let available = min(
-            length, command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0))
+        let available = min(length, command.receivedDataOutLength)
         if available < length { throw SenseData(.parameterListLengthError) }
         let parameters = command.dataOut?.array(0..<available) ?? []
         await reservationLock.lock()
@@ -523,6 +525,11 @@ extension LogicalUnit {
         default: SenseData(.internalTargetFailure)
         }
     }
+}
+
+extension SCSICommand {
+    /// The bytes of Data-Out actually received: 0 without a buffer, never more than the buffer holds.
+    var receivedDataOutLength: Int { dataOut.map { min(dataOutLength, $0.count) } ?? 0 }
 }
 
 extension SCSIResponse {

@@ -75,7 +75,7 @@ extension LogicalUnit {
             return .good
         case .overwrite:
             let length = Int(s.parameterListLength)
-            let available = command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0)
+            let available = command.receivedDataOutLength
             let bytes = command.dataOut?.array(0..<min(available, length)) ?? []
             let overwrite = try SanitizeOverwrite.decode(bytes, parameterListLength: length, blockSize: blockSize)
             sanitizeState.withLock { $0 = (running: true, failed: false) }

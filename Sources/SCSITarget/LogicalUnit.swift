@@ -88,14 +88,8 @@ public final class LogicalUnit: Sendable {
     let abortHooks = Mutex<[@Sendable ([RegistrantPort]) -> Void]>([])
 
     /// The commands this unit offers (REPORT SUPPORTED OPERATION CODES agrees
-    /// with dispatch): the thin-provisioning ones only on a thin unit.
-    var offeredCommands: [CommandDescriptor] {
-        guard !thin else { return CommandDescriptor.all }
-        return CommandDescriptor.all.filter { d in
-            !(d.opcode == 0x42 || (d.opcode == 0x9E && d.serviceAction == 0x12)
-                || (d.opcode == 0x48 && d.serviceAction == UInt16(SanitizeAction.blockErase.rawValue)))
-        }
-    }
+    /// with dispatch): the thin-provisioning ones only on a thin unit. Fixed at init.
+    let offeredCommands: [CommandDescriptor]
 
     public init(
         configuration: LogicalUnitConfiguration, device: any BlockDevice,
@@ -108,6 +102,13 @@ public final class LogicalUnit: Sendable {
         self.context = context
         self.geometry = device.geometry
         self.thin = configuration.thin && device.supportsUnmap
+        self.offeredCommands =
+            thin
+            ? CommandDescriptor.all
+            : CommandDescriptor.all.filter { d in
+                !(d.opcode == 0x42 || (d.opcode == 0x9E && d.serviceAction == 0x12)
+                    || (d.opcode == 0x48 && d.serviceAction == UInt16(SanitizeAction.blockErase.rawValue)))
+            }
         self.identity = InquiryIdentity(
             vendor: configuration.vendor, product: configuration.product, revision: configuration.revision,
             serial: configuration.serial, naaIdentifier: configuration.naaIdentifier)

@@ -34,7 +34,7 @@ extension SCSITargetDevice {
     func extendedCopy(parameterListLength: Int, _ command: SCSICommand, unit: LogicalUnit) async -> SCSIResponse {
         // SPC-4 §6.3.1: PARAMETER LIST LENGTH 0 is not an error; nothing is copied.
         guard parameterListLength > 0 else { return .good }
-        let available = command.dataOut == nil ? 0 : min(command.dataOutLength, command.dataOut?.count ?? 0)
+        let available = command.receivedDataOutLength
         let bytes = command.dataOut?.array(0..<min(available, parameterListLength)) ?? []
         guard bytes.count == parameterListLength else {
             return Self.checkCondition(.parameterListLengthError)

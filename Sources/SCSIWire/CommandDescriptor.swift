@@ -97,7 +97,7 @@ extension CommandDescriptor {
     static let byOpcode: [UInt8: [CommandDescriptor]] = Dictionary(grouping: all, by: \.opcode)
 
     /// The one command table, in opcode order.
-    public static let all: [CommandDescriptor] = (base + persistentReserve + extended + sanitize + copy)
+    public static let all: [CommandDescriptor] = (base + blockIO + persistentReserve + extended + sanitize + copy)
         .sorted { ($0.opcode, $0.serviceAction ?? 0) < ($1.opcode, $1.serviceAction ?? 0) }
 
     /// PERSISTENT RESERVE IN/OUT, one descriptor per supported service action
@@ -121,6 +121,52 @@ extension CommandDescriptor {
                         serviceAction: sa, scope: cdb[2] >> 4, type: cdb[2] & 0x0F, parameterListLength: cdb.be32(5)))
             }
         }
+
+    /// READ, WRITE, WRITE AND VERIFY and VERIFY in their 10-, 12- and 16-byte forms:
+    /// the same fields at offsets that depend only on the CDB length (SBC-3 §5).
+    static let blockIO: [CommandDescriptor] = [
+        // (CDB length, READ, WRITE, WRITE AND VERIFY, VERIFY opcodes), LBA width, length offset and width.
+        (size: 10, opcodes: (UInt8(0x28), UInt8(0x2A), UInt8(0x2E), UInt8(0x2F)), lba: 4, length: 7, lengthWidth: 2),
+        (size: 12, opcodes: (0xA8, 0xAA, 0xAE, 0xAF), lba: 4, length: 6, lengthWidth: 4),
+        (size: 16, opcodes: (0x88, 0x8A, 0x8E, 0x8F), lba: 8, length: 10, lengthWidth: 4),
+    ].flatMap { f in
+        let (size, lbaWidth, length, lengthWidth) = (f.size, f.lba, f.length, f.lengthWidth)
+        let (read, write, writeAndVerify, verify) = f.opcodes
+        return [
+            CommandDescriptor(
+                read, "READ(\(size))", usage: rwUsage(read, size, byte1: 0xFE), conflict: .readAccess,
+                timeouts: (30, 60)
+            ) {
+                cdb throws(SenseData) in
+                .read(try rw(cdb, lba: 2, lbaWidth: lbaWidth, length: length, lengthWidth: lengthWidth))
+            },
+            CommandDescriptor(
+                write, "WRITE(\(size))", usage: rwUsage(write, size, byte1: 0xFA), conflict: .writeAccess,
+                timeouts: (30, 60)
+            ) {
+                cdb throws(SenseData) in
+                .write(try rw(cdb, lba: 2, lbaWidth: lbaWidth, length: length, lengthWidth: lengthWidth))
+            },
+            CommandDescriptor(
+                writeAndVerify, "WRITE AND VERIFY(\(size))", usage: rwUsage(writeAndVerify, size, byte1: 0xF6),
+                conflict: .writeAccess, timeouts: (30, 60)
+            ) {
+                cdb throws(SenseData) in
+                .writeAndVerify(
+                    try CommandDescriptor.verify(
+                        cdb, lba: 2, lbaWidth: lbaWidth, length: length, lengthWidth: lengthWidth))
+            },
+            CommandDescriptor(
+                verify, "VERIFY(\(size))", usage: rwUsage(verify, size, byte1: 0xF6), conflict: .readAccess,
+                timeouts: (30, 60)
+            ) {
+                cdb throws(SenseData) in
+                .verify(
+                    try CommandDescriptor.verify(
+                        cdb, lba: 2, lbaWidth: lbaWidth, length: length, lengthWidth: lengthWidth))
+            },
+        ]
+    }
 
     static let base: [CommandDescriptor] = [
         CommandDescriptor(0x00, "TEST UNIT READY", usage: [0x00, 0, 0, 0, 0, 0], conflict: .spc2Only) {
@@ -179,27 +225,6 @@ extension CommandDescriptor {
             if cdb[8] & 1 == 0 && cdb.be32(2) != 0 { throw SenseData.invalidField(byte: 2) }
             return .readCapacity10
         },
-        CommandDescriptor(
-            0x28, "READ(10)", usage: rwUsage(0x28, 10, byte1: 0xFE), conflict: .readAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .read(try rw(cdb, lba: 2, lbaWidth: 4, length: 7, lengthWidth: 2))
-        },
-        CommandDescriptor(
-            0x2A, "WRITE(10)", usage: rwUsage(0x2A, 10, byte1: 0xFA), conflict: .writeAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .write(try rw(cdb, lba: 2, lbaWidth: 4, length: 7, lengthWidth: 2))
-        },
-        CommandDescriptor(
-            0x2E, "WRITE AND VERIFY(10)", usage: rwUsage(0x2E, 10, byte1: 0xF6), conflict: .writeAccess,
-            timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .writeAndVerify(try verify(cdb, lba: 2, lbaWidth: 4, length: 7, lengthWidth: 2))
-        },
-        CommandDescriptor(
-            0x2F, "VERIFY(10)", usage: rwUsage(0x2F, 10, byte1: 0xF6), conflict: .readAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .verify(try verify(cdb, lba: 2, lbaWidth: 4, length: 7, lengthWidth: 2))
-        },
         CommandDescriptor(0x34, "PRE-FETCH(10)", usage: rwUsage(0x34, 10, byte1: 0x02), conflict: .readAccess) {
             cdb throws(SenseData) in
             .prefetch(BlockRange(lba: UInt64(cdb.be32(2)), blockCount: UInt32(cdb.be16(7))), immediate: cdb[1] & 2 != 0)
@@ -257,11 +282,6 @@ extension CommandDescriptor {
                     pageCode: cdb[2] & 0x3F, subpageCode: cdb[3], allocationLength: cdb.be16(7)))
         },
         CommandDescriptor(
-            0x88, "READ(16)", usage: rwUsage(0x88, 16, byte1: 0xFE), conflict: .readAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .read(try rw(cdb, lba: 2, lbaWidth: 8, length: 10, lengthWidth: 4))
-        },
-        CommandDescriptor(
             0x89, "COMPARE AND WRITE",
             usage: [0x89, 0xF8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0x3F, 0],
             conflict: .writeAccess, timeouts: (30, 60)
@@ -271,22 +291,6 @@ extension CommandDescriptor {
                 BlockTransfer(
                     lba: cdb.be64(2), transferLength: UInt32(cdb[13]),
                     dpo: cdb[1] & 0x10 != 0, fua: cdb[1] & 0x08 != 0))
-        },
-        CommandDescriptor(
-            0x8A, "WRITE(16)", usage: rwUsage(0x8A, 16, byte1: 0xFA), conflict: .writeAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .write(try rw(cdb, lba: 2, lbaWidth: 8, length: 10, lengthWidth: 4))
-        },
-        CommandDescriptor(
-            0x8E, "WRITE AND VERIFY(16)", usage: rwUsage(0x8E, 16, byte1: 0xF6), conflict: .writeAccess,
-            timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .writeAndVerify(try verify(cdb, lba: 2, lbaWidth: 8, length: 10, lengthWidth: 4))
-        },
-        CommandDescriptor(
-            0x8F, "VERIFY(16)", usage: rwUsage(0x8F, 16, byte1: 0xF6), conflict: .readAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .verify(try verify(cdb, lba: 2, lbaWidth: 8, length: 10, lengthWidth: 4))
         },
         CommandDescriptor(0x90, "PRE-FETCH(16)", usage: rwUsage(0x90, 16, byte1: 0x02), conflict: .readAccess) {
             cdb throws(SenseData) in
@@ -339,27 +343,6 @@ extension CommandDescriptor {
                 ReportSupportedOperationCodes(
                     rctd: cdb[2] & 0x80 != 0, reportingOptions: options, requestedOperationCode: cdb[3],
                     requestedServiceAction: cdb.be16(4), allocationLength: cdb.be32(6)))
-        },
-        CommandDescriptor(
-            0xA8, "READ(12)", usage: rwUsage(0xA8, 12, byte1: 0xFE), conflict: .readAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .read(try rw(cdb, lba: 2, lbaWidth: 4, length: 6, lengthWidth: 4))
-        },
-        CommandDescriptor(
-            0xAA, "WRITE(12)", usage: rwUsage(0xAA, 12, byte1: 0xFA), conflict: .writeAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .write(try rw(cdb, lba: 2, lbaWidth: 4, length: 6, lengthWidth: 4))
-        },
-        CommandDescriptor(
-            0xAE, "WRITE AND VERIFY(12)", usage: rwUsage(0xAE, 12, byte1: 0xF6), conflict: .writeAccess,
-            timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .writeAndVerify(try verify(cdb, lba: 2, lbaWidth: 4, length: 6, lengthWidth: 4))
-        },
-        CommandDescriptor(
-            0xAF, "VERIFY(12)", usage: rwUsage(0xAF, 12, byte1: 0xF6), conflict: .readAccess, timeouts: (30, 60)
-        ) {
-            cdb throws(SenseData) in .verify(try verify(cdb, lba: 2, lbaWidth: 4, length: 6, lengthWidth: 4))
         },
     ]
 
