@@ -45,7 +45,7 @@ let package = Package(
         ]),
         .target(name: "TesseraNode", dependencies: [
             "ISCSITargetServer", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "ISCSISession",
-            "MetadataStore", "ClusterModel", "AdminAPI",
+            "MetadataStore", "ClusterModel", "AdminAPI", "DistributedLUN", "ClusterWire",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(name: "tessera", dependencies: ["TesseraCLI"]),
 
         // Tests ---------------------------------------------------------------
-        .target(name: "TesseraTestKit", dependencies: ["BlockStorage"], path: "Tests/TesseraTestKit"),
+        .target(name: "TesseraTestKit", dependencies: ["BlockStorage", "ClusterModel", "DistributedLUN"], path: "Tests/TesseraTestKit"),
         .testTarget(name: "ISCSIWireTests", dependencies: [
             "ISCSIWire", "CCRC32C",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -90,7 +90,7 @@ let package = Package(
         // Metadata store (dqlite) -------------------------------------------
         .systemLibrary(name: "CDqlite", path: "Sources/CDqlite", pkgConfig: "dqlite", providers: [.apt(["libdqlite-dev"])]),
         .target(name: "CDqliteShim", dependencies: ["CDqlite"], path: "Sources/CDqliteShim"),
-        .target(name: "ClusterModel"),
+        .target(name: "ClusterModel", dependencies: ["BlockStorage"]),
         .target(name: "MetadataStore", dependencies: [
             "ClusterModel", "CDqlite", "CDqliteShim",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -105,6 +105,28 @@ let package = Package(
             "MetadataStore", "ClusterModel",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+
+        // Distributed LUN: the data path over sub-units, and the peer port ---
+        .target(name: "DistributedLUN", dependencies: [
+            "BlockStorage", "ClusterModel",
+        ]),
+        .target(name: "ClusterWire", dependencies: [
+            "ClusterModel", "BlockStorage",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "ClusterModelTests", dependencies: ["ClusterModel", "BlockStorage"]),
+        .testTarget(name: "DistributedLUNTests", dependencies: [
+            "DistributedLUN", "ClusterModel", "BlockStorage", "TesseraTestKit",
+        ]),
+        .testTarget(name: "ClusterWireTests", dependencies: [
+            "ClusterWire", "ClusterModel", "BlockStorage",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
 
         // Admin HTTP endpoint (health, metrics) --------------------------------

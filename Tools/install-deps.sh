@@ -5,7 +5,7 @@
 set -euo pipefail
 MODE=${1:---run}
 RUN_PKGS=(libaio-dev libssl-dev libsqlite3-dev libdqlite-dev pkg-config)
-TEST_PKGS=(libiscsi-bin qemu-utils tgt sg3-utils python3 procps)
+TEST_PKGS=(libiscsi-bin qemu-utils qemu-block-extra tgt sg3-utils python3 procps)
 PKGS=("${RUN_PKGS[@]}")
 [ "$MODE" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 

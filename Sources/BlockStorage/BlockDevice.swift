@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The narrow interface every backing store implements (LIO's backend shape):
 /// geometry, read, write, flush, unmap. The SCSI executor, the libaio file
 /// device, the in-memory device and (later) the distributed device meet here.
@@ -34,6 +40,51 @@ public protocol BlockDevice: AnyObject, Sendable {
     /// covering at most `blockCount` blocks (fewer is allowed). A device that
     /// cannot tell reports everything mapped (the default).
     func allocation(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) -> [BlockExtent]
+
+    /// COMPARE AND WRITE (SBC-3 §5.2) as one step: compares the `blockCount`
+    /// blocks at `lba` with the first `blockCount` blocks of `buffer` from
+    /// `offset`, and only when they are equal writes the next `blockCount`
+    /// blocks there. The default reads, compares and writes, which is atomic
+    /// only while the caller keeps other commands off the medium (the logical
+    /// unit holds it exclusively); a distributed device runs it at the
+    /// sub-unit's primary under that primary's write ordering, so it is atomic
+    /// whichever node the command came through.
+    func compareAndWrite(lba: UInt64, blockCount: UInt32, buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError) -> CompareAndWriteOutcome
+}
+
+/// What a COMPARE AND WRITE did.
+public enum CompareAndWriteOutcome: Sendable, Hashable {
+    /// The blocks matched and the new data was written.
+    case written
+    /// The first differing byte, counted from the start of the compared blocks; nothing was written.
+    case miscompare(offset: Int)
+}
+
+extension BlockDevice {
+    public func compareAndWrite(lba: UInt64, blockCount: UInt32, buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError) -> CompareAndWriteOutcome
+    {
+        let length = Int(blockCount) * Int(geometry.blockSize)
+        precondition(offset >= 0 && offset + 2 * length <= buffer.count, "compare-and-write buffer too small")
+        let medium = IOBuffer(count: length)
+        try await read(lba: lba, blockCount: blockCount, into: medium, offset: 0)
+        if let difference = CompareAndWriteOutcome.firstDifference(medium, 0, buffer, offset, length: length) {
+            return .miscompare(offset: difference)
+        }
+        try await write(lba: lba, blockCount: blockCount, from: buffer, offset: offset + length, fua: fua)
+        return .written
+    }
+}
+
+extension CompareAndWriteOutcome {
+    /// The first offset below `length` where `a` (from `aOffset`) and `b` (from `bOffset`) differ.
+    public static func firstDifference(_ a: IOBuffer, _ aOffset: Int, _ b: IOBuffer, _ bOffset: Int, length: Int) -> Int? {
+        if memcmp(a.baseAddress + aOffset, b.baseAddress + bOffset, length) == 0 { return nil }
+        let x = UnsafeRawBufferPointer(start: a.baseAddress + aOffset, count: length)
+        let y = UnsafeRawBufferPointer(start: b.baseAddress + bOffset, count: length)
+        return (0..<length).first { x[$0] != y[$0] }
+    }
 }
 
 extension BlockDevice {
@@ -98,6 +149,9 @@ public struct BlockDeviceError: Error, Sendable, Hashable, CustomStringConvertib
         public static let closed = Code(raw: 5)
         /// No space left to allocate a block (thin provisioning).
         public static let noSpace = Code(raw: 6)
+        /// The blocks cannot be reached just now (a replica's node did not
+        /// answer in time): retryable, on this path or another.
+        public static let unavailable = Code(raw: 7)
 
         public var description: String {
             switch raw {
@@ -107,6 +161,7 @@ public struct BlockDeviceError: Error, Sendable, Hashable, CustomStringConvertib
             case 4: "not supported"
             case 5: "closed"
             case 6: "no space"
+            case 7: "unavailable"
             default: "unknown(\(raw))"
             }
         }

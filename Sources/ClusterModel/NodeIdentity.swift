@@ -73,13 +73,3 @@ public struct ClusterMember: Hashable, Sendable {
         self.role = role
     }
 }
-
-/// Fencing epoch: bumped each time ownership of something changes hands.
-public struct Epoch: RawRepresentable, Hashable, Comparable, Sendable {
-    /// Monotonic counter.
-    public var rawValue: UInt64
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
-    public static func < (lhs: Epoch, rhs: Epoch) -> Bool { lhs.rawValue < rhs.rawValue }
-    /// The next epoch.
-    public func next() -> Epoch { Epoch(rawValue: rawValue &+ 1) }
-}

@@ -82,6 +82,18 @@ public final class ISCSIServer: Sendable {
         logger.info("iSCSI server listening", metadata: ["portals": "\(addresses)"])
     }
 
+    /// Replaces the addresses SendTargets reports for every target (RFC 7143
+    /// Appendix C TargetAddress values, "host:port,tag"): in a cluster, every
+    /// member's portals, so a host learns all its paths from any one node.
+    /// Logins already under way keep the list they started with.
+    public func setSendTargetsAddresses(_ addresses: [String]) {
+        state.withLock { state in
+            guard var login = state.login else { return }
+            for index in login.targets.indices { login.targets[index].sendTargetsAddresses = addresses }
+            state.login = login
+        }
+    }
+
     /// The TCP ports the portals are bound to, in configuration order (useful with port 0).
     public var boundPorts: [Int] {
         state.withLock { $0.channels.compactMap { $0.localAddress?.port } }

@@ -437,17 +437,16 @@ extension LogicalUnit {
         guard let data = command.dataOut, command.dataOutLength == 2 * half else {
             throw SenseData(.invalidFieldInInformationUnit)
         }
-        let medium = IOBuffer(count: half)
+        let outcome: CompareAndWriteOutcome
         do {
-            try await device.read(lba: t.lba, blockCount: t.transferLength, into: medium, offset: 0)
-        } catch {
-            throw Self.sense(for: error, writing: false)
-        }
-        try Self.compare(medium, data, length: half, pattern: false, blockSize: blockSize)
-        do {
-            try await device.write(lba: t.lba, blockCount: t.transferLength, from: data, offset: half, fua: t.fua)
+            outcome = try await device.compareAndWrite(
+                lba: t.lba, blockCount: t.transferLength, buffer: data, offset: 0, fua: t.fua)
         } catch {
             throw Self.sense(for: error, writing: true)
+        }
+        // SBC-3 §5.2: a miscompare → MISCOMPARE with the offset of the first differing byte.
+        if case .miscompare(let offset) = outcome {
+            throw SenseData(.miscompareDuringVerifyOperation, information: UInt32(truncatingIfNeeded: offset))
         }
         return .good
     }
@@ -522,6 +521,9 @@ extension LogicalUnit {
         case .readOnly: SenseData(.writeProtected)
         case .noSpace: SenseData(.spaceAllocationFailedWriteProtect)
         case .outOfRange: SenseData(.lbaOutOfRange)
+        // A replica's node did not answer in time: retryable, as a short transition
+        // (SPC-4 §5.16.2.6), so the host retries here or on another path.
+        case .unavailable: SenseData(.asymmetricAccessStateTransition)
         default: SenseData(.internalTargetFailure)
         }
     }

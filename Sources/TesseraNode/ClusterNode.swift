@@ -25,7 +25,7 @@ public final class ClusterNode: Sendable {
     public let lease: StoreLeaseKeeper
     private let node: DqliteNode
     private let heartbeatClient: MetadataStoreClient
-    private let logger: Logger
+    let logger: Logger
     private let heartbeatTask = Mutex<Task<Void, Never>?>(nil)
     private let leader = Mutex<NodeID?>(nil)
 
@@ -134,33 +134,55 @@ public final class ClusterNode: Sendable {
         }
     }
 
-    /// Seeds the store from the configuration (idempotent upserts in one
-    /// transaction), registers this node in `members`, and returns the
-    /// targets to serve, read back from the store.
+    /// Seeds the store and returns the targets to serve (``formAndLoad(_:)``'s targets).
     public func seedAndLoad(_ configuration: NodeConfiguration) async throws -> [TargetConfiguration] {
+        try await formAndLoad(configuration).targets
+    }
+
+    /// What a node serves, read back from the store once the cluster formed.
+    public struct Served: Sendable {
+        /// Targets and their LUNs.
+        public var targets: [TargetConfiguration]
+        /// Every LUN's sub-unit map.
+        public var maps: [LUNKey: SubUnitMap]
+        /// The registered members.
+        public var members: [MemberRecord]
+    }
+
+    /// Seeds the store from the configuration and registers this node in
+    /// `members` (one transaction), waits for the members the configuration
+    /// names, places LUNs that have no sub-unit map yet, and returns what to
+    /// serve, read back from the store.
+    public func formAndLoad(_ configuration: NodeConfiguration) async throws -> Served {
         let seed = StoreSeed(configuration)
         let member = MemberRecord(
-            nodeID: id, storeAddress: address.description, peerAddress: address.description,
-            iscsiPortal: configuration.portals.first?.address)
-        try await duringStartup("seed") {
+            nodeID: id, storeAddress: address.description, peerAddress: configuration.cluster.wireAddress,
+            iscsiPortal: configuration.portals.first?.address,
+            // RFC 7143 §13.3 / Appendix C: TargetAddress=domainname[:port][,portal-group-tag]
+            portals: configuration.portals.map { "\($0.address),\($0.groupTag)" })
+        let kept = try await duringStartup("seed") {
             try await client.transaction { tx in
                 let repository = StoreRepository(tx)
-                try await seed.apply(to: repository)
+                let kept = try await seed.apply(to: repository)
                 try await repository.upsertMember(member)
+                return kept
             }
         }
+        for message in kept { logger.error("configuration: \(message)") }
+        let members = try await awaitFormation(expected: configuration.cluster.expectedMembers)
         let snapshot = try await duringStartup("load") {
             try await client.transaction { tx in try await StoreSnapshot.load(from: StoreRepository(tx)) }
         }
+        let maps = try await ensureSubUnitMaps(snapshot.luns, members: members)
         let (targets, problems) = snapshot.targetConfigurations(portals: configuration.portals, local: configuration.targets)
         for problem in problems { logger.error("store: skipping LUN: \(problem)") }
         logger.info(
             "store seeded",
             metadata: [
                 "seeded-targets": "\(seed.targets.count)", "store-targets": "\(targets.count)",
-                "store-luns": "\(targets.reduce(0) { $0 + $1.luns.count })",
+                "store-luns": "\(targets.reduce(0) { $0 + $1.luns.count })", "members": "\(members.count)",
             ])
-        return targets
+        return Served(targets: targets, maps: maps, members: members)
     }
 
     /// Starts the heartbeat: every lease/4 a statement through the leader;

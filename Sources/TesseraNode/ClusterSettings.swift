@@ -30,6 +30,23 @@ public struct ClusterSettings: Sendable, Hashable {
     public var lease: Duration
     /// `store_dir`: the store's data directory; nil means `data_dir/store`.
     public var storeDirectory: String?
+    /// Host part of `wire`: the node-to-node port for sub-unit I/O
+    /// (forwarding and replication); nil means the peer host.
+    public var wireHost: String?
+    /// Port part of `wire`; nil means the peer port + 100.
+    public var wirePort: UInt16?
+
+    /// `host:port` of the wire (node-to-node I/O) port.
+    public var wireAddress: String {
+        let host = wireHost ?? peerHost
+        let port = wirePort ?? (peerPort <= UInt16.max - 100 ? peerPort + 100 : peerPort - 100)
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// How many members the cluster is meant to have: this node and every
+    /// distinct store address in `join`. A new LUN is placed once that many
+    /// have registered (or the formation wait ends).
+    public var expectedMembers: Int { Set(join + [peerAddress]).count }
 
     public init(
         nodeID: UInt64 = 1, peerHost: String = Self.defaultPeerHost, peerPort: UInt16 = Self.defaultPeerPort,

@@ -4,7 +4,7 @@ extension ConfigurationReader {
     /// `[cluster]`: node_id, peer, join, lease, store_dir.
     mutating func readCluster(_ table: TOMLTable) -> ClusterSettings {
         let path = "cluster"
-        checkKeys(table, path, allowed: ["node_id", "peer", "join", "lease", "store_dir"])
+        checkKeys(table, path, allowed: ["node_id", "peer", "wire", "join", "lease", "store_dir"])
         var settings = ClusterSettings()
         // dqlite node ids are non-zero 64-bit integers; TOML integers are signed 64-bit.
         if let id = integer(table, "node_id", path, in: 1...Int.max) { settings.nodeID = UInt64(id) }
@@ -17,6 +17,17 @@ extension ConfigurationReader {
                 error("\(path).peer", "needs an explicit port: host:port")
             case .failure(let problem):
                 error("\(path).peer", problem.message)
+            }
+        }
+        if let wire = string(table, "wire", path) {
+            switch ListenAddress.parse(wire) {
+            case .success(let address) where Self.hasExplicitPort(wire):
+                settings.wireHost = address.host
+                settings.wirePort = address.port
+            case .success:
+                error("\(path).wire", "needs an explicit port: host:port")
+            case .failure(let problem):
+                error("\(path).wire", problem.message)
             }
         }
         if let seeds = strings(table, "join", path) {

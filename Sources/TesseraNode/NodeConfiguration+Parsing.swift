@@ -1,3 +1,4 @@
+import ClusterModel
 import AIOBlockStorage
 import Logging
 import TOMLKit
@@ -395,7 +396,7 @@ struct ConfigurationReader {
             table, path,
             allowed: [
                 "id", "size", "block_size", "physical_block_size", "backing", "path", "vendor", "product",
-                "revision", "serial", "direct_io", "read_only", "thin",
+                "revision", "serial", "direct_io", "read_only", "thin", "replicas", "sub_unit_size",
             ])
         let errorCount = errors.count
         // SAM-5 §4.7.7: flat space addressing carries LUNs 0...16383.
@@ -471,6 +472,30 @@ struct ConfigurationReader {
         }
         if let value = bool(table, "read_only", path) { lun.readOnly = value }
         if let value = bool(table, "thin", path) { lun.thin = value }
+        // ARCHITECTURE.md "Words": one primary and one or two secondaries per sub-unit.
+        if let replicas = integer(table, "replicas", path, in: 1...3) { lun.replicas = replicas }
+        if let value = table["sub_unit_size"] {
+            var bytes: UInt64?
+            if let number = value.int, number > 0 {
+                bytes = UInt64(number)
+            } else if let text = value.string {
+                switch ByteSize.parse(text) {
+                case .success(let parsed): bytes = parsed
+                case .failure(let problem): error("\(path).sub_unit_size", problem.message)
+                }
+            } else {
+                error("\(path).sub_unit_size", "expected bytes (integer) or a string such as \"1GiB\"")
+            }
+            if let bytes {
+                // SBC-3 §6.5.3 MAXIMUM COMPARE AND WRITE LENGTH is one block: a sub-unit of whole
+                // blocks keeps every atomic command inside one sub-unit.
+                if let problem = SubUnitLayout.problem(subUnitBytes: bytes, blockSize: UInt32(blockSize), atomicBlocks: 1) {
+                    error("\(path).sub_unit_size", problem)
+                } else {
+                    lun.subUnitSize = bytes
+                }
+            }
+        }
         if backing == .memory && table["direct_io"] != nil {
             warning("\(path).direct_io", "ignored for a memory LUN")
         }

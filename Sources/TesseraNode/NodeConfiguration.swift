@@ -194,6 +194,16 @@ public struct LUNConfiguration: Sendable, Hashable {
     public var readOnly: Bool
     /// `thin`: sparse file with UNMAP; false allocates every block up front.
     public var thin: Bool
+    /// `replicas`: copies of every sub-unit (1...3) on different nodes; nil
+    /// takes the default: 2 in a cluster of several nodes, 1 on a lone node.
+    public var replicas: Int?
+    /// `sub_unit_size`: bytes per sub-unit (1 MiB…1 TiB, a multiple of the
+    /// block size); the LUN's blocks are cut into pieces of this size that
+    /// live on different nodes.
+    public var subUnitSize: UInt64 = LUNConfiguration.defaultSubUnitSize
+
+    /// The default sub-unit size: 1 GiB.
+    public static let defaultSubUnitSize: UInt64 = 1 << 30
 
     public init(
         id: UInt16, size: UInt64, blockSize: UInt32 = 512, backing: Backing, vendor: String = "TESSERA",

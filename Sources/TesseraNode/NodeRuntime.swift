@@ -3,6 +3,7 @@ import BlockStorage
 import ISCSISession
 import ISCSITargetServer
 import Logging
+import MetadataStore
 import SCSITarget
 
 /// Builds the running pieces from a validated configuration: logical units
@@ -12,6 +13,11 @@ enum NodeRuntime {
     /// A LUN's identity must be the same on every node that will ever serve it
     /// (ARCHITECTURE.md, rule 4), so it is derived from the target name and LUN
     /// id, never from anything local such as a path or a random number.
+    /// The SendTargets list of a cluster: every member's portals, in node order.
+    static func clusterPortals(_ members: [MemberRecord]) -> [String] {
+        members.sorted { $0.nodeID < $1.nodeID }.flatMap(\.portals)
+    }
+
     static func identity(targetName: String, lunID: UInt16) -> UInt64 {
         // FNV-1a, 64 bit: stable across processes and platforms (unlike Hasher).
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -66,13 +72,15 @@ enum NodeRuntime {
 
     /// Login rules: targets with their ACLs, CHAP and SendTargets addresses,
     /// and the negotiation offers from `[iscsi]`.
-    static func loginConfiguration(_ configuration: NodeConfiguration) -> LoginConfiguration {
+    /// `clusterPortals`, when given, is what SendTargets lists for every
+    /// target: every member node's portals, each with its own group tag.
+    static func loginConfiguration(_ configuration: NodeConfiguration, clusterPortals: [String]? = nil) -> LoginConfiguration {
         let targets = configuration.targets.map { target in
             TargetDescription(
                 name: target.name, alias: target.alias,
                 portalGroupTag: portals(of: target, in: configuration).first?.groupTag ?? 1,
                 // RFC 7143 §13.3 / Appendix C: TargetAddress=domainname[:port][,portal-group-tag]
-                sendTargetsAddresses: portals(of: target, in: configuration).map { "\($0.address),\($0.groupTag)" },
+                sendTargetsAddresses: clusterPortals ?? portals(of: target, in: configuration).map { "\($0.address),\($0.groupTag)" },
                 allowedInitiators: target.allowedInitiators, chap: credentials(target.chap))
         }
         var login = LoginConfiguration(targets: targets, discoveryCHAP: credentials(configuration.discoveryCHAP))
@@ -87,14 +95,14 @@ enum NodeRuntime {
     }
 
     static func serverConfiguration(
-        _ configuration: NodeConfiguration, devices: [String: SCSITargetDevice]
+        _ configuration: NodeConfiguration, devices: [String: SCSITargetDevice], clusterPortals: [String]? = nil
     ) -> ISCSIServerConfiguration {
         let iscsi = configuration.iscsi
         return ISCSIServerConfiguration(
             portals: configuration.portals.map {
                 .init(host: $0.host, port: Int($0.port), portalGroupTag: $0.groupTag)
             },
-            login: loginConfiguration(configuration),
+            login: loginConfiguration(configuration, clusterPortals: clusterPortals),
             targets: devices.mapValues { $0 as any SCSITaskExecutor },
             queueDepth: iscsi.queueDepth,
             nopInInterval: iscsi.nopInInterval == .zero ? nil : iscsi.nopInInterval,

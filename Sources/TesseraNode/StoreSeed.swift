@@ -6,9 +6,12 @@ import MetadataStore
 /// What the TOML contributes to the store: targets, LUNs, ACLs and CHAP as
 /// store records. Applying it is idempotent and runs in one transaction on
 /// every start (issue 4: "a TOML file seeds the store on first start and is
-/// re-applied idempotently"). Targets and LUNs are upserted; targets and LUNs
-/// the TOML does not name are left alone (the store, not this node's file, is
-/// the source of truth). For a target the TOML names, its access rules (ACL
+/// re-applied idempotently"). Targets are upserted; a LUN is created once,
+/// when the store lacks it, and never changed by a TOML afterwards: a file
+/// that disagrees on its geometry or replication is reported, field by field,
+/// with the store's value (resizing is an administrator's action). Targets
+/// and LUNs the TOML does not name are left alone (the store, not this node's
+/// file, is the source of truth). For a target the TOML names, its access rules (ACL
 /// and CHAP) become exactly the TOML's: revoking an initiator or dropping
 /// CHAP in the file must take effect, never linger in the store.
 struct StoreSeed: Hashable, Sendable {
@@ -29,8 +32,11 @@ struct StoreSeed: Hashable, Sendable {
     /// CHAP credentials to upsert.
     var chap: [CHAPRecord] = []
 
-    /// The seed of a parsed configuration. Pure.
+    /// The seed of a parsed configuration. Pure. A LUN that names no
+    /// `replicas` gets two when the cluster is meant to have several members,
+    /// one on a lone node.
     init(_ configuration: NodeConfiguration) {
+        let defaultReplicas = configuration.cluster.expectedMembers > 1 ? 2 : 1
         for target in configuration.targets {
             targets.append(TargetRecord(iqn: target.name, alias: target.alias, portalGroupTag: target.portalGroups.first ?? 1))
             for lun in target.luns {
@@ -40,7 +46,7 @@ struct StoreSeed: Hashable, Sendable {
                         key: LUNKey(targetIQN: target.name, lun: UInt64(lun.id)), sizeBytes: lun.size, blockSize: lun.blockSize,
                         naaID: (0..<8).map { UInt8(truncatingIfNeeded: identity >> (56 - 8 * $0)) },
                         serial: lun.serial ?? NodeRuntime.defaultSerial(targetName: target.name, lunID: lun.id),
-                        backing: StoredLUNOptions(lun).encoded()))
+                        backing: StoredLUNOptions(lun, replicas: lun.replicas ?? defaultReplicas).encoded()))
             }
             acls += target.allowedInitiators.map { ACLEntry(targetIQN: target.name, initiatorIQN: $0) }
             if let credentials = target.chap {
@@ -53,8 +59,10 @@ struct StoreSeed: Hashable, Sendable {
     }
 
     /// Upserts everything through `repository` (pass one built on a
-    /// transaction so that the seed lands whole or not at all).
-    func apply(to repository: StoreRepository) async throws {
+    /// transaction so that the seed lands whole or not at all). Returns the
+    /// LUN settings the store kept against this TOML, one message each.
+    @discardableResult
+    func apply(to repository: StoreRepository) async throws -> [String] {
         for target in targets {
             try await repository.upsertTarget(target)
             let wanted = Set(acls.filter { $0.targetIQN == target.iqn }.map(\.initiatorIQN))
@@ -67,9 +75,37 @@ struct StoreSeed: Hashable, Sendable {
                 try await repository.deleteCHAP(target: target.iqn, initiatorIQN: stored.initiatorIQN, direction: stored.direction)
             }
         }
-        for lun in luns { try await repository.upsertLUN(lun) }
+        var kept: [String] = []
+        for lun in luns {
+            if let stored = try await repository.lun(lun.key) {
+                kept += Self.differences(configured: lun, stored: stored)
+            } else {
+                try await repository.upsertLUN(lun)
+            }
+        }
         for entry in acls { try await repository.allowInitiator(entry.initiatorIQN, target: entry.targetIQN) }
         for credentials in chap { try await repository.upsertCHAP(credentials) }
+        return kept
+    }
+
+    /// What a TOML's LUN says differently from the LUN the store holds, for
+    /// the fields that define its blocks. Pure.
+    static func differences(configured: LUNRecord, stored: LUNRecord) -> [String] {
+        var messages: [String] = []
+        func report(_ field: String, _ mine: String, _ theirs: String) {
+            if mine != theirs {
+                messages.append("LUN \(stored.key): \(field) = \(mine) in this node's configuration, but the store's LUN has \(theirs); keeping the store's (resize or recreate the LUN through the cluster)")
+            }
+        }
+        report("size", "\(configured.sizeBytes)", "\(stored.sizeBytes)")
+        report("block_size", "\(configured.blockSize)", "\(stored.blockSize)")
+        let mine = StoredLUNOptions.decode(configured.backing)
+        let theirs = StoredLUNOptions.decode(stored.backing)
+        if let mine, let theirs {
+            report("replicas", "\(mine.replicas ?? 1)", "\(theirs.replicas ?? 1)")
+            report("sub_unit_size", "\(mine.subUnitBytes ?? LUNConfiguration.defaultSubUnitSize)", "\(theirs.subUnitBytes ?? LUNConfiguration.defaultSubUnitSize)")
+        }
+        return messages
     }
 }
 
@@ -89,8 +125,13 @@ struct StoredLUNOptions: Codable, Hashable, Sendable {
     var thin: Bool
     /// `physical_block_size`; absent in rows written before it existed.
     var physicalBlockSize: UInt32?
+    /// Replicas per sub-unit asked for when the LUN was created; absent in
+    /// rows written before the distributed LUN (one replica).
+    var replicas: Int?
+    /// Sub-unit size asked for when the LUN was created; absent = the default.
+    var subUnitBytes: UInt64?
 
-    init(_ lun: LUNConfiguration) {
+    init(_ lun: LUNConfiguration, replicas: Int) {
         switch lun.backing {
         case .memory: backing = "memory"
         case .file(let file):
@@ -104,6 +145,8 @@ struct StoredLUNOptions: Codable, Hashable, Sendable {
         readOnly = lun.readOnly
         thin = lun.thin
         physicalBlockSize = lun.physicalBlockSize
+        self.replicas = replicas
+        subUnitBytes = lun.subUnitSize
     }
 
     func encoded() -> String {
@@ -187,6 +230,8 @@ struct StoreSnapshot: Hashable, Sendable {
                     product: options.product, revision: options.revision, serial: lun.serial, directIO: directIO,
                     readOnly: options.readOnly, thin: options.thin)
                 configuration.physicalBlockSize = options.physicalBlockSize
+                configuration.replicas = options.replicas ?? 1
+                configuration.subUnitSize = options.subUnitBytes ?? LUNConfiguration.defaultSubUnitSize
                 target.luns.append(configuration)
             }
             return target

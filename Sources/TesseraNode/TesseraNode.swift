@@ -31,36 +31,39 @@ public enum TesseraNode {
         cluster.startHeartbeat()
         var served = configuration
         let admin: AdminServer?
+        let data: DataPlane
         do {
-            served.targets = try await cluster.seedAndLoad(configuration)
+            let state = try await cluster.formAndLoad(configuration)
+            served.targets = state.targets
             admin = try await startAdmin(configuration: served, cluster: cluster, logger: logger)
+            do {
+                data = try await DataPlane.start(configuration: served, served: state, cluster: cluster, logger: logger)
+            } catch {
+                await admin?.shutdown()
+                throw error
+            }
         } catch {
             await cluster.stop()
             throw error
         }
-        let units: [OpenedLogicalUnit]
-        do {
-            units = try await openLogicalUnitDevices(configuration: served, logger: logger)
-        } catch {
-            await admin?.shutdown()
-            await cluster.stop()
-            throw error
-        }
+        let units = data.units
         // PR state (APTPL) lives in the store, behind the lease.
         let devices = NodeRuntime.targetDevices(
             configuration: served, units: units,
             reservationStore: StoreReservationStateStore(client: cluster.client, gate: cluster.lease))
         let server = ISCSIServer(
-            configuration: NodeRuntime.serverConfiguration(served, devices: devices),
+            configuration: NodeRuntime.serverConfiguration(
+                served, devices: devices, clusterPortals: NodeRuntime.clusterPortals(data.members)),
             logger: logger)
         do {
             try await server.start()
         } catch {
-            for unit in units { await unit.device.close() }
+            await data.stop()
             await admin?.shutdown()
             await cluster.stop()
             throw NodeStartupError(message: "cannot listen on \(configuration.portals.map(\.address)): \(error)")
         }
+        let membership = Task { await Self.followMembership(data: data, server: server) }
         logger.notice(
             "tesserad ready",
             metadata: [
@@ -70,8 +73,9 @@ public enum TesseraNode {
             ])
         let received = await termination.wait()
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
+        membership.cancel()
         await server.shutdown()
-        for unit in units { await unit.device.close() }
+        await data.stop()
         await admin?.shutdown()
         await cluster.stop()
         termination.cancel()
@@ -80,6 +84,20 @@ public enum TesseraNode {
 }
 
 extension TesseraNode {
+    /// Keeps SendTargets listing every member's portals: re-reads the store's
+    /// members every two seconds and updates the list when a node joined or left.
+    static func followMembership(data: DataPlane, server: ISCSIServer) async {
+        var portals = NodeRuntime.clusterPortals(data.members)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(2))
+            let now = NodeRuntime.clusterPortals(await data.refreshMembers())
+            if now != portals, !now.isEmpty {
+                server.setSendTargetsAddresses(now)
+                portals = now
+            }
+        }
+    }
+
     /// Starts the `[admin]` endpoint, if configured; its health report reads
     /// the lease and the served targets.
     static func startAdmin(configuration: NodeConfiguration, cluster: ClusterNode, logger: Logger) async throws -> AdminServer? {

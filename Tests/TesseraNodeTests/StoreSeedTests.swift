@@ -85,6 +85,8 @@ func freeLoopbackPort() -> UInt16 {
         var expected = configuration.targets
         // The store keeps the derived serial; the node would derive the same one.
         expected[0].luns[0].serial = NodeRuntime.defaultSerial(targetName: expected[0].name, lunID: 0)
+        // A lone node's LUNs that name no replica count get one, and the store says so.
+        for i in expected[0].luns.indices { expected[0].luns[i].replicas = 1 }
         #expect(targets == expected)
     }
 
@@ -185,5 +187,30 @@ func freeLoopbackPort() -> UInt16 {
         #expect(held)
         #expect(cluster.lastKnownLeader == NodeID(1))
         await cluster.stop()
+    }
+}
+
+/// A LUN is created once: a TOML that disagrees later is reported, never applied.
+@Suite("Seeding an existing LUN")
+struct StoreSeedDifferencesTests {
+    @Test("size, block_size, replicas and sub_unit_size that differ are each named with the store's value")
+    func differencesNamed() throws {
+        let key = LUNKey(targetIQN: "iqn.2026-11.dev.tessera:x", lun: 0)
+        var lun = LUNConfiguration(id: 0, size: 64 << 20, backing: .file(path: "x.img"))
+        lun.subUnitSize = 8 << 20
+        let stored = LUNRecord(
+            key: key, sizeBytes: 64 << 20, blockSize: 512, naaID: [], serial: "S",
+            backing: StoredLUNOptions(lun, replicas: 2).encoded())
+        #expect(StoreSeed.differences(configured: stored, stored: stored).isEmpty)
+        lun.subUnitSize = 16 << 20
+        let configured = LUNRecord(
+            key: key, sizeBytes: 128 << 20, blockSize: 4096, naaID: [], serial: "S",
+            backing: StoredLUNOptions(lun, replicas: 3).encoded())
+        let messages = StoreSeed.differences(configured: configured, stored: stored)
+        #expect(messages.count == 4)
+        #expect(messages[0].contains("size = 134217728") && messages[0].contains("has 67108864"))
+        #expect(messages[1].contains("block_size = 4096") && messages[1].contains("has 512"))
+        #expect(messages[2].contains("replicas = 3") && messages[2].contains("has 2"))
+        #expect(messages[3].contains("sub_unit_size = 16777216") && messages[3].contains("has 8388608"))
     }
 }

@@ -177,6 +177,48 @@ public enum Schema {
                 preferred INTEGER NOT NULL DEFAULT 0
             )
             """,
-        ])
+        ]),
+        Migration("0002_distributed_lun", [
+            // The node's iSCSI portals as SendTargets TargetAddress values
+            // "host:port,tag" (RFC 7143 §13.8), space-separated; '' for none.
+            "ALTER TABLE members ADD COLUMN portals TEXT NOT NULL DEFAULT ''",
+            // How a LUN is cut into sub-units (ARCHITECTURE.md "Words"). lun_id
+            // is the UInt64 LUNID bit-cast to INTEGER (it may be negative here).
+            """
+            CREATE TABLE lun_layouts (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                lun_id INTEGER NOT NULL,
+                replicas INTEGER NOT NULL,
+                sub_unit_bytes INTEGER NOT NULL,
+                PRIMARY KEY (target_iqn, lun),
+                FOREIGN KEY (target_iqn, lun) REFERENCES luns(target_iqn, lun) ON DELETE CASCADE
+            )
+            """,
+            // One row per sub-unit index; epoch is the replica set's fencing epoch.
+            """
+            CREATE TABLE sub_units (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                idx INTEGER NOT NULL,
+                epoch INTEGER NOT NULL,
+                PRIMARY KEY (target_iqn, lun, idx),
+                FOREIGN KEY (target_iqn, lun) REFERENCES luns(target_iqn, lun) ON DELETE CASCADE
+            )
+            """,
+            // A sub-unit's replica set in order: rank 0 is the primary.
+            """
+            CREATE TABLE sub_unit_replicas (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                idx INTEGER NOT NULL,
+                rank INTEGER NOT NULL,
+                node_id INTEGER NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('in-sync', 'stale', 'resyncing')),
+                PRIMARY KEY (target_iqn, lun, idx, rank),
+                FOREIGN KEY (target_iqn, lun, idx) REFERENCES sub_units(target_iqn, lun, idx) ON DELETE CASCADE
+            )
+            """,
+        ]),
     ]
 }

@@ -12,13 +12,22 @@ public struct MemberRecord: Hashable, Sendable {
     public var iscsiPortal: String?
     /// Failure domain tag.
     public var failureDomain: UInt64
+    /// Every iSCSI portal of the node as a SendTargets TargetAddress value
+    /// "host:port,tag" (RFC 7143 §13.8), in the order SendTargets lists them.
+    /// Stored space-separated, so a value must be non-empty and hold no
+    /// whitespace (`upsertMember` traps on one that does).
+    public var portals: [String]
 
-    public init(nodeID: NodeID, storeAddress: String, peerAddress: String? = nil, iscsiPortal: String? = nil, failureDomain: UInt64 = 0) {
+    public init(
+        nodeID: NodeID, storeAddress: String, peerAddress: String? = nil, iscsiPortal: String? = nil, failureDomain: UInt64 = 0,
+        portals: [String] = []
+    ) {
         self.nodeID = nodeID
         self.storeAddress = storeAddress
         self.peerAddress = peerAddress
         self.iscsiPortal = iscsiPortal
         self.failureDomain = failureDomain
+        self.portals = portals
     }
 }
 
@@ -80,6 +89,23 @@ public struct LUNRecord: Hashable, Sendable {
         self.serial = serial
         self.backing = backing
         self.contextVersion = contextVersion
+    }
+}
+
+/// How a distributed LUN is cut into sub-units and replicated (the
+/// `lun_layouts` row); the sub-units' replica sets are in `SubUnitMap`.
+public struct LUNLayoutRecord: Hashable, Sendable {
+    /// The LUN's cluster-wide id, carried in peer requests.
+    public var lunID: LUNID
+    /// Replicas wanted per sub-unit.
+    public var replicationFactor: Int
+    /// Bytes per sub-unit (the last one may be shorter); a multiple of the block size.
+    public var subUnitBytes: UInt64
+
+    public init(lunID: LUNID, replicationFactor: Int, subUnitBytes: UInt64) {
+        self.lunID = lunID
+        self.replicationFactor = replicationFactor
+        self.subUnitBytes = subUnitBytes
     }
 }
 

@@ -14,11 +14,14 @@ public struct StoreRepository: Sendable {
     public func upsertMember(_ m: MemberRecord) async throws {
         try await db.exec(
             """
-            INSERT INTO members (node_id, store_address, peer_address, iscsi_portal, failure_domain) VALUES (?, ?, ?, ?, ?)
+            INSERT INTO members (node_id, store_address, peer_address, iscsi_portal, failure_domain, portals) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (node_id) DO UPDATE SET store_address = excluded.store_address, peer_address = excluded.peer_address,
-            iscsi_portal = excluded.iscsi_portal, failure_domain = excluded.failure_domain
+            iscsi_portal = excluded.iscsi_portal, failure_domain = excluded.failure_domain, portals = excluded.portals
             """,
-            [.int(m.nodeID.rawValue), .text(m.storeAddress), .optionalText(m.peerAddress), .optionalText(m.iscsiPortal), .int(m.failureDomain)])
+            [
+                .int(m.nodeID.rawValue), .text(m.storeAddress), .optionalText(m.peerAddress), .optionalText(m.iscsiPortal), .int(m.failureDomain),
+                .text(Self.portalsColumn(m.portals)),
+            ])
     }
 
     public func members() async throws -> [MemberRecord] {
@@ -26,8 +29,22 @@ public struct StoreRepository: Sendable {
             MemberRecord(
                 nodeID: NodeID(try row.uint64("node_id")), storeAddress: try row.string("store_address"),
                 peerAddress: try row.optionalString("peer_address"), iscsiPortal: try row.optionalString("iscsi_portal"),
-                failureDomain: try row.uint64("failure_domain"))
+                failureDomain: try row.uint64("failure_domain"), portals: Self.portals(try row.string("portals")))
         }
+    }
+
+    /// `members.portals`: the values space-separated. A value that is empty or
+    /// holds whitespace would not read back as itself: a caller bug.
+    static func portalsColumn(_ portals: [String]) -> String {
+        for portal in portals {
+            precondition(!portal.isEmpty && !portal.contains(where: \.isWhitespace), "portal \"\(portal)\" is not a TargetAddress value")
+        }
+        return portals.joined(separator: " ")
+    }
+
+    /// The values of a `members.portals` column.
+    static func portals(_ column: String) -> [String] {
+        column.split(separator: " ").map(String.init)
     }
 
     public func deleteMember(_ id: NodeID) async throws {
@@ -53,7 +70,10 @@ public struct StoreRepository: Sendable {
 
     /// Deletes the target and everything hanging off it.
     public func deleteTarget(_ iqn: String) async throws {
-        for table in ["pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages", "luns", "acls", "chap_credentials"] {
+        for table in [
+            "pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages",
+            "sub_unit_replicas", "sub_units", "lun_layouts", "luns", "acls", "chap_credentials",
+        ] {
             try await db.exec("DELETE FROM \(table) WHERE target_iqn = ?", [.text(iqn)])
         }
         try await db.exec("DELETE FROM targets WHERE iqn = ?", [.text(iqn)])
@@ -97,7 +117,10 @@ public struct StoreRepository: Sendable {
     }
 
     public func deleteLUN(_ key: LUNKey) async throws {
-        for table in ["pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages", "luns"] {
+        for table in [
+            "pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages",
+            "sub_unit_replicas", "sub_units", "lun_layouts", "luns",
+        ] {
             try await db.exec("DELETE FROM \(table) WHERE target_iqn = ? AND lun = ?", key.parameters)
         }
     }

@@ -1,0 +1,214 @@
+import BlockStorage
+import ClusterModel
+
+/// A distributed LUN as a ``BlockDevice``: each command is split at sub-unit
+/// boundaries and every piece goes to its sub-unit's primary — the local
+/// extent when this node is the primary, the peer port otherwise. Ownership
+/// never follows the path a command arrived on. A piece refused for a stale
+/// map is retried after reloading the map; one that cannot complete in time
+/// fails with ``BlockDeviceError/Code/unavailable`` (retryable), never hangs.
+public final class DistributedBlockDevice: BlockDevice {
+    let replicas: LUNReplicas
+    unowned let node: ReplicaNode
+
+    init(replicas: LUNReplicas, node: ReplicaNode) {
+        self.replicas = replicas
+        self.node = node
+    }
+
+    /// The LUN.
+    public var lun: LUNID { replicas.lun }
+    /// The node's current copy of the LUN's map.
+    public var map: SubUnitMap { replicas.map }
+
+    public var geometry: BlockGeometry {
+        BlockGeometry(blockSize: replicas.layout.blockSize, blockCount: replicas.layout.blockCount)
+    }
+
+    public var supportsUnmap: Bool { true }
+
+    public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError) {
+        try check(lba, UInt64(blockCount))
+        let blockSize = Int(geometry.blockSize)
+        try await forEachPiece(lba, UInt64(blockCount)) { piece, io, primary in
+            let at = offset + Int(piece.commandOffset) * blockSize
+            if primary == self.node.id {
+                switch await self.node.accept(io, as: .primary) {
+                case .failure(let failure): return .failure(failure)
+                case .success(let target):
+                    return await self.node.primaryRead(target, io, into: buffer, offset: at).map { .failure($0) } ?? .done
+                }
+            }
+            let reply = await self.node.transport.send(.read(io), to: primary, timeout: self.node.forwardTimeout)
+            guard case .data(let data) = reply else { return reply }
+            let length = Int(io.blockCount) * blockSize
+            guard data.count >= length else { return .failure(PeerFailure(.badRequest, detail: "short read reply")) }
+            (buffer.baseAddress + at).copyMemory(from: data.baseAddress, byteCount: length)
+            return .done
+        }
+    }
+
+    public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError)
+    {
+        try check(lba, UInt64(blockCount))
+        let blockSize = Int(geometry.blockSize)
+        try await forEachPiece(lba, UInt64(blockCount)) { piece, io, primary in
+            let write = PeerWrite(io: io, fua: fua, data: buffer, offset: offset + Int(piece.commandOffset) * blockSize)
+            return primary == self.node.id
+                ? await self.node.primaryWrite(write)
+                : await self.node.transport.send(.write(write), to: primary, timeout: self.node.forwardTimeout)
+        }
+    }
+
+    public func unmap(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) {
+        try check(lba, blockCount)
+        try await forEachPiece(lba, blockCount) { _, io, primary in
+            primary == self.node.id
+                ? await self.node.primaryUnmap(io)
+                : await self.node.transport.send(.unmap(io), to: primary, timeout: self.node.forwardTimeout)
+        }
+    }
+
+    public func compareAndWrite(lba: UInt64, blockCount: UInt32, buffer: IOBuffer, offset: Int, fua: Bool)
+        async throws(BlockDeviceError) -> CompareAndWriteOutcome
+    {
+        try check(lba, UInt64(blockCount))
+        let pieces = replicas.layout.pieces(lba: lba, blockCount: UInt64(blockCount))
+        // The sub-unit size is a multiple of the largest COMPARE AND WRITE, so
+        // one never spans two sub-units (SubUnitLayout.problem).
+        guard pieces.count == 1, let piece = pieces.first else {
+            throw BlockDeviceError(.notSupported, detail: "COMPARE AND WRITE across a sub-unit boundary")
+        }
+        var outcome = CompareAndWriteOutcome.written
+        try await run(piece) { io, primary in
+            let write = PeerWrite(io: io, fua: fua, data: buffer, offset: offset)
+            let reply =
+                primary == self.node.id
+                ? await self.node.primaryCompareAndWrite(write)
+                : await self.node.transport.send(.compareAndWrite(write), to: primary, timeout: self.node.forwardTimeout)
+            if case .miscompare(let at) = reply {
+                outcome = .miscompare(offset: Int(at))
+                return .done
+            }
+            return reply
+        }
+        return outcome
+    }
+
+    /// SYNCHRONIZE CACHE: every node holding any replica of the LUN flushes
+    /// all of its extents. Every write acknowledged before this call is on
+    /// every replica already, so this makes all of them durable everywhere.
+    public func flush() async throws(BlockDeviceError) {
+        let nodes = replicas.map.nodes
+        let lun = replicas.lun
+        let node = self.node
+        let replies = await withTaskGroup(of: PeerReply.self) { group in
+            for target in nodes {
+                group.addTask {
+                    target == node.id
+                        ? await node.flushLocal(lun)
+                        : await node.transport.send(.flush(lun), to: target, timeout: node.forwardTimeout)
+                }
+            }
+            var replies: [PeerReply] = []
+            for await reply in group { replies.append(reply) }
+            return replies
+        }
+        for case .failure(let failure) in replies { throw failure.deviceError }
+    }
+
+    /// GET LBA STATUS: the pieces' extents from their primaries, in LBA
+    /// order, with runs of one state merged across sub-unit boundaries, so the
+    /// answer is the one a single device would give.
+    public func allocation(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) -> [BlockExtent] {
+        try check(lba, blockCount)
+        var merged: [BlockExtent] = []
+        for piece in replicas.layout.pieces(lba: lba, blockCount: blockCount) {
+            var extents: [BlockExtent] = []
+            try await run(piece) { io, primary in
+                let reply =
+                    primary == self.node.id
+                    ? await self.node.primaryAllocation(io)
+                    : await self.node.transport.send(.allocation(io), to: primary, timeout: self.node.forwardTimeout)
+                guard case .extents(let found) = reply else { return reply }
+                extents = found
+                return .done
+            }
+            let base = replicas.layout.firstBlock(of: piece.index)
+            var covered: UInt64 = 0
+            for extent in extents where covered < piece.blockCount {
+                let n = min(extent.blockCount, piece.blockCount - covered)
+                let shifted = BlockExtent(lba: base + piece.lba + covered, blockCount: n, mapped: extent.mapped)
+                if let last = merged.last, last.mapped == shifted.mapped, last.lba + last.blockCount == shifted.lba {
+                    merged[merged.count - 1].blockCount += n
+                } else {
+                    merged.append(shifted)
+                }
+                covered += n
+            }
+            // A primary may answer for fewer blocks than asked: stop at the first gap.
+            if covered < piece.blockCount { break }
+        }
+        return merged
+    }
+
+    public func close() async {
+        node.detach(replicas.lun)
+    }
+
+    // MARK: Routing
+
+    private func check(_ lba: UInt64, _ count: UInt64) throws(BlockDeviceError) {
+        guard contains(lba: lba, blockCount: count) else { throw BlockDeviceError(.outOfRange) }
+    }
+
+    /// Runs `body` for every piece of the range, in parallel when there are several.
+    private func forEachPiece(
+        _ lba: UInt64, _ count: UInt64,
+        _ body: @escaping @Sendable (SubUnitLayout.Piece, PeerIO, NodeID) async -> PeerReply
+    ) async throws(BlockDeviceError) {
+        let pieces = replicas.layout.pieces(lba: lba, blockCount: count)
+        if pieces.count == 1 {
+            try await run(pieces[0]) { io, primary in await body(pieces[0], io, primary) }
+            return
+        }
+        let failure = await withTaskGroup(of: BlockDeviceError?.self) { group in
+            for piece in pieces {
+                group.addTask {
+                    do throws(BlockDeviceError) {
+                        try await self.run(piece) { io, primary in await body(piece, io, primary) }
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+            }
+            var first: BlockDeviceError?
+            for await case let error? in group where first == nil { first = error }
+            return first
+        }
+        if let failure { throw failure }
+    }
+
+    /// Sends one piece to its sub-unit's primary at the cached epoch; on a
+    /// stale-map answer reloads the map and tries again, a bounded number of
+    /// times.
+    private func run(
+        _ piece: SubUnitLayout.Piece, _ attempt: (PeerIO, NodeID) async -> PeerReply
+    ) async throws(BlockDeviceError) {
+        var lastFailure = PeerFailure(.unavailable, detail: "no attempt")
+        for round in 0...ReplicaNode.staleRetries {
+            if round > 0 { await replicas.reload() }
+            guard let set = replicas.replicaSet(piece.index) else { throw BlockDeviceError(.outOfRange) }
+            let io = PeerIO(
+                subUnit: SubUnitID(lun: replicas.lun, index: piece.index), epoch: set.epoch, lba: piece.lba,
+                blockCount: UInt32(piece.blockCount))
+            let reply = await attempt(io, set.primary)
+            guard case .failure(let failure) = reply else { return }
+            guard failure.isStaleMap else { throw failure.deviceError }
+            lastFailure = failure
+        }
+        throw lastFailure.deviceError
+    }
+}

@@ -1,0 +1,49 @@
+import BlockStorage
+import ClusterModel
+import Synchronization
+
+/// One LUN as one node sees it: the node's cached copy of the sub-unit map,
+/// its own extents (one block device per sub-unit it holds a replica of), and
+/// the primary's write ordering for each of those sub-units.
+final class LUNReplicas: Sendable {
+    let lun: LUNID
+    let layout: SubUnitLayout
+    /// This node's replicas, by sub-unit index.
+    let extents: [UInt32: any BlockDevice]
+    private let gates: [UInt32: OrderingGate]
+    private let cached: Mutex<SubUnitMap>
+    private let source: any SubUnitMapSource
+
+    init(map: SubUnitMap, extents: [UInt32: any BlockDevice], source: any SubUnitMapSource) {
+        self.lun = map.lun
+        self.layout = map.layout
+        self.extents = extents
+        self.gates = extents.mapValues { _ in OrderingGate() }
+        self.cached = Mutex(map)
+        self.source = source
+    }
+
+    /// The cached map.
+    var map: SubUnitMap { cached.withLock { $0 } }
+
+    /// The cached replica set of sub-unit `index`, nil when there is no such sub-unit.
+    func replicaSet(_ index: UInt32) -> ReplicaSet? {
+        cached.withLock { map in Int(index) < map.subUnits.count ? map.subUnits[Int(index)] : nil }
+    }
+
+    /// The ordering of a sub-unit this node holds.
+    func gate(_ index: UInt32) -> OrderingGate? { gates[index] }
+
+    /// Reads the map from the store and keeps, sub-unit by sub-unit, the
+    /// newer replica set (an epoch never goes back). Returns the result.
+    @discardableResult
+    func reload() async -> SubUnitMap {
+        guard let loaded = await source.loadMap(lun), loaded.subUnits.count == layout.subUnitCount else { return map }
+        return cached.withLock { map in
+            for i in map.subUnits.indices where loaded.subUnits[i].epoch > map.subUnits[i].epoch {
+                map.subUnits[i] = loaded.subUnits[i]
+            }
+            return map
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import BlockStorage
+import ClusterModel
+
+// What a node does as a sub-unit's primary (order, apply locally, replicate
+// in parallel, answer when every replica has it) and as a secondary (apply
+// what the primary ordered, at the primary's epoch).
+
+extension ReplicaNode {
+    /// Reads a piece of a sub-unit this node is primary of into `buffer`.
+    func primaryRead(_ target: Accepted, _ io: PeerIO, into buffer: IOBuffer, offset: Int) async -> PeerFailure? {
+        do {
+            try await target.extent.read(lba: io.lba, blockCount: io.blockCount, into: buffer, offset: offset)
+            return nil
+        } catch {
+            return PeerFailure(error)
+        }
+    }
+
+    /// A write to a sub-unit this node is primary of: ordered against
+    /// overlapping writes, applied locally and on every secondary that takes
+    /// writes, in parallel; done only when all of them have it.
+    func primaryWrite(_ write: PeerWrite) async -> PeerReply {
+        let target: Accepted
+        switch await accept(write.io, as: .primary) {
+        case .failure(let failure): return .failure(failure)
+        case .success(let accepted): target = accepted
+        }
+        guard Self.carriesData(write, blockSize: target.replicas.layout.blockSize) else {
+            return .failure(PeerFailure(.badRequest, detail: "write data shorter than its blocks"))
+        }
+        let io = write.io
+        return await target.gate.withRange(io.lba..<io.lba + UInt64(io.blockCount)) {
+            await replicated(target, .replicate(write)) { () async throws(BlockDeviceError) in
+                try await target.extent.write(
+                    lba: io.lba, blockCount: io.blockCount, from: write.data, offset: write.offset, fua: write.fua)
+            }
+        }
+    }
+
+    /// An unmap of a sub-unit this node is primary of, ordered and replicated like a write.
+    func primaryUnmap(_ io: PeerIO) async -> PeerReply {
+        let target: Accepted
+        switch await accept(io, as: .primary) {
+        case .failure(let failure): return .failure(failure)
+        case .success(let accepted): target = accepted
+        }
+        return await target.gate.withRange(io.lba..<io.lba + UInt64(io.blockCount)) {
+            await replicated(target, .replicateUnmap(io)) { () async throws(BlockDeviceError) in
+                try await target.extent.unmap(lba: io.lba, blockCount: UInt64(io.blockCount))
+            }
+        }
+    }
+
+    /// COMPARE AND WRITE at the primary: holding the range, compare with the
+    /// local replica (in sync by definition) and write the second half
+    /// everywhere only on a match (SBC-3 §5.2: atomic with respect to every
+    /// other command, whichever node it came through).
+    func primaryCompareAndWrite(_ write: PeerWrite) async -> PeerReply {
+        let target: Accepted
+        switch await accept(write.io, as: .primary) {
+        case .failure(let failure): return .failure(failure)
+        case .success(let accepted): target = accepted
+        }
+        let blockSize = target.replicas.layout.blockSize
+        guard Self.carriesData(write, blockSize: blockSize, halves: 2) else {
+            return .failure(PeerFailure(.badRequest, detail: "compare-and-write data shorter than two halves"))
+        }
+        let io = write.io
+        let half = Int(io.blockCount) * Int(blockSize)
+        return await target.gate.withRange(io.lba..<io.lba + UInt64(io.blockCount)) {
+            let medium = IOBuffer(count: half)
+            do throws(BlockDeviceError) {
+                try await target.extent.read(lba: io.lba, blockCount: io.blockCount, into: medium, offset: 0)
+            } catch {
+                return .failure(PeerFailure(error))
+            }
+            if let difference = CompareAndWriteOutcome.firstDifference(medium, 0, write.data, write.offset, length: half) {
+                return .miscompare(offset: UInt32(truncatingIfNeeded: difference))
+            }
+            let second = PeerWrite(io: io, fua: write.fua, data: write.data, offset: write.offset + half)
+            return await replicated(target, .replicate(second)) { () async throws(BlockDeviceError) in
+                try await target.extent.write(
+                    lba: io.lba, blockCount: io.blockCount, from: write.data, offset: write.offset + half, fua: write.fua)
+            }
+        }
+    }
+
+    /// The allocation state of a piece, from the primary's replica.
+    func primaryAllocation(_ io: PeerIO) async -> PeerReply {
+        switch await accept(io, as: .primary) {
+        case .failure(let failure):
+            return .failure(failure)
+        case .success(let target):
+            do {
+                return .extents(try await target.extent.allocation(lba: io.lba, blockCount: UInt64(io.blockCount)))
+            } catch {
+                return .failure(PeerFailure(error))
+            }
+        }
+    }
+
+    /// Applies a write the primary ordered.
+    func secondaryWrite(_ write: PeerWrite) async -> PeerReply {
+        switch await accept(write.io, as: .secondary) {
+        case .failure(let failure):
+            return .failure(failure)
+        case .success(let target):
+            guard Self.carriesData(write, blockSize: target.replicas.layout.blockSize) else {
+                return .failure(PeerFailure(.badRequest, detail: "replicated data shorter than its blocks"))
+            }
+            do {
+                try await target.extent.write(
+                    lba: write.io.lba, blockCount: write.io.blockCount, from: write.data, offset: write.offset, fua: write.fua)
+                return .done
+            } catch {
+                return .failure(PeerFailure(error))
+            }
+        }
+    }
+
+    /// Applies an unmap the primary ordered.
+    func secondaryUnmap(_ io: PeerIO) async -> PeerReply {
+        switch await accept(io, as: .secondary) {
+        case .failure(let failure):
+            return .failure(failure)
+        case .success(let target):
+            do {
+                try await target.extent.unmap(lba: io.lba, blockCount: UInt64(io.blockCount))
+                return .done
+            } catch {
+                return .failure(PeerFailure(error))
+            }
+        }
+    }
+
+    /// Flushes every extent this node holds of the LUN.
+    func flushLocal(_ lun: LUNID) async -> PeerReply {
+        guard let replicas = replicas(lun) else { return .failure(PeerFailure(.unknownSubUnit, detail: "\(lun)")) }
+        let failures = await withTaskGroup(of: BlockDeviceError?.self) { group in
+            for extent in replicas.extents.values {
+                group.addTask {
+                    do throws(BlockDeviceError) { try await extent.flush() } catch { return error }
+                    return nil
+                }
+            }
+            var failures: [BlockDeviceError] = []
+            for await case let failure? in group { failures.append(failure) }
+            return failures
+        }
+        if let failure = failures.first { return .failure(PeerFailure(failure)) }
+        return .done
+    }
+
+    /// Runs `local` and sends `request` to every secondary that takes writes,
+    /// all at once; done only when every one succeeded. A local failure wins
+    /// (the medium's error); a secondary that refused for a stale map makes
+    /// this node reload and answer stale too, so the sender retries on the
+    /// new map; any other secondary failure is a retryable unavailability.
+    func replicated(
+        _ target: Accepted, _ request: PeerRequest, local: @escaping @Sendable () async throws(BlockDeviceError) -> Void
+    ) async -> PeerReply {
+        let secondaries = target.set.writeTargets
+        let transport = self.transport
+        let timeout = replicationTimeout
+        let replies: [PeerReply] = await withTaskGroup(of: PeerReply.self) { group in
+            for node in secondaries {
+                group.addTask { await transport.send(request, to: node, timeout: timeout) }
+            }
+            var localReply = PeerReply.done
+            do throws(BlockDeviceError) { try await local() } catch { localReply = .failure(PeerFailure(error)) }
+            var replies = [localReply]
+            for await reply in group { replies.append(reply) }
+            return replies
+        }
+        if case .failure(let failure) = replies[0] { return .failure(failure) }
+        for case .failure(let failure) in replies.dropFirst() {
+            if failure.isStaleMap {
+                await target.replicas.reload()
+                return .failure(PeerFailure(.staleEpoch, detail: "a secondary refused: \(failure)"))
+            }
+            return .failure(PeerFailure(.unavailable, detail: "a secondary missed the write: \(failure)"))
+        }
+        return .done
+    }
+}

@@ -1,0 +1,158 @@
+import BlockStorage
+import ClusterModel
+import Synchronization
+
+/// One node's part of every distributed LUN: it answers peer requests for the
+/// sub-units it holds (as their primary or as a secondary) and hands out the
+/// ``DistributedBlockDevice`` that host commands arriving on this node use.
+///
+/// The primary orders the writes of its sub-unit (``OrderingGate``), writes
+/// locally and to every secondary in parallel, and answers only when all have
+/// the data (ARCHITECTURE.md "The data path"). A replica accepts a request
+/// only at its current epoch for the sub-unit.
+public final class ReplicaNode: PeerRequestHandler {
+    /// This node.
+    public let id: NodeID
+    /// How requests reach other nodes.
+    let transport: any PeerTransport
+    /// Where maps are reloaded from.
+    let source: any SubUnitMapSource
+    /// Bound of one replication round trip (primary → secondary).
+    public let replicationTimeout: Duration
+    /// Bound of one forwarded piece (this node → primary): a replication
+    /// round trip plus the primary's own I/O.
+    public var forwardTimeout: Duration { replicationTimeout + .seconds(1) }
+    /// How often a piece is re-sent after a stale-map answer.
+    static let staleRetries = 3
+    private let luns = Mutex<[LUNID: LUNReplicas]>([:])
+
+    public init(
+        id: NodeID, transport: any PeerTransport, mapSource: any SubUnitMapSource,
+        replicationTimeout: Duration = .seconds(2)
+    ) {
+        self.id = id
+        self.transport = transport
+        self.source = mapSource
+        self.replicationTimeout = replicationTimeout
+    }
+
+    /// Serves a LUN on this node: `extents` are this node's replicas (one
+    /// device of the sub-unit's size per index it holds). Returns the device
+    /// the SCSI layer uses for commands arriving here.
+    public func attach(map: SubUnitMap, extents: [UInt32: any BlockDevice]) -> DistributedBlockDevice {
+        let replicas = LUNReplicas(map: map, extents: extents, source: source)
+        luns.withLock { $0[map.lun] = replicas }
+        return DistributedBlockDevice(replicas: replicas, node: self)
+    }
+
+    /// Stops serving a LUN (its extents are the caller's to close).
+    public func detach(_ lun: LUNID) {
+        _ = luns.withLock { $0.removeValue(forKey: lun) }
+    }
+
+    func replicas(_ lun: LUNID) -> LUNReplicas? { luns.withLock { $0[lun] } }
+
+    /// Re-reads every attached LUN's map from the store (newer epochs win).
+    public func reloadMaps() async {
+        for replicas in luns.withLock({ Array($0.values) }) { await replicas.reload() }
+    }
+
+    // MARK: PeerRequestHandler
+
+    public func handle(_ request: PeerRequest, from node: NodeID) async -> PeerReply {
+        switch request {
+        case .read(let io):
+            switch await accept(io, as: .primary) {
+            case .failure(let failure):
+                return .failure(failure)
+            case .success(let target):
+                let buffer = IOBuffer(count: Int(io.blockCount) * Int(target.replicas.layout.blockSize))
+                if let failure = await primaryRead(target, io, into: buffer, offset: 0) { return .failure(failure) }
+                return .data(buffer)
+            }
+        case .write(let write):
+            return await primaryWrite(write)
+        case .replicate(let write):
+            return await secondaryWrite(write)
+        case .unmap(let io):
+            return await primaryUnmap(io)
+        case .replicateUnmap(let io):
+            return await secondaryUnmap(io)
+        case .compareAndWrite(let write):
+            return await primaryCompareAndWrite(write)
+        case .allocation(let io):
+            return await primaryAllocation(io)
+        case .flush(let lun):
+            return await flushLocal(lun)
+        }
+    }
+
+    // MARK: Acceptance: epoch and role
+
+    /// A request accepted for a sub-unit this node holds.
+    struct Accepted {
+        var replicas: LUNReplicas
+        var set: ReplicaSet
+        var extent: any BlockDevice
+        var gate: OrderingGate
+    }
+
+    /// Checks the request's sub-unit, range, epoch and this node's role. A
+    /// newer epoch than the cached one makes the node reload its map first
+    /// (its own copy is behind the store).
+    func accept(_ io: PeerIO, as role: ReplicaSet.Role) async -> Result<Accepted, PeerFailure> {
+        guard let replicas = replicas(io.subUnit.lun), var set = replicas.replicaSet(io.subUnit.index) else {
+            return .failure(PeerFailure(.unknownSubUnit, detail: "\(io.subUnit)"))
+        }
+        if io.epoch > set.epoch {
+            await replicas.reload()
+            set = replicas.replicaSet(io.subUnit.index) ?? set
+        }
+        guard io.epoch == set.epoch else {
+            return .failure(PeerFailure(.staleEpoch, epoch: set.epoch, detail: "\(io.subUnit) is at \(set.epoch), not \(io.epoch)"))
+        }
+        guard set.role(of: id) == role, let extent = replicas.extents[io.subUnit.index],
+            let gate = replicas.gate(io.subUnit.index)
+        else {
+            return .failure(PeerFailure(.notReplica, epoch: set.epoch, detail: "\(id) is not \(role) of \(io.subUnit)"))
+        }
+        let (end, overflow) = io.lba.addingReportingOverflow(UInt64(io.blockCount))
+        guard !overflow, end <= replicas.layout.blocks(in: io.subUnit.index) else {
+            return .failure(PeerFailure(.outOfRange, detail: "\(io.subUnit) blocks \(io.lba)+\(io.blockCount)"))
+        }
+        return .success(Accepted(replicas: replicas, set: set, extent: extent, gate: gate))
+    }
+
+    /// Whether `write` carries exactly the bytes its blocks need (`halves` = 2 for COMPARE AND WRITE).
+    static func carriesData(_ write: PeerWrite, blockSize: UInt32, halves: Int = 1) -> Bool {
+        let needed = Int(write.io.blockCount) * Int(blockSize) * halves
+        return write.offset >= 0 && write.data.count - write.offset >= needed
+    }
+}
+
+extension PeerFailure {
+    /// The peer-protocol form of a device failure.
+    init(_ error: BlockDeviceError) {
+        switch error.code {
+        case .ioError: self.init(.ioError, detail: error.detail)
+        case .outOfRange: self.init(.outOfRange, detail: error.detail)
+        case .noSpace: self.init(.noSpace, detail: error.detail)
+        case .readOnly: self.init(.readOnly, detail: error.detail)
+        default: self.init(.unavailable, detail: error.description)
+        }
+    }
+
+    /// The device form of a peer failure the sender cannot retry away.
+    var deviceError: BlockDeviceError {
+        switch code {
+        case .ioError, .badRequest: BlockDeviceError(.ioError, detail: description)
+        case .outOfRange: BlockDeviceError(.outOfRange, detail: description)
+        case .noSpace: BlockDeviceError(.noSpace, detail: description)
+        case .readOnly: BlockDeviceError(.readOnly, detail: description)
+        default: BlockDeviceError(.unavailable, detail: description)
+        }
+    }
+
+    /// A failure that a map reload may cure.
+    var isStaleMap: Bool { code == .staleEpoch || code == .notReplica || code == .unknownSubUnit }
+}

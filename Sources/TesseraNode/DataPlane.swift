@@ -1,0 +1,155 @@
+import AIOBlockStorage
+import BlockStorage
+import ClusterModel
+import ClusterWire
+import DistributedLUN
+import Logging
+import MetadataStore
+import Synchronization
+
+/// The node's part of the distributed LUNs: its replicas (windows on one
+/// sparse file per LUN, one window per sub-unit it holds), the ``ReplicaNode`` that serves them to the other
+/// nodes on the wire port, and one ``DistributedBlockDevice`` per LUN for the
+/// commands arriving on this node's portals.
+final class DataPlane: Sendable {
+    /// The LUNs with their distributed devices, ready for the SCSI layer.
+    let units: [OpenedLogicalUnit]
+    private let files: [any BlockDevice]
+    private let server: PeerServer
+    private let client: PeerClient
+    private let addresses: PeerAddressBook
+
+    private init(
+        units: [OpenedLogicalUnit], files: [any BlockDevice], server: PeerServer, client: PeerClient,
+        addresses: PeerAddressBook
+    ) {
+        self.units = units
+        self.files = files
+        self.server = server
+        self.client = client
+        self.addresses = addresses
+    }
+
+    /// Opens this node's replica file of every LUN in `served`, starts the
+    /// wire port, and builds the LUNs' devices.
+    static func start(
+        configuration: NodeConfiguration, served: ClusterNode.Served, cluster: ClusterNode, logger: Logger
+    ) async throws -> DataPlane {
+        let addresses = PeerAddressBook(members: served.members, client: cluster.client)
+        let client = PeerClient(nodeID: cluster.id, address: { addresses.address(of: $0) }, logger: logger)
+        let source = StoreMapSource(client: cluster.client)
+        let node = ReplicaNode(id: cluster.id, transport: client, mapSource: source)
+        // Each LUN's replica file: laid out like the LUN (sub-unit i at its own
+        // offset) and sparse, so the sub-units this node does not hold take no
+        // space; one descriptor and one libaio context per LUN rather than per
+        // sub-unit, and a lone node's file is the whole LUN.
+        var servedConfiguration = configuration
+        servedConfiguration.targets = served.targets
+        let files: [OpenedLogicalUnit]
+        do {
+            files = try await TesseraNode.openLogicalUnitDevices(configuration: servedConfiguration, logger: logger)
+        } catch {
+            await client.close()
+            throw error
+        }
+        let opened = files.map(\.device)
+        func closeAll() async {
+            for file in opened { await file.close() }
+            await client.close()
+        }
+        var units: [OpenedLogicalUnit] = []
+        for target in served.targets {
+            for lun in target.luns {
+                let key = LUNKey(targetIQN: target.name, lun: UInt64(lun.id))
+                guard let map = served.maps[key] else {
+                    logger.error("LUN has no sub-unit map; not served", metadata: ["lun": "\(key)"])
+                    continue
+                }
+                source.register(map.lun, key)
+                var mine: [UInt32: any BlockDevice] = [:]
+                guard let file = files.first(where: { $0.targetName == target.name && $0.lun.id == lun.id })?.device else {
+                    continue
+                }
+                for index in map.subUnits(heldBy: cluster.id) {
+                    mine[index] = BlockDeviceWindow(
+                        base: file, firstBlock: map.layout.firstBlock(of: index), blockCount: map.layout.blocks(in: index))
+                }
+                logger.info(
+                    "serving distributed LUN",
+                    metadata: [
+                        "lun": "\(key)", "sub-units": "\(map.subUnits.count)", "local-replicas": "\(mine.count)",
+                        "primaries-here": "\(map.subUnits.filter { $0.primary == cluster.id }.count)",
+                    ])
+                units.append(
+                    OpenedLogicalUnit(targetName: target.name, lun: lun, device: node.attach(map: map, extents: mine)))
+            }
+        }
+        guard let wire = NodeAddress(parsing: configuration.cluster.wireAddress) else {
+            await closeAll()
+            throw NodeStartupError(message: "cluster.wire \(configuration.cluster.wireAddress) is not host:port")
+        }
+        var wireLogger = logger
+        wireLogger[metadataKey: "wire"] = "\(wire)"
+        let server = PeerServer(host: wire.host, port: wire.port, nodeID: cluster.id, handler: node, logger: wireLogger)
+        do {
+            try await server.start()
+        } catch {
+            await closeAll()
+            throw NodeStartupError(message: "cannot listen on cluster.wire \(wire): \(error)")
+        }
+        return DataPlane(units: units, files: opened, server: server, client: client, addresses: addresses)
+    }
+
+    /// The wire addresses of the members, for SendTargets and for the client.
+    var members: [MemberRecord] { addresses.members }
+
+    /// Re-reads the members (a node joined or left).
+    func refreshMembers() async -> [MemberRecord] { await addresses.refresh() }
+
+    /// Stops the wire port and closes every replica file.
+    func stop() async {
+        await server.shutdown()
+        await client.close()
+        for file in files { await file.close() }
+    }
+}
+
+/// Node id → wire address, from the store's `members`; refreshed when a node
+/// joins or leaves.
+final class PeerAddressBook: Sendable {
+    private let state: Mutex<[MemberRecord]>
+    private let client: MetadataStoreClient
+
+    init(members: [MemberRecord], client: MetadataStoreClient) {
+        self.state = Mutex(members)
+        self.client = client
+    }
+
+    var members: [MemberRecord] { state.withLock { $0 } }
+
+    func address(of node: NodeID) -> NodeAddress? {
+        state.withLock { members in members.first { $0.nodeID == node }?.peerAddress.flatMap(NodeAddress.init(parsing:)) }
+    }
+
+    /// Reads `members` again; keeps the old list when the store cannot answer.
+    func refresh() async -> [MemberRecord] {
+        guard let members = try? await StoreRepository(client).members() else { return self.members }
+        state.withLock { $0 = members }
+        return members
+    }
+}
+
+/// Sub-unit maps read from the store, for the LUNs this node serves.
+final class StoreMapSource: SubUnitMapSource {
+    private let client: MetadataStoreClient
+    private let keys = Mutex<[LUNID: LUNKey]>([:])
+
+    init(client: MetadataStoreClient) { self.client = client }
+
+    func register(_ lun: LUNID, _ key: LUNKey) { keys.withLock { $0[lun] = key } }
+
+    func loadMap(_ lun: LUNID) async -> SubUnitMap? {
+        guard let key = keys.withLock({ $0[lun] }) else { return nil }
+        return try? await StoreRepository(client).subUnitMap(key)
+    }
+}
