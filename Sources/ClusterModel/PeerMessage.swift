@@ -78,12 +78,17 @@ public struct PeerWrite: Sendable {
     public var data: IOBuffer
     /// Where the request's bytes start in `data`.
     public var offset: Int
+    /// How many bytes of `data` from `offset` belong to the request (a piece
+    /// of a larger command buffer sends only its own bytes).
+    public var length: Int
 
-    public init(io: PeerIO, fua: Bool, data: IOBuffer, offset: Int = 0) {
+    /// `length` defaults to the rest of `data` after `offset`.
+    public init(io: PeerIO, fua: Bool, data: IOBuffer, offset: Int = 0, length: Int? = nil) {
         self.io = io
         self.fua = fua
         self.data = data
         self.offset = offset
+        self.length = length ?? (data.count - offset)
     }
 }
 

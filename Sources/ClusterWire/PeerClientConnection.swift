@@ -18,7 +18,7 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
     let localNode: NodeID
     let remoteNode: NodeID
     let eventLoop: any EventLoop
-    private var logger: Logger
+    private let logger: Logger
 
     private enum Phase {
         /// No channel; the next request opens one.
@@ -178,6 +178,9 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
                 logger.debug("reply to a request no longer waiting", metadata: ["request-id": "\(id)"])
                 return
             }
+            // Cancelling scans the loop's timer queue, but keeps it as short
+            // as the requests in flight instead of every request of the last
+            // timeout period.
             request.timer.cancel()
             request.promise.succeed(reply)
         case (.handshaking, .helloAck(let ack)):
@@ -199,7 +202,8 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
     func protocolViolation(_ error: PeerWireError, channel: any Channel, generation: UInt64) {
         guard generation == self.generation else { return }
         logger.notice(
-            "closing peer connection after a protocol error", metadata: ["code": "\(error.code)", "error": "\(error.detail)"])
+            "closing peer connection after a protocol error",
+            metadata: ["code": "\(error.code)", "error": "\(error.detail)"])
         connectionLost(generation: generation, reason: "protocol error from \(remoteNode): \(error)")
         channel.writeAndFlush(PeerFrame.error(PeerFrame.ProtocolError(error))).whenComplete { _ in
             channel.close(promise: nil)

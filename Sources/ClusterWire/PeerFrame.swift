@@ -10,7 +10,7 @@ import NIOCore
 /// `L = 9 + body length`. A connection starts with ``Hello`` from the
 /// client and ``HelloAck`` from the server; then the client sends requests
 /// and the server answers each with a reply carrying the request's id, in
-/// any order. Either side may send an ``ProtocolError`` and close.
+/// any order. Either side may send a ``ProtocolError`` and close.
 public enum PeerFrame: Sendable {
     /// Type 1, client → server, first frame of a connection.
     case hello(Hello)
@@ -148,7 +148,8 @@ extension PeerFrame {
         case .request(_, .write(let write)), .request(_, .replicate(let write)),
             .request(_, .compareAndWrite(let write)):
             guard write.offset >= 0, write.offset <= write.data.count else {
-                throw PeerWireError(.malformed, "write offset \(write.offset) outside a \(write.data.count)-byte buffer")
+                throw PeerWireError(
+                    .malformed, "write offset \(write.offset) outside a \(write.data.count)-byte buffer")
             }
         case .reply(_, .extents(let extents)):
             guard extents.count <= Self.maxExtents else {

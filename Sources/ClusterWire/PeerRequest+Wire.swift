@@ -74,8 +74,8 @@ extension PeerWrite {
     /// zero (a later protocol version that defines them negotiates that in hello).
     static let fuaFlag: UInt8 = 0x01
 
-    /// The bytes that go on the wire: from `offset` to the end of `data`.
-    var payloadLength: Int { data.count - offset }
+    /// The bytes that go on the wire: `length` bytes from `offset`.
+    var payloadLength: Int { length }
 
     var wireLength: Int { PeerIO.wireLength + 1 + 4 + payloadLength }
 

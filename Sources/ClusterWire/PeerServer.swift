@@ -50,7 +50,8 @@ public final class PeerServer: Sendable {
         self.logger = logger
     }
 
-    /// Binds the port and starts accepting connections.
+    /// Binds the port and starts accepting connections. A server starts once;
+    /// after ``shutdown()`` make a new one (on the same port if wanted).
     public func start() async throws {
         let (nodeID, handler, logger, state) = (nodeID, handler, logger, state)
         var bootstrap = ServerBootstrap(group: group)
@@ -102,6 +103,11 @@ public final class PeerServer: Sendable {
     /// Connections open now.
     var connectionCount: Int {
         state.withLockedValue { $0.connections.count }
+    }
+
+    /// The channels of the open connections.
+    var openConnections: [any Channel] {
+        state.withLockedValue { Array($0.connections.values) }
     }
 
     /// Stops listening and closes every connection. Requests still running

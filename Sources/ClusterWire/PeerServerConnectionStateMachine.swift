@@ -139,7 +139,8 @@ struct PeerServerConnectionStateMachine {
         do {
             try frame.checkEncodable()
         } catch {
-            frame = .reply(id: id, .failure(PeerFailure(.ioError, detail: "reply does not fit the wire: \(error.detail)")))
+            frame = .reply(
+                id: id, .failure(PeerFailure(.ioError, detail: "reply does not fit the wire: \(error.detail)")))
         }
         var completion = Completion(reply: frame, dispatch: nil, resumeReading: false)
         if inFlight < maxInFlight, let next = waiting.popFirst() {

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Socket settings both ends of a peer connection use.
 enum PeerSocketOptions {
@@ -14,11 +15,11 @@ enum PeerSocketOptions {
     /// TCP_USER_TIMEOUT where the platform has it.
     static var userTimeout: ChannelOptions.Types.SocketOption? {
         #if os(Linux)
-        ChannelOptions.Types.SocketOption(
-            level: NIOBSDSocket.OptionLevel(rawValue: CInt(IPPROTO_TCP)),
-            name: NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT)))
+            ChannelOptions.Types.SocketOption(
+                level: NIOBSDSocket.OptionLevel(rawValue: CInt(IPPROTO_TCP)),
+                name: NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT)))
         #else
-        nil
+            nil
         #endif
     }
 }

@@ -54,7 +54,9 @@ public final class DistributedBlockDevice: BlockDevice {
         try check(lba, UInt64(blockCount))
         let blockSize = Int(geometry.blockSize)
         try await forEachPiece(lba, UInt64(blockCount)) { piece, io, primary in
-            let write = PeerWrite(io: io, fua: fua, data: buffer, offset: offset + Int(piece.commandOffset) * blockSize)
+            let write = PeerWrite(
+                io: io, fua: fua, data: buffer, offset: offset + Int(piece.commandOffset) * blockSize,
+                length: Int(io.blockCount) * blockSize)
             return primary == self.node.id
                 ? await self.node.primaryWrite(write)
                 : await self.node.transport.send(.write(write), to: primary, timeout: self.node.forwardTimeout)
@@ -82,7 +84,8 @@ public final class DistributedBlockDevice: BlockDevice {
         }
         var outcome = CompareAndWriteOutcome.written
         try await run(piece) { io, primary in
-            let write = PeerWrite(io: io, fua: fua, data: buffer, offset: offset)
+            let write = PeerWrite(
+                io: io, fua: fua, data: buffer, offset: offset, length: 2 * Int(blockCount) * Int(self.geometry.blockSize))
             let reply =
                 primary == self.node.id
                 ? await self.node.primaryCompareAndWrite(write)
@@ -118,13 +121,19 @@ public final class DistributedBlockDevice: BlockDevice {
         for case .failure(let failure) in replies { throw failure.deviceError }
     }
 
+    /// Sub-units one allocation query visits at most: each is a round trip
+    /// to its primary, and the protocol allows answering for fewer blocks.
+    static let maximumAllocationPieces = 64
+
     /// GET LBA STATUS: the pieces' extents from their primaries, in LBA
     /// order, with runs of one state merged across sub-unit boundaries, so the
-    /// answer is the one a single device would give.
+    /// answer is the one a single device would give (for at most
+    /// ``maximumAllocationPieces`` sub-units from `lba`).
     public func allocation(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) -> [BlockExtent] {
         try check(lba, blockCount)
         var merged: [BlockExtent] = []
-        for piece in replicas.layout.pieces(lba: lba, blockCount: blockCount) {
+        let pieces = replicas.layout.pieces(lba: lba, blockCount: blockCount).prefix(Self.maximumAllocationPieces)
+        for piece in pieces {
             var extents: [BlockExtent] = []
             try await run(piece) { io, primary in
                 let reply =

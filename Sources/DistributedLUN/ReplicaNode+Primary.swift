@@ -77,7 +77,7 @@ extension ReplicaNode {
             if let difference = CompareAndWriteOutcome.firstDifference(medium, 0, write.data, write.offset, length: half) {
                 return .miscompare(offset: UInt32(truncatingIfNeeded: difference))
             }
-            let second = PeerWrite(io: io, fua: write.fua, data: write.data, offset: write.offset + half)
+            let second = PeerWrite(io: io, fua: write.fua, data: write.data, offset: write.offset + half, length: half)
             return await replicated(target, .replicate(second)) { () async throws(BlockDeviceError) in
                 try await target.extent.write(
                     lba: io.lba, blockCount: io.blockCount, from: write.data, offset: write.offset + half, fua: write.fua)
@@ -160,6 +160,11 @@ extension ReplicaNode {
         _ target: Accepted, _ request: PeerRequest, local: @escaping @Sendable () async throws(BlockDeviceError) -> Void
     ) async -> PeerReply {
         let secondaries = target.set.writeTargets
+        if secondaries.isEmpty {
+            // One replica: no task group on the hot path of a lone node.
+            do throws(BlockDeviceError) { try await local() } catch { return .failure(PeerFailure(error)) }
+            return .done
+        }
         let transport = self.transport
         let timeout = replicationTimeout
         let replies: [PeerReply] = await withTaskGroup(of: PeerReply.self) { group in

@@ -126,7 +126,7 @@ public final class ReplicaNode: PeerRequestHandler {
     /// Whether `write` carries exactly the bytes its blocks need (`halves` = 2 for COMPARE AND WRITE).
     static func carriesData(_ write: PeerWrite, blockSize: UInt32, halves: Int = 1) -> Bool {
         let needed = Int(write.io.blockCount) * Int(blockSize) * halves
-        return write.offset >= 0 && write.data.count - write.offset >= needed
+        return write.offset >= 0 && write.length >= needed && write.data.count - write.offset >= write.length
     }
 }
 

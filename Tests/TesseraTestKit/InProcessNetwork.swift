@@ -183,7 +183,7 @@ extension PeerRequest {
     /// The request as the receiver sees it after a wire: its own copy of the data.
     func copied() -> PeerRequest {
         func copy(_ w: PeerWrite) -> PeerWrite {
-            PeerWrite(io: w.io, fua: w.fua, data: w.data.copy(from: w.offset), offset: 0)
+            PeerWrite(io: w.io, fua: w.fua, data: w.data.copy(from: w.offset, length: w.length), offset: 0)
         }
         switch self {
         case .write(let w): return .write(copy(w))
