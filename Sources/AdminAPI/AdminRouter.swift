@@ -18,6 +18,8 @@ public struct HealthReport: Hashable, Sendable {
     public var lunCount: Int
     /// The daemon version.
     public var version: String
+    /// Whether the node serves its portals yet (false while the cluster forms).
+    public var serving: Bool = true
 
     public init(
         nodeID: UInt64, peerAddress: String, lease: String, mayChangeContext: Bool, millisecondsSinceQuorumContact: Int64?,
@@ -34,8 +36,9 @@ public struct HealthReport: Hashable, Sendable {
         self.version = version
     }
 
-    /// "ok" while the lease is held, else "degraded".
-    public var status: String { mayChangeContext ? "ok" : "degraded" }
+    /// "ok" while the lease is held and the node serves, "starting" while it
+    /// holds the lease but waits for the cluster to form, else "degraded".
+    public var status: String { !mayChangeContext ? "degraded" : serving ? "ok" : "starting" }
 
     /// The report as a JSON object (keys in a fixed order).
     public var json: String {
@@ -49,6 +52,7 @@ public struct HealthReport: Hashable, Sendable {
             ("leader_id", leaderID.map { "\($0)" } ?? "null"),
             ("targets", "[" + targets.map(JSON.string).joined(separator: ",") + "]"),
             ("luns", "\(lunCount)"),
+            ("serving", serving ? "true" : "false"),
             ("version", JSON.string(version)),
         ]
         return "{" + fields.map { "\(JSON.string($0.0)):\($0.1)" }.joined(separator: ",") + "}\n"

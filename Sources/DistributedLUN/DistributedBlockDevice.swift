@@ -9,7 +9,7 @@ import ClusterModel
 /// fails with ``BlockDeviceError/Code/unavailable`` (retryable), never hangs.
 public final class DistributedBlockDevice: BlockDevice {
     let replicas: LUNReplicas
-    unowned let node: ReplicaNode
+    let node: ReplicaNode
 
     init(replicas: LUNReplicas, node: ReplicaNode) {
         self.replicas = replicas

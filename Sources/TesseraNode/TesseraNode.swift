@@ -32,17 +32,22 @@ public enum TesseraNode {
         var served = configuration
         let admin: AdminServer?
         let data: DataPlane
+        // The admin endpoint answers while the cluster forms (health shows the
+        // lease); it lists the served targets once they are loaded.
+        let servedTargets = ServedTargets(configuration.targets)
+        do {
+            admin = try await startAdmin(configuration: configuration, targets: servedTargets, cluster: cluster, logger: logger)
+        } catch {
+            await cluster.stop()
+            throw error
+        }
         do {
             let state = try await cluster.formAndLoad(configuration)
             served.targets = state.targets
-            admin = try await startAdmin(configuration: served, cluster: cluster, logger: logger)
-            do {
-                data = try await DataPlane.start(configuration: served, served: state, cluster: cluster, logger: logger)
-            } catch {
-                await admin?.shutdown()
-                throw error
-            }
+            servedTargets.set(state.targets)
+            data = try await DataPlane.start(configuration: served, served: state, cluster: cluster, logger: logger)
         } catch {
+            await admin?.shutdown()
             await cluster.stop()
             throw error
         }
@@ -63,6 +68,7 @@ public enum TesseraNode {
             await cluster.stop()
             throw NodeStartupError(message: "cannot listen on \(configuration.portals.map(\.address)): \(error)")
         }
+        servedTargets.markServing()
         let membership = Task { await Self.followMembership(data: data, server: server) }
         logger.notice(
             "tesserad ready",
@@ -100,16 +106,20 @@ extension TesseraNode {
 
     /// Starts the `[admin]` endpoint, if configured; its health report reads
     /// the lease and the served targets.
-    static func startAdmin(configuration: NodeConfiguration, cluster: ClusterNode, logger: Logger) async throws -> AdminServer? {
+    static func startAdmin(
+        configuration: NodeConfiguration, targets served: ServedTargets, cluster: ClusterNode, logger: Logger
+    ) async throws -> AdminServer? {
         guard let settings = configuration.admin else { return nil }
-        let targets = configuration.targets.map(\.name)
-        let lunCount = configuration.targets.reduce(0) { $0 + $1.luns.count }
         let server = AdminServer(host: settings.host, port: Int(settings.port), logger: logger) {
-            HealthReport(
+            let targets = served.targets
+            var report = HealthReport(
                 nodeID: cluster.id.rawValue, peerAddress: cluster.address.description, lease: cluster.lease.state,
                 mayChangeContext: cluster.lease.mayChangeContext(),
                 millisecondsSinceQuorumContact: cluster.lease.millisecondsSinceContact,
-                leaderID: cluster.lastKnownLeader?.rawValue, targets: targets, lunCount: lunCount, version: version)
+                leaderID: cluster.lastKnownLeader?.rawValue, targets: targets.map(\.name),
+                lunCount: targets.reduce(0) { $0 + $1.luns.count }, version: version)
+            report.serving = served.serving
+            return report
         }
         do {
             try await server.start()
@@ -118,6 +128,18 @@ extension TesseraNode {
         }
         return server
     }
+}
+
+/// The targets a node serves, as the health report reads them: the TOML's
+/// until the store's are loaded.
+final class ServedTargets: Sendable {
+    private let state: Mutex<(targets: [TargetConfiguration], serving: Bool)>
+    init(_ targets: [TargetConfiguration]) { state = Mutex((targets, false)) }
+    var targets: [TargetConfiguration] { state.withLock { $0.targets } }
+    var serving: Bool { state.withLock { $0.serving } }
+    func set(_ targets: [TargetConfiguration]) { state.withLock { $0.targets = targets } }
+    /// The portals are up.
+    func markServing() { state.withLock { $0.serving = true } }
 }
 
 /// SIGINT and SIGTERM as an awaitable event (DispatchSource signal sources;

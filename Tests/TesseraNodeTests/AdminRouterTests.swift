@@ -21,10 +21,13 @@ import Testing
     @Test func healthJSON() {
         #expect(
             Self.report(held: true).json
-                == #"{"status":"ok","node_id":2,"peer":"127.0.0.1:29002","lease":"held","may_change_context":true,"ms_since_quorum_contact":120,"leader_id":1,"targets":["iqn.2026-11.dev.tessera:a\"b"],"luns":1,"version":"0.1.0-dev"}"#
+                == #"{"status":"ok","node_id":2,"peer":"127.0.0.1:29002","lease":"held","may_change_context":true,"ms_since_quorum_contact":120,"leader_id":1,"targets":["iqn.2026-11.dev.tessera:a\"b"],"luns":1,"serving":true,"version":"0.1.0-dev"}"#
                 + "\n")
         #expect(Self.report(held: false).json.contains(#""status":"degraded""#))
         #expect(Self.report(held: false).json.contains(#""leader_id":null"#))
+        var forming = Self.report(held: true)
+        forming.serving = false
+        #expect(forming.json.contains(#""status":"starting""#) && forming.json.contains(#""serving":false"#))
     }
 
     @Test func metricsText() {

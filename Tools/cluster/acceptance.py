@@ -118,6 +118,19 @@ listen = "127.0.0.1:{self.admin(i)}"
             time.sleep(0.1)
         return False
 
+    def wait_serving(self, i, within=120.0):
+        """Waits until node i's /health says it serves its portals (the
+        cluster formed and its LUNs are placed)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if not self.alive(i):
+                return False
+            status, body = self.health(i)
+            if status == 200 and body and body.get("serving"):
+                return True
+            time.sleep(0.1)
+        return False
+
     def bench(self, *argv, timeout=60):
         return subprocess.run([self.args.bench, *argv], capture_output=True, text=True, timeout=timeout)
 
@@ -210,6 +223,8 @@ def main():
         c.start(3)
         ok = c.wait_healthy(2) and c.wait_healthy(3)
         r.check("nodes 2 and 3 join and hold the lease", ok)
+        ok = ok and all(c.wait_serving(i) for i in (1, 2, 3))
+        r.check("all three serve once the cluster formed", ok)
         if not ok:
             return r
         reports = [c.health(i)[1] or {} for i in (1, 2, 3)]
@@ -308,7 +323,7 @@ def main():
         c.kill(survivor)
         for i in (1, 2, 3):
             c.start(i)
-        ok = all(c.wait_healthy(i, 60) for i in (1, 2, 3))
+        ok = all(c.wait_serving(i, 60) for i in (1, 2, 3))
         r.check("kill -9 all three and restart: cluster comes back", ok)
         v = c.bench("verify", "--seeds", c.peers, "--log", f"{c.work}/acked.log")
         r.check("kill -9 all three and restart: every acknowledged write present once", v.returncode == 0, v.stdout.strip())
