@@ -21,6 +21,9 @@ public enum PeerRequest: Sendable {
     case allocation(PeerIO)
     /// Make every completed write to this node's replicas of the LUN durable.
     case flush(LUNID)
+    /// A logical unit reset arrived through another node: apply its effects
+    /// here too (SAM-5 §6.3.3 resets the logical unit, not one path).
+    case logicalUnitReset(LUNID)
 
     /// The request's kind, as on the wire.
     public var kind: PeerRequestKind {
@@ -33,6 +36,7 @@ public enum PeerRequest: Sendable {
         case .compareAndWrite: .compareAndWrite
         case .allocation: .allocation
         case .flush: .flush
+        case .logicalUnitReset: .logicalUnitReset
         }
     }
 }
@@ -47,6 +51,7 @@ public enum PeerRequestKind: UInt8, Sendable, CaseIterable {
     case compareAndWrite = 6
     case allocation = 7
     case flush = 8
+    case logicalUnitReset = 9
 }
 
 /// A piece of sub-unit I/O without data.

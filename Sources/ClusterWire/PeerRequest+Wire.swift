@@ -8,13 +8,13 @@ import NIOCore
 ///                  UInt64 lun | UInt32 subUnitIndex | UInt64 epoch | UInt64 lba | UInt32 blockCount
 ///     write fields (write, replicate, compareAndWrite):
 ///                  io fields | UInt8 flags (bit 0 = FUA) | UInt32 dataLength | dataLength bytes
-///     flush        UInt64 lun
+///     flush, logicalUnitReset: UInt64 lun
 extension PeerRequest {
     var wireBodyLength: Int {
         switch self {
         case .read, .unmap, .replicateUnmap, .allocation: 1 + PeerIO.wireLength
         case .write(let write), .replicate(let write), .compareAndWrite(let write): 1 + write.wireLength
-        case .flush: 1 + 8
+        case .flush, .logicalUnitReset: 1 + 8
         }
     }
 
@@ -25,7 +25,7 @@ extension PeerRequest {
             io.encode(into: &buffer)
         case .write(let write), .replicate(let write), .compareAndWrite(let write):
             write.encode(into: &buffer)
-        case .flush(let lun):
+        case .flush(let lun), .logicalUnitReset(let lun):
             buffer.writeInteger(lun.rawValue)
         }
     }
@@ -44,6 +44,7 @@ extension PeerRequest {
         case .compareAndWrite: self = .compareAndWrite(try PeerWrite(decoding: &body))
         case .allocation: self = .allocation(try PeerIO(decoding: &body))
         case .flush: self = .flush(LUNID(try body.readPeerField(UInt64.self, "flush lun")))
+        case .logicalUnitReset: self = .logicalUnitReset(LUNID(try body.readPeerField(UInt64.self, "reset lun")))
         }
     }
 }

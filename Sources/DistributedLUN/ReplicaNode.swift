@@ -25,6 +25,7 @@ public final class ReplicaNode: PeerRequestHandler {
     /// How often a piece is re-sent after a stale-map answer.
     static let staleRetries = 3
     private let luns = Mutex<[LUNID: LUNReplicas]>([:])
+    private let resetHandlers = Mutex<[LUNID: @Sendable () async -> Void]>([:])
 
     public init(
         id: NodeID, transport: any PeerTransport, mapSource: any SubUnitMapSource,
@@ -51,6 +52,30 @@ public final class ReplicaNode: PeerRequestHandler {
     }
 
     func replicas(_ lun: LUNID) -> LUNReplicas? { luns.withLock { $0[lun] } }
+
+    /// What this node does when another node reports a logical unit reset of `lun`.
+    public func onLogicalUnitReset(_ lun: LUNID, _ handler: @escaping @Sendable () async -> Void) {
+        resetHandlers.withLock { $0[lun] = handler }
+    }
+
+    /// Tells `nodes` that `lun` was reset through this node and waits for
+    /// each to apply it (or for its bounded wait to end); returns the nodes
+    /// that did not confirm.
+    public func announceLogicalUnitReset(_ lun: LUNID, to nodes: [NodeID]) async -> [NodeID] {
+        let transport = self.transport
+        let timeout = replicationTimeout
+        return await withTaskGroup(of: NodeID?.self) { group in
+            for node in nodes where node != id {
+                group.addTask {
+                    if case .done = await transport.send(.logicalUnitReset(lun), to: node, timeout: timeout) { return nil }
+                    return node
+                }
+            }
+            var missed: [NodeID] = []
+            for await case let node? in group { missed.append(node) }
+            return missed
+        }
+    }
 
     /// Re-reads every attached LUN's map from the store (newer epochs win).
     public func reloadMaps() async {
@@ -84,6 +109,12 @@ public final class ReplicaNode: PeerRequestHandler {
             return await primaryAllocation(io)
         case .flush(let lun):
             return await flushLocal(lun)
+        case .logicalUnitReset(let lun):
+            guard let handler = resetHandlers.withLock({ $0[lun] }) else {
+                return .failure(PeerFailure(.unknownSubUnit, detail: "\(lun)"))
+            }
+            await handler()
+            return .done
         }
     }
 

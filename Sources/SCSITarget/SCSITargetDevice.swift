@@ -1,5 +1,6 @@
 import BlockStorage
 import SCSIWire
+import Synchronization
 
 /// One SCSI target device: its logical units by LUN, the task set, REPORT
 /// LUNS and LUN addressing (SAM-5 §4.6-4.7). A transport hands over commands
@@ -10,6 +11,7 @@ public final class SCSITargetDevice: Sendable {
     let tasks = TaskSet()
     /// EXTENDED COPY results held for RECEIVE COPY RESULTS.
     let copyResults = CopyResultsTable()
+    private let resetObserver = Mutex<(@Sendable ([UInt16]) async -> Void)?>(nil)
 
     public init(logicalUnits: [UInt16: LogicalUnit]) {
         self.logicalUnits = logicalUnits
@@ -206,8 +208,23 @@ public final class SCSITargetDevice: Sendable {
         }
     }
 
+    /// Told the LUNs a reset through this device reset, once their local
+    /// effects are done and before the task management function completes:
+    /// in a cluster the other nodes reset the same logical units.
+    public func onLogicalUnitReset(_ observer: @escaping @Sendable ([UInt16]) async -> Void) {
+        resetObserver.withLock { $0 = observer }
+    }
+
+    /// Applies a logical unit reset that arrived through another node: the
+    /// same effects as a local one (tasks aborted, reservation state reset,
+    /// unit attention for every nexus here), without telling the observer.
+    public func resetFromElsewhere(lun: UInt16) async {
+        guard let unit = logicalUnits[lun] else { return }
+        await reset(units: [(lun, unit)], announce: false)
+    }
+
     /// SAM-5 §6.3.3: abort every task, clear reset state, set BUS DEVICE RESET FUNCTION OCCURRED for every nexus.
-    private func reset(units: [(UInt16, LogicalUnit)]) async {
+    private func reset(units: [(UInt16, LogicalUnit)], announce: Bool = true) async {
         let numbers = Set(units.map(\.0))
         let keys = tasks.abort { _, l in l.map(numbers.contains) ?? false }
         await tasks.waitForEnd(keys)
@@ -217,6 +234,7 @@ public final class SCSITargetDevice: Sendable {
             await unit.persistSPC2Release(from: holder)
             await unit.context.establishUnitAttention(.busDeviceResetFunctionOccurred, scope: .allNexuses)
         }
+        if announce, let observer = resetObserver.withLock({ $0 }) { await observer(units.map(\.0)) }
     }
 
     /// A new I_T nexus logged in.

@@ -5,6 +5,7 @@ import ClusterWire
 import DistributedLUN
 import Logging
 import MetadataStore
+import SCSITarget
 import Synchronization
 
 /// The node's part of the distributed LUNs: its replicas (windows on one
@@ -15,16 +16,21 @@ final class DataPlane: Sendable {
     /// The LUNs with their distributed devices, ready for the SCSI layer.
     let units: [OpenedLogicalUnit]
     private let files: [any BlockDevice]
+    private let node: ReplicaNode
+    /// Each served LUN's cluster-wide id, by target and LUN number.
+    private let lunIDs: [String: [UInt16: LUNID]]
     private let server: PeerServer
     private let client: PeerClient
     private let addresses: PeerAddressBook
 
     private init(
-        units: [OpenedLogicalUnit], files: [any BlockDevice], server: PeerServer, client: PeerClient,
-        addresses: PeerAddressBook
+        units: [OpenedLogicalUnit], files: [any BlockDevice], node: ReplicaNode, lunIDs: [String: [UInt16: LUNID]],
+        server: PeerServer, client: PeerClient, addresses: PeerAddressBook
     ) {
         self.units = units
         self.files = files
+        self.node = node
+        self.lunIDs = lunIDs
         self.server = server
         self.client = client
         self.addresses = addresses
@@ -58,6 +64,7 @@ final class DataPlane: Sendable {
             await client.close()
         }
         var units: [OpenedLogicalUnit] = []
+        var lunIDs: [String: [UInt16: LUNID]] = [:]
         for target in served.targets {
             for lun in target.luns {
                 let key = LUNKey(targetIQN: target.name, lun: UInt64(lun.id))
@@ -66,6 +73,7 @@ final class DataPlane: Sendable {
                     continue
                 }
                 source.register(map.lun, key)
+                lunIDs[target.name, default: [:]][lun.id] = map.lun
                 var mine: [UInt32: any BlockDevice] = [:]
                 guard let file = files.first(where: { $0.targetName == target.name && $0.lun.id == lun.id })?.device else {
                     continue
@@ -97,7 +105,33 @@ final class DataPlane: Sendable {
             await closeAll()
             throw NodeStartupError(message: "cannot listen on cluster.wire \(wire): \(error)")
         }
-        return DataPlane(units: units, files: opened, server: server, client: client, addresses: addresses)
+        return DataPlane(
+            units: units, files: opened, node: node, lunIDs: lunIDs, server: server, client: client, addresses: addresses)
+    }
+
+    /// Makes a logical unit reset one event of the LUN, not of a path
+    /// (SAM-5 §6.3.3): a reset through this node is applied on every other
+    /// member before the task management function completes, and a reset
+    /// through another node is applied here.
+    func shareLogicalUnitResets(_ devices: [String: SCSITargetDevice], logger: Logger) {
+        for (target, device) in devices {
+            guard let ids = lunIDs[target] else { continue }
+            for (number, id) in ids {
+                node.onLogicalUnitReset(id) { await device.resetFromElsewhere(lun: number) }
+            }
+            device.onLogicalUnitReset { [node, addresses] numbers in
+                let members = addresses.members.map(\.nodeID)
+                for number in numbers {
+                    guard let id = ids[number] else { continue }
+                    let missed = await node.announceLogicalUnitReset(id, to: members)
+                    if !missed.isEmpty {
+                        logger.warning(
+                            "logical unit reset not confirmed by every member",
+                            metadata: ["target": "\(target)", "lun": "\(number)", "missed": "\(missed.map(\.rawValue))"])
+                    }
+                }
+            }
+        }
     }
 
     /// The wire addresses of the members, for SendTargets and for the client.

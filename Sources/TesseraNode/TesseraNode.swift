@@ -56,6 +56,7 @@ public enum TesseraNode {
         let devices = NodeRuntime.targetDevices(
             configuration: served, units: units,
             reservationStore: StoreReservationStateStore(client: cluster.client, gate: cluster.lease))
+        data.shareLogicalUnitResets(devices, logger: logger)
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(
                 served, devices: devices, clusterPortals: NodeRuntime.clusterPortals(data.members)),

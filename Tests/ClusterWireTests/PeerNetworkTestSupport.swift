@@ -79,6 +79,8 @@ struct EchoHandler: PeerRequestHandler {
         case .flush(let lun):
             if lun == hangingLUN { await gate.wait() }
             return .done
+        case .logicalUnitReset:
+            return .done
         }
     }
 }

@@ -53,6 +53,7 @@ func describe(_ request: PeerRequest) -> String {
     case .compareAndWrite(let x): "compareAndWrite \(write(x))"
     case .allocation(let x): "allocation \(io(x))"
     case .flush(let lun): "flush \(lun)"
+    case .logicalUnitReset(let lun): "logicalUnitReset \(lun)"
     }
 }
 
