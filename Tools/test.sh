@@ -45,6 +45,11 @@ bash Tools/cluster/acceptance.sh --kills 20 2>&1 | tee .build/cluster.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/cluster.log
 
+stage "cluster data path: the distributed LUN through every node's portal (data, identity, hostile peer, iscsi-test-cu)"
+bash Tools/cluster/data-acceptance.sh 2>&1 | tee .build/cluster-data.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/cluster-data.log
+
 if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
   stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest"
   TARGET=tesserad TESSERAD_BIN="$(swift build --show-bin-path)/tesserad" bash Tools/vm/test-vm.sh 2>&1 | tee .build/vm.log

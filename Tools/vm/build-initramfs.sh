@@ -9,7 +9,8 @@
 # found with ldd) for open-iscsi, multipath-tools, udevd, e2fsprogs, fio,
 # sg3-utils and the target program; the kernel modules for iSCSI/SCSI/dm;
 # /init (Tools/vm/guest/init), guest helpers (/vm/lib.sh) and the target
-# plugin (/vm/target.sh, from Tools/vm/targets/<TARGET>.sh).
+# plugin (/vm/target.sh, from Tools/vm/targets/<TARGET>.sh); for tesserad also
+# Targets/cluster-node*.toml as /vm/cluster/ (the cluster scenario).
 #
 # Environment:
 #   TARGET        tgt (default) | tesserad
@@ -139,10 +140,18 @@ install -m 0755 "$HERE/guest/init" "$STAGE/init"
 install -m 0644 "$HERE/guest/lib.sh" "$STAGE/vm/lib.sh"
 install -m 0644 "$HERE/targets/$TARGET.sh" "$STAGE/vm/target.sh"
 [ -n "${TARGET_CONFIG:-}" ] && install -m 0644 "$TARGET_CONFIG" "$STAGE/vm/target.conf"
+# the cluster scenario's nodes: the repository's three-node TOMLs (targets/tesserad.sh
+# moves node i onto 127.0.0.i); CLUSTER_CONFIG_DIR overrides where they come from
+if [ "$TARGET" = tesserad ]; then
+  mkdir -p "$STAGE/vm/cluster"
+  for f in "${CLUSTER_CONFIG_DIR:-$REPO/Targets}"/cluster-node*.toml; do
+    [ -e "$f" ] && install -m 0644 "$f" "$STAGE/vm/cluster/$(basename "$f")"
+  done
+fi
 # host settings handed to the guest scripts (see guest/lib.sh, targets/*.sh)
 : > "$STAGE/vm/target.env"
 for v in TESSERAD_ARGS TESSERAD_LOG_LEVEL IQN CHAP_USER CHAP_SECRET WRONG_SECRET SIZE_MB VENDOR PRODUCT SERIAL PORT \
-         EXPECT_VENDOR EXPECT_PRODUCT EXPECT_SERIAL EXPECT_SIZE_BYTES FIO_SIZE FIO_MP_SIZE; do
+         EXPECT_VENDOR EXPECT_PRODUCT EXPECT_SERIAL EXPECT_SIZE_BYTES FIO_SIZE FIO_MP_SIZE CLUSTER_SIZE_MB; do
   if [ -n "${!v+x}" ]; then
     printf "export %s='%s'\n" "$v" "$(printf '%s' "${!v}" | sed "s/'/'\\\\''/g")" >> "$STAGE/vm/target.env"
   fi

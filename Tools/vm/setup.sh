@@ -27,6 +27,9 @@ declare -A NEED=(
   [busybox-static]=/bin/busybox
   [open-iscsi]=/usr/sbin/iscsid
   [multipath-tools]=/usr/sbin/multipathd
+  [kpartx]=/usr/sbin/kpartx
+  [dmsetup]=/usr/sbin/dmsetup
+  [udev]=/usr/lib/udev/scsi_id
   [fio]=/usr/bin/fio
   [e2fsprogs]=/usr/sbin/mkfs.ext4
   [sg3-utils]=/usr/bin/sg_inq
@@ -54,8 +57,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null 2>&1 || true
-  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$BUILD.apt.log" 2>&1; then
-    log "apt-get install failed (see $BUILD.apt.log)"
+  mkdir -p "$BUILD"
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$BUILD/apt.log" 2>&1; then
+    log "apt-get install failed (see $BUILD/apt.log)"
     [ -e /usr/bin/qemu-system-x86_64 ] || exit 2
     exit 1
   fi

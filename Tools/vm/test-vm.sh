@@ -1,18 +1,22 @@
 #!/bin/bash
 # Tools/vm/test-vm.sh — kernel-initiator end-to-end tests in a qemu guest.
 #
-# setup (if needed) -> build initramfs -> scenarios single + multipath.
+# setup (if needed) -> build initramfs -> scenarios single + multipath
+# (+ cluster with TARGET=tesserad).
 # Prints "PASS <scenario>" / "FAIL <scenario>" per scenario and a closing
 # "vm: N passed, N failed" line; exits non-zero if any failed.
 # If qemu cannot be installed: prints SKIPPED and exits 0.
 #
 # Environment: TARGET=tgt (default) | tesserad (+ TESSERAD_BIN=/path),
-# SCENARIOS="single multipath", VM_TIMEOUT (per scenario, default 240).
+# SCENARIOS="single multipath" (tesserad: "single multipath cluster"),
+# VM_TIMEOUT (per scenario, default 240), VM_TIMEOUT_CLUSTER (default 420).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TARGET="${TARGET:-tgt}"; export TARGET
-SCENARIOS="${SCENARIOS:-single multipath}"
+# "cluster" (three tesserad nodes, one distributed LUN) needs tesserad: tgt cannot do it
+if [ "$TARGET" = tesserad ]; then SCENARIOS="${SCENARIOS:-single multipath cluster}"
+else SCENARIOS="${SCENARIOS:-single multipath}"; fi
 T0=$(date +%s)
 
 "$HERE/setup.sh"
@@ -28,7 +32,9 @@ fi
 pass=0; failn=0; summary=()
 for s in $SCENARIOS; do
 	t=$(date +%s)
-	if "$HERE/run.sh" "$HERE/scenarios/$s.sh" "${VM_TIMEOUT:-240}"; then
+	limit="${VM_TIMEOUT:-240}"
+	[ "$s" = cluster ] && limit="${VM_TIMEOUT_CLUSTER:-420}"   # three daemons forming a store under TCG
+	if "$HERE/run.sh" "$HERE/scenarios/$s.sh" "$limit"; then
 		pass=$((pass + 1)); summary+=("PASS $s ($(( $(date +%s) - t ))s, target $TARGET)")
 	else
 		failn=$((failn + 1)); summary+=("FAIL $s ($(( $(date +%s) - t ))s, target $TARGET)")

@@ -85,3 +85,96 @@ target_stop() {
 	wait "$TARGET_PID" 2>/dev/null
 	TARGET_PID=
 }
+
+# --- a cluster of tesserad nodes in the guest (scenario "cluster") -----------
+#   cluster_start N   N tesserad processes from /vm/cluster/cluster-node{1..N}.toml
+#                     (the repository's Targets/cluster-node*.toml, baked in by
+#                     build-initramfs.sh), node i moved onto its own loopback
+#                     address: portal 127.0.0.i:$PORT, store 127.0.0.i:900i,
+#                     wire 127.0.0.i:910i, admin 127.0.0.i:808i, data under
+#                     /tmp/cluster/node<i>; the LUN resized to $CLUSTER_SIZE_MB MiB
+#                     and given $VENDOR/$PRODUCT/$SERIAL. Node 1 starts first;
+#                     returns once every node logged "tesserad ready".
+#                     Sets CLUSTER_IQN (the target in node 1's TOML) and CLUSTER_PIDS.
+#   cluster_stop      SIGTERM to every node, SIGKILL after 10 s.
+# Logs: /tmp/target-node<i>.log (node 1's also as /tmp/target.log).
+: "${CLUSTER_SIZE_MB:=256}"
+CLUSTER_PIDS=""
+
+# cluster_toml <i>: node i's TOML on stdin -> the guest's version on stdout
+cluster_toml() {
+	sed -e 's#127\.0\.0\.1:326\([0-9]\)#127.0.0.\1:'"$PORT"'#g' \
+	    -e 's#127\.0\.0\.1:900\([0-9]\)#127.0.0.\1:900\1#g' \
+	    -e 's#127\.0\.0\.1:910\([0-9]\)#127.0.0.\1:910\1#g' \
+	    -e 's#127\.0\.0\.1:808\([0-9]\)#127.0.0.\1:808\1#g' \
+	    -e 's#^data_dir = .*#data_dir = "/tmp/cluster/node'"$1"'"#' \
+	    -e 's#^log_level = .*#log_level = "'"${TESSERAD_LOG_LEVEL:-info}"'"#' \
+	    -e 's#^size = .*#size = "'"$CLUSTER_SIZE_MB"'MiB"#'
+	# node 1's file ends inside its [[target.lun]]: these keys belong to that LUN
+	if grep -q '^\[\[target\.lun\]\]' "/vm/cluster/cluster-node$1.toml"; then
+		printf 'vendor = "%s"\nproduct = "%s"\nserial = "%s"\n' "$VENDOR" "$PRODUCT" "$SERIAL"
+	fi
+}
+
+cluster_ready() { # cluster_ready N: every node logged "tesserad ready", or one has exited
+	local i=1 pid
+	for pid in $CLUSTER_PIDS; do
+		kill -0 "$pid" 2>/dev/null || return 0
+		grep -q 'tesserad ready' "/tmp/target-node$i.log" 2>/dev/null || return 1
+		i=$((i + 1))
+	done
+	return 0
+}
+
+cluster_start() {
+	local n="$1" i conf pid
+	[ -f /vm/cluster/cluster-node1.toml ] || { echo "no /vm/cluster/cluster-node1.toml in the initramfs"; return 1; }
+	CLUSTER_IQN=$(sed -n 's/^name = "\(.*\)"/\1/p' /vm/cluster/cluster-node1.toml | head -n1)
+	i=1
+	while [ "$i" -le "$n" ]; do
+		conf=/tmp/cluster-node$i.toml
+		mkdir -p "/tmp/cluster/node$i"
+		cluster_toml "$i" < "/vm/cluster/cluster-node$i.toml" > "$conf"
+		grep -v '^ *#' "$conf" | grep -v '^ *$' | sed "s/^/  node$i toml| /"
+		tesserad --config "$conf" --check-config 2>&1 | sed "s/^/  node$i check-config| /"
+		i=$((i + 1))
+	done
+	i=1
+	while [ "$i" -le "$n" ]; do
+		(cd /tmp/cluster && exec tesserad --config "/tmp/cluster-node$i.toml") >"/tmp/target-node$i.log" 2>&1 &
+		pid=$!
+		CLUSTER_PIDS="${CLUSTER_PIDS:+$CLUSTER_PIDS }$pid"
+		[ "$i" = 1 ] && { ln -sf /tmp/target-node1.log /tmp/target.log; TARGET_PID=$pid; sleep 2; }
+		i=$((i + 1))
+	done
+	# under TCG the store's formation takes a while; each node waits for all members
+	wait_until 150 cluster_ready
+	i=1
+	for pid in $CLUSTER_PIDS; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "node $i (pid $pid) exited:"; tail -n 15 "/tmp/target-node$i.log"; return 1
+		fi
+		if ! grep -q 'tesserad ready' "/tmp/target-node$i.log"; then
+			echo "node $i is not ready after 150 s:"; tail -n 15 "/tmp/target-node$i.log"; return 1
+		fi
+		i=$((i + 1))
+	done
+}
+
+cluster_gone() {
+	local pid
+	for pid in $CLUSTER_PIDS; do kill -0 "$pid" 2>/dev/null && return 1; done
+	return 0
+}
+
+cluster_stop() {
+	local pid
+	for pid in $CLUSTER_PIDS; do kill "$pid" 2>/dev/null; done
+	wait_until 10 cluster_gone
+	for pid in $CLUSTER_PIDS; do
+		kill -0 "$pid" 2>/dev/null && { echo "  node pid $pid ignored SIGTERM for 10 s: SIGKILL"; kill -9 "$pid"; }
+		wait "$pid" 2>/dev/null
+	done
+	CLUSTER_PIDS=""
+	TARGET_PID=
+}
