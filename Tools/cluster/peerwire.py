@@ -12,10 +12,10 @@ Frames are big-endian:
          5 error     UInt8 code | UInt16 n | n bytes UTF-8   (the sender closes after it)
 
     request kinds 1 read, 2 write, 3 replicate, 4 unmap, 5 replicateUnmap, 6 compareAndWrite,
-                  7 allocation, 8 flush
+                  7 allocation, 8 flush, 9 logicalUnitReset
       io fields    UInt64 lun | UInt32 subUnitIndex | UInt64 epoch | UInt64 lba | UInt32 blockCount
       write fields io fields | UInt8 flags (bit 0 FUA) | UInt32 dataLength | data
-      flush        UInt64 lun
+      flush, logicalUnitReset   UInt64 lun
     reply status  0 done | 1 data: UInt32 n, bytes | 2 miscompare: UInt32 offset
                   | 3 extents: UInt32 count, count x (UInt64 lba, UInt64 blockCount, UInt8 mapped)
                   | 4 failure: UInt8 code | UInt8 hasEpoch | UInt64 epoch | UInt16 n | UTF-8 detail
@@ -32,7 +32,7 @@ import struct
 HELLO, HELLO_ACK, REQUEST, REPLY, ERROR = 1, 2, 3, 4, 5
 TYPE_NAMES = {HELLO: "hello", HELLO_ACK: "helloAck", REQUEST: "request", REPLY: "reply", ERROR: "error"}
 
-READ, WRITE, REPLICATE, UNMAP, REPLICATE_UNMAP, COMPARE_AND_WRITE, ALLOCATION, FLUSH = range(1, 9)
+READ, WRITE, REPLICATE, UNMAP, REPLICATE_UNMAP, COMPARE_AND_WRITE, ALLOCATION, FLUSH, LOGICAL_UNIT_RESET = range(1, 10)
 
 DONE, DATA, MISCOMPARE, EXTENTS, FAILURE = range(5)
 STATUS_NAMES = {DONE: "done", DATA: "data", MISCOMPARE: "miscompare", EXTENTS: "extents", FAILURE: "failure"}
