@@ -215,13 +215,42 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             let action = actions[index]
             index += 1
             if case .send(let pdu) = action, index < actions.count, case .close = actions[index] {
-                sendThenClose(pdu, context: context)
+                if case .logoutResponse = pdu {
+                    sendAfterNexusLoss(pdu, context: context)
+                } else {
+                    sendThenClose(pdu, context: context)
+                }
                 index += 1
                 continue
             }
             run(action, context: context)
         }
         actions.removeAll(keepingCapacity: true)
+    }
+
+    /// A logout ends the I_T nexus: its tasks are aborted and its SPC-2
+    /// reservation released before the Logout Response goes out, so a
+    /// command another nexus sends after seeing the logout complete never
+    /// meets the departed holder (RFC 7143 §11.14.1: the response reports the
+    /// cleanup done; SPC-2 §5.5.1: I_T nexus loss releases the reservation).
+    private func sendAfterNexusLoss(_ pdu: ISCSIPDU, context: ChannelHandlerContext) {
+        guard let key = sessionKey, let nexus, let executor,
+            environment.registry.remove(key, connectionID: connectionID)
+        else {
+            sendThenClose(pdu, context: context)
+            return
+        }
+        closing = true
+        let eventLoop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        Task {
+            await executor.nexusLost(nexus)
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                let channel = context.channel
+                context.writeAndFlush(handler.wrapOutboundOut(pdu)).whenComplete { _ in channel.close(promise: nil) }
+            }
+        }
     }
 
     /// Writes `pdu` and closes the connection once it is on the wire (a refusal
