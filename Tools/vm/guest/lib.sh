@@ -118,3 +118,24 @@ run_fio() {
 		sed "s/^/  [fio $label, measured under TCG emulation] /"
 	return $rc
 }
+
+# multipath_one_map N SECONDS: runs multipath, checks that exactly one map
+# forms with N active paths (waiting up to SECONDS for each), and sets MAP
+# and DEV (its block device).
+multipath_one_map() {
+	paths=$1 within=$2
+	udevadm settle --timeout=10 >/dev/null 2>&1
+	multipath -v2 2>&1 | sed 's/^/  /'
+	maps() { dmsetup ls --target multipath 2>/dev/null | grep -v '^No devices' | awk '{print $1}'; }
+	wait_until "$within" sh -c "[ \$(dmsetup ls --target multipath | grep -vc '^No devices') = 1 ]"
+	NMAPS=$(maps | wc -l)
+	check "exactly one multipath map ($NMAPS)" [ "$NMAPS" = 1 ]
+	MAP=$(maps | head -n1)
+	wait_until "$within" sh -c "[ \$(multipath -ll 2>/dev/null | grep -c 'active ready running') = $paths ]"
+	multipath -ll 2>&1 | sed 's/^/  /'
+	check "map $MAP has $paths active paths" [ "$(active_paths)" = "$paths" ]
+	DEV="/dev/mapper/$MAP"
+	wait_until 10 test -b "$DEV" || { DEV="/dev/$(ls /sys/block | grep '^dm-' | head -n1)"; echo "  note: using $DEV"; }
+	[ -b "$DEV" ] || die "no block device for map $MAP"
+}
+active_paths() { multipath -ll 2>/dev/null | grep -c 'active ready running'; }

@@ -63,20 +63,7 @@ ids=$(for sd in $(disks); do /usr/lib/udev/scsi_id -g -u -d "/dev/$sd"; done | s
 check "one WWID behind the three paths ($(echo $ids))" [ "$(echo "$ids" | grep -c .)" = 1 ]
 
 step "dm-multipath builds exactly one map with three paths"
-udevadm settle --timeout=10 >/dev/null 2>&1
-multipath -v2 2>&1 | sed 's/^/  /'
-maps() { dmsetup ls --target multipath 2>/dev/null | grep -v '^No devices' | awk '{print $1}'; }
-active_paths() { multipath -ll 2>/dev/null | grep -c 'active ready running'; }
-wait_until 20 sh -c "[ \$(dmsetup ls --target multipath | grep -vc '^No devices') = 1 ]"
-NMAPS=$(maps | wc -l)
-check "exactly one multipath map ($NMAPS)" [ "$NMAPS" = 1 ]
-MAP=$(maps | head -n1)
-wait_until 20 sh -c "[ \$(multipath -ll 2>/dev/null | grep -c 'active ready running') = 3 ]"
-multipath -ll 2>&1 | sed 's/^/  /'
-check "map $MAP has 3 active paths" [ "$(active_paths)" = 3 ]
-DEV="/dev/mapper/$MAP"
-wait_until 10 test -b "$DEV" || { DEV="/dev/$(ls /sys/block | grep '^dm-' | head -n1)"; echo "  note: using $DEV"; }
-[ -b "$DEV" ] || die "no block device for map $MAP"
+multipath_one_map 3 20
 dmesg -c >/dev/null
 
 step "fio verify through $DEV (randwrite then verified reads, direct, iodepth 32, $FIO_MP_SIZE)"

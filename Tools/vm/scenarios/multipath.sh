@@ -30,20 +30,7 @@ wait_until 30 have_disks 2 || die "expected 2 disks, have: $(disks | tr '\n' ' '
 for sd in $(disks); do check_identity "$sd"; done
 
 step "multipath builds exactly one map"
-udevadm settle --timeout=10 >/dev/null 2>&1
-multipath -v2 2>&1 | sed 's/^/  /'
-maps() { dmsetup ls --target multipath 2>/dev/null | grep -v '^No devices' | awk '{print $1}'; }
-active_paths() { multipath -ll 2>/dev/null | grep -c 'active ready running'; }
-wait_until 15 sh -c "[ \$(dmsetup ls --target multipath | grep -vc '^No devices') = 1 ]"
-NMAPS=$(maps | wc -l)
-check "exactly one multipath map ($NMAPS)" [ "$NMAPS" = 1 ]
-MAP=$(maps | head -n1)
-wait_until 15 sh -c "[ \$(multipath -ll 2>/dev/null | grep -c 'active ready running') = 2 ]"
-multipath -ll 2>&1 | sed 's/^/  /'
-check "map $MAP has 2 active paths" [ "$(active_paths)" = 2 ]
-DEV="/dev/mapper/$MAP"
-wait_until 10 test -b "$DEV" || { DEV="/dev/$(ls /sys/block | grep '^dm-' | head -n1)"; echo "  note: using $DEV"; }
-[ -b "$DEV" ] || die "no block device for map $MAP"
+multipath_one_map 2 15
 
 step "fio verify through $DEV while each path is logged out and back in"
 dmesg -c >/dev/null
