@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(name: "tessera", dependencies: ["TesseraCLI"]),
 
         // Tests ---------------------------------------------------------------
-        .target(name: "TesseraTestKit", dependencies: ["BlockStorage", "ClusterModel", "DistributedLUN"], path: "Tests/TesseraTestKit"),
+        .target(name: "TesseraTestKit", dependencies: ["BlockStorage", "ClusterModel", "DistributedLUN", "SCSITarget", "SCSIWire"], path: "Tests/TesseraTestKit"),
         .testTarget(name: "ISCSIWireTests", dependencies: [
             "ISCSIWire", "CCRC32C",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -109,7 +109,7 @@ let package = Package(
 
         // Distributed LUN: the data path over sub-units, and the peer port ---
         .target(name: "DistributedLUN", dependencies: [
-            "BlockStorage", "ClusterModel",
+            "BlockStorage", "ClusterModel", "SCSITarget",
         ]),
         .target(name: "ClusterWire", dependencies: [
             "ClusterModel", "BlockStorage",
@@ -120,7 +120,7 @@ let package = Package(
         ]),
         .testTarget(name: "ClusterModelTests", dependencies: ["ClusterModel", "BlockStorage"]),
         .testTarget(name: "DistributedLUNTests", dependencies: [
-            "DistributedLUN", "ClusterModel", "BlockStorage", "TesseraTestKit",
+            "DistributedLUN", "ClusterModel", "BlockStorage", "TesseraTestKit", "SCSITarget", "SCSIWire",
         ]),
         .testTarget(name: "ClusterWireTests", dependencies: [
             "ClusterWire", "ClusterModel", "BlockStorage",

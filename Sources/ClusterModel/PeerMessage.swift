@@ -21,9 +21,11 @@ public enum PeerRequest: Sendable {
     case allocation(PeerIO)
     /// Make every completed write to this node's replicas of the LUN durable.
     case flush(LUNID)
-    /// A logical unit reset arrived through another node: apply its effects
-    /// here too (SAM-5 §6.3.3 resets the logical unit, not one path).
-    case logicalUnitReset(LUNID)
+    /// A change of the LUN's shared SCSI context committed through another
+    /// node (reservations, mode pages, a reset, their unit attentions and
+    /// aborts): apply it here, then answer (ARCHITECTURE.md "Shared context"
+    /// rule 1). The payload is the SCSI layer's encoding of the change.
+    case contextChange(LUNID, payload: [UInt8])
 
     /// The request's kind, as on the wire.
     public var kind: PeerRequestKind {
@@ -36,7 +38,7 @@ public enum PeerRequest: Sendable {
         case .compareAndWrite: .compareAndWrite
         case .allocation: .allocation
         case .flush: .flush
-        case .logicalUnitReset: .logicalUnitReset
+        case .contextChange: .contextChange
         }
     }
 }
@@ -51,7 +53,8 @@ public enum PeerRequestKind: UInt8, Sendable, CaseIterable {
     case compareAndWrite = 6
     case allocation = 7
     case flush = 8
-    case logicalUnitReset = 9
+    // 9 was a bare logical unit reset announcement: a reset is now a context change.
+    case contextChange = 10
 }
 
 /// A piece of sub-unit I/O without data.

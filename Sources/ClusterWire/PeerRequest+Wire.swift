@@ -8,13 +8,15 @@ import NIOCore
 ///                  UInt64 lun | UInt32 subUnitIndex | UInt64 epoch | UInt64 lba | UInt32 blockCount
 ///     write fields (write, replicate, compareAndWrite):
 ///                  io fields | UInt8 flags (bit 0 = FUA) | UInt32 dataLength | dataLength bytes
-///     flush, logicalUnitReset: UInt64 lun
+///     flush:       UInt64 lun
+///     contextChange: UInt64 lun | UInt32 payloadLength | payloadLength bytes
 extension PeerRequest {
     var wireBodyLength: Int {
         switch self {
         case .read, .unmap, .replicateUnmap, .allocation: 1 + PeerIO.wireLength
         case .write(let write), .replicate(let write), .compareAndWrite(let write): 1 + write.wireLength
-        case .flush, .logicalUnitReset: 1 + 8
+        case .flush: 1 + 8
+        case .contextChange(_, let payload): 1 + 8 + 4 + payload.count
         }
     }
 
@@ -25,8 +27,12 @@ extension PeerRequest {
             io.encode(into: &buffer)
         case .write(let write), .replicate(let write), .compareAndWrite(let write):
             write.encode(into: &buffer)
-        case .flush(let lun), .logicalUnitReset(let lun):
+        case .flush(let lun):
             buffer.writeInteger(lun.rawValue)
+        case .contextChange(let lun, let payload):
+            buffer.writeInteger(lun.rawValue)
+            buffer.writeInteger(UInt32(payload.count))
+            buffer.writeBytes(payload)
         }
     }
 
@@ -44,7 +50,13 @@ extension PeerRequest {
         case .compareAndWrite: self = .compareAndWrite(try PeerWrite(decoding: &body))
         case .allocation: self = .allocation(try PeerIO(decoding: &body))
         case .flush: self = .flush(LUNID(try body.readPeerField(UInt64.self, "flush lun")))
-        case .logicalUnitReset: self = .logicalUnitReset(LUNID(try body.readPeerField(UInt64.self, "reset lun")))
+        case .contextChange:
+            let lun = LUNID(try body.readPeerField(UInt64.self, "context lun"))
+            let length = Int(try body.readPeerField(UInt32.self, "context payload length"))
+            guard let payload = body.readBytes(length: length) else {
+                throw PeerWireError(.malformed, "context payload of \(length) bytes")
+            }
+            self = .contextChange(lun, payload: payload)
         }
     }
 }

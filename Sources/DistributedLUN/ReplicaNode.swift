@@ -25,7 +25,7 @@ public final class ReplicaNode: PeerRequestHandler {
     /// How often a piece is re-sent after a stale-map answer.
     static let staleRetries = 3
     private let luns = Mutex<[LUNID: LUNReplicas]>([:])
-    private let resetHandlers = Mutex<[LUNID: @Sendable () async -> Void]>([:])
+    private let contextHandlers = Mutex<[LUNID: @Sendable ([UInt8]) async -> Bool]>([:])
 
     public init(
         id: NodeID, transport: any PeerTransport, mapSource: any SubUnitMapSource,
@@ -53,28 +53,11 @@ public final class ReplicaNode: PeerRequestHandler {
 
     func replicas(_ lun: LUNID) -> LUNReplicas? { luns.withLock { $0[lun] } }
 
-    /// What this node does when another node reports a logical unit reset of `lun`.
-    public func onLogicalUnitReset(_ lun: LUNID, _ handler: @escaping @Sendable () async -> Void) {
-        resetHandlers.withLock { $0[lun] = handler }
-    }
-
-    /// Tells `nodes` that `lun` was reset through this node and waits for
-    /// each to apply it (or for its bounded wait to end); returns the nodes
-    /// that did not confirm.
-    public func announceLogicalUnitReset(_ lun: LUNID, to nodes: [NodeID]) async -> [NodeID] {
-        let transport = self.transport
-        let timeout = replicationTimeout
-        return await withTaskGroup(of: NodeID?.self) { group in
-            for node in nodes where node != id {
-                group.addTask {
-                    if case .done = await transport.send(.logicalUnitReset(lun), to: node, timeout: timeout) { return nil }
-                    return node
-                }
-            }
-            var missed: [NodeID] = []
-            for await case let node? in group { missed.append(node) }
-            return missed
-        }
+    /// What this node does with a change of `lun`'s shared SCSI context
+    /// committed through another node: `handler` applies the payload and
+    /// returns false when it cannot be decoded. The answer goes back once it returns.
+    public func onContextChange(_ lun: LUNID, _ handler: @escaping @Sendable ([UInt8]) async -> Bool) {
+        contextHandlers.withLock { $0[lun] = handler }
     }
 
     /// Re-reads every attached LUN's map from the store (newer epochs win).
@@ -109,12 +92,11 @@ public final class ReplicaNode: PeerRequestHandler {
             return await primaryAllocation(io)
         case .flush(let lun):
             return await flushLocal(lun)
-        case .logicalUnitReset(let lun):
-            guard let handler = resetHandlers.withLock({ $0[lun] }) else {
+        case .contextChange(let lun, let payload):
+            guard let handler = contextHandlers.withLock({ $0[lun] }) else {
                 return .failure(PeerFailure(.unknownSubUnit, detail: "\(lun)"))
             }
-            await handler()
-            return .done
+            return await handler(payload) ? .done : .failure(PeerFailure(.badRequest, detail: "context change of \(lun)"))
         }
     }
 

@@ -75,7 +75,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         if let key = sessionKey, let nexus, let executor,
             environment.registry.remove(key, connectionID: connectionID)
         {
-            Task { await executor.nexusLost(nexus) }
+            environment.registry.startCleanup(key) { await executor.nexusLost(nexus) }
         }
         if let tsih = reservedTSIH { environment.registry.releaseTSIH(tsih) }
         environment.registry.connectionClosed(connectionID)
@@ -132,8 +132,6 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
 
     private func loginCompleted(_ response: LoginResponsePDU, _ outcome: LoginOutcome, context: ChannelHandlerContext) {
         login = nil
-        let parameters = outcome.parameters
-        let configuration = environment.login()
         if !outcome.isLeadingConnection {
             // RFC 7143 §6.3.1: a non-zero TSIH adds a connection to a session. One
             // connection per session here (MaxConnections=1): refuse (0x0206, too many connections).
@@ -165,12 +163,33 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
                 // RFC 7143 §6.3.5: session reinstatement closes the old session's connection.
                 logger.info("session reinstatement", metadata: ["nexus": "\(nexus)"])
                 replaced.channel.close(promise: nil)
+                environment.registry.startCleanup(key) { await replaced.executor.nexusLost(replaced.nexus) }
             }
+            // The old session's and the new one's nexus are the same I_T nexus (the same
+            // names): the old one's cleanup (tasks aborted, SPC-2 reservation released) must
+            // be over before the new session's first command, or it would abort that command
+            // or release the new holder's reservation. The Login Response waits for it.
+            let pending = environment.registry.pendingCleanup(key)
+            let eventLoop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: eventLoop)
             Task {
-                if let replaced { await replaced.executor.nexusLost(replaced.nexus) }
+                await pending?.value
                 await executor.nexusEstablished(nexus)
+                eventLoop.execute {
+                    let (handler, context) = bound.value
+                    guard !handler.closing else { return }
+                    handler.enterFullFeaturePhase(response, outcome, context: context)
+                }
             }
+            return
         }
+        enterFullFeaturePhase(response, outcome, context: context)
+    }
+
+    /// Sends the final Login Response and starts the session (RFC 7143 §6.3).
+    private func enterFullFeaturePhase(_ response: LoginResponsePDU, _ outcome: LoginOutcome, context: ChannelHandlerContext) {
+        let parameters = outcome.parameters
+        let configuration = environment.login()
         if outcome.tsih != reservedTSIH, let tsih = reservedTSIH {
             // The initiator joined an existing session; our reservation is not needed.
             environment.registry.releaseTSIH(tsih)
@@ -243,8 +262,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         closing = true
         let eventLoop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        let cleanup = environment.registry.startCleanup(key) { await executor.nexusLost(nexus) }
         Task {
-            await executor.nexusLost(nexus)
+            await cleanup.value
             eventLoop.execute {
                 let (handler, context) = bound.value
                 let channel = context.channel

@@ -28,6 +28,39 @@ final class SessionRegistry: @unchecked Sendable {
     private var nextTSIH: UInt16 = 1
     private var nextConnectionID: UInt64 = 1
     private var connections: [UInt64: any Channel] = [:]
+    /// The nexus-loss cleanup of each session key still running, with its id.
+    private var cleanups: [Key: (id: UInt64, task: Task<Void, Never>)] = [:]
+    private var nextCleanupID: UInt64 = 1
+
+    /// Runs the nexus-loss cleanup of a session that ended or was reinstated,
+    /// after any earlier cleanup of the same key; a login of that key waits
+    /// for it (``pendingCleanup(_:)``).
+    @discardableResult
+    func startCleanup(_ key: Key, _ body: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
+        lock.withLock {
+            let previous = cleanups[key]?.task
+            let id = nextCleanupID
+            nextCleanupID &+= 1
+            let task = Task {
+                await previous?.value
+                await body()
+                self.cleanupFinished(key, id: id)
+            }
+            cleanups[key] = (id, task)
+            return task
+        }
+    }
+
+    /// The running cleanup of `key`, if any.
+    func pendingCleanup(_ key: Key) -> Task<Void, Never>? {
+        lock.withLock { cleanups[key]?.task }
+    }
+
+    private func cleanupFinished(_ key: Key, id: UInt64) {
+        lock.withLock {
+            if cleanups[key]?.id == id { cleanups[key] = nil }
+        }
+    }
 
     /// A fresh connection id.
     func makeConnectionID() -> UInt64 {

@@ -24,78 +24,66 @@ extension LogicalUnit {
         }
     }
 
-    /// Loads the saved context from ``reservationStore`` once, before the first
-    /// command: everything when the store outlives a node restart
-    /// (``ReservationStateStore/restoresAcrossNodeRestart``), otherwise only
-    /// APTPL persistent reservations (SPC-4 §5.13.5: without APTPL a power loss clears them).
-    ///
-    /// Returns false when the store cannot be read (no quorum, lease lapsed):
-    /// the unit stays unrestored and the next command tries again, so a node
-    /// never serves with an empty context in place of the cluster's.
-    func restoreReservationsIfNeeded() async -> Bool {
-        guard let store = reservationStore, !restored.withLock({ $0 }) else { return true }
-        await reservationLock.lock()
-        defer { reservationLock.unlock() }
-        guard !restored.withLock({ $0 }) else { return true }
-        let state: PersistentReservations?
-        var pages: ModePageValues?
-        do {
-            state = try await store.loadReservations(lun: reservationStoreKey)
-            if store.restoresAcrossNodeRestart { pages = try await store.loadModePages(lun: reservationStoreKey) }
-        } catch {
-            return false
-        }
-        if let state, state.aptpl || store.restoresAcrossNodeRestart {
-            await context.restorePersistentReservations(state)
-        }
-        if let pages { await context.setModePages(pages) }
-        restored.withLock { $0 = true }
-        return true
-    }
-
-    /// Saves a context change before it is committed: a store that cannot
-    /// acknowledge it (lease lapsed, no quorum, I/O error) fails the command
-    /// with a retryable sense and the caller leaves memory unchanged.
-    func persist(_ save: (any ReservationStateStore) async throws -> Void) async throws(SenseData) {
-        guard let store = reservationStore else { return }
-        do { try await save(store) } catch {
-            // SPC-4 §5.16.2.6 (transitioning asymmetric access state): NOT READY, LOGICAL UNIT
-            // NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION tells the application client
-            // the logical unit cannot process the command now and that retrying (on this or
-            // another path) is expected to succeed — exactly a node that lost the store's
-            // quorum. INSUFFICIENT REGISTRATION RESOURCES (05/55/04) is ILLEGAL REQUEST (not
-            // retried) and covers only registrations, so it does not fit.
+    /// Commits a change of the shared context (``LogicalUnitContext/change(_:)``);
+    /// a failure to commit is the retryable NOT READY, ASYMMETRIC ACCESS STATE
+    /// TRANSITION (SPC-4 §5.16.2.6: this path cannot process the command now,
+    /// a retry here or on another path is expected to succeed — a node without
+    /// the store's quorum), and sense data from `decide` is passed on.
+    func changeContext<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect]))
+        async throws(SenseData) -> R
+    {
+        do { return try await context.change(decide) } catch let sense as SenseData { throw sense } catch {
             throw SenseData(.asymmetricAccessStateTransition)
         }
     }
 
-    /// SPC-2 RESERVE (`reserve`) or RELEASE: decided on the current state,
-    /// saved when the holder changes, then committed.
+    /// SPC-2 RESERVE (`reserve`) or RELEASE, decided on the LU's shared state.
     func spc2Reservation(reserve: Bool, _ nexus: ITNexus) async throws(SenseData) -> SCSIResponse {
-        await reservationLock.lock()
-        defer { reservationLock.unlock() }
-        let holder = await context.spc2ReservationHolder()
-        let persistent = await context.persistentReservations()
-        let decision =
-            reserve
-            ? SPC2Reservation.reserve(nexus, holder: holder, persistent: persistent)
-            : SPC2Reservation.release(nexus, holder: holder, persistent: persistent)
-        if decision.holder != holder {
-            let key = reservationStoreKey
-            try await persist { try await $0.saveSPC2Reservation(decision.holder, lun: key) }
+        let granted = try await changeContext { state in
+            let decision =
+                reserve
+                ? SPC2Reservation.reserve(nexus, holder: state.spc2Holder, persistent: state.persistent)
+                : SPC2Reservation.release(nexus, holder: state.spc2Holder, persistent: state.persistent)
+            state.spc2Holder = decision.holder
+            return (decision.granted, [])
         }
-        // Same rules on the same state (changes are serialised by reservationLock).
-        let granted = reserve ? await context.reserve(nexus) : await context.release(nexus)
         return granted ? .good : SCSIResponse(status: .reservationConflict)
     }
 
-    /// Saves the SPC-2 holder after a change that is not a command (I_T nexus
-    /// loss, logical unit reset). Best effort: nothing can fail here, and a
-    /// stale holder in the store names a nexus that no longer exists.
-    func persistSPC2Release(from holder: ITNexus?) async {
-        guard let store = reservationStore, holder != nil else { return }
-        let now = await context.spc2ReservationHolder()
-        if now != holder { try? await store.saveSPC2Reservation(now, lun: reservationStoreKey) }
+    /// SPC-2 §5.5.1: an I_T nexus loss releases the reservation the nexus
+    /// holds. Returns false when the release could not be committed now.
+    @discardableResult
+    func releaseSPC2Reservation(heldBy nexus: ITNexus) async -> Bool {
+        guard await context.shared().spc2Holder?.names(nexus) == true else { return true }
+        do {
+            try await changeContext { state in
+                if state.spc2Holder?.names(nexus) == true { state.spc2Holder = nil }
+                return ((), [])
+            }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// A logical unit reset's effects on the LU (SAM-5 §6.3.3): every task
+    /// aborted and the SPC-2 reservation released on every node (SPC-2
+    /// §5.5.1), and BUS DEVICE RESET FUNCTION OCCURRED for every nexus on
+    /// every node. Without the store the reset still happens here.
+    func reset() async -> Bool {
+        let effects: [ContextEffect] = [
+            .abortAll(clearedBy: nil), .unitAttention(.busDeviceResetFunctionOccurred, except: nil),
+        ]
+        do {
+            try await changeContext { state in
+                state.spc2Holder = nil
+                return ((), effects)
+            }
+            return true
+        } catch {
+            await context.establishUnitAttention(.busDeviceResetFunctionOccurred, scope: .allNexuses)
+            return false
+        }
     }
 
     private func run(_ operation: CDBCommand, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
@@ -168,7 +156,7 @@ extension LogicalUnit {
         case .compareAndWrite(let t):
             return try await compareAndWrite(t, command)
         case .persistentReserveIn(let action, let allocationLength):
-            let state = await context.persistentReservations()
+            let state = await context.shared().persistent
             return .data(state.reportIn(action), allocationLength: Int(allocationLength))
         case .persistentReserveOut(let out):
             return try await persistentReserveOut(out, command)
@@ -463,24 +451,23 @@ extension LogicalUnit {
         }
         let parameters = try PersistentReserveOutParameters.decode(
             data.array(0..<length), serviceAction: out.serviceAction)
-        await reservationLock.lock()
-        defer { reservationLock.unlock() }
-        // Applied to a copy first: the change reaches memory only once it is saved.
-        let before = await context.persistentReservations()
-        var after = before
-        let outcome = after.apply(out, parameters, from: command.nexus)
-        if outcome.status == .good && after != before {
-            // Every change is saved, with its APTPL flag (not only APTPL ones): in a cluster a
-            // node restart is not a power loss of the logical unit, and the store decides on
-            // load whether a non-APTPL state survives (ReservationStateStore). SPC-4 §5.13.5:
-            // with APTPL the state must be durable before GOOD is returned.
-            let key = reservationStoreKey
-            try await persist { try await $0.saveReservations(after, lun: key) }
-        }
-        await context.commitPersistentReserveOut(after, outcome, from: command.nexus)
-        // SPC-4 §5.13.11.2.6: PREEMPT AND ABORT aborts the preempted nexuses' tasks on this unit.
-        if !outcome.aborted.isEmpty {
-            for hook in abortHooks.withLock({ $0 }) { hook(outcome.aborted) }
+        let nexus = command.nexus
+        let outcome = try await changeContext { state in
+            let before = state
+            let outcome = state.persistent.apply(out, parameters, from: nexus)
+            guard outcome.status == .good else {
+                state = before
+                return (outcome, [])
+            }
+            // SPC-4 §5.13: the unit attentions go to the nexuses the affected registrations stand
+            // for, on whichever node they are, never to the sender; PREEMPT AND ABORT also aborts
+            // their tasks (§5.13.11.2.6) on every node before GOOD. Every change is saved, not
+            // only APTPL ones: in a cluster a node restart is not the LU's power loss.
+            var effects: [ContextEffect] = outcome.unitAttentions.map {
+                .registrantUnitAttention($0.reason, port: $0.port, except: NexusName(nexus))
+            }
+            if !outcome.aborted.isEmpty { effects.append(.abortRegistrants(outcome.aborted)) }
+            return (outcome, effects)
         }
         switch outcome.status {
         case .good: return .good
@@ -496,18 +483,15 @@ extension LogicalUnit {
         let available = min(length, command.receivedDataOutLength)
         if available < length { throw SenseData(.parameterListLengthError) }
         let parameters = command.dataOut?.array(0..<available) ?? []
-        await reservationLock.lock()
-        defer { reservationLock.unlock() }
-        let current = await context.modePages()
-        let updated = try ModeParameters.select(
-            m, parameters: parameters, current: current, blockSize: geometry.blockSize)
-        if updated != current {
-            // Saved before it is committed, like every context change (see persist).
-            let key = reservationStoreKey
-            try await persist { try await $0.saveModePages(updated, lun: key) }
-            await context.setModePages(updated)
-            // SPC-4 §6.11: other I_T nexuses get MODE PARAMETERS CHANGED.
-            await context.establishUnitAttention(.modeParametersChanged, scope: .allExcept(command.nexus))
+        let nexus = command.nexus
+        let blockSize = geometry.blockSize
+        try await changeContext { state in
+            let updated = try ModeParameters.select(
+                m, parameters: parameters, current: state.modePages, blockSize: blockSize)
+            guard updated != state.modePages else { return ((), []) }
+            state.modePages = updated
+            // SPC-4 §6.11: the other I_T nexuses, on every node, get MODE PARAMETERS CHANGED.
+            return ((), [.unitAttention(.modeParametersChanged, except: NexusName(nexus))])
         }
         return .good
     }

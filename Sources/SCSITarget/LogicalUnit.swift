@@ -66,15 +66,6 @@ public final class LogicalUnit: Sendable {
     let maximumTransferBlocks: UInt32
     /// Shared by ordinary medium commands, exclusive for the atomic ones.
     let mediumLock = AsyncSharedLock()
-    /// Serialises context changes (PERSISTENT RESERVE OUT, RESERVE/RELEASE,
-    /// MODE SELECT) so each is decided, saved and committed before the next.
-    let reservationLock = AsyncLock()
-    /// Where the unit's SCSI context (PR, SPC-2 holder, mode pages) is saved (nil: never persisted).
-    public let reservationStore: (any ReservationStateStore)?
-    /// The key this unit's state has in ``reservationStore`` (its serial number).
-    public var reservationStoreKey: String { configuration.serial }
-    /// Whether the saved context was loaded from the store.
-    let restored = Mutex(false)
     /// SANITIZE runs in the background: while it does, medium commands get NOT READY,
     /// SANITIZE IN PROGRESS (SBC-3 §4.11.2); a failure leaves the unit in failure mode.
     let sanitizeState = Mutex<(running: Bool, failed: Bool)>((false, false))
@@ -83,23 +74,19 @@ public final class LogicalUnit: Sendable {
     public static let sanitizeBytesPerSecond = 32 << 20
     /// Whether a SANITIZE is running.
     public var sanitizeInProgress: Bool { sanitizeState.withLock { $0.running } }
-    /// Called with the registrant ports whose tasks PREEMPT AND ABORT aborts
-    /// (the target device marks their tasks on this unit aborted).
-    let abortHooks = Mutex<[@Sendable ([RegistrantPort]) -> Void]>([])
-
     /// The commands this unit offers (REPORT SUPPORTED OPERATION CODES agrees
     /// with dispatch): the thin-provisioning ones only on a thin unit. Fixed at init.
     let offeredCommands: [CommandDescriptor]
 
     public init(
         configuration: LogicalUnitConfiguration, device: any BlockDevice,
-        context: any LogicalUnitContext = InMemoryLogicalUnitContext(),
-        reservationStore: (any ReservationStateStore)? = nil
+        context: (any LogicalUnitContext)? = nil, reservationStore: (any ReservationStateStore)? = nil
     ) {
-        self.reservationStore = reservationStore
         self.configuration = configuration
         self.device = device
-        self.context = context
+        // Without a given context: this node's own, saving persistent reservations in `reservationStore`.
+        self.context =
+            context ?? SharedLogicalUnitContext(reservationStore: reservationStore, key: configuration.serial)
         self.geometry = device.geometry
         self.thin = configuration.thin && device.supportsUnmap
         self.offeredCommands =

@@ -1,4 +1,5 @@
 import SCSIWire
+import Synchronization
 
 /// Which I_T nexuses a new unit attention condition is established for (SAM-5 §5.14).
 public enum UnitAttentionScope: Sendable, Hashable {
@@ -21,108 +22,78 @@ public enum CommandAdmission: Sendable, Hashable {
     case reservationConflict
 }
 
-/// The SCSI state of a logical unit that must look the same from every path:
-/// unit attention queues per I_T nexus and mode page values (later PR and
-/// SPC-2 reservations and ALUA state). The in-memory implementation serves a
-/// single node; a replicated store implements the same protocol later, which
-/// is why every method is `async`.
+/// The SCSI state of a logical unit as the SCSI layer uses it: unit
+/// attention queues per I_T nexus (this node's nexuses) and the shared state
+/// (persistent and SPC-2 reservations, mode pages), read from a cache and
+/// changed only through ``change(_:)``, which commits a change everywhere
+/// before it returns (ARCHITECTURE.md "Shared context" rules 1 and 3).
 public protocol LogicalUnitContext: AnyObject, Sendable {
+    /// Loads the shared state if it is not loaded yet; false when it cannot
+    /// be read now (the node must not serve with an empty context in place of the LU's).
+    func ready() async -> Bool
     /// A nexus logged in. A nexus seen for the first time since start gets
     /// POWER ON, RESET, OR BUS DEVICE RESET OCCURRED (SAM-5 §5.14).
     func nexusEstablished(_ nexus: ITNexus) async
-    /// A nexus went away; it gets I_T NEXUS LOSS OCCURRED when it comes back.
+    /// A nexus went away: its unit attention queue is forgotten (releasing its
+    /// SPC-2 reservation is a change the logical unit makes).
     func nexusLost(_ nexus: ITNexus) async
     /// The oldest pending unit attention for `nexus`, removed when `consume`.
     /// Registers a nexus seen for the first time (as ``nexusEstablished(_:)``).
     func unitAttention(for nexus: ITNexus, consume: Bool) async -> SenseReason?
-    /// Queues `reason` for the nexuses in `scope`.
+    /// Queues `reason` for this node's nexuses in `scope`.
     func establishUnitAttention(_ reason: SenseReason, scope: UnitAttentionScope) async
     /// Admits a command from `nexus`: reports (and consumes) the oldest unit
     /// attention when `reportUnitAttention` (SAM-5 §5.14), then checks
     /// reservations for `conflictClass` (SPC-2 §5.5.1, SPC-4 §5.13.1).
     func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async
         -> CommandAdmission
-    /// SPC-2 RESERVE: false when another nexus holds the reservation.
-    func reserve(_ nexus: ITNexus) async -> Bool
-    /// SPC-2 RELEASE: releases only when `nexus` holds the reservation (SPC-2 §7.16: otherwise a no-op);
-    /// false (RESERVATION CONFLICT) when persistent reservations exist and `nexus` holds none (SPC-4 §5.13.3).
-    func release(_ nexus: ITNexus) async -> Bool
-    /// Applies a PERSISTENT RESERVE OUT and establishes the unit attentions it causes.
-    func persistentReserveOut(
-        _ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus
-    ) async
-        -> PersistentReservations.Outcome
-    /// Commits a PERSISTENT RESERVE OUT that was applied to a copy of
-    /// ``persistentReservations()`` (and saved): `state` replaces the state and
-    /// the outcome's unit attentions are established for nexuses other than `nexus`.
-    func commitPersistentReserveOut(
-        _ state: PersistentReservations, _ outcome: PersistentReservations.Outcome, from nexus: ITNexus
-    ) async
-    /// The persistent reservation state (PERSISTENT RESERVE IN).
-    func persistentReservations() async -> PersistentReservations
-    /// The nexus holding the SPC-2 reservation, if any.
-    func spc2ReservationHolder() async -> ITNexus?
-    /// Replaces the persistent reservation state (APTPL state loaded after a restart).
-    func restorePersistentReservations(_ state: PersistentReservations) async
+    /// The shared state as this node serves it.
+    func shared() async -> SharedLUNState
     /// Current mode page values.
     func modePages() async -> ModePageValues
-    /// Stores new mode page values (MODE SELECT).
-    func setModePages(_ values: ModePageValues) async
-    /// Logical unit reset (SAM-5 §6.3.3): clears state that a reset clears
-    /// (SPC-2 reservations, later). Unit attentions are set by the caller.
-    func logicalUnitReset() async
+    /// Decides a change on the current shared state and commits it: when it
+    /// returns, the change is durable and every node serves it (its unit
+    /// attentions queued, the tasks it aborts ended). A conflicting change
+    /// committed meanwhile by another node makes `decide` run again on the
+    /// newer state. Throws NOT READY, ASYMMETRIC ACCESS STATE TRANSITION when
+    /// it cannot be committed (no lease, no store), leaving the state as it was.
+    func change<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect])) async throws
+        -> R
+    /// Who marks (and, when asked, awaits) the tasks a change aborts: the target device.
+    func setTaskAborter(_ aborter: @escaping TaskAborter)
+    /// A change committed through another node; returns once it is applied
+    /// here and the tasks it aborts have ended.
+    func receive(_ change: ContextChange) async
+    /// Brings the cache up to at least `version` (read from the store);
+    /// false when the store could not be read.
+    func catchUp(to version: UInt64) async -> Bool
+    /// The version this node serves.
+    func version() async -> UInt64
 }
 
-/// ``LogicalUnitContext`` held in this process's memory.
-public actor InMemoryLogicalUnitContext: LogicalUnitContext {
+/// Marks the tasks a ``ContextEffect`` aborts; with `wait`, returns once they
+/// have ended. The task making the change is never aborted.
+public typealias TaskAborter = @Sendable (_ effect: ContextEffect, _ wait: Bool) async -> Void
+
+/// Unit attention queues of the nexuses one node knows (SAM-5 §5.14), as a value.
+struct UnitAttentionQueues: Sendable {
     /// Pending unit attentions per known nexus, oldest first.
     private var queues: [ITNexus: [SenseReason]] = [:]
-    private var pages: ModePageValues = .defaults
-    /// Holder of the SPC-2 reservation.
-    private var reservationHolder: ITNexus?
-    private var persistent = PersistentReservations()
     /// SAM-5 does not bound the queue; a bound keeps a silent nexus from growing it forever.
     static let maximumQueued = 16
 
-    public init() {}
-
-    public func nexusEstablished(_ nexus: ITNexus) {
+    mutating func established(_ nexus: ITNexus) {
         if queues[nexus] == nil { queues[nexus] = [.powerOnResetOrBusDeviceResetOccurred] }
     }
 
-    public func nexusLost(_ nexus: ITNexus) {
+    mutating func lost(_ nexus: ITNexus) {
         // The nexus is forgotten: when it returns it is new and gets POWER ON,
         // RESET, OR BUS DEVICE RESET OCCURRED (29/00), which SAM-5 allows for
         // I_T nexus loss and which libiscsi's helpers retry through.
         queues[nexus] = nil
-        // SPC-2 §5.5.1: an I_T nexus loss releases its reservation.
-        if reservationHolder == nexus { reservationHolder = nil }
     }
 
-    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool)
-        -> CommandAdmission
-    {
-        if reportUnitAttention, let ua = unitAttention(for: nexus, consume: true) { return .unitAttention(ua) }
-        if let holder = reservationHolder, holder != nexus, conflictClass != .allowed { return .reservationConflict }
-        if persistent.conflicts(nexus, conflictClass) { return .reservationConflict }
-        return .proceed
-    }
-
-    public func reserve(_ nexus: ITNexus) -> Bool {
-        let decision = SPC2Reservation.reserve(nexus, holder: reservationHolder, persistent: persistent)
-        reservationHolder = decision.holder
-        return decision.granted
-    }
-
-    public func release(_ nexus: ITNexus) -> Bool {
-        let decision = SPC2Reservation.release(nexus, holder: reservationHolder, persistent: persistent)
-        reservationHolder = decision.holder
-        return decision.granted
-    }
-
-    public func spc2ReservationHolder() -> ITNexus? { reservationHolder }
-
-    public func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason? {
+    mutating func next(for nexus: ITNexus, consume: Bool) -> SenseReason? {
         guard var queue = queues[nexus] else {
             queues[nexus] = consume ? [] : [.powerOnResetOrBusDeviceResetOccurred]
             return .powerOnResetOrBusDeviceResetOccurred
@@ -135,7 +106,7 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
         return first
     }
 
-    public func establishUnitAttention(_ reason: SenseReason, scope: UnitAttentionScope) {
+    mutating func establish(_ reason: SenseReason, scope: UnitAttentionScope) {
         for nexus in Array(queues.keys) {
             switch scope {
             case .allNexuses: break
@@ -147,45 +118,273 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
         if case .only(let n) = scope, queues[n] == nil { queues[n] = [reason] }
     }
 
-    private func add(_ reason: SenseReason, to nexus: ITNexus) {
+    /// The unit attentions of a committed change, for this node's nexuses.
+    mutating func apply(_ effect: ContextEffect) {
+        switch effect {
+        case .unitAttention(let reason, let except):
+            for nexus in Array(queues.keys) where !(except?.names(nexus) ?? false) { add(reason, to: nexus) }
+        case .registrantUnitAttention(let reason, let port, let except):
+            for nexus in Array(queues.keys) where port.matches(nexus) && !except.names(nexus) { add(reason, to: nexus) }
+        case .abortRegistrants, .abortAll:
+            break
+        }
+    }
+
+    private mutating func add(_ reason: SenseReason, to nexus: ITNexus) {
         var queue = queues[nexus] ?? []
         // A reset supersedes everything queued before it (SAM-5 §5.14: highest precedence).
         if reason.code.asc == 0x29 { queue.removeAll() }
         if !queue.contains(reason) && queue.count < Self.maximumQueued { queue.append(reason) }
         queues[nexus] = queue
     }
+}
 
-    public func persistentReserveOut(
-        _ out: PersistentReserveOut, _ parameters: PersistentReserveOutParameters, from nexus: ITNexus
-    )
-        -> PersistentReservations.Outcome
-    {
-        var state = persistent
-        let outcome = state.apply(out, parameters, from: nexus)
-        commitPersistentReserveOut(state, outcome, from: nexus)
-        return outcome
+extension ContextEffect {
+    /// Whether the effect aborts tasks (the target device carries it out).
+    var abortsTasks: Bool {
+        switch self {
+        case .abortRegistrants, .abortAll: true
+        case .unitAttention, .registrantUnitAttention: false
+        }
+    }
+}
+
+/// ``LogicalUnitContext`` over a ``SharedContextStore``: this node's unit
+/// attention queues, and a cache of the shared state keyed by its version.
+///
+/// A change is decided on the cache and committed with a compare-and-set on
+/// the version; a conflict (another node committed first) reads the newer
+/// state and its effects and decides again. Only a committed change reaches
+/// the cache, so memory never holds what the store does not. Versions are
+/// applied in order and once: a push, a catch-up and this node's own commit
+/// can arrive in any order. With `peers`, the change is pushed to every other
+/// node before ``change(_:)`` returns.
+///
+/// A single node uses an ``InMemoryContextStore`` and no peers.
+public actor SharedLogicalUnitContext: LogicalUnitContext {
+    private var queues = UnitAttentionQueues()
+    private var cache: VersionedLUNState?
+    private let store: any SharedContextStore
+    private let peers: (any SharedContextPeers)?
+    private let mayChange: @Sendable () -> Bool
+    private nonisolated let aborterBox = Mutex<TaskAborter?>(nil)
+    private var aborter: TaskAborter? { aborterBox.withLock { $0 } }
+    /// Serialises this node's changes (each is decided and committed before the next).
+    private let changes = AsyncLock()
+    /// How many times a change is decided again after conflicts before it gives up (retryable).
+    static let maximumConflicts = 32
+
+    /// `mayChange`: whether the node may commit now (it holds its store lease).
+    public init(
+        store: any SharedContextStore, peers: (any SharedContextPeers)? = nil,
+        mayChange: @escaping @Sendable () -> Bool = { true }
+    ) {
+        self.store = store
+        self.peers = peers
+        self.mayChange = mayChange
     }
 
-    public func commitPersistentReserveOut(
-        _ state: PersistentReservations, _ outcome: PersistentReservations.Outcome, from nexus: ITNexus
-    ) {
-        persistent = state
-        // Unit attentions go to every known nexus a port stands for, never to the sender.
-        for pending in outcome.unitAttentions {
-            for n in Array(queues.keys) where n != nexus && pending.port.matches(n) { add(pending.reason, to: n) }
+    /// A single node's context in memory, optionally saving persistent
+    /// reservations in `reservationStore` under `key` (APTPL, SPC-4 §5.13.5).
+    public init(reservationStore: (any ReservationStateStore)? = nil, key: String = "") {
+        self.init(store: InMemoryContextStore(reservationStore: reservationStore, key: key))
+    }
+
+    public nonisolated func setTaskAborter(_ aborter: @escaping TaskAborter) { aborterBox.withLock { $0 = aborter } }
+
+    public func ready() async -> Bool {
+        if cache != nil { return true }
+        guard let loaded = try? await store.load() else { return false }
+        if cache == nil { cache = loaded }
+        return true
+    }
+
+    public func version() -> UInt64 { cache?.version ?? 0 }
+
+    public func shared() -> SharedLUNState { cache?.state ?? SharedLUNState() }
+
+    public func modePages() -> ModePageValues { cache?.state.modePages ?? .defaults }
+
+    public func nexusEstablished(_ nexus: ITNexus) { queues.established(nexus) }
+
+    public func nexusLost(_ nexus: ITNexus) { queues.lost(nexus) }
+
+    public func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason? {
+        queues.next(for: nexus, consume: consume)
+    }
+
+    public func establishUnitAttention(_ reason: SenseReason, scope: UnitAttentionScope) {
+        queues.establish(reason, scope: scope)
+    }
+
+    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool)
+        -> CommandAdmission
+    {
+        if reportUnitAttention, let ua = queues.next(for: nexus, consume: true) { return .unitAttention(ua) }
+        let state = shared()
+        if let holder = state.spc2Holder, !holder.names(nexus), conflictClass != .allowed { return .reservationConflict }
+        if state.persistent.conflicts(nexus, conflictClass) { return .reservationConflict }
+        return .proceed
+    }
+
+    public func change<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect]))
+        async throws -> R
+    {
+        await changes.lock()
+        defer { changes.unlock() }
+        for _ in 0..<Self.maximumConflicts {
+            guard await ready(), let current = cache else { throw SenseData(.asymmetricAccessStateTransition) }
+            var next = current.state
+            let (result, effects) = try decide(&next)
+            if next == current.state && effects.isEmpty { return result }
+            // Rule 2: a node without its lease acknowledges no change.
+            guard mayChange() else { throw SenseData(.asymmetricAccessStateTransition) }
+            let change = ContextChange(version: current.version + 1, state: next, effects: effects)
+            let outcome: ContextCommit
+            do {
+                outcome = try await store.commit(change, expected: current.version, requestID: Self.requestID())
+            } catch {
+                // Unknown outcome that the request id could not settle (no store now): the
+                // cache is re-read before the next change, and the command is retryable.
+                cache = nil
+                throw SenseData(.asymmetricAccessStateTransition)
+            }
+            switch outcome {
+            case .committed:
+                await advance(with: change, waitForAborts: true)
+                await peers?.propagate(change)
+                return result
+            case .conflict:
+                guard await catchUp(to: current.version + 1) else { throw SenseData(.asymmetricAccessStateTransition) }
+            }
+        }
+        throw SenseData(.asymmetricAccessStateTransition)
+    }
+
+    public func receive(_ change: ContextChange) async {
+        // Not loaded yet: the pushed state is the newest there is.
+        if cache == nil, change.version > 0 {
+            cache = VersionedLUNState(version: change.version - 1, state: change.state)
+        }
+        if let cache, change.version == cache.version + 1 {
+            await advance(with: change, waitForAborts: true)
+            return
+        }
+        if let cache, change.version > cache.version + 1 { _ = await catchUp(to: change.version) }
+        // Applied already (by a catch-up or before): the aborts still end before the
+        // acknowledgement, since the sender waits for them.
+        for effect in change.effects where effect.abortsTasks { await aborter?(effect, true) }
+    }
+
+    public func catchUp(to version: UInt64) async -> Bool {
+        guard let cached = cache else { return await ready() }
+        if cached.version >= version { return true }
+        guard let (current, recorded) = try? await store.changes(after: cached.version) else { return false }
+        // Another catch-up or a push may have moved the cache while the store was read.
+        let from = cache?.version ?? cached.version
+        for entry in recorded where entry.version > from {
+            for effect in entry.effects {
+                queues.apply(effect)
+                if effect.abortsTasks { await aborter?(effect, false) }
+            }
+        }
+        if current.version > (cache?.version ?? 0) { cache = current }
+        return true
+    }
+
+    /// Applies the next version: state, unit attentions, aborts.
+    private func advance(with change: ContextChange, waitForAborts: Bool) async {
+        guard let cached = cache, change.version == cached.version + 1 else { return }
+        cache = VersionedLUNState(version: change.version, state: change.state)
+        for effect in change.effects { queues.apply(effect) }
+        for effect in change.effects where effect.abortsTasks { await aborter?(effect, waitForAborts) }
+    }
+
+    static func requestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in String(generator.next() as UInt64, radix: 16) }.joined(separator: "-")
+    }
+}
+
+/// ``SharedContextStore`` in this process's memory: a single node's store,
+/// or the shared store of an in-process cluster in tests. Compare-and-set on
+/// the version like the replicated store. With a ``ReservationStateStore``,
+/// persistent reservations are saved there before a commit counts (and
+/// loaded from it at the first ``load()``, APTPL only unless the store says
+/// its state outlives a restart).
+public final class InMemoryContextStore: SharedContextStore {
+    private struct State {
+        var current = VersionedLUNState(version: 0, state: SharedLUNState())
+        var recorded: [RecordedEffects] = []
+        var applied: Set<String> = []
+        var loaded = false
+    }
+
+    private let state = Mutex(State())
+    private let reservationStore: (any ReservationStateStore)?
+    private let key: String
+    /// Effects kept for nodes that missed a push.
+    static let keptVersions = 256
+
+    public init(reservationStore: (any ReservationStateStore)? = nil, key: String = "") {
+        self.reservationStore = reservationStore
+        self.key = key
+    }
+
+    public func load() async throws -> VersionedLUNState {
+        if let reservationStore, !state.withLock({ $0.loaded }) {
+            var restored = SharedLUNState()
+            if let saved = try await reservationStore.loadReservations(lun: key),
+                saved.aptpl || reservationStore.restoresAcrossNodeRestart
+            {
+                restored.persistent = saved
+            }
+            if reservationStore.restoresAcrossNodeRestart,
+                let pages = try await reservationStore.loadModePages(lun: key)
+            {
+                restored.modePages = pages
+            }
+            state.withLock { s in
+                if !s.loaded {
+                    s.current.state = restored
+                    s.loaded = true
+                }
+            }
+        }
+        return state.withLock { $0.current }
+    }
+
+    public func commit(_ change: ContextChange, expected: UInt64, requestID: String) async throws -> ContextCommit {
+        let before = state.withLock { s -> VersionedLUNState? in
+            if s.applied.contains(requestID) { return nil }
+            return s.current
+        }
+        guard let before else { return .committed(version: expected + 1) }
+        guard before.version == expected else { return .conflict }
+        if let reservationStore {
+            if change.state.persistent != before.state.persistent {
+                try await reservationStore.saveReservations(change.state.persistent, lun: key)
+            }
+            if change.state.spc2Holder != before.state.spc2Holder {
+                try await reservationStore.saveSPC2Reservation(change.state.spc2Holder, lun: key)
+            }
+            if change.state.modePages != before.state.modePages {
+                try await reservationStore.saveModePages(change.state.modePages, lun: key)
+            }
+        }
+        return state.withLock { s in
+            guard s.current.version == expected else { return .conflict }
+            s.current = VersionedLUNState(version: expected + 1, state: change.state)
+            s.recorded.append(RecordedEffects(version: expected + 1, effects: change.effects))
+            if s.recorded.count > Self.keptVersions { s.recorded.removeFirst(s.recorded.count - Self.keptVersions) }
+            s.applied.insert(requestID)
+            return .committed(version: expected + 1)
         }
     }
 
-    public func persistentReservations() -> PersistentReservations { persistent }
-
-    public func restorePersistentReservations(_ state: PersistentReservations) { persistent = state }
-
-    public func modePages() -> ModePageValues { pages }
-
-    public func setModePages(_ values: ModePageValues) { pages = values }
-
-    /// SPC-2 §5.5.1: a logical unit reset releases the SPC-2 reservation.
-    public func logicalUnitReset() { reservationHolder = nil }
+    public func changes(after version: UInt64) async throws -> (current: VersionedLUNState, effects: [RecordedEffects]) {
+        state.withLock { s in (s.current, s.recorded.filter { $0.version > version }) }
+    }
 }
 
 /// The SPC-2 RESERVE/RELEASE rules as pure functions of the current holder and
@@ -193,28 +392,28 @@ public actor InMemoryLogicalUnitContext: LogicalUnitContext {
 /// before it is committed.
 public enum SPC2Reservation {
     /// SPC-2 RESERVE from `nexus`: whether it is granted and the holder after it.
-    public static func reserve(_ nexus: ITNexus, holder: ITNexus?, persistent: PersistentReservations)
-        -> (granted: Bool, holder: ITNexus?)
+    public static func reserve(_ nexus: ITNexus, holder: NexusName?, persistent: PersistentReservations)
+        -> (granted: Bool, holder: NexusName?)
     {
         // SPC-2 §7.21: held by another nexus → RESERVATION CONFLICT.
-        if let holder, holder != nexus { return (false, holder) }
+        if let holder, !holder.names(nexus) { return (false, holder) }
         // SPC-4 §5.13.3 with CRH = 1: while persistent registrations exist, RESERVE from the
         // persistent reservation holder completes with GOOD and changes nothing; from anyone else it conflicts.
         if !persistent.registrations.isEmpty || persistent.reservation != nil {
             return (persistent.isHolder(nexus), holder)
         }
-        return (true, nexus)
+        return (true, NexusName(nexus))
     }
 
     /// SPC-2 RELEASE from `nexus`: whether it is GOOD and the holder after it.
-    public static func release(_ nexus: ITNexus, holder: ITNexus?, persistent: PersistentReservations)
-        -> (granted: Bool, holder: ITNexus?)
+    public static func release(_ nexus: ITNexus, holder: NexusName?, persistent: PersistentReservations)
+        -> (granted: Bool, holder: NexusName?)
     {
         // SPC-4 §5.13.3 (CRH = 1): RELEASE under persistent reservations is GOOD only for a holder.
         if !persistent.registrations.isEmpty || persistent.reservation != nil {
             return (persistent.isHolder(nexus), holder)
         }
         // SPC-2 §7.16: releasing a reservation another nexus holds is a no-op.
-        return (true, holder == nexus ? nil : holder)
+        return (true, holder?.names(nexus) == true ? nil : holder)
     }
 }

@@ -4,11 +4,12 @@ import SCSIWire
 /// Where a logical unit's shared SCSI context is kept: persistent
 /// reservations, the SPC-2 reservation holder and mode page values.
 ///
-/// ``LogicalUnit`` loads it once before the first command. Every command that
-/// changes the context applies the change to a copy, saves the copy here and
-/// only then commits it to memory and returns GOOD; a save that throws fails
-/// the command with NOT READY, LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS
-/// STATE TRANSITION (retryable) and leaves memory unchanged.
+/// A single node's ``InMemoryContextStore`` loads it once before the first
+/// command and saves every change here before the change counts; a save that
+/// throws fails the command with NOT READY, LOGICAL UNIT NOT ACCESSIBLE,
+/// ASYMMETRIC ACCESS STATE TRANSITION (retryable) and leaves memory unchanged.
+/// (A cluster keeps the context in the replicated store instead, through a
+/// ``SharedContextStore``.)
 ///
 /// Every persistent reservation change is saved, not only those made with
 /// APTPL: in a cluster a node restart is not a power loss of the logical
@@ -17,8 +18,7 @@ import SCSIWire
 /// the LU's power loss restores PR state only when APTPL was set (SPC-4
 /// §5.13.5) and nothing else.
 ///
-/// The single-node implementation is ``FileReservationStateStore``; the
-/// replicated store implements the same calls.
+/// The implementation is ``FileReservationStateStore``.
 public protocol ReservationStateStore: Sendable {
     /// Whether a node restart keeps the logical unit's context (a cluster: the
     /// LU lives on), so all saved state is restored; false restores only APTPL
@@ -29,7 +29,7 @@ public protocol ReservationStateStore: Sendable {
     /// Replaces the saved state of `lun`; durable when the call returns.
     func saveReservations(_ state: PersistentReservations, lun: String) async throws
     /// Replaces the SPC-2 RESERVE holder of `lun` (nil: released); durable when the call returns.
-    func saveSPC2Reservation(_ holder: ITNexus?, lun: String) async throws
+    func saveSPC2Reservation(_ holder: NexusName?, lun: String) async throws
     /// Replaces the mode page values of `lun` (MODE SELECT); durable when the call returns.
     func saveModePages(_ values: ModePageValues, lun: String) async throws
     /// The saved mode page values of `lun`, nil when none were saved.
@@ -44,7 +44,7 @@ extension ReservationStateStore {
     public var restoresAcrossNodeRestart: Bool { false }
     /// Default: SPC-2 reservations are not kept (a restart loses every nexus
     /// through this node, which releases them, SPC-2 §5.5.1).
-    public func saveSPC2Reservation(_ holder: ITNexus?, lun: String) async throws {}
+    public func saveSPC2Reservation(_ holder: NexusName?, lun: String) async throws {}
     /// Default: mode page values are not kept.
     public func saveModePages(_ values: ModePageValues, lun: String) async throws {}
     /// Default: nothing saved.

@@ -92,8 +92,8 @@ extension SCSITargetDevice {
         }
         try await destination.checkWritable()
         // SPC-4 §5.13.1: the copy manager accesses the units for the initiator; reservations apply.
-        let sourceState = await source.context.persistentReservations()
-        let destinationState = await destination.context.persistentReservations()
+        let sourceState = await source.context.shared().persistent
+        let destinationState = await destination.context.shared().persistent
         if sourceState.conflicts(nexus, .readAccess) || destinationState.conflicts(nexus, .writeAccess) {
             throw SenseData(.copyAborted)
         }

@@ -11,19 +11,41 @@ public final class SCSITargetDevice: Sendable {
     let tasks = TaskSet()
     /// EXTENDED COPY results held for RECEIVE COPY RESULTS.
     let copyResults = CopyResultsTable()
-    private let resetObserver = Mutex<(@Sendable ([UInt16]) async -> Void)?>(nil)
 
     public init(logicalUnits: [UInt16: LogicalUnit]) {
         self.logicalUnits = logicalUnits
         let tasks = self.tasks
         for (number, unit) in logicalUnits {
-            // SPC-4 §5.13.11.2.6: PREEMPT AND ABORT aborts the preempted nexuses' tasks on the unit.
-            unit.abortHooks.withLock {
-                $0.append { ports in
-                    _ = tasks.abort { key, lun in lun == number && ports.contains { $0.matches(key.nexus) } }
-                }
+            let context = unit.context
+            unit.context.setTaskAborter { [weak context] effect, wait in
+                await Self.abortTasks(effect, lun: number, tasks: tasks, context: context, wait: wait)
             }
         }
+    }
+
+    /// Carries out a context change's task aborts on this node's tasks of one
+    /// LU (never the task making the change).
+    private static func abortTasks(
+        _ effect: ContextEffect, lun: UInt16, tasks: TaskSet, context: (any LogicalUnitContext)?, wait: Bool
+    ) async {
+        let current = TaskSet.current
+        let keys: [TaskKey]
+        switch effect {
+        case .abortRegistrants(let ports):
+            // SPC-4 §5.13.11.2.6: PREEMPT AND ABORT aborts the preempted nexuses' tasks on the unit.
+            keys = tasks.abort { key, l in l == lun && key != current && ports.contains { $0.matches(key.nexus) } }
+        case .abortAll(let clearedBy):
+            keys = tasks.abort { key, l in l == lun && key != current }
+            // SAM-5 §7.5 (TAS = 0): the other nexuses whose tasks CLEAR TASK SET aborted are told so.
+            if let clearedBy {
+                for other in Set(keys.map(\.nexus)) where !clearedBy.names(other) {
+                    await context?.establishUnitAttention(.commandsClearedByAnotherInitiator, scope: .only(other))
+                }
+            }
+        case .unitAttention, .registrantUnitAttention:
+            return
+        }
+        if wait { await tasks.waitForEnd(keys) }
     }
 
     /// A target with no logical units (the skeleton's initialiser; every LUN reports LOGICAL UNIT NOT SUPPORTED).
@@ -40,7 +62,7 @@ public final class SCSITargetDevice: Sendable {
             // SAM-5 §5.11: a tag reused while its task lives.
             return SCSIResponse(status: .checkCondition, sense: SenseData(.overlappedCommandsAttempted).bytes)
         }
-        var response = await run(command, unit: unit)
+        var response = await TaskSet.$current.withValue(key) { await run(command, unit: unit) }
         // SPC-4 §7.5.8: with D_SENSE set, CHECK CONDITION carries descriptor-format sense.
         if response.status == .checkCondition, let unit, await unit.context.modePages().descriptorSense {
             response.sense = SenseData.descriptorFormat(fromFixed: response.sense)
@@ -75,7 +97,7 @@ public final class SCSITargetDevice: Sendable {
         // Until the LU's shared context is loaded, only the identification commands
         // are served (path checkers keep seeing the LUN); the rest get a retryable
         // NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.6).
-        if !(await unit.restoreReservationsIfNeeded()) && reportsUnitAttention {
+        if !(await unit.context.ready()) && reportsUnitAttention {
             return Self.checkCondition(.asymmetricAccessStateTransition)
         }
         switch await unit.context.admit(
@@ -184,13 +206,15 @@ public final class SCSITargetDevice: Sendable {
             await tasks.waitForEnd(keys)
             return .functionComplete
         case .clearTaskSet:
-            // SAM-5 §7.5: every task on the logical unit (one shared task set).
+            // SAM-5 §7.5: every task on the logical unit (one shared task set, on every node).
             guard let lunNumber, let unit else { return .lunDoesNotExist }
-            let keys = tasks.abort { _, l in l == lunNumber }
-            for other in Set(keys.map(\.nexus)) where other != nexus {
-                await unit.context.establishUnitAttention(.commandsClearedByAnotherInitiator, scope: .only(other))
+            let effects: [ContextEffect] = [.abortAll(clearedBy: NexusName(nexus))]
+            do {
+                try await unit.changeContext { _ in ((), effects) }
+            } catch {
+                // No store now: the task set is cleared on this node at least.
+                await Self.abortTasks(effects[0], lun: lunNumber, tasks: tasks, context: unit.context, wait: true)
             }
-            await tasks.waitForEnd(keys)
             return .functionComplete
         case .clearACA:
             // NACA is not supported (usage masks reject it), so there is never an ACA.
@@ -208,33 +232,19 @@ public final class SCSITargetDevice: Sendable {
         }
     }
 
-    /// Told the LUNs a reset through this device reset, once their local
-    /// effects are done and before the task management function completes:
-    /// in a cluster the other nodes reset the same logical units.
-    public func onLogicalUnitReset(_ observer: @escaping @Sendable ([UInt16]) async -> Void) {
-        resetObserver.withLock { $0 = observer }
-    }
-
-    /// Applies a logical unit reset that arrived through another node: the
-    /// same effects as a local one (tasks aborted, reservation state reset,
-    /// unit attention for every nexus here), without telling the observer.
-    public func resetFromElsewhere(lun: UInt16) async {
-        guard let unit = logicalUnits[lun] else { return }
-        await reset(units: [(lun, unit)], announce: false)
-    }
-
-    /// SAM-5 §6.3.3: abort every task, clear reset state, set BUS DEVICE RESET FUNCTION OCCURRED for every nexus.
-    private func reset(units: [(UInt16, LogicalUnit)], announce: Bool = true) async {
+    /// SAM-5 §6.3.3: abort every task, clear reset state, set BUS DEVICE RESET
+    /// FUNCTION OCCURRED for every nexus — on every node serving the units.
+    private func reset(units: [(UInt16, LogicalUnit)]) async {
         let numbers = Set(units.map(\.0))
         let keys = tasks.abort { _, l in l.map(numbers.contains) ?? false }
         await tasks.waitForEnd(keys)
-        for (_, unit) in units {
-            let holder = await unit.context.spc2ReservationHolder()
-            await unit.context.logicalUnitReset()
-            await unit.persistSPC2Release(from: holder)
-            await unit.context.establishUnitAttention(.busDeviceResetFunctionOccurred, scope: .allNexuses)
-        }
-        if announce, let observer = resetObserver.withLock({ $0 }) { await observer(units.map(\.0)) }
+        for (_, unit) in units { _ = await unit.reset() }
+    }
+
+    /// A change of a unit's shared context committed through another node
+    /// (the peer port): applied here; returns once its aborted tasks ended.
+    public func receiveContextChange(_ change: ContextChange, lun: UInt16) async {
+        await logicalUnits[lun]?.context.receive(change)
     }
 
     /// A new I_T nexus logged in.
@@ -248,9 +258,8 @@ public final class SCSITargetDevice: Sendable {
         let keys = tasks.abort { key, _ in key.nexus == nexus }
         await tasks.waitForEnd(keys)
         for unit in logicalUnits.values {
-            let holder = await unit.context.spc2ReservationHolder()
             await unit.context.nexusLost(nexus)
-            await unit.persistSPC2Release(from: holder)
+            await unit.releaseSPC2Reservation(heldBy: nexus)
         }
     }
 }

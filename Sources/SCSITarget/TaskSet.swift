@@ -9,6 +9,10 @@ struct TaskKey: Hashable, Sendable {
 /// In-flight tasks of a target device, for task management (SAM-5 §7): a
 /// TMF marks tasks aborted and waits until each has ended.
 final class TaskSet: Sendable {
+    /// The task the running code executes for, so that a change it makes
+    /// never aborts (or waits for) that task itself.
+    @TaskLocal static var current: TaskKey?
+
     private struct Entry {
         /// Decoded LUN, nil for a LUN that does not exist.
         var lun: UInt16?

@@ -45,7 +45,7 @@ public enum ModePageCode: UInt8, CaseIterable, Sendable {
 }
 
 /// Current values of every mode page, as a logical unit's context stores them.
-public struct ModePageValues: Hashable, Sendable {
+public struct ModePageValues: Hashable, Sendable, Codable {
     /// Page bytes by page code, each including the page header.
     public var pages: [UInt8: [UInt8]]
 

@@ -17,7 +17,7 @@ public struct SenseKey: RawRepresentable, Hashable, Sendable {
 
 /// Why a command failed or what a unit attention reports. Every case maps
 /// through ``SenseReason/code`` (the one sense table) to key/ASC/ASCQ.
-public enum SenseReason: Hashable, Sendable, CaseIterable {
+public enum SenseReason: Hashable, Sendable, CaseIterable, Codable {
     /// NO SENSE, no additional sense information (REQUEST SENSE with nothing pending).
     case noSense
     /// INVALID COMMAND OPERATION CODE.

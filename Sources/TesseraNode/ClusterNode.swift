@@ -28,6 +28,9 @@ public final class ClusterNode: Sendable {
     let logger: Logger
     private let heartbeatTask = Mutex<Task<Void, Never>?>(nil)
     private let leader = Mutex<NodeID?>(nil)
+    /// Told the store's context versions at every heartbeat; answers whether
+    /// this node serves them all (a renewal counts only then).
+    private let contextFollower = Mutex<(@Sendable ([LUNKey: UInt64]) async -> Bool)?>(nil)
 
     /// Starts the dqlite node and joins the cluster (idempotent on restart).
     public static func start(
@@ -185,8 +188,18 @@ public final class ClusterNode: Sendable {
         return Served(targets: targets, maps: maps, members: members)
     }
 
-    /// Starts the heartbeat: every lease/4 a statement through the leader;
-    /// the lease keeper turns outcomes into held/lapsed.
+    /// Makes every lease renewal wait until `follower` has caught up with the
+    /// context versions the renewal's transaction read (it returns false when
+    /// it could not): a node never holds its lease on a context older than
+    /// the store's for longer than a lease (ARCHITECTURE.md rules 1 and 2).
+    public func followContextVersions(_ follower: @escaping @Sendable ([LUNKey: UInt64]) async -> Bool) {
+        contextFollower.withLock { $0 = follower }
+    }
+
+    /// Starts the heartbeat: every lease/4 a write through the quorum (a read
+    /// the leader may answer alone would prove nothing), in the same
+    /// transaction as a read of every LUN's context version; the lease keeper
+    /// turns outcomes into held/lapsed.
     public func startHeartbeat() {
         let interval = max(lease.duration / 4, .milliseconds(50))
         let task = Task { [self] in
@@ -196,7 +209,18 @@ public final class ClusterNode: Sendable {
                 do {
                     let member = try await heartbeatClient.leader()
                     self.leader.withLock { $0 = member.id }
-                    lease.quorumReached(sentAt: sentAt)
+                    let id = self.id
+                    let versions = try await heartbeatClient.transaction { tx in
+                        let repository = StoreRepository(tx)
+                        try await repository.renewLease(id)
+                        return try await repository.contextVersions()
+                    }
+                    let follower = contextFollower.withLock { $0 }
+                    if await follower?(versions) ?? true {
+                        lease.quorumReached(sentAt: sentAt)
+                    } else {
+                        lease.tick()
+                    }
                 } catch {
                     self.leader.withLock { $0 = nil }
                     lease.tick()

@@ -22,6 +22,8 @@ final class DataPlane: Sendable {
     private let server: PeerServer
     private let client: PeerClient
     private let addresses: PeerAddressBook
+    /// The shared contexts made for the units, by LUN.
+    private let contexts = Mutex<[LUNKey: any LogicalUnitContext]>([:])
 
     private init(
         units: [OpenedLogicalUnit], files: [any BlockDevice], node: ReplicaNode, lunIDs: [String: [UInt16: LUNID]],
@@ -109,29 +111,51 @@ final class DataPlane: Sendable {
             units: units, files: opened, node: node, lunIDs: lunIDs, server: server, client: client, addresses: addresses)
     }
 
-    /// Makes a logical unit reset one event of the LUN, not of a path
-    /// (SAM-5 §6.3.3): a reset through this node is applied on every other
-    /// member before the task management function completes, and a reset
-    /// through another node is applied here.
-    func shareLogicalUnitResets(_ devices: [String: SCSITargetDevice], logger: Logger) {
+    /// The shared SCSI context of a LUN this node serves (nil for another):
+    /// kept in the store, cached here, pushed to the other members on every
+    /// change and gated by the store lease.
+    func sharedContext(target: String, lun: UInt16, cluster: ClusterNode, logger: Logger) -> (any LogicalUnitContext)? {
+        guard let id = lunIDs[target]?[lun] else { return nil }
+        let key = LUNKey(targetIQN: target, lun: UInt64(lun))
+        let me = cluster.id
+        let peers = PeerContextPropagation(
+            lun: id, transport: client,
+            members: { [addresses] in addresses.members.map(\.nodeID).filter { $0 != me } },
+            lease: cluster.lease.duration,
+            missed: { nodes in
+                logger.warning(
+                    "context change not acknowledged by every member within the lease",
+                    metadata: ["lun": "\(key)", "missed": "\(nodes.map(\.rawValue))"])
+            })
+        let lease = cluster.lease
+        let context = SharedLogicalUnitContext(
+            store: StoreContextStore(client: cluster.client, key: key), peers: peers,
+            mayChange: { lease.mayChangeContext() })
+        contexts.withLock { $0[key] = context }
+        return context
+    }
+
+    /// Applies context changes pushed by other members to `devices`' units.
+    func acceptContextChanges(_ devices: [String: SCSITargetDevice]) {
         for (target, device) in devices {
-            guard let ids = lunIDs[target] else { continue }
-            for (number, id) in ids {
-                node.onLogicalUnitReset(id) { await device.resetFromElsewhere(lun: number) }
-            }
-            device.onLogicalUnitReset { [node, addresses] numbers in
-                let members = addresses.members.map(\.nodeID)
-                for number in numbers {
-                    guard let id = ids[number] else { continue }
-                    let missed = await node.announceLogicalUnitReset(id, to: members)
-                    if !missed.isEmpty {
-                        logger.warning(
-                            "logical unit reset not confirmed by every member",
-                            metadata: ["target": "\(target)", "lun": "\(number)", "missed": "\(missed.map(\.rawValue))"])
-                    }
+            for (number, id) in lunIDs[target] ?? [:] {
+                node.onContextChange(id) { payload in
+                    guard let change = ContextChangeCoding.decode(payload) else { return false }
+                    await device.receiveContextChange(change, lun: number)
+                    return true
                 }
             }
         }
+    }
+
+    /// Brings every served LUN's context up to the store's `versions`; false
+    /// when one could not be read (the lease must not be renewed then).
+    func catchUp(_ versions: [LUNKey: UInt64]) async -> Bool {
+        for (key, context) in contexts.withLock({ $0 }) {
+            guard let version = versions[key] else { continue }
+            if !(await context.catchUp(to: version)) { return false }
+        }
+        return true
     }
 
     /// The wire addresses of the members, for SendTargets and for the client.

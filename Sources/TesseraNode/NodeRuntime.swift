@@ -46,7 +46,8 @@ enum NodeRuntime {
 
     /// One SCSI target device per configured target, holding its opened LUNs.
     static func targetDevices(
-        configuration: NodeConfiguration, units: [OpenedLogicalUnit], reservationStore: (any ReservationStateStore)? = nil
+        configuration: NodeConfiguration, units: [OpenedLogicalUnit], reservationStore: (any ReservationStateStore)? = nil,
+        context: (String, UInt16) -> (any LogicalUnitContext)? = { _, _ in nil }
     ) -> [String: SCSITargetDevice] {
         var devices: [String: SCSITargetDevice] = [:]
         for target in configuration.targets {
@@ -54,7 +55,7 @@ enum NodeRuntime {
             for unit in units where unit.targetName == target.name {
                 luns[unit.lun.id] = LogicalUnit(
                     configuration: logicalUnitConfiguration(targetName: target.name, lun: unit.lun), device: unit.device,
-                    reservationStore: reservationStore)
+                    context: context(target.name, unit.lun.id), reservationStore: reservationStore)
             }
             devices[target.name] = SCSITargetDevice(logicalUnits: luns)
         }

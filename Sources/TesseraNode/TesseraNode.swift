@@ -52,11 +52,12 @@ public enum TesseraNode {
             throw error
         }
         let units = data.units
-        // PR state (APTPL) lives in the store, behind the lease.
-        let devices = NodeRuntime.targetDevices(
-            configuration: served, units: units,
-            reservationStore: StoreReservationStateStore(client: cluster.client, gate: cluster.lease))
-        data.shareLogicalUnitResets(devices, logger: logger)
+        // Each LUN's SCSI context is the cluster's: in the store, behind the lease.
+        let devices = NodeRuntime.targetDevices(configuration: served, units: units) { target, lun in
+            data.sharedContext(target: target, lun: lun, cluster: cluster, logger: logger)
+        }
+        data.acceptContextChanges(devices)
+        cluster.followContextVersions { versions in await data.catchUp(versions) }
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(
                 served, devices: devices, clusterPortals: NodeRuntime.clusterPortals(data.members)),

@@ -38,7 +38,8 @@ let frameTable: [FrameCase] = [
     FrameCase(.request(id: 7, .compareAndWrite(PeerWrite(io: io, fua: false, data: ioBuffer([9, 9, 8, 8]))))),
     FrameCase(.request(id: 8, .allocation(io))),
     FrameCase(.request(id: 9, .flush(LUNID(42)))),
-    FrameCase(.request(id: 10, .logicalUnitReset(LUNID(43)))),
+    FrameCase(.request(id: 10, .contextChange(LUNID(43), payload: [0x7B, 0x7D]))),
+    FrameCase(.request(id: 16, .contextChange(LUNID(44), payload: []))),
     FrameCase(.reply(id: 10, .done)),
     FrameCase(.reply(id: 11, .data(payload))),
     FrameCase(.reply(id: 12, .data(ioBuffer([])))),
@@ -75,7 +76,7 @@ let goldenFrames: [(line: Int, frame: PeerFrame, hex: String)] = [
         "00000033 03 000000000000002A 02 1122334455667788 00000003 0000000000000009 0000000000000100 00000001 01 00000004 DEADBEEF"
     ),
     (#line, .request(id: 1, .flush(LUNID(7))), "00000012 03 0000000000000001 08 0000000000000007"),
-    (#line, .request(id: 2, .logicalUnitReset(LUNID(7))), "00000012 03 0000000000000002 09 0000000000000007"),
+    (#line, .request(id: 2, .contextChange(LUNID(7), payload: [0x7B, 0x7D])), "00000018 03 0000000000000002 0A 0000000000000007 00000002 7B7D"),
     (
         #line, .reply(id: 5, .failure(PeerFailure(.staleEpoch, epoch: Epoch(12), detail: "old"))),
         "00000019 04 0000000000000005 04 01 01 000000000000000C 0003 6F6C64"

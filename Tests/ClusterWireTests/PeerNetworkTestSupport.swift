@@ -79,7 +79,7 @@ struct EchoHandler: PeerRequestHandler {
         case .flush(let lun):
             if lun == hangingLUN { await gate.wait() }
             return .done
-        case .logicalUnitReset:
+        case .contextChange:
             return .done
         }
     }

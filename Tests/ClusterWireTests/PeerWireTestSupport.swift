@@ -53,7 +53,7 @@ func describe(_ request: PeerRequest) -> String {
     case .compareAndWrite(let x): "compareAndWrite \(write(x))"
     case .allocation(let x): "allocation \(io(x))"
     case .flush(let lun): "flush \(lun)"
-    case .logicalUnitReset(let lun): "logicalUnitReset \(lun)"
+    case .contextChange(let lun, let payload): "contextChange \(lun) \(payload)"
     }
 }
 

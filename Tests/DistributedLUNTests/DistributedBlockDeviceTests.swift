@@ -221,25 +221,15 @@ struct DistributedBlockDeviceTests {
         #expect(failure.code == expected)
     }
 
-    @Test("a logical unit reset is announced to every other node; one cut off is reported as missed")
-    func logicalUnitResetAnnounced() async throws {
-        let clock = ManualClock()
-        let cluster = InProcessCluster(subUnitBlocks: 64, subUnitCount: 1, clock: clock)
-        let lun = cluster.initialMap.lun
-        let applied = Mutex<[UInt64]>([])
-        for (id, node) in cluster.nodes {
-            node.onLogicalUnitReset(lun) { applied.withLock { $0.append(id.rawValue) } }
-        }
-        let all = (1...3).map { NodeID(UInt64($0)) }
-        #expect(await cluster.nodes[NodeID(1)]!.announceLogicalUnitReset(lun, to: all) == [])
-        #expect(applied.withLock { $0.sorted() } == [2, 3], "the announcing node is not asked")
-        cluster.network.isolate(NodeID(3))
-        let announce = Task { await cluster.nodes[NodeID(1)]!.announceLogicalUnitReset(lun, to: all) }
-        for _ in 0..<2000 where clock.sleeperCount < 2 { await Task.yield() }
-        clock.advance(by: .seconds(3))
-        #expect(await announce.value == [NodeID(3)])
-        let unknown = await cluster.nodes[NodeID(2)]!.handle(.logicalUnitReset(LUNID(5)), from: NodeID(1))
-        guard case .failure(let failure) = unknown else { Issue.record("unknown LUN reset accepted"); return }
+    @Test("a context change for a LUN a node does not serve, or one that does not decode, is refused")
+    func contextChangeForAnUnknownLUNIsRefused() async throws {
+        let cluster = InProcessCluster(subUnitBlocks: 64, subUnitCount: 1)
+        let unknown = await cluster.nodes[NodeID(2)]!.handle(.contextChange(LUNID(5), payload: []), from: NodeID(1))
+        guard case .failure(let failure) = unknown else { Issue.record("unknown LUN accepted"); return }
         #expect(failure.code == .unknownSubUnit)
+        cluster.nodes[NodeID(2)]!.onContextChange(LUNID(5)) { ContextChangeCoding.decode($0) != nil }
+        let garbage = await cluster.nodes[NodeID(2)]!.handle(.contextChange(LUNID(5), payload: [1, 2, 3]), from: NodeID(1))
+        guard case .failure(let bad) = garbage else { Issue.record("garbage accepted"); return }
+        #expect(bad.code == .badRequest)
     }
 }

@@ -12,7 +12,7 @@ final class RecordingContextStore: ReservationStateStore, Sendable {
     /// One recorded save.
     enum Save: Hashable, Sendable {
         case reservations(PersistentReservations)
-        case spc2(ITNexus?)
+        case spc2(NexusName?)
         case modePages(ModePageValues)
     }
 
@@ -45,7 +45,7 @@ final class RecordingContextStore: ReservationStateStore, Sendable {
     func saveReservations(_ state: PersistentReservations, lun: String) async throws {
         try record(.reservations(state))
     }
-    func saveSPC2Reservation(_ holder: ITNexus?, lun: String) async throws { try record(.spc2(holder)) }
+    func saveSPC2Reservation(_ holder: NexusName?, lun: String) async throws { try record(.spc2(holder)) }
     func saveModePages(_ values: ModePageValues, lun: String) async throws { try record(.modePages(values)) }
     func loadModePages(lun: String) async throws -> ModePageValues? {
         for case .modePages(let values) in recorded.reversed() { return values }
@@ -102,7 +102,7 @@ final class RecordingContextStore: ReservationStateStore, Sendable {
         switch (change, saves.first) {
         case (.prRegister, .reservations(let state)?):
             #expect(state.registrations.map(\.key) == [0xABC] && !state.aptpl)
-        case (.spc2Reserve, .spc2(let holder)?): #expect(holder == Fixture.nexusA)
+        case (.spc2Reserve, .spc2(let holder)?): #expect(holder == NexusName(Fixture.nexusA))
         case (.modeSelect, .modePages(let values)?): #expect(!values.writeCacheEnabled)
         default: Issue.record("unexpected saves \(saves)")
         }
@@ -146,7 +146,7 @@ final class RecordingContextStore: ReservationStateStore, Sendable {
         let t = await Self.target(store)
         #expect(await t.run([0x16, 0, 0, 0, 0, 0]).status == .good)
         await t.nexusLost(Fixture.nexusA)
-        #expect(store.recorded == [.spc2(Fixture.nexusA), .spc2(nil)])
+        #expect(store.recorded == [.spc2(NexusName(Fixture.nexusA)), .spc2(nil)])
     }
 
     @Test func clusterStoreRestoresEverythingOnRestart() async {

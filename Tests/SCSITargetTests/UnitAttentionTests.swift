@@ -47,29 +47,6 @@ import Testing
                 == .lunDoesNotExist)
     }
 
-    /// iscsi-test-cu MultipathIO.Reset with its paths on two nodes: a reset
-    /// through one node is a reset of the logical unit on every node.
-    @Test func logicalUnitResetIsAnnouncedAndAppliedFromElsewhere() async {
-        let (here, _) = await Fixture.readyTarget()
-        let (elsewhere, _) = await Fixture.readyTarget()
-        let announced = Mutex<[[UInt16]]>([])
-        here.onLogicalUnitReset { numbers in
-            announced.withLock { $0.append(numbers) }
-            await elsewhere.resetFromElsewhere(lun: numbers[0])
-        }
-        let fromOther = Mutex(0)
-        elsewhere.onLogicalUnitReset { _ in fromOther.withLock { $0 += 1 } }
-        #expect(await here.taskManagement(.logicalUnitReset, lun: 0, nexus: Fixture.nexusA) == .functionComplete)
-        #expect(announced.withLock { $0 } == [[0]])
-        #expect(fromOther.withLock { $0 } == 0, "a reset applied from elsewhere is not announced again")
-        for nexus in [Fixture.nexusA, Fixture.nexusB] {
-            #expect(await elsewhere.run(CDB.testUnitReady, nexus: nexus).hasSense(.busDeviceResetFunctionOccurred))
-            #expect(await elsewhere.run(CDB.testUnitReady, nexus: nexus).status == .good)
-        }
-        await elsewhere.resetFromElsewhere(lun: 9)  // no such unit: nothing happens
-        #expect(await elsewhere.run(CDB.testUnitReady).status == .good)
-    }
-
     /// A returning nexus is new: 29/00, the only reset ASCQ libiscsi's RESERVE helpers retry through.
     @Test func nexusLossReportedOnReturn() async {
         let (t, _) = await Fixture.readyTarget()
@@ -79,7 +56,7 @@ import Testing
     }
 
     @Test func queueOrderAndResetPrecedence() async {
-        let c = InMemoryLogicalUnitContext()
+        let c = SharedLogicalUnitContext()
         let n = Fixture.nexusA
         #expect(await c.unitAttention(for: n, consume: false) == .powerOnResetOrBusDeviceResetOccurred)
         #expect(await c.unitAttention(for: n, consume: true) == .powerOnResetOrBusDeviceResetOccurred)

@@ -16,12 +16,14 @@ import Testing
     static let nexus = ITNexus(
         initiatorName: "iqn.1994-05.com.redhat:a", isid: 1, targetName: "iqn.2026-11.dev.tessera:a", portalGroupTag: 1)
 
-    static func target(_ store: StoreReservationStateStore, serial: String) -> SCSITargetDevice {
-        SCSITargetDevice(logicalUnits: [
+    static func target(_ client: MetadataStoreClient, gate: ManualGate) -> SCSITargetDevice {
+        let context = SharedLogicalUnitContext(
+            store: StoreContextStore(client: client, key: LUNKey(targetIQN: "iqn.2026-11.dev.tessera:a", lun: 0)),
+            mayChange: { gate.mayChangeContext() })
+        return SCSITargetDevice(logicalUnits: [
             0: LogicalUnit(
-                configuration: LogicalUnitConfiguration(serial: serial, identifier: 1),
-                device: MemoryBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 64)),
-                reservationStore: store)
+                configuration: LogicalUnitConfiguration(serial: "e2e", identifier: 1),
+                device: MemoryBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 64)), context: context)
         ])
     }
 
@@ -49,12 +51,11 @@ import Testing
         logger.logLevel = .warning
         let settings = ClusterSettings(nodeID: 1, peerPort: freeLoopbackPort(), lease: .seconds(2))
         let configuration = try parse(StoreSeedTests.toml)
-        let serial = NodeRuntime.defaultSerial(targetName: "iqn.2026-11.dev.tessera:a", lunID: 0)
 
         let cluster = try await ClusterNode.start(settings: settings, dataDirectory: root, logger: logger)
         _ = try await cluster.seedAndLoad(configuration)
         let gate = ManualGate(open: true)
-        let first = Self.target(StoreReservationStateStore(client: cluster.client, gate: gate), serial: serial)
+        let first = Self.target(cluster.client, gate: gate)
         _ = await Self.run(first, [0, 0, 0, 0, 0, 0])
         #expect(await Self.run(first, Self.registerCDB, data: Self.register(0xABC)).status == .good)
         gate.set(false)
@@ -69,7 +70,7 @@ import Testing
 
         gate.set(true)
         let again = try await ClusterNode.start(settings: settings, dataDirectory: root, logger: logger)
-        let second = Self.target(StoreReservationStateStore(client: again.client, gate: gate), serial: serial)
+        let second = Self.target(again.client, gate: gate)
         _ = await Self.run(second, [0, 0, 0, 0, 0, 0])
         let restored = await Self.run(second, Self.readKeysCDB).dataIn?.array(0..<16) ?? []
         #expect(restored == keys, "a non-APTPL registration survives the node's restart")

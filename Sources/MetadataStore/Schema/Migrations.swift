@@ -220,5 +220,30 @@ public enum Schema {
             )
             """,
         ]),
+        Migration("0003_shared_context", [
+            // The effects of each context change (unit attentions, task aborts),
+            // as the SCSI layer encodes them, by the version the change made: a node
+            // that missed the push reads the versions after its own. request_id
+            // settles an in-doubt commit. Only the last few hundred are kept.
+            """
+            CREATE TABLE context_events (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                version INTEGER NOT NULL,
+                request_id TEXT NOT NULL,
+                effects BLOB NOT NULL,
+                PRIMARY KEY (target_iqn, lun, version),
+                FOREIGN KEY (target_iqn, lun) REFERENCES luns(target_iqn, lun) ON DELETE CASCADE
+            )
+            """,
+            // The lease heartbeat writes here: a write is committed only through the
+            // quorum (a read the leader may answer alone proves nothing).
+            """
+            CREATE TABLE node_leases (
+                node_id INTEGER PRIMARY KEY,
+                beats INTEGER NOT NULL
+            )
+            """,
+        ]),
     ]
 }
