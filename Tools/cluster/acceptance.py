@@ -28,6 +28,8 @@ import time
 import urllib.error
 import urllib.request
 
+from stagekit import Results  # noqa: E402
+
 TARGET = "iqn.2026-11.dev.tessera:cluster"
 
 
@@ -155,20 +157,6 @@ listen = "127.0.0.1:{self.admin(i)}"
                     p.wait(timeout=10)
                 except (OSError, subprocess.TimeoutExpired):
                     pass
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
-        return ok
 
 
 def wait_for(predicate, within, step=0.01):

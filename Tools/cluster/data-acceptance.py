@@ -36,22 +36,22 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(REPO, "Tools", "conformance"))
+sys.path.insert(0, os.path.join(REPO, "Tools", "lib"))
 import localcluster  # noqa: E402
 import peerwire  # noqa: E402
-from pr_client import Session  # noqa: E402
+import scsi_cmds as scsi  # noqa: E402
+from iscsi_client import Session  # noqa: E402
+from stagekit import info, run, run_stage, short  # noqa: E402
 
 MiB = 1 << 20
 SUB_UNIT = 8 * MiB
@@ -83,41 +83,6 @@ ISCSI_TOML = """
 nop_in_interval = 30
 nop_in_timeout = 120
 """
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        detail = detail.strip()
-        print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
-        return ok
-
-
-def info(text):
-    print(f"  {text}", flush=True)
-
-
-def run(cmd, timeout=120, **kw):
-    """(exit status, stdout+stderr); 124 on timeout."""
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                           timeout=timeout, **kw)
-        return p.returncode, p.stdout.decode("utf-8", "replace")
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode("utf-8", "replace")
-        return 124, out + f"\n(timed out after {timeout} s)"
-
-
-def short(text, n=400):
-    text = " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())
-    return text if len(text) <= n else text[:n] + " ..."
 
 
 def diff_report(expected_path, actual_path, size):
@@ -210,13 +175,13 @@ def raw_identity(port, target, isid):
     s = Session("127.0.0.1", port, "iqn.2026-11.dev.tessera:identity-check", target, isid)
     try:
         for _ in range(5):  # clear the power-on / reset unit attentions
-            if s.command(b"\x00" * 6)[0] == 0:
+            if s.command(scsi.tur()).good:
                 break
         out = {}
 
         def get(name, cdb, length):
-            status, data = s.command(cdb, read_length=length)
-            out[name] = data if status == 0 else f"status {status:#04x}".encode()
+            r = s.command(cdb, read_length=length)
+            out[name] = r.data if r.good else f"{r}".encode()
 
         get("standard INQUIRY", bytes([0x12, 0, 0, 0x04, 0x00, 0]), 1024)
         for page in (0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2):
@@ -225,7 +190,7 @@ def raw_identity(port, target, isid):
         get("REPORT TARGET PORT GROUPS", bytes([0xA3, 0x0A, 0, 0, 0, 0]) + (1024).to_bytes(4, "big") + bytes(2), 1024)
         return out
     finally:
-        s.sock.close()
+        s.close()
 
 
 def designators(page):
@@ -450,16 +415,16 @@ def check_hostile(c, r, work, args):
         s = Session("127.0.0.1", c.portal(1), "iqn.2026-11.dev.tessera:stale-check", c.target,
                     bytes([0x80, 0, 0, 0, 0x11, 1]))
         for _ in range(5):
-            if s.command(b"\x00" * 6)[0] == 0:
+            if s.command(scsi.tur()).good:
                 break
-        read16 = bytes([0x88, 0]) + (0).to_bytes(8, "big") + (8).to_bytes(4, "big") + bytes(2)
-        _, before = s.command(read16, read_length=4096)
+        read16 = scsi.read16(0, 8)
+        before = s.command(read16, read_length=4096).data
         with connect() as conn:
             conn.hello()
             ftype, rid, body = conn.call(peerwire.write(0x200, lun, 0, 0, 0, 8, b"\xee" * 4096))
         refused_write = ftype == peerwire.REPLY and peerwire.parse_reply(body)["status"] == peerwire.FAILURE
-        _, after = s.command(read16, read_length=4096)
-        s.sock.close()
+        after = s.command(read16, read_length=4096).data
+        s.close()
         ok = refused_write and before == after and len(after) == 4096
         detail = peerwire.describe(ftype, rid, body) + ("" if before == after else "; LBA 0..7 CHANGED")
     except (OSError, peerwire.Closed, ValueError, RuntimeError, socket.timeout) as e:
@@ -518,65 +483,11 @@ def main():
     unknown = [x for x in wanted if x not in CHECKS]
     if unknown:
         ap.error(f"unknown checks {unknown}")
-    started = time.monotonic()
 
-    def terminated(signum, frame):  # timeout(1) or Ctrl-C: still stop the nodes (they run in their own sessions)
-        raise SystemExit(f"stopped by signal {signum}")
-    signal.signal(signal.SIGTERM, terminated)
-    signal.signal(signal.SIGHUP, terminated)
-    work = tempfile.mkdtemp(prefix="tessera-data-")
-    r = Results()
-    c = localcluster.LocalCluster(args.tesserad, work, args.base_port,
-                                  node1_extra=SUITE_TOML if "suite" in wanted else "", all_extra=ISCSI_TOML,
-                                  strip_new_keys=args.strip_new_keys)
-    c.lun_bytes = localcluster.parse_size(dict(c.targets[0][1])[0])
-    codes = {}
-    try:
-        busy = c.busy_ports()
-        if busy:
-            r.check("cluster: the configuration's ports are free", False, f"in use: {busy} (use --base-port)")
-            return r
-        for i in localcluster.NODES:
-            rc, out = run([args.tesserad, "--check-config", "--config", c.node[i]["config"]], timeout=30, cwd=work)
-            if rc != 0:
-                r.check(f"cluster: node {i}'s TOML passes tesserad --check-config", False, short(out, 600))
-        ok = c.start_all(within=90)
-        detail = ""
-        if not ok:
-            detail = " | ".join(f"node {i}: " + short("\n".join(c.log_text(i).splitlines()[-4:]), 300)
-                                for i in localcluster.NODES)
-        if not r.check("cluster: node 1, then 2 and 3 start and log 'tesserad ready'", ok, detail):
-            return r
-        info(f"ready after {time.monotonic() - started:.1f} s; work dir {work}")
-        for name in wanted:
-            t = time.monotonic()
-            try:
-                CHECKS[name](c, r, work, args)
-            except Exception as e:  # noqa: BLE001 - a broken check is a failed check, the rest still run
-                r.check(f"{name}: ran to completion", False, f"{type(e).__name__}: {e}")
-            info(f"{name}: {time.monotonic() - t:.1f} s")
-            for i in localcluster.NODES:
-                if not c.alive(i):
-                    r.check(f"cluster: node {i} still running after the {name} checks", False,
-                            short("\n".join(c.log_text(i).splitlines()[-6:]), 500))
-                    return r
-    finally:
-        codes = c.stop_all(grace=10)
-        if codes:
-            r.check("cluster: every node exits 0 on SIGTERM (within 10 s)",
-                    all(code == 0 for code in codes.values()), ", ".join(f"node {i}: {code}" for i, code in codes.items()))
-        if r.failed:
-            for i in localcluster.NODES:
-                tail = [line for line in c.log_text(i).splitlines() if " error " in line or " critical " in line
-                        or " warning " in line][-5:]
-                for line in tail:
-                    info(f"node {i} log: {line[:300]}")
-        print(f"elapsed {time.monotonic() - started:.0f} s" + (f"; work dir kept: {work}" if args.keep else ""),
-              flush=True)
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    return r
-
+    def prepare(c):
+        c.lun_bytes = localcluster.parse_size(dict(c.targets[0][1])[0])
+    return run_stage(args, CHECKS, wanted, "tessera-data-", node1_extra=SUITE_TOML if "suite" in wanted else "",
+                     all_extra=ISCSI_TOML, prepare=prepare)
 
 if __name__ == "__main__":
     results = main()
