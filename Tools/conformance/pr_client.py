@@ -29,6 +29,7 @@ class Session:
     def __init__(self, host, port, initiator, target, isid):
         self.sock = socket.create_connection((host, port), timeout=10)
         self.cmdsn, self.expstatsn, self.itt = 1, 0, 1
+        self.sense = b""  # sense data of the last SCSI Response, if any
         self.login(initiator, target, isid)
 
     def recv_exact(self, n):
@@ -81,8 +82,9 @@ class Session:
         raise RuntimeError("login did not finish")
 
     def command(self, cdb, data_out=b"", read_length=0):
-        """Runs one command; returns (status, data-in)."""
+        """Runs one command; returns (status, data-in); its sense data, if any, is in self.sense."""
         self.itt += 1
+        self.sense = b""
         flags = 0x80 | (0x40 if read_length else 0) | (0x20 if data_out else 0) | 1
         edtl = read_length or len(data_out)
         rest = edtl.to_bytes(4, "big") + self.cmdsn.to_bytes(4, "big") + self.expstatsn.to_bytes(4, "big") \
@@ -100,6 +102,8 @@ class Session:
                     return h[3], data
             elif op == OP_SCSI_RSP:
                 self.expstatsn = int.from_bytes(h[24:28], "big") + 1
+                # RFC 7143 §11.4.7: SenseLength (2 bytes), then the sense data.
+                self.sense = body[2:2 + int.from_bytes(body[0:2], "big")] if len(body) >= 2 else b""
                 return h[3], data
 
 
