@@ -11,9 +11,12 @@ public final class SCSITargetDevice: Sendable {
     let tasks = TaskSet()
     /// EXTENDED COPY results held for RECEIVE COPY RESULTS.
     let copyResults = CopyResultsTable()
+    /// The target port groups and their access states (nil: one group, always active/optimized).
+    let portGroupSource: (any TargetPortGroupSource)?
 
-    public init(logicalUnits: [UInt16: LogicalUnit]) {
+    public init(logicalUnits: [UInt16: LogicalUnit], portGroups: (any TargetPortGroupSource)? = nil) {
         self.logicalUnits = logicalUnits
+        self.portGroupSource = portGroups
         let tasks = self.tasks
         for (number, unit) in logicalUnits {
             let context = unit.context
@@ -100,11 +103,13 @@ public final class SCSITargetDevice: Sendable {
         case .inquiry, .reportLUNs, .requestSense: reportsUnitAttention = false
         default: reportsUnitAttention = true
         }
-        // Until the LU's shared context is loaded, only the identification commands
-        // are served (path checkers keep seeing the LUN); the rest get a retryable
-        // NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.6).
-        if !(await unit.context.ready()) && reportsUnitAttention {
-            return Self.checkCondition(.asymmetricAccessStateTransition)
+        // Until the LU's shared context is loaded, the unit is transitioning: only the
+        // identification commands are served (path checkers keep seeing the LUN); the
+        // rest get a retryable NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.5).
+        if !(await unit.context.ready()),
+            let refusal = AsymmetricAccessState.transitioning.refusal(for: parsed.0.accessClass)
+        {
+            return Self.checkCondition(refusal)
         }
         switch await unit.context.admit(
             command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention)
@@ -112,6 +117,13 @@ public final class SCSITargetDevice: Sendable {
         case .proceed: break
         case .unitAttention(let ua): return Self.checkCondition(ua)
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)
+        }
+        // SPC-4 §5.16.2.4-5: the state of the port group the command came through decides
+        // whether it is served (after a pending unit attention: SAM-5 §5.14).
+        let access = accessState(of: command.nexus)
+        if let refusal = access.refusal(for: parsed.0.accessClass) { return Self.checkCondition(refusal) }
+        if access == .unavailable, let answer = await unavailableAnswer(operation, command, unit: unit) {
+            return answer
         }
         // SBC-3 §4.11.2: while a SANITIZE runs, only INQUIRY, REPORT LUNS and REQUEST SENSE are served.
         switch operation {
@@ -129,6 +141,8 @@ public final class SCSITargetDevice: Sendable {
             return await extendedCopy(parameterListLength: Int(length), command, unit: unit)
         case .receiveCopyResults(let action, let listIdentifier, let allocationLength):
             return receiveCopyResults(action, listIdentifier: listIdentifier, allocationLength: allocationLength, command)
+        case .reportTargetPortGroups(let r):
+            return reportTargetPortGroups(r, nexus: command.nexus)
         default:
             break
         }
