@@ -39,6 +39,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -476,8 +477,10 @@ def await_tur(s, want, within):
     """Polls TEST UNIT READY until it ends with sense `want` (None: GOOD); (seconds or None, senses seen)."""
     started, seen = time.monotonic(), []
     while time.monotonic() - started < within:
-        status, _ = s.command(TEST_UNIT_READY)
-        sense = (s.sense[2] & 0x0F, s.sense[12], s.sense[13]) if status == 2 and len(s.sense) >= 14 else None
+        result = s.command(TEST_UNIT_READY)
+        status = result.status
+        sense = (result.sense[2] & 0x0F, result.sense[12], result.sense[13]) \
+            if status == 2 and len(result.sense) >= 14 else None
         if sense and sense not in seen:
             seen.append(sense)
         if (status == 0 and want is None) or (sense is not None and sense == want):
@@ -488,7 +491,8 @@ def await_tur(s, want, within):
 
 def rtpg_states(s):
     """{group: (ASYMMETRIC ACCESS STATE, STATUS CODE)} of REPORT TARGET PORT GROUPS."""
-    status, d = s.command(bytes([0xA3, 0x0A, 0, 0, 0, 0]) + (1024).to_bytes(4, "big") + bytes(2), read_length=1024)
+    result = s.command(bytes([0xA3, 0x0A, 0, 0, 0, 0]) + (1024).to_bytes(4, "big") + bytes(2), read_length=1024)
+    status, d = result.status, result.data
     groups, i = {}, 4
     while status == 0 and i + 8 <= len(d):
         groups[int.from_bytes(d[i + 2:i + 4], "big")] = (d[i] & 0x0F, d[i + 5])
@@ -515,7 +519,8 @@ def check_alua(c, r, work, args):
             states = rtpg_states(s)
             r.check("alua: RTPG through node 1: group 1 unavailable, altered implicitly (state 3, status 02h)",
                     states.get(1) == (3, 2), f"groups {states}")
-            status, inq = s.command(bytes([0x12, 0, 0, 0, 96, 0]), read_length=96)
+            inquiry = s.command(bytes([0x12, 0, 0, 0, 96, 0]), read_length=96)
+            status, inq = inquiry.status, inquiry.data
             r.check("alua: INQUIRY through the unavailable group: PERIPHERAL QUALIFIER 001b, TPGS 01b",
                     status == 0 and inq[0] >> 5 == 1 and (inq[5] >> 4) & 3 == 1, inq[:8].hex())
         finally:
@@ -527,7 +532,7 @@ def check_alua(c, r, work, args):
                 t is not None and ASYMMETRIC_ACCESS_STATE_CHANGED in seen and states.get(1) == (0, 0),
                 f"after {t:.1f} s, senses {seen}, groups {states}" if t is not None else f"senses {seen}")
     finally:
-        s.sock.close()
+        s.close()
 
 
 CHECKS = {"multipath": check_multipath, "data": check_data, "pattern": check_pattern,
