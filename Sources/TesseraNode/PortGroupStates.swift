@@ -53,6 +53,10 @@ final class PortGroupStates: TargetPortGroupSource {
     private let devices = Mutex<[SCSITargetDevice]>([])
     /// Where ``refresh(members:)`` reads `alua_states`; nil without a store.
     private let client: MetadataStoreClient?
+    /// Whether the lease is held at this instant. The gate asks it on every
+    /// command to a local group, so a lease that ran out is never served
+    /// through in the time until ``followLease(_:)`` sees it (rule 2).
+    private let leaseHeld = Mutex<(@Sendable () -> Bool)?>(nil)
 
     /// This node's portal groups; with `localNode`, a cluster member whose
     /// lease is not known yet (standby until ``update(_:)`` says otherwise).
@@ -64,7 +68,11 @@ final class PortGroupStates: TargetPortGroupSource {
 
     func portGroups() -> [TargetPortGroupStatus] { state.withLock { $0.groups } }
 
-    func accessState(ofGroup group: UInt16) -> AsymmetricAccessState? { state.withLock { $0.byGroup[group] } }
+    func accessState(ofGroup group: UInt16) -> AsymmetricAccessState? {
+        let (known, local) = state.withLock { ($0.byGroup[group], $0.inputs.localGroups.contains(group)) }
+        if known == .activeOptimized, local, let held = leaseHeld.withLock({ $0 }), !held() { return .unavailable }
+        return known
+    }
 
     /// The devices ``update(_:)`` tells about changes.
     func notify(_ devices: [SCSITargetDevice]) { self.devices.withLock { $0 = devices } }
@@ -158,6 +166,7 @@ extension PortGroupStates {
         let states = PortGroupStates(
             localGroups: configuration.portals.map(\.groupTag), localNode: cluster.id, client: cluster.client)
         let lease = cluster.lease
+        states.leaseHeld.withLock { $0 = { lease.mayChangeContext() } }
         await states.update { $0.lease = lease.state }
         await states.refresh(members: members)
         return (states, Task { await states.followLease { lease.state } })
