@@ -110,15 +110,17 @@ extension SCSIResponse {
         let preempted = Mutex(false)
         let late = Mutex<[SCSIStatus]>([])
         let writer = Task {
-            for _ in 0..<200 {
+            // Writes until three were issued after the preempt returned (bounded by time).
+            let start = ContinuousClock.now
+            while ContinuousClock.now - start < .seconds(20) {
                 let issuedAfter = preempted.withLock { $0 }
                 let response = await c.run(Self.n1, PR.write10(2), from: a, data: PR.block)
                 if issuedAfter { late.withLock { $0.append(response.status) } }
                 if issuedAfter && late.withLock({ $0.count }) >= 3 { return }
-                await Task.yield()
+                if !issuedAfter { try? await Task.sleep(for: .milliseconds(1)) }
             }
         }
-        for _ in 0..<20 { await Task.yield() }
+        try? await Task.sleep(for: .milliseconds(5))
         let preempt = await c.run(Self.n2, PR.out(PR.preempt, type: PR.writeExclusive), from: b, data: PR.parameters(key: 0xB, serviceKey: 0xA))
         preempted.withLock { $0 = true }
         await writer.value
@@ -152,7 +154,8 @@ extension SCSIResponse {
             done.withLock { $0 = true }
             return response
         }
-        for _ in 0..<500 { await Task.yield() }
+        // Sleeping, not yielding in a loop: a spinning test starves the other tests' tasks.
+        try? await Task.sleep(for: .milliseconds(100))
         #expect(!done.withLock { $0 }, "GOOD came before the aborted task on node 1 ended")
         _ = held.complete()
         #expect(await abort.value.status == .good)
@@ -255,7 +258,7 @@ extension SCSIResponse {
         }
         var waited = Duration.zero
         while !done.withLock({ $0 }) && waited < .seconds(10) {
-            for _ in 0..<50 { await Task.yield() }
+            try? await Task.sleep(for: .milliseconds(2))
             clock.advance(by: .milliseconds(100))
             waited += .milliseconds(100)
         }
