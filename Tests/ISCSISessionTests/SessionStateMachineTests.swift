@@ -554,3 +554,63 @@ struct NopLogoutTests {
         #expect(actions.first?.rejectReason == RejectReason.protocolError)
     }
 }
+
+@Suite("Text in full-feature phase: every request is answered (RFC 7143 §11.10, §6.2)")
+struct FullFeatureTextTests {
+    private func session() -> SessionStateMachine {
+        SessionStateMachine(
+            parameters: SessionParameters(nopInInterval: nil), expCmdSN: 10, statSN: 100,
+            textNegotiator: TextNegotiator(
+                configuration: LoginTestSupport.configuration(), sessionType: .normal,
+                initiatorName: LoginTestSupport.initiator, targetName: LoginTestSupport.targetName,
+                initiatorMaxRecvDataSegmentLength: 8192))
+    }
+
+    private func text(_ text: String, itt: UInt32, cmdSN: UInt32, immediate: Bool = true) -> ISCSIPDU {
+        .textRequest(
+            TextRequestPDU(
+                immediate: immediate, final: true, initiatorTaskTag: itt, targetTransferTag: 0xFFFF_FFFF, cmdSN: cmdSN,
+                expStatSN: 100, dataSegment: ByteBuffer(bytes: Array(text.utf8) + [0])))
+    }
+
+    /// libiscsi iSCSISendTargets.Invalid sends these in one session, each immediate, then a valid one.
+    @Test func eachMalformedRequestGetsOneTextResponse() throws {
+        var m = session()
+        let requests = ["SendTargetsPlease=All", "SendTargets=Alle", "SendTargets=A", "sENDtARGETS=aLL", "SendTargets=All"]
+        for (index, request) in requests.enumerated() {
+            let itt = UInt32(20 + index)
+            let actions = m.receive(text(request, itt: itt, cmdSN: 10))
+            #expect(actions.count == 1, "\(request)")
+            guard case .send(.textResponse(let response)) = actions.first else {
+                Issue.record("\(request): expected a Text Response, got \(actions)")
+                continue
+            }
+            #expect(response.initiatorTaskTag == itt && response.final, "\(request)")
+            #expect(response.statSN == 100 + UInt32(index), "\(request)")
+            #expect(response.expCmdSN == 10, "\(request): immediate requests leave ExpCmdSN")
+        }
+    }
+
+    @Test func nonImmediateRequestAdvancesExpCmdSNAndIsAnswered() {
+        var m = session()
+        let actions = m.receive(text("SendTargets=Alle", itt: 5, cmdSN: 10, immediate: false))
+        guard case .send(.textResponse(let response)) = actions.first else {
+            Issue.record("expected a Text Response, got \(actions)")
+            return
+        }
+        #expect(Array(response.dataSegment.readableBytesView) == Array("SendTargets=Reject\0".utf8))
+        #expect(response.expCmdSN == 11)
+    }
+
+    /// RFC 7143 §6.2: a key twice in one request is answered with a Reject PDU (protocol error).
+    @Test func duplicateKeyIsARejectPDU() {
+        var m = session()
+        let actions = m.receive(text("SendTargets=All\0SendTargets=All", itt: 6, cmdSN: 10))
+        guard case .send(.reject(let reject)) = actions.first else {
+            Issue.record("expected a Reject, got \(actions)")
+            return
+        }
+        #expect(reject.reason == RejectReason.protocolError)
+        #expect(ISCSIPDU(basicHeaderSegment: reject.dataSegment)?.initiatorTaskTag == 6)
+    }
+}
