@@ -214,7 +214,8 @@ public struct SessionStateMachine: Sendable {
     public mutating func tick(now: Duration, into actions: inout [SessionAction]) {
         guard state == .fullFeature, let interval = parameters.nopInInterval else { return }
         if let ping {
-            if now - ping.sentAt >= parameters.nopInTimeout { close(.nopTimeout, into: &actions) }
+            let waited = now - ping.sentAt
+            if waited >= parameters.nopInTimeout { close(.nopTimeout(unansweredFor: waited), into: &actions) }
             return
         }
         guard now - lastReceived >= interval else { return }

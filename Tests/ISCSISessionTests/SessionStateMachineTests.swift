@@ -649,7 +649,13 @@ struct NopLogoutTests {
         #expect(ping.initiatorTaskTag == 0xFFFF_FFFF)
         #expect(ping.targetTransferTag != 0xFFFF_FFFF)
         #expect(m.tick(now: .seconds(14)).isEmpty)
-        #expect(m.tick(now: .seconds(15)).first?.closed == .nopTimeout)
+        #expect(m.tick(now: .seconds(15)).first?.closed == .nopTimeout(unansweredFor: .seconds(10)))
+    }
+
+    @Test func closeReasonsSayWhyWithTheirFigures() {
+        #expect("\(SessionCloseReason.nopTimeout(unansweredFor: .seconds(30)))" == "NOP-In ping unanswered for 30.0 seconds")
+        #expect("\(SessionCloseReason.protocolError("x"))" == "protocol error: x")
+        #expect(SessionCloseReason.targetColdReset.isTargetDecision && !SessionCloseReason.logout.isTargetDecision)
     }
 
     @Test func answeredKeepaliveKeepsTheConnection() {
