@@ -27,7 +27,7 @@ let package = Package(
             "CCRC32C", .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "ISCSISession", dependencies: [
-            "ISCSIWire", "COpenSSL", .product(name: "NIOCore", package: "swift-nio"),
+            "ISCSIWire", "SCSIWire", "COpenSSL", .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "SCSIWire"),
         .target(name: "BlockStorage"),
@@ -69,7 +69,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "ISCSISessionTests", dependencies: [
-            "ISCSISession", "ISCSIWire", .product(name: "NIOCore", package: "swift-nio"),
+            "ISCSISession", "ISCSIWire", "SCSIWire", .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "SCSITargetTests", dependencies: [
             "SCSIWire", "SCSITarget", "BlockStorage", "TesseraTestKit",

@@ -1,5 +1,6 @@
 import ISCSIWire
 import NIOCore
+import SCSIWire
 
 /// The write side of one task: immediate data, unsolicited Data-Out within
 /// FirstBurstLength, then R2T sequences of at most MaxBurstLength with at most
@@ -7,8 +8,12 @@ import NIOCore
 ///
 /// Collects the received bytes as slices; the handler copies them once into
 /// the SCSI layer's buffer.
+///
+/// After a Data-Out goes wrong (``fail(_:after:)``) the data is useless, but the
+/// task's response still waits until every sequence the initiator has open ends
+/// with its F bit (RFC 7143 §11.4.2, §7.8 b): ``drain(_:)`` counts those.
 struct DataOutSequencer: Sendable {
-    /// Why a Data-Out PDU was refused; at ErrorRecoveryLevel 0 each one ends the connection.
+    /// Why a Data-Out PDU was refused.
     enum Violation: Error, Equatable {
         /// The Target Transfer Tag names no R2T of this task.
         case unknownTargetTransferTag(UInt32)
@@ -20,6 +25,23 @@ struct DataOutSequencer: Sendable {
         case bufferOffset(expected: Int, received: Int)
         /// The data runs past the burst or past ExpectedDataTransferLength.
         case tooMuchData
+
+        /// The iSCSI condition that ends the task (RFC 7143 §11.4.7.2), when the PDU
+        /// belongs to a sequence the task has open; nil when it belongs to none
+        /// (an R2T never sent, unsolicited data not allowed): then the target cannot
+        /// tell when the initiator's data ends, and the error is a protocol error
+        /// that ends the connection (RFC 7143 §7.13, ErrorRecoveryLevel 0).
+        var condition: SenseReason? {
+            switch self {
+            // RFC 7143 §7.9: a DataSN out of order means an earlier Data-Out was lost
+            // to a digest error, handled as §7.8 says: "protocol service CRC error".
+            case .dataSN: .protocolServiceCRCError
+            // RFC 7143 §11.4.7.2: "Incorrect amount of data" when "the amount of data
+            // sent as a reply to an R2T does not match the amount requested".
+            case .bufferOffset, .tooMuchData: .incorrectAmountOfData
+            case .unknownTargetTransferTag, .unexpectedUnsolicitedData: nil
+            }
+        }
     }
 
     /// One R2T in flight.
@@ -54,6 +76,8 @@ struct DataOutSequencer: Sendable {
     /// R2Ts sent so far (ExpDataSN of the final response, RFC 7143 §11.4.8).
     private(set) var r2tCount: UInt32 = 0
     private let dataPDUInOrder: Bool
+    /// Why the task's data went wrong; from then on Data-Out only closes sequences.
+    private(set) var failure: SenseReason?
 
     /// Starts a write of `expectedLength` bytes whose command carried `immediate`
     /// and had the F bit `commandFinal`.
@@ -134,6 +158,28 @@ struct DataOutSequencer: Sendable {
             outstanding[index] = r2t
         }
     }
+
+    /// The data of the task cannot be used (`pdu`, the one that broke it, is
+    /// discarded): the task ends with `reason` once ``isDrained``.
+    mutating func fail(_ reason: SenseReason, after pdu: DataOutPDU) {
+        if failure == nil { failure = reason }
+        drain(pdu)
+    }
+
+    /// Takes a Data-Out of a failed task: its data is discarded, its F bit ends
+    /// its sequence. No R2T is sent any more, so only the open ones remain.
+    mutating func drain(_ pdu: DataOutPDU) {
+        guard pdu.final else { return }
+        if pdu.targetTransferTag == 0xFFFF_FFFF {
+            unsolicitedOpen = false
+        } else {
+            outstanding.removeAll { $0.targetTransferTag == pdu.targetTransferTag }
+        }
+    }
+
+    /// A failed task has seen the end of every sequence it had open
+    /// (RFC 7143 §7.8 b: "a Data PDU with the final bit set for all outstanding R2Ts").
+    var isDrained: Bool { failure != nil && !unsolicitedOpen && outstanding.isEmpty }
 
     private mutating func store(offset: Int, bytes: ByteBuffer) {
         guard bytes.readableBytes > 0 else { return }

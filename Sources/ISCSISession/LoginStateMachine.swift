@@ -410,5 +410,12 @@ public struct LoginStateMachine: Sendable {
     }
 
     /// Why the last failure happened (for the server's log; never sent to the peer).
+    /// It may quote the initiator's text: escape it before logging.
     public private(set) var lastFailureReason: String?
+
+    /// The InitiatorName the initiator declared, once it did (peer text, for the log).
+    public var declaredInitiatorName: String? { initiatorName }
+
+    /// The TargetName the initiator asked for, once it did (peer text, for the log).
+    public var declaredTargetName: String? { requestedTargetName }
 }

@@ -24,15 +24,28 @@ public enum SessionAction: Sendable {
 }
 
 /// Why the session machine closes the connection.
-public enum SessionCloseReason: Sendable, Equatable {
+public enum SessionCloseReason: Sendable, Equatable, CustomStringConvertible {
     /// The initiator logged out (RFC 7143 §11.14).
     case logout
     /// The initiator broke the protocol; at ErrorRecoveryLevel 0 the connection ends (RFC 7143 §7.1.4).
     case protocolError(String)
-    /// A NOP-In ping went unanswered for the configured timeout.
-    case nopTimeout
+    /// A NOP-In ping went unanswered for at least the configured timeout.
+    case nopTimeout(unansweredFor: Duration)
     /// TARGET COLD RESET: the connection closes after the response (RFC 7143 §11.5.1).
     case targetColdReset
+
+    /// Whether the target ends the connection on its own (not at the initiator's logout).
+    public var isTargetDecision: Bool { self != .logout }
+
+    /// The reason and its figures, for the log (the text is the target's own).
+    public var description: String {
+        switch self {
+        case .logout: "logout"
+        case .protocolError(let detail): "protocol error: \(detail)"
+        case .nopTimeout(let waited): "NOP-In ping unanswered for \(waited)"
+        case .targetColdReset: "TARGET COLD RESET"
+        }
+    }
 }
 
 /// A piece of write data received for a task, at its byte offset.
@@ -71,6 +84,9 @@ public struct SessionCommand: Sendable, Equatable {
     public var dataOut: [DataOutSegment]
     /// Total write bytes received.
     public var dataOutLength: Int
+    /// The command waited for its Data-Out and was announced with
+    /// ``SessionAction/taskArrived(initiatorTaskTag:lun:)`` first.
+    public var announced: Bool = false
 }
 
 /// The end of a SCSI command, as the SCSI layer reports it.

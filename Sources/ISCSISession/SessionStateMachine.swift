@@ -1,5 +1,6 @@
 import ISCSIWire
 import NIOCore
+import SCSIWire
 
 /// The full-feature phase of one iSCSI connection (RFC 7143 §4.2, ErrorRecoveryLevel 0),
 /// as a value: PDUs from the decoder, SCSI completions and timer ticks go in;
@@ -24,7 +25,8 @@ public struct SessionStateMachine: Sendable {
     struct Task: Sendable {
         /// Phases of a task.
         enum Phase: Sendable {
-            /// Receiving write data.
+            /// Receiving write data; after a Data-Out error, waiting for the
+            /// initiator's open sequences to end before the task's CHECK CONDITION.
             case receivingData(DataOutSequencer)
             /// Handed to the SCSI layer.
             case executing
@@ -148,7 +150,15 @@ public struct SessionStateMachine: Sendable {
     public mutating func receiveRejected(reason: UInt8, basicHeaderSegment: ByteBuffer, now: Duration, into actions: inout [SessionAction]) {
         guard state == .fullFeature else { return }
         lastReceived = now
+        ping = nil
+        // RFC 7143 §7.8: a payload digest error is answered with Reject (Data-Digest-Error)
+        // and the PDU is discarded.
         sendReject(reason: reason, header: basicHeaderSegment, into: &actions)
+        if reason == RejectReason.dataDigestError,
+            case .dataOut(let header)? = ISCSIPDU(basicHeaderSegment: basicHeaderSegment)
+        {
+            dataDigestError(header, into: &actions)
+        }
     }
 
     /// The SCSI layer finished the command started by `.execute`.
@@ -204,7 +214,8 @@ public struct SessionStateMachine: Sendable {
     public mutating func tick(now: Duration, into actions: inout [SessionAction]) {
         guard state == .fullFeature, let interval = parameters.nopInInterval else { return }
         if let ping {
-            if now - ping.sentAt >= parameters.nopInTimeout { close(.nopTimeout, into: &actions) }
+            let waited = now - ping.sentAt
+            if waited >= parameters.nopInTimeout { close(.nopTimeout(unansweredFor: waited), into: &actions) }
             return
         }
         guard now - lastReceived >= interval else { return }
@@ -306,7 +317,10 @@ public struct SessionStateMachine: Sendable {
         }
     }
 
-    private func execute(id: UInt64, command: SCSICommandPDU, sequencer: DataOutSequencer?, into actions: inout [SessionAction]) {
+    private func execute(
+        id: UInt64, command: SCSICommandPDU, sequencer: DataOutSequencer?, announced: Bool = false,
+        into actions: inout [SessionAction]
+    ) {
         var cdb = command.cdb
         if cdb.count < 16 { cdb += repeatElement(0, count: 16 - cdb.count) }
         actions.append(
@@ -315,7 +329,7 @@ public struct SessionStateMachine: Sendable {
                     taskID: id, initiatorTaskTag: command.initiatorTaskTag, lun: command.lun, cdb: cdb,
                     attribute: command.attribute, expectedDataTransferLength: command.expectedDataTransferLength,
                     read: command.read, write: command.write, dataOut: sequencer?.segments ?? [],
-                    dataOutLength: sequencer?.received ?? 0)))
+                    dataOutLength: sequencer?.received ?? 0, announced: announced)))
     }
 
     private mutating func sendR2Ts(_ requests: ArraySlice<DataOutSequencer.OutstandingR2T>, for command: SCSICommandPDU, into actions: inout [SessionAction]) {
@@ -343,29 +357,79 @@ public struct SessionStateMachine: Sendable {
             return
         }
         task.phase = .executing
-        do {
-            try sequencer.receive(data)
-        } catch {
-            // RFC 7143 §7.1.4 / §11.17: at ErrorRecoveryLevel 0 a Data-Out that
-            // breaks the sequence (DataSN, offset, length, TTT) cannot be recovered
-            // within the command: Reject it and end the task without a response;
-            // the initiator aborts or times out the command. The connection stays.
+        if sequencer.failure != nil {
+            sequencer.drain(data)
+        } else {
+            do {
+                try sequencer.receive(data)
+            } catch {
+                guard let condition = error.condition else {
+                    // A Data-Out for no sequence of the task: RFC 7143 §7.13 protocol error.
+                    // At ErrorRecoveryLevel 0 the connection ends, and with it the task.
+                    task.phase = .receivingData(sequencer)
+                    tasks[data.initiatorTaskTag] = task
+                    let detail = "Data-Out for task 0x\(String(data.initiatorTaskTag, radix: 16)): \(error)"
+                    protocolError(.dataOut(data), detail, into: &actions)
+                    return
+                }
+                // RFC 7143 §11.4.7.2: the task ends with CHECK CONDITION once the
+                // initiator's open sequences end; the connection goes on. No Reject:
+                // the PDU itself was intact, and the status is the task's one ending.
+                sequencer.fail(condition, after: data)
+            }
+        }
+        continueWrite(&task, &sequencer, into: &actions)
+    }
+
+    /// A Data-Out whose data digest failed (the decoder discarded it and the
+    /// Reject is sent): RFC 7143 §7.8 b, at ErrorRecoveryLevel 0 (no recovery R2T):
+    /// the task ends with CHECK CONDITION "protocol service CRC error" once all its
+    /// outstanding sequences have ended.
+    private mutating func dataDigestError(_ header: DataOutPDU, into actions: inout [SessionAction]) {
+        guard var task = tasks.removeValue(forKey: header.initiatorTaskTag) else { return }
+        guard case .receivingData(var sequencer) = task.phase else {
+            // All the data is in already: the PDU was beyond it; the Reject is its answer.
+            tasks[header.initiatorTaskTag] = task
+            return
+        }
+        task.phase = .executing
+        sequencer.fail(.protocolServiceCRCError, after: header)
+        continueWrite(&task, &sequencer, into: &actions)
+    }
+
+    /// After a Data-Out: execute a write whose data is complete, solicit more,
+    /// or end a failed one once its sequences are over.
+    private mutating func continueWrite(
+        _ task: inout Task, _ sequencer: inout DataOutSequencer, into actions: inout [SessionAction]
+    ) {
+        let tag = task.pdu.initiatorTaskTag
+        task.r2tCount = sequencer.r2tCount
+        if let failure = sequencer.failure {
+            guard sequencer.isDrained else {
+                task.phase = .receivingData(sequencer)
+                tasks[tag] = task
+                return
+            }
+            // The task never reached the SCSI layer; it ends here.
             if !task.pdu.immediate { windowedTasks -= 1 }
             window.update(activeCommands: windowedTasks)
-            reject(.dataOut(data), reason: RejectReason.protocolError, into: &actions)
+            let result = SessionCommandResult(status: Self.checkCondition, sense: SenseData(failure).bytes)
+            respond(to: task.pdu, result: result, r2tCount: task.r2tCount, into: &actions)
             return
         }
         if sequencer.isComplete {
-            task.r2tCount = sequencer.r2tCount
-            tasks[data.initiatorTaskTag] = task
-            execute(id: task.id, command: task.pdu, sequencer: sequencer, into: &actions)
+            tasks[tag] = task
+            execute(id: task.id, command: task.pdu, sequencer: sequencer, announced: true, into: &actions)
             return
         }
         let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
         task.phase = .receivingData(sequencer)
-        tasks[data.initiatorTaskTag] = task
+        tasks[tag] = task
         sendR2Ts(requests, for: task.pdu, into: &actions)
     }
+
+    /// SAM-5 §5.3.1: CHECK CONDITION.
+    static let checkCondition: UInt8 = 0x02
 
     // MARK: - Responses, Data-In, residuals
 

@@ -172,7 +172,11 @@ public struct TextNegotiator: Sendable {
                 continue
             }
             guard let entry = NegotiationKeys.byName[pair.key] else {
-                // RFC 7143 §6.2: unknown and X- keys.
+                // RFC 7143 §6.2: "the answer for a key not understood MUST be
+                // key=NotUnderstood". Key names match exactly, so `sENDtARGETS` or
+                // `SendTargetsPlease` names no key; even one that breaks the §6.1
+                // key-name rules gets this answer rather than a Reject PDU for the
+                // whole request, so the other keys still get theirs.
                 reply.append(pair.key, "NotUnderstood")
                 continue
             }

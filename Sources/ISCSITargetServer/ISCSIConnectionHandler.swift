@@ -39,6 +39,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     private var executor: (any SCSITaskExecutor)?
     private var keepalive: RepeatedTask?
     private var closing = false
+    /// The session's initiator and target names once login completed (peer text: escape before logging).
+    private var initiatorName: String?
+    private var targetName: String?
     /// Reused between inputs so a PDU costs no array allocation.
     private var actions: [SessionAction] = []
 
@@ -57,6 +60,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         guard let tsih = environment.registry.reserveTSIH() else {
+            logEnding("no TSIH free for a new session", context: context)
             context.close(promise: nil)
             return
         }
@@ -105,7 +109,12 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("connection error, closing", metadata: ["error": "\(error)"])
+        if let error = error as? ISCSIWireError {
+            // The byte stream cannot be parsed any more (RFC 7143 §7.8 header digest, §13.12 length).
+            logEnding("framing error: \(error)", context: context)
+        } else if !closing {
+            logger.debug("connection error, closing", metadata: ["error": "\(LogText.escaped("\(error)"))"])
+        }
         closing = true
         context.close(promise: nil)
     }
@@ -115,7 +124,12 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     private func loginRead(_ inbound: ISCSIInbound, context: ChannelHandlerContext) {
         guard case .pdu(.loginRequest(let request)) = inbound else {
             // RFC 7143 §6.1: only Login Requests before full feature phase.
-            logger.debug("non-login PDU during login, closing")
+            let what: String
+            switch inbound {
+            case .pdu(let pdu): what = "\(pdu.opcode)"
+            case .reject(let reason, _): what = "an undecodable PDU (reject reason 0x\(String(reason, radix: 16)))"
+            }
+            logEnding("\(what) before login completed", context: context)
             closing = true
             context.close(promise: nil)
             return
@@ -124,6 +138,10 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         case .send(let response):
             context.writeAndFlush(wrapOutboundOut(.loginResponse(response)), promise: nil)
         case .sendAndClose(let response):
+            let status = String(UInt16(response.statusClass) << 8 | UInt16(response.statusDetail), radix: 16)
+            logEnding(
+                "login refused: \(login?.lastFailureReason ?? "-")", context: context,
+                ["status": "0x\(String(repeating: "0", count: 4 - status.count))\(status)"])
             sendThenClose(.loginResponse(response), context: context)
         case .complete(let response, let outcome):
             loginCompleted(response, outcome, context: context)
@@ -132,17 +150,22 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
 
     private func loginCompleted(_ response: LoginResponsePDU, _ outcome: LoginOutcome, context: ChannelHandlerContext) {
         login = nil
+        initiatorName = outcome.initiatorName
+        targetName = outcome.targetName
         if !outcome.isLeadingConnection {
             // RFC 7143 §6.3.1: a non-zero TSIH adds a connection to a session. One
             // connection per session here (MaxConnections=1): refuse (0x0206, too many connections).
             let failure = LoginResponsePDU.loginFailure(replacing: response, status: LoginStatus(statusClass: 2, statusDetail: 0x06))
+            logEnding(
+                "login refused: a second connection for session TSIH \(outcome.tsih) (MaxConnections=1)", context: context,
+                ["status": "0x0206"])
             sendThenClose(.loginResponse(failure), context: context)
             return
         }
         if outcome.sessionType == .normal {
             guard let targetName = outcome.targetName, let executor = environment.targets[targetName.lowercased()] else {
                 // The login machine accepted a target this server has no device for.
-                logger.error("login for a target without a device", metadata: ["target": "\(outcome.targetName ?? "-")"])
+                logEnding("login for a target without a device", context: context, level: .error)
                 closing = true
                 context.close(promise: nil)
                 return
@@ -161,7 +184,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
                     executor: executor))
             if let replaced {
                 // RFC 7143 §6.3.5: session reinstatement closes the old session's connection.
-                logger.info("session reinstatement", metadata: ["nexus": "\(nexus)"])
+                logger.notice(
+                    "session reinstatement: closing the old session's connection",
+                    metadata: connectionMetadata(context: context, ["replaced-connection": "\(replaced.connectionID)"]))
                 replaced.channel.close(promise: nil)
                 environment.registry.startCleanup(key) { await replaced.executor.nexusLost(replaced.nexus) }
             }
@@ -233,7 +258,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         while index < actions.count {
             let action = actions[index]
             index += 1
-            if case .send(let pdu) = action, index < actions.count, case .close = actions[index] {
+            if case .send(let pdu) = action, index < actions.count, case .close(let reason) = actions[index] {
+                logClose(reason, context: context)
                 if case .logoutResponse = pdu {
                     sendAfterNexusLoss(pdu, context: context)
                 } else {
@@ -297,11 +323,54 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             session?.textResponse(
                 TextResponsePDU(final: true, lun: request.lun, initiatorTaskTag: request.initiatorTaskTag), into: &actions)
         case .close(let reason):
-            logger.debug("closing connection", metadata: ["reason": "\(reason)"])
+            logClose(reason, context: context)
             closing = true
             context.flush()
             context.close(promise: nil)
         }
+    }
+
+    // MARK: - Connection endings in the log
+
+    /// Logs why the session machine closes the connection: at notice level when
+    /// the target decides it, at info level for the initiator's logout.
+    private func logClose(_ reason: SessionCloseReason, context: ChannelHandlerContext) {
+        guard reason.isTargetDecision else {
+            logger.info("initiator logged out", metadata: connectionMetadata(context: context))
+            return
+        }
+        var figures: Logger.Metadata = [:]
+        if case .nopTimeout = reason {
+            figures["nop-in-interval"] = "\(environment.nopInInterval.map { "\($0)" } ?? "off")"
+            figures["nop-in-timeout"] = "\(environment.nopInTimeout)"
+        }
+        logEnding("\(reason)", context: context, figures)
+    }
+
+    /// Logs a connection the target ends on its own: why, with the figures
+    /// involved, the initiator and target names (escaped), the portal and the peer.
+    private func logEnding(
+        _ why: String, context: ChannelHandlerContext, level: Logger.Level = .notice, _ figures: Logger.Metadata = [:]
+    ) {
+        logger.log(
+            level: level, "connection closed by the target: \(LogText.escaped(why))",
+            metadata: connectionMetadata(context: context, figures))
+    }
+
+    /// Who and where, for a log line about this connection.
+    private func connectionMetadata(context: ChannelHandlerContext, _ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata = extra
+        let initiator = initiatorName ?? login?.declaredInitiatorName
+        metadata["initiator"] = "\(initiator.map { LogText.escaped($0) } ?? "-")"
+        if let target = targetName ?? login?.declaredTargetName { metadata["target"] = "\(LogText.escaped(target))" }
+        metadata["portal"] = "\(Self.addressText(context.channel.localAddress))"
+        metadata["peer"] = "\(Self.addressText(context.channel.remoteAddress))"
+        return metadata
+    }
+
+    private static func addressText(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "-" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     private func execute(_ command: SessionCommand, context: ChannelHandlerContext) {
@@ -321,11 +390,12 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             }
             dataOut = buffer
         }
-        let scsiCommand = SCSICommand(
+        var scsiCommand = SCSICommand(
             lun: command.lun, cdb: command.cdb, nexus: nexus, taskTag: command.initiatorTaskTag,
             attribute: TaskAttribute(rawValue: command.attribute) ?? .simple,
             expectedDataTransferLength: command.expectedDataTransferLength, dataOut: dataOut,
             dataOutLength: command.dataOutLength)
+        scsiCommand.announced = command.announced
         let taskID = command.taskID
         let tag = command.initiatorTaskTag
         let eventLoop = context.eventLoop

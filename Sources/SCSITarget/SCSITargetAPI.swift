@@ -58,6 +58,9 @@ public struct SCSICommand: Sendable {
     public var dataOut: IOBuffer?
     /// How many bytes of `dataOut` are valid (≤ `dataOut.count`).
     public var dataOutLength: Int
+    /// The transport announced the task when it arrived, before its data
+    /// (``SCSITargetDevice/arrived(nexus:taskTag:lun:)``).
+    public var announced = false
 
     public init(
         lun: UInt64, cdb: [UInt8], nexus: ITNexus, taskTag: UInt32, attribute: TaskAttribute = .simple,

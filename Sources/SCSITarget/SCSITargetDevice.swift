@@ -62,7 +62,7 @@ public final class SCSITargetDevice: Sendable {
         let lunNumber = LUNAddress.decode(command.lun)
         let unit = lunNumber.flatMap { logicalUnits[$0] }
         let key = TaskKey(nexus: command.nexus, taskTag: command.taskTag)
-        switch tasks.begin(key, lun: unit == nil ? nil : lunNumber) {
+        switch tasks.begin(key, lun: unit == nil ? nil : lunNumber, announced: command.announced) {
         case .started: break
         case .overlapped:
             // SAM-5 §5.11: a tag reused while its task lives.

@@ -48,11 +48,14 @@ final class TaskSet: Sendable {
         }
     }
 
-    /// Registers a running task.
-    func begin(_ key: TaskKey, lun: UInt16?) -> Start {
+    /// Registers a running task. Only a task that was `announced` (it
+    /// ``arrive(_:lun:)``d first) can have been aborted before it started; for
+    /// any other, a record under its tag is a left-over of an earlier task the
+    /// transport ended itself (a Data-Out error), and is dropped.
+    func begin(_ key: TaskKey, lun: UInt16?, announced: Bool = false) -> Start {
         let abortedBeforeStart = waiting.withLock { w -> Bool in
             w.arrived[key] = nil
-            return w.abortedBeforeStart.remove(key) != nil
+            return w.abortedBeforeStart.remove(key) != nil && announced
         }
         if abortedBeforeStart { return .abortedBeforeStart }
         return tasks.withLock { t in

@@ -102,6 +102,12 @@ public enum SenseReason: Hashable, Sendable, CaseIterable, Codable {
     case sanitizeInProgress
     /// SANITIZE COMMAND FAILED (medium error after a failed sanitize).
     case sanitizeCommandFailed
+    /// WRITE ERROR - NOT ENOUGH UNSOLICITED DATA: the iSCSI condition "Incorrect
+    /// amount of data" (RFC 7143 §11.4.7.2), Data-Out that does not match its R2T.
+    case incorrectAmountOfData
+    /// PROTOCOL SERVICE CRC ERROR: the iSCSI condition of a Data-Out lost to a
+    /// data digest error or a DataSN gap (RFC 7143 §11.4.7.2, §7.8, §7.9).
+    case protocolServiceCRCError
 
     /// Sense key, additional sense code and qualifier: THE sense table (SPC-4 Annex D).
     public var code: (key: SenseKey, asc: UInt8, ascq: UInt8) {
@@ -148,6 +154,8 @@ public enum SenseReason: Hashable, Sendable, CaseIterable, Codable {
         case .copyTargetDeviceNotReachable: (.copyAborted, 0x0D, 0x02)
         case .sanitizeInProgress: (.notReady, 0x04, 0x1B)
         case .sanitizeCommandFailed: (.mediumError, 0x31, 0x03)
+        case .incorrectAmountOfData: (.abortedCommand, 0x0C, 0x0D)
+        case .protocolServiceCRCError: (.abortedCommand, 0x47, 0x05)
         }
     }
 

@@ -219,39 +219,6 @@ struct WriteTests {
         #expect(actions.first?.r2t?.bufferOffset == 512)
     }
 
-    /// libiscsi iSCSIdatasn.iSCSIDataSnInvalid: the write must not succeed,
-    /// and the connection must survive (libiscsi reconnects with other settings otherwise).
-    @Test(arguments: [UInt32(1), 27, 0xFFFF_FFFF])
-    func wrongDataSNRejectsAndEndsTheTask(dataSN: UInt32) throws {
-        let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
-        var m = machine(p)
-        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
-        let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: dataSN, offset: 0, data: bytes(512), final: false))
-        #expect(actions.count == 1)
-        #expect(actions.first?.rejectReason == RejectReason.protocolError)
-        #expect(m.activeTaskCount == 0)
-        // The rest of the task's data is refused; the connection goes on.
-        #expect(m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 1, offset: 512, data: bytes(512), final: true)).first?.rejectReason == RejectReason.invalidPDUField)
-        #expect(m.receive(read(itt: 2, cmdSN: 11, length: 0)).first?.executed != nil)
-    }
-
-    @Test func dataOutBeyondTheR2TWindowIsRejected() throws {
-        let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
-        var m = machine(p)
-        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
-        let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 0, offset: 0, data: bytes(2048), final: true))
-        #expect(actions.first?.rejectReason == RejectReason.protocolError)
-        #expect(!actions.contains { $0.executed != nil })
-    }
-
-    @Test func unsolicitedDataWithInitialR2TIsRejected() {
-        let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
-        var m = machine(p)
-        _ = m.receive(write(itt: 1, cmdSN: 10, length: 1024))
-        let actions = m.receive(dataOut(itt: 1, ttt: 0xFFFF_FFFF, dataSN: 0, offset: 0, data: bytes(512), final: true))
-        #expect(actions.first?.rejectReason == RejectReason.protocolError)
-    }
-
     @Test func immediateDataWhenNotNegotiatedCloses() {
         var m = machine(SessionParameters(immediateData: false, nopInInterval: nil))
         let actions = m.receive(write(itt: 1, cmdSN: 10, length: 1024, immediateData: bytes(512)))
@@ -263,6 +230,196 @@ struct WriteTests {
         let actions = m.receive(dataOut(itt: 44, ttt: 3, dataSN: 0, offset: 0, data: bytes(512), final: true))
         #expect(actions.count == 1)
         #expect(actions.first?.rejectReason == RejectReason.invalidPDUField)
+    }
+}
+
+/// Sense key, ASC and ASCQ of fixed-format sense data.
+private func senseCode(_ response: SCSIResponsePDU) -> [UInt8] {
+    let sense = response.senseData
+    guard sense.count >= 14 else { return [] }
+    return [sense[2] & 0x0F, sense[12], sense[13]]
+}
+
+/// 0B/47/05 and 0B/0C/0D (RFC 7143 §11.4.7.2).
+private let protocolServiceCRCError: [UInt8] = [0x0B, 0x47, 0x05]
+private let incorrectAmountOfData: [UInt8] = [0x0B, 0x0C, 0x0D]
+
+@Suite("Data-Out errors end their task (RFC 7143 §7.8, §7.9, §7.13, §11.4.7.2)")
+struct DataOutErrorTests {
+    static let solicitedOnly = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
+
+    /// libiscsi iSCSIdatasn.iSCSIDataSnInvalid (DataSN 27 and -1): the only Data-Out
+    /// has the F bit, so the task ends at once; the connection goes on.
+    @Test(arguments: [UInt32(1), 27, 0xFFFF_FFFF])
+    func wrongDataSNInTheLastPDUEndsTheTaskAtOnce(dataSN: UInt32) throws {
+        var m = machine(Self.solicitedOnly)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 512)).withoutArrivals.first?.r2t)
+        let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: dataSN, offset: 0, data: bytes(512), final: true))
+        #expect(actions.count == 1)
+        let response = try #require(actions.first?.response)
+        #expect(response.status == 2 && response.response == 0)
+        #expect(senseCode(response) == protocolServiceCRCError)
+        #expect(response.initiatorTaskTag == 1 && response.statSN == 100)
+        #expect(response.expDataSN == 1)
+        #expect(m.activeTaskCount == 0)
+        #expect(m.maxCmdSN == 11 &+ 127, "the window counts the task no more")
+        #expect(m.receive(read(itt: 2, cmdSN: 11, length: 0)).first?.executed != nil)
+    }
+
+    /// libiscsi iSCSIdatasn.iSCSIDataSnInvalid (DataSN 1,0 in reverse): the task
+    /// waits for the F bit of its sequence before its response (RFC 7143 §7.8 b).
+    @Test func wrongDataSNWaitsForTheEndOfTheSequence() throws {
+        var m = machine(Self.solicitedOnly)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
+        let ttt = r2t.targetTransferTag
+        #expect(m.receive(dataOut(itt: 1, ttt: ttt, dataSN: 1, offset: 0, data: bytes(512), final: false)).isEmpty)
+        #expect(m.activeTaskCount == 1)
+        let actions = m.receive(dataOut(itt: 1, ttt: ttt, dataSN: 0, offset: 512, data: bytes(512), final: true))
+        #expect(actions.count == 1)
+        #expect(actions.first?.response.map(senseCode) == protocolServiceCRCError)
+        #expect(!actions.contains { $0.executed != nil })
+        #expect(m.activeTaskCount == 0)
+    }
+
+    /// libiscsi iSCSIdatasn.iSCSIDataSnInvalid (two Data-Out with DataSN 0) with InitialR2T=No:
+    /// the same in the unsolicited sequence.
+    @Test func repeatedDataSNInTheUnsolicitedSequence() throws {
+        var m = machine(SessionParameters(initialR2T: false, immediateData: false, firstBurstLength: 65536, nopInInterval: nil))
+        #expect(m.receive(write(itt: 1, cmdSN: 10, length: 1024, final: false)).withoutArrivals.isEmpty)
+        #expect(m.receive(dataOut(itt: 1, ttt: 0xFFFF_FFFF, dataSN: 0, offset: 0, data: bytes(512), final: false)).isEmpty)
+        let actions = m.receive(dataOut(itt: 1, ttt: 0xFFFF_FFFF, dataSN: 0, offset: 512, data: bytes(512), final: true))
+        #expect(actions.count == 1)
+        let response = try #require(actions.first?.response)
+        #expect(senseCode(response) == protocolServiceCRCError)
+        #expect(response.expDataSN == 0, "no R2T was sent")
+    }
+
+    /// RFC 7143 §11.4.7.2 "Incorrect amount of data": offset outside the R2T, data past it or past EDTL.
+    @Test(arguments: [
+        (#line, UInt32(1024), 512),  // offset outside the R2T
+        (#line, 0, 2048),  // more than the R2T asked for (and than EDTL)
+        (#line, 512, 1024),  // runs past the R2T's end
+    ])
+    func dataThatDoesNotMatchTheR2TEndsTheTask(line: Int, offset: UInt32, length: Int) throws {
+        var m = machine(Self.solicitedOnly)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
+        let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 0, offset: offset, data: bytes(length), final: true))
+        #expect(actions.count == 1, "line \(line)")
+        let response = try #require(actions.first?.response, "line \(line)")
+        #expect(response.status == 2, "line \(line)")
+        #expect(senseCode(response) == incorrectAmountOfData, "line \(line)")
+        #expect(m.activeTaskCount == 0, "line \(line)")
+        #expect(actions.first?.closed == nil)
+    }
+
+    @Test func failedTaskWaitsForEveryOutstandingR2TAndSolicitsNoMore() throws {
+        let p = SessionParameters(initialR2T: true, immediateData: false, maxBurstLength: 4096, maxOutstandingR2T: 2, nopInInterval: nil)
+        var m = machine(p)
+        let r2ts = m.receive(write(itt: 5, cmdSN: 10, length: 10000)).compactMap(\.r2t)
+        #expect(r2ts.count == 2)
+        // Too much data for the first R2T, with its F bit: the second R2T is still open.
+        #expect(m.receive(dataOut(itt: 5, ttt: r2ts[0].targetTransferTag, dataSN: 0, offset: 0, data: bytes(8192), final: true)).isEmpty)
+        // Its data is discarded, and no third R2T follows.
+        #expect(m.receive(dataOut(itt: 5, ttt: r2ts[1].targetTransferTag, dataSN: 0, offset: 4096, data: bytes(2048), final: false)).isEmpty)
+        let actions = m.receive(dataOut(itt: 5, ttt: r2ts[1].targetTransferTag, dataSN: 1, offset: 6144, data: bytes(2048), final: true))
+        #expect(actions.count == 1)
+        let response = try #require(actions.first?.response)
+        #expect(senseCode(response) == incorrectAmountOfData)
+        #expect(response.expDataSN == 2)
+        #expect(m.activeTaskCount == 0)
+    }
+
+    /// RFC 7143 §7.13: Data-Out for no sequence of the task cannot be told apart
+    /// from the task's data; at ErrorRecoveryLevel 0 the connection ends.
+    @Test func dataOutForAnR2TNeverSentClosesTheConnection() throws {
+        var m = machine(Self.solicitedOnly)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
+        let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag &+ 1000, dataSN: 0, offset: 0, data: bytes(512), final: true))
+        #expect(actions.count == 2)
+        #expect(actions.first?.rejectReason == RejectReason.protocolError)
+        guard case .protocolError(let detail)? = actions.last?.closed else {
+            Issue.record("expected a protocol-error close, got \(actions)")
+            return
+        }
+        #expect(detail.contains("unknownTargetTransferTag"))
+        #expect(m.receive(read(itt: 2, cmdSN: 11, length: 0)).isEmpty, "nothing runs after the close")
+    }
+
+    @Test func unsolicitedDataWithInitialR2TClosesTheConnection() {
+        var m = machine(Self.solicitedOnly)
+        _ = m.receive(write(itt: 1, cmdSN: 10, length: 1024))
+        let actions = m.receive(dataOut(itt: 1, ttt: 0xFFFF_FFFF, dataSN: 0, offset: 0, data: bytes(512), final: true))
+        #expect(actions.first?.rejectReason == RejectReason.protocolError)
+        #expect(actions.last?.closed != nil)
+    }
+
+    private func digestError(_ m: inout SessionStateMachine, _ pdu: ISCSIPDU) -> [SessionAction] {
+        var actions: [SessionAction] = []
+        m.receiveRejected(
+            reason: RejectReason.dataDigestError, basicHeaderSegment: SessionStateMachine.basicHeaderSegment(of: pdu),
+            now: .zero, into: &actions)
+        return actions
+    }
+
+    /// RFC 7143 §7.8: Reject (Data-Digest-Error), then, the sequence being over,
+    /// CHECK CONDITION "protocol service CRC error".
+    @Test func dataDigestErrorOnTheLastDataOutRejectsAndEndsTheTask() throws {
+        var m = machine(Self.solicitedOnly)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 512)).withoutArrivals.first?.r2t)
+        let pdu = dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 0, offset: 0, data: bytes(512), final: true)
+        let actions = digestError(&m, pdu)
+        #expect(actions.count == 2)
+        guard case .send(.reject(let reject)) = actions.first else {
+            Issue.record("expected a Reject first, got \(actions)")
+            return
+        }
+        #expect(reject.reason == RejectReason.dataDigestError)
+        #expect(ISCSIPDU(basicHeaderSegment: reject.dataSegment)?.initiatorTaskTag == 1)
+        let response = try #require(actions.last?.response)
+        #expect(response.initiatorTaskTag == 1 && response.status == 2)
+        #expect(senseCode(response) == protocolServiceCRCError)
+        #expect(response.statSN == reject.statSN &+ 1)
+        #expect(m.activeTaskCount == 0)
+    }
+
+    @Test func dataDigestErrorMidSequenceWaitsForTheFinalBit() throws {
+        var m = machine(Self.solicitedOnly)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
+        let ttt = r2t.targetTransferTag
+        let first = digestError(&m, dataOut(itt: 1, ttt: ttt, dataSN: 0, offset: 0, data: bytes(512), final: false))
+        #expect(first.count == 1 && first.first?.rejectReason == RejectReason.dataDigestError)
+        let last = m.receive(dataOut(itt: 1, ttt: ttt, dataSN: 1, offset: 512, data: bytes(512), final: true))
+        #expect(last.count == 1)
+        #expect(last.first?.response.map(senseCode) == protocolServiceCRCError)
+        #expect(!last.contains { $0.executed != nil })
+    }
+
+    @Test func dataDigestErrorForNoLiveTaskIsOnlyRejected() {
+        var m = machine()
+        let actions = digestError(&m, dataOut(itt: 9, ttt: 3, dataSN: 0, offset: 0, data: bytes(512), final: true))
+        #expect(actions.count == 1)
+        #expect(actions.first?.rejectReason == RejectReason.dataDigestError)
+    }
+
+    /// RFC 7143 §7.8 b: "A task management command ... during this wait may also conclude the task."
+    @Test func abortTaskEndsAFailedTaskWithoutItsResponse() throws {
+        var m = machine(Self.solicitedOnly)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
+        #expect(m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 7, offset: 0, data: bytes(512), final: false)).isEmpty)
+        let abort = m.receive(
+            .taskManagementRequest(
+                TaskManagementRequestPDU(
+                    immediate: true, function: 0x81, lun: 0, initiatorTaskTag: 2, referencedTaskTag: 1, cmdSN: 11,
+                    expStatSN: 0, refCmdSN: 10, expDataSN: 0)))
+        guard case .send(.taskManagementResponse(let response)) = abort.first else {
+            Issue.record("expected a TMF response, got \(abort)")
+            return
+        }
+        #expect(response.response == 0)
+        #expect(m.activeTaskCount == 0)
+        let late = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 1, offset: 512, data: bytes(512), final: true))
+        #expect(late.first?.rejectReason == RejectReason.invalidPDUField)
+        #expect(late.first?.response == nil)
     }
 }
 
@@ -492,7 +649,13 @@ struct NopLogoutTests {
         #expect(ping.initiatorTaskTag == 0xFFFF_FFFF)
         #expect(ping.targetTransferTag != 0xFFFF_FFFF)
         #expect(m.tick(now: .seconds(14)).isEmpty)
-        #expect(m.tick(now: .seconds(15)).first?.closed == .nopTimeout)
+        #expect(m.tick(now: .seconds(15)).first?.closed == .nopTimeout(unansweredFor: .seconds(10)))
+    }
+
+    @Test func closeReasonsSayWhyWithTheirFigures() {
+        #expect("\(SessionCloseReason.nopTimeout(unansweredFor: .seconds(30)))" == "NOP-In ping unanswered for 30.0 seconds")
+        #expect("\(SessionCloseReason.protocolError("x"))" == "protocol error: x")
+        #expect(SessionCloseReason.targetColdReset.isTargetDecision && !SessionCloseReason.logout.isTargetDecision)
     }
 
     @Test func answeredKeepaliveKeepsTheConnection() {
@@ -552,5 +715,65 @@ struct NopLogoutTests {
         var m = SessionStateMachine(parameters: SessionParameters(nopInInterval: nil), expCmdSN: 1, statSN: 1, allowsSCSI: false)
         let actions = m.receive(read(itt: 1, cmdSN: 1, length: 0))
         #expect(actions.first?.rejectReason == RejectReason.protocolError)
+    }
+}
+
+@Suite("Text in full-feature phase: every request is answered (RFC 7143 §11.10, §6.2)")
+struct FullFeatureTextTests {
+    private func session() -> SessionStateMachine {
+        SessionStateMachine(
+            parameters: SessionParameters(nopInInterval: nil), expCmdSN: 10, statSN: 100,
+            textNegotiator: TextNegotiator(
+                configuration: LoginTestSupport.configuration(), sessionType: .normal,
+                initiatorName: LoginTestSupport.initiator, targetName: LoginTestSupport.targetName,
+                initiatorMaxRecvDataSegmentLength: 8192))
+    }
+
+    private func text(_ text: String, itt: UInt32, cmdSN: UInt32, immediate: Bool = true) -> ISCSIPDU {
+        .textRequest(
+            TextRequestPDU(
+                immediate: immediate, final: true, initiatorTaskTag: itt, targetTransferTag: 0xFFFF_FFFF, cmdSN: cmdSN,
+                expStatSN: 100, dataSegment: ByteBuffer(bytes: Array(text.utf8) + [0])))
+    }
+
+    /// libiscsi iSCSISendTargets.Invalid sends these in one session, each immediate, then a valid one.
+    @Test func eachMalformedRequestGetsOneTextResponse() throws {
+        var m = session()
+        let requests = ["SendTargetsPlease=All", "SendTargets=Alle", "SendTargets=A", "sENDtARGETS=aLL", "SendTargets=All"]
+        for (index, request) in requests.enumerated() {
+            let itt = UInt32(20 + index)
+            let actions = m.receive(text(request, itt: itt, cmdSN: 10))
+            #expect(actions.count == 1, "\(request)")
+            guard case .send(.textResponse(let response)) = actions.first else {
+                Issue.record("\(request): expected a Text Response, got \(actions)")
+                continue
+            }
+            #expect(response.initiatorTaskTag == itt && response.final, "\(request)")
+            #expect(response.statSN == 100 + UInt32(index), "\(request)")
+            #expect(response.expCmdSN == 10, "\(request): immediate requests leave ExpCmdSN")
+        }
+    }
+
+    @Test func nonImmediateRequestAdvancesExpCmdSNAndIsAnswered() {
+        var m = session()
+        let actions = m.receive(text("SendTargets=Alle", itt: 5, cmdSN: 10, immediate: false))
+        guard case .send(.textResponse(let response)) = actions.first else {
+            Issue.record("expected a Text Response, got \(actions)")
+            return
+        }
+        #expect(Array(response.dataSegment.readableBytesView) == Array("SendTargets=Reject\0".utf8))
+        #expect(response.expCmdSN == 11)
+    }
+
+    /// RFC 7143 §6.2: a key twice in one request is answered with a Reject PDU (protocol error).
+    @Test func duplicateKeyIsARejectPDU() {
+        var m = session()
+        let actions = m.receive(text("SendTargets=All\0SendTargets=All", itt: 6, cmdSN: 10))
+        guard case .send(.reject(let reject)) = actions.first else {
+            Issue.record("expected a Reject, got \(actions)")
+            return
+        }
+        #expect(reject.reason == RejectReason.protocolError)
+        #expect(ISCSIPDU(basicHeaderSegment: reject.dataSegment)?.initiatorTaskTag == 6)
     }
 }

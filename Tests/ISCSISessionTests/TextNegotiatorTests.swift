@@ -59,10 +59,13 @@ struct TextNegotiatorTests {
         "SendTargets values",
         arguments: [
             (LoginSessionType.discovery, S.targetName, [S.targetName]),
+            (.discovery, S.targetName.uppercased(), [S.targetName]),
             (.discovery, S.otherTarget, []),  // hidden by ACL
+            (.discovery, "iqn.2026-01.tessera:nosuch", []),
             (.discovery, "", []),
             (.normal, "All", [S.targetName]),
             (.normal, "", [S.targetName]),
+            (.normal, S.targetName, [S.targetName]),
             (.normal, S.otherTarget, []),
         ])
     func sendTargetsValues(_ type: LoginSessionType, _ value: String, _ names: [String]) {
@@ -70,6 +73,63 @@ struct TextNegotiatorTests {
             value: value, configuration: S.configuration(), sessionType: type, initiatorName: S.initiator,
             sessionTargetName: type == .normal ? S.targetName : nil)
         #expect(text.pairs.filter { $0.key == "TargetName" }.map(\.value) == names)
+        #expect(text["SendTargets"] == nil)
+    }
+
+    /// libiscsi iSCSISendTargets.Invalid: a value that is neither All, empty nor an iSCSI name.
+    @Test(arguments: [LoginSessionType.discovery, .normal], ["Alle", "A", "all", "ALL", "iqn.", "iqn.20x6-01.x", "eui.12"])
+    func invalidSendTargetsValueIsAnsweredReject(_ type: LoginSessionType, _ value: String) {
+        let text = DiscoverySendTargets.answer(
+            value: value, configuration: S.configuration(), sessionType: type, initiatorName: S.initiator,
+            sessionTargetName: type == .normal ? S.targetName : nil)
+        #expect(text.encoded() == Array("SendTargets=Reject\0".utf8))
+    }
+
+    /// Every Text Request in full-feature phase of a normal session gets one Text
+    /// Response; its text, byte for byte (libiscsi iSCSISendTargets.Invalid and .Simple).
+    @Test(arguments: [
+        (#line, "SendTargetsPlease=All", "SendTargetsPlease=NotUnderstood\0"),
+        (#line, "SendTargets=Alle", "SendTargets=Reject\0"),
+        (#line, "SendTargets=A", "SendTargets=Reject\0"),
+        (#line, "sENDtARGETS=aLL", "sENDtARGETS=NotUnderstood\0"),
+        (#line, "SendTargets=All", Self.ownRecord),
+        (#line, "SendTargets=", Self.ownRecord),
+        (#line, "SendTargets=\(S.targetName)", Self.ownRecord),
+        (#line, "SendTargets=\(Self.publicTarget)", "TargetName=\(Self.publicTarget)\0TargetAddress=127.0.0.3:3260,1\0"),
+        (#line, "SendTargets=\(S.otherTarget)", ""),
+        (#line, "SendTargets=iqn.2026-01.tessera:nosuch", ""),
+        (#line, "MaxRecvDataSegmentLength=65536", "MaxRecvDataSegmentLength=Reject\0"),
+    ])
+    func fullFeatureTextIsAnsweredByteForByte(line: Int, request text: String, answer expected: String) throws {
+        var configuration = S.configuration()
+        configuration.targets.append(
+            TargetDescription(name: Self.publicTarget, sendTargetsAddresses: ["127.0.0.3:3260"]))
+        var negotiator = TextNegotiator(
+            configuration: configuration, sessionType: .normal, initiatorName: S.initiator,
+            targetName: S.targetName, initiatorMaxRecvDataSegmentLength: 8192)
+        // As libiscsi sends it: the text and one terminating null.
+        var request = Self.request(itt: 0x31)
+        request.dataSegment = S.buffer(Array(text.utf8) + [0])
+        let action = negotiator.receive(request, statSN: 7, expCmdSN: 2, maxCmdSN: 9)
+        let response = try #require(Self.sent(action), "line \(line): \(action)")
+        #expect(response.final && !response.continue && response.targetTransferTag == 0xffff_ffff, "line \(line)")
+        #expect(response.initiatorTaskTag == 0x31 && response.statSN == 7, "line \(line)")
+        #expect(Array(response.dataSegment.readableBytesView) == Array(expected.utf8), "line \(line)")
+    }
+
+    static let publicTarget = "iqn.2026-01.tessera:public"
+    static let ownRecord =
+        "TargetName=\(S.targetName)\0TargetAddress=127.0.0.1:3260,1\0TargetAddress=127.0.0.2:3260,2\0"
+
+    @Test(arguments: [
+        ("iqn.2026-01.tessera:lun0", true), ("iqn.2026-01", true), ("IQN.2026-01.Example.COM:Disk", true),
+        ("eui.02004567A425678D", true), ("naa.52004567BA64678D", true),
+        ("naa.62004567BA64678D0123456789ABCDEF", true), ("iqn.2026-1.x", false), ("iqn.2026-01x", false),
+        ("eui.0200", false), ("naa.52004567BA64678DAB", false), ("iqn.2026-01.a b", false), ("All", false),
+        ("", false), ("iqn.2026-01." + String(repeating: "a", count: 212), false),
+    ])
+    func iSCSINameShape(_ name: String, _ wellFormed: Bool) {
+        #expect(ISCSIName.isWellFormed(name) == wellFormed, "\(name)")
     }
 
     @Test func longAnswerIsSplitWithContinueAndTargetTransferTag() {

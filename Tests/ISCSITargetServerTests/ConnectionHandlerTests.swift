@@ -14,11 +14,14 @@ import Testing
 struct ConnectionHandlerTests {
     static let target = "iqn.2026-01.test:disk"
 
-    func makeChannel(device: FakeSCSIDevice, registry: SessionRegistry = SessionRegistry()) async throws -> NIOAsyncTestingChannel {
+    func makeChannel(
+        device: FakeSCSIDevice, registry: SessionRegistry = SessionRegistry(), logger: Logger = Logger(label: "test"),
+        nopInInterval: Duration? = nil, nopInTimeout: Duration = .seconds(30)
+    ) async throws -> NIOAsyncTestingChannel {
         let login = LoginConfiguration(targets: [TargetDescription(name: Self.target)])
         let environment = ConnectionEnvironment(
-            login: { login }, targets: [Self.target: device], portalGroupTag: 1, queueDepth: 32, nopInInterval: nil,
-            nopInTimeout: .seconds(30), registry: registry, logger: Logger(label: "test"))
+            login: { login }, targets: [Self.target: device], portalGroupTag: 1, queueDepth: 32,
+            nopInInterval: nopInInterval, nopInTimeout: nopInTimeout, registry: registry, logger: logger)
         let channel = NIOAsyncTestingChannel()
         try await channel.testingEventLoop.executeInContext {
             // Built on the loop: the handler is loop-bound, not Sendable.
@@ -29,9 +32,11 @@ struct ConnectionHandlerTests {
         return channel
     }
 
-    func login(_ channel: NIOAsyncTestingChannel) async throws -> LoginResponsePDU {
+    func login(
+        _ channel: NIOAsyncTestingChannel, initiator: String = "iqn.2026-01.test:host", target: String = Self.target
+    ) async throws -> LoginResponsePDU {
         let keys = TinyInitiator.text([
-            ("InitiatorName", "iqn.2026-01.test:host"), ("SessionType", "Normal"), ("TargetName", Self.target),
+            ("InitiatorName", initiator), ("SessionType", "Normal"), ("TargetName", target),
             ("HeaderDigest", "None"), ("DataDigest", "None"), ("MaxRecvDataSegmentLength", "8192"),
         ])
         let request = LoginRequestPDU(

@@ -12,6 +12,8 @@ import Testing
 struct TinyInitiator {
     var iterator: NIOAsyncChannelInboundStream<ISCSIInbound>.AsyncIterator
     let outbound: NIOAsyncChannelOutboundWriter<ISCSIPDU>
+    /// The connection, for switching digests on and spoiling one (set by ``connect(port:closingAfter:_:)``).
+    var channel: (any Channel)?
     var cmdSN: UInt32 = 1
     var expStatSN: UInt32 = 0
     var nextTag: UInt32 = 1
@@ -38,7 +40,10 @@ struct TinyInitiator {
     }
 
     /// Logs in straight to operational negotiation; returns the final response.
-    mutating func login(initiator: String, target: String?, isid: UInt64 = 0x23D0_0000_0001) async throws -> LoginResponsePDU {
+    /// With `dataDigest`, offers DataDigest=CRC32C and switches it on once login completes.
+    mutating func login(
+        initiator: String, target: String?, isid: UInt64 = 0x23D0_0000_0001, dataDigest: Bool = false
+    ) async throws -> LoginResponsePDU {
         var keys: [(String, String)] = [("InitiatorName", initiator)]
         if let target {
             keys += [("SessionType", "Normal"), ("TargetName", target)]
@@ -46,7 +51,8 @@ struct TinyInitiator {
             keys += [("SessionType", "Discovery")]
         }
         keys += [
-            ("HeaderDigest", "None"), ("DataDigest", "None"), ("MaxRecvDataSegmentLength", "\(Self.targetMaxRecv)"),
+            ("HeaderDigest", "None"), ("DataDigest", dataDigest ? "CRC32C" : "None"),
+            ("MaxRecvDataSegmentLength", "\(Self.targetMaxRecv)"),
             ("InitialR2T", "No"), ("ImmediateData", "Yes"), ("FirstBurstLength", "65536"), ("MaxBurstLength", "262144"),
             ("ErrorRecoveryLevel", "0"),
         ]
@@ -58,7 +64,11 @@ struct TinyInitiator {
             guard case .loginResponse(let response) = try await next() else { throw TestFailure("expected a login response") }
             expStatSN = response.statSN &+ 1
             guard response.statusClass == 0 else { return response }
-            if response.transit, response.nextStage == .fullFeaturePhase { return response }
+            if response.transit, response.nextStage == .fullFeaturePhase {
+                // RFC 7143 §13.1: digests start with the first PDU after the final Login Response.
+                if dataDigest { try await onLoop { try $0.handler(type: ISCSIFrameHandler.self).enableDigests(header: false, data: true) } }
+                return response
+            }
             keys = []
         }
         throw TestFailure("login did not finish")
@@ -111,6 +121,17 @@ struct TinyInitiator {
         }
     }
 
+    /// Runs `body` on the connection's event loop with its pipeline.
+    func onLoop(_ body: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) async throws {
+        guard let channel else { throw TestFailure("no channel") }
+        try await channel.eventLoop.submit { try body(channel.pipeline.syncOperations) }.get()
+    }
+
+    /// The next data digest this initiator sends is wrong.
+    func spoilNextDataDigest() async throws {
+        try await onLoop { try $0.handler(type: DigestSpoiler.self).armed = true }
+    }
+
     mutating func logout() async throws -> LogoutResponsePDU {
         let request = LogoutRequestPDU(
             immediate: true, reasonCode: 0x80, initiatorTaskTag: nextTag, cid: 0, cmdSN: cmdSN, expStatSN: expStatSN)
@@ -144,16 +165,42 @@ func withServer(
     await server.shutdown()
 }
 
-func connect(port: Int, _ body: (inout TinyInitiator) async throws -> Void) async throws {
+/// Flips the next data digest the initiator writes, once armed: the frame
+/// handler writes a PDU's digest as its own 4-byte buffer.
+final class DigestSpoiler: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    var armed = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        var buffer = unwrapOutboundIn(data)
+        if armed, buffer.readableBytes == 4, let digest = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) {
+            armed = false
+            buffer.setInteger(~digest, at: buffer.readerIndex)
+        }
+        context.write(wrapOutboundOut(buffer), promise: promise)
+    }
+}
+
+/// Connects a ``TinyInitiator`` to `port`. With `closingAfter`, the connection is
+/// closed after that time, so a target that never answers fails the test with
+/// "connection closed" instead of hanging it.
+func connect(port: Int, closingAfter limit: TimeAmount? = nil, _ body: (inout TinyInitiator) async throws -> Void) async throws {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(DigestSpoiler())
                 try channel.pipeline.syncOperations.addHandler(ISCSIFrameHandler(maxRecvDataSegmentLength: 1 << 20))
                 return try NIOAsyncChannel<ISCSIInbound, ISCSIPDU>(wrappingChannelSynchronously: channel)
             }
         }
+    let watchdog = limit.map { limit in
+        channel.channel.eventLoop.scheduleTask(in: limit) { [connection = channel.channel] in connection.close(promise: nil) }
+    }
+    defer { watchdog?.cancel() }
     try await channel.executeThenClose { inbound, outbound in
         var initiator = TinyInitiator(inbound, outbound)
+        initiator.channel = channel.channel
         try await body(&initiator)
     }
 }
@@ -268,6 +315,84 @@ struct LoopbackTests {
                 #expect(text.contains("TargetName=iqn.2026-01.test:disk"))
                 #expect(text.contains("TargetAddress=127.0.0.1:\(port),1"))
             }
+        }
+    }
+
+    /// libiscsi iSCSISendTargets.Invalid then .Simple: each request gets its Text Response, in bounded time.
+    @Test func everyTextRequestInFullFeaturePhaseIsAnswered() async throws {
+        try await withServer(device: FakeSCSIDevice()) { _, port in
+            try await connect(port: port, closingAfter: .seconds(20)) { initiator in
+                let login = try await initiator.login(initiator: "iqn.2026-01.test:host", target: "iqn.2026-01.test:disk")
+                #expect(login.statusClass == 0)
+                let exchanges = [
+                    ("SendTargetsPlease=All", "SendTargetsPlease=NotUnderstood\0"),
+                    ("SendTargets=Alle", "SendTargets=Reject\0"),
+                    ("SendTargets=A", "SendTargets=Reject\0"),
+                    ("sENDtARGETS=aLL", "sENDtARGETS=NotUnderstood\0"),
+                    ("SendTargets=All", "TargetName=iqn.2026-01.test:disk\0TargetAddress=127.0.0.1:\(port),1\0"),
+                ]
+                for (index, (text, answer)) in exchanges.enumerated() {
+                    let tag = UInt32(100 + index)
+                    let started = ContinuousClock.now
+                    let request = TextRequestPDU(
+                        immediate: true, final: true, initiatorTaskTag: tag, targetTransferTag: 0xFFFF_FFFF,
+                        cmdSN: initiator.cmdSN, expStatSN: initiator.expStatSN,
+                        dataSegment: ByteBuffer(bytes: Array(text.utf8) + [0]))
+                    try await initiator.outbound.write(.textRequest(request))
+                    guard case .textResponse(let response) = try await initiator.next() else {
+                        Issue.record("\(text): expected a Text Response")
+                        return
+                    }
+                    #expect(ContinuousClock.now - started < .seconds(5), "\(text)")
+                    initiator.expStatSN = response.statSN &+ 1
+                    #expect(response.initiatorTaskTag == tag && response.final, "\(text)")
+                    #expect(String(decoding: response.dataSegment.readableBytesView, as: UTF8.self) == answer, "\(text)")
+                }
+                let tur = try await initiator.command(cdb: [0x00], expectedLength: 0)
+                #expect(tur.status == 0)
+            }
+        }
+    }
+
+    /// RFC 7143 §7.8: a Data-Out with a bad data digest is rejected and its write ends
+    /// with CHECK CONDITION, ABORTED COMMAND / PROTOCOL SERVICE CRC ERROR; the session goes on.
+    @Test func dataDigestErrorOnDataOutEndsTheWrite() async throws {
+        let device = FakeSCSIDevice()
+        try await withServer(device: device) { _, port in
+            try await connect(port: port, closingAfter: .seconds(20)) { initiator in
+                let login = try await initiator.login(
+                    initiator: "iqn.2026-01.test:host", target: "iqn.2026-01.test:disk", dataDigest: true)
+                #expect(login.statusClass == 0)
+                // WRITE(10) of two blocks, no immediate or unsolicited data: one R2T asks for all of it.
+                let tag: UInt32 = 50
+                let command = SCSICommandPDU(
+                    immediate: false, final: true, read: false, write: true, attribute: 1, lun: 0, initiatorTaskTag: tag,
+                    expectedDataTransferLength: 1024, cmdSN: initiator.cmdSN, expStatSN: initiator.expStatSN,
+                    cdb: [0x2A, 0, 0, 0, 0, 0, 0, 0, 2, 0] + [UInt8](repeating: 0, count: 6),
+                    bidirectionalReadExpectedDataTransferLength: nil, dataSegment: ByteBuffer())
+                initiator.cmdSN &+= 1
+                try await initiator.outbound.write(.scsiCommand(command))
+                guard case .r2t(let r2t) = try await initiator.next() else { throw TestFailure("expected an R2T") }
+                try await initiator.spoilNextDataDigest()
+                try await initiator.outbound.write(
+                    .dataOut(
+                        DataOutPDU(
+                            final: true, lun: 0, initiatorTaskTag: tag, targetTransferTag: r2t.targetTransferTag,
+                            expStatSN: initiator.expStatSN, dataSN: 0, bufferOffset: 0,
+                            dataSegment: ByteBuffer(repeating: 0xA6, count: 1024))))
+                guard case .reject(let reject) = try await initiator.next() else { throw TestFailure("expected a Reject") }
+                #expect(reject.reason == RejectReason.dataDigestError)
+                guard case .scsiResponse(let response) = try await initiator.next() else {
+                    throw TestFailure("expected the write's SCSI Response")
+                }
+                initiator.expStatSN = response.statSN &+ 1
+                #expect(response.initiatorTaskTag == tag && response.status == 2)
+                let sense = response.senseData
+                #expect(sense.count >= 14 && [sense[2] & 0x0F, sense[12], sense[13]] == [0x0B, 0x47, 0x05])
+                let tur = try await initiator.command(cdb: [0x00], expectedLength: 0)
+                #expect(tur.status == 0)
+            }
+            #expect(!device.commands.contains { $0.cdb.first == 0x2A }, "the write never ran")
         }
     }
 }

@@ -67,13 +67,20 @@ import Testing
         let (t, dev) = await Self.controlled()
         t.arrived(nexus: Fixture.nexusA, taskTag: 7, lun: LUNAddress.encode(0))
         #expect(await t.taskManagement(.clearTaskSet, lun: 0, nexus: Fixture.nexusB) == .functionComplete)
-        let write = await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 1, count: 512), tag: 7)
+        var held = SCSICommand(
+            lun: 0, cdb: CDB.write10(0, 1), nexus: Fixture.nexusA, taskTag: 7, expectedDataTransferLength: 512,
+            dataOut: IOBuffer(bytes: [UInt8](repeating: 1, count: 512)))
+        held.announced = true
+        let write = await t.execute(held)
         #expect(write.aborted)
         #expect(dev.pending.isEmpty, "the aborted write never reached the device")
         #expect(await t.run(CDB.testUnitReady).hasSense(.commandsClearedByAnotherInitiator))
-        // The tag is free again, and a later arrival with it runs normally.
-        t.arrived(nexus: Fixture.nexusA, taskTag: 7, lun: LUNAddress.encode(0))
-        let again = Task { await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 2, count: 512), tag: 7) }
+        // A left-over record of a task the transport ended itself does not abort a later,
+        // unannounced command with the same tag.
+        t.arrived(nexus: Fixture.nexusA, taskTag: 8, lun: LUNAddress.encode(0))
+        #expect(await t.taskManagement(.clearTaskSet, lun: 0, nexus: Fixture.nexusB) == .functionComplete)
+        _ = await t.run(CDB.testUnitReady)  // 2F/00 again
+        let again = Task { await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 2, count: 512), tag: 8) }
         #expect(await dev.waitForPending(1))
         dev.completeAll()
         #expect(await again.value.status == .good)
