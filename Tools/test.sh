@@ -50,6 +50,11 @@ bash Tools/cluster/data-acceptance.sh 2>&1 | tee .build/cluster-data.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/cluster-data.log
 
+stage "shared context: reservations, unit attentions and task management across three nodes (two initiators, libiscsi MultipathIO)"
+bash Tools/cluster/context-acceptance.sh 2>&1 | tee .build/cluster-context.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/cluster-context.log
+
 if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
   stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest"
   TARGET=tesserad TESSERAD_BIN="$(swift build --show-bin-path)/tesserad" bash Tools/vm/test-vm.sh 2>&1 | tee .build/vm.log

@@ -9,6 +9,10 @@ public enum SessionAction: Sendable {
     /// Hand this command to the SCSI layer; report its end with
     /// ``SessionStateMachine/commandCompleted(taskID:initiatorTaskTag:_:now:into:)``.
     case execute(SessionCommand)
+    /// A command arrived whose Data-Out is still to come: the task exists from
+    /// now on (SAM-5 §5.1), so the SCSI layer can abort it before it runs. Its
+    /// ``execute(_:)`` follows once the data is in (or never, if the session drops it).
+    case taskArrived(initiatorTaskTag: UInt32, lun: UInt64)
     /// Run a task management function in the SCSI layer; report its end with
     /// ``SessionStateMachine/taskManagementCompleted(initiatorTaskTag:response:into:)``.
     case taskManagement(SessionTaskManagementRequest)

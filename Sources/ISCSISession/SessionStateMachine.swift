@@ -297,6 +297,7 @@ public struct SessionStateMachine: Sendable {
             } else {
                 let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
                 tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .receivingData(sequencer))
+                actions.append(.taskArrived(initiatorTaskTag: command.initiatorTaskTag, lun: command.lun))
                 sendR2Ts(requests, for: command, into: &actions)
             }
         } else {

@@ -288,6 +288,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(pdu), promise: nil)
         case .execute(let command):
             execute(command, context: context)
+        case .taskArrived(let tag, let lun):
+            if let executor, let nexus { executor.taskArrived(nexus: nexus, taskTag: tag, lun: lun) }
         case .taskManagement(let request):
             taskManagement(request, context: context)
         case .text(let request):

@@ -16,14 +16,23 @@ public protocol SCSITaskExecutor: AnyObject, Sendable {
     /// Bytes the command's CDB asks the initiator to send (SAM-5 SPDTL of a
     /// data-out command), for write residuals (RFC 7143 §11.4.5.2); nil when unknown.
     func expectedWriteLength(for command: SCSICommand) -> Int?
+    /// A command arrived and waits for its Data-Out; ``execute(_:)`` follows
+    /// when the data is in. Task management may abort it meanwhile.
+    func taskArrived(nexus: ITNexus, taskTag: UInt32, lun: UInt64)
 }
 
 extension SCSITaskExecutor {
     /// Unknown by default: no write residual is reported.
     public func expectedWriteLength(for command: SCSICommand) -> Int? { nil }
+    /// Nothing to record by default.
+    public func taskArrived(nexus: ITNexus, taskTag: UInt32, lun: UInt64) {}
 }
 
 extension SCSITargetDevice: SCSITaskExecutor {
+    public func taskArrived(nexus: ITNexus, taskTag: UInt32, lun: UInt64) {
+        arrived(nexus: nexus, taskTag: taskTag, lun: lun)
+    }
+
     public func expectedWriteLength(for command: SCSICommand) -> Int? {
         guard let transfer = expectedDataTransfer(for: command) else { return nil }
         switch transfer {

@@ -170,7 +170,7 @@ extension LogicalUnit {
             return try await sanitize(s, command)
         case .getLBAStatus(let lba, let allocationLength):
             return try await getLBAStatus(lba: lba, allocationLength: allocationLength)
-        case .reportLUNs, .extendedCopy, .receiveCopyResults:
+        case .reportLUNs, .extendedCopy, .receiveCopyResults, .reportTargetPortGroups:
             // Answered at the target level by SCSITargetDevice.
             throw SenseData(.internalTargetFailure)
         }

@@ -98,7 +98,9 @@ public final class LogicalUnit: Sendable {
             }
         self.identity = InquiryIdentity(
             vendor: configuration.vendor, product: configuration.product, revision: configuration.revision,
-            serial: configuration.serial, naaIdentifier: configuration.naaIdentifier)
+            serial: configuration.serial, naaIdentifier: configuration.naaIdentifier,
+            // SPC-4 §6.6.2, §5.16.2.7: TPGS 01b, implicit asymmetric access only (no SET TARGET PORT GROUPS).
+            tpgs: 0b01)
         let blockSize = max(device.geometry.blockSize, 1)
         self.maximumTransferBlocks = max(1, configuration.maximumTransferBytes / blockSize)
         var limits = BlockLimits(

@@ -11,9 +11,12 @@ public final class SCSITargetDevice: Sendable {
     let tasks = TaskSet()
     /// EXTENDED COPY results held for RECEIVE COPY RESULTS.
     let copyResults = CopyResultsTable()
+    /// The target port groups and their access states (nil: one group, always active/optimized).
+    let portGroupSource: (any TargetPortGroupSource)?
 
-    public init(logicalUnits: [UInt16: LogicalUnit]) {
+    public init(logicalUnits: [UInt16: LogicalUnit], portGroups: (any TargetPortGroupSource)? = nil) {
         self.logicalUnits = logicalUnits
+        self.portGroupSource = portGroups
         let tasks = self.tasks
         for (number, unit) in logicalUnits {
             let context = unit.context
@@ -35,10 +38,11 @@ public final class SCSITargetDevice: Sendable {
             // SPC-4 §5.13.11.2.6: PREEMPT AND ABORT aborts the preempted nexuses' tasks on the unit.
             keys = tasks.abort { key, l in l == lun && key != current && ports.contains { $0.matches(key.nexus) } }
         case .abortAll(let clearedBy):
-            keys = tasks.abort { key, l in l == lun && key != current }
+            let aborted = tasks.abortReporting { key, l in l == lun && key != current }
+            keys = aborted.running
             // SAM-5 §7.5 (TAS = 0): the other nexuses whose tasks CLEAR TASK SET aborted are told so.
             if let clearedBy {
-                for other in Set(keys.map(\.nexus)) where !clearedBy.names(other) {
+                for other in Set((aborted.running + aborted.waiting).map(\.nexus)) where !clearedBy.names(other) {
                     await context?.establishUnitAttention(.commandsClearedByAnotherInitiator, scope: .only(other))
                 }
             }
@@ -58,9 +62,14 @@ public final class SCSITargetDevice: Sendable {
         let lunNumber = LUNAddress.decode(command.lun)
         let unit = lunNumber.flatMap { logicalUnits[$0] }
         let key = TaskKey(nexus: command.nexus, taskTag: command.taskTag)
-        guard tasks.begin(key, lun: unit == nil ? nil : lunNumber) else {
+        switch tasks.begin(key, lun: unit == nil ? nil : lunNumber) {
+        case .started: break
+        case .overlapped:
             // SAM-5 §5.11: a tag reused while its task lives.
             return SCSIResponse(status: .checkCondition, sense: SenseData(.overlappedCommandsAttempted).bytes)
+        case .abortedBeforeStart:
+            // SAM-5 §7.2 with TAS = 0: aborted while its data was on the way; it never runs.
+            return SCSIResponse(status: .taskAborted, aborted: true)
         }
         var response = await TaskSet.$current.withValue(key) { await run(command, unit: unit) }
         // SPC-4 §7.5.8: with D_SENSE set, CHECK CONDITION carries descriptor-format sense.
@@ -94,11 +103,13 @@ public final class SCSITargetDevice: Sendable {
         case .inquiry, .reportLUNs, .requestSense: reportsUnitAttention = false
         default: reportsUnitAttention = true
         }
-        // Until the LU's shared context is loaded, only the identification commands
-        // are served (path checkers keep seeing the LUN); the rest get a retryable
-        // NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.6).
-        if !(await unit.context.ready()) && reportsUnitAttention {
-            return Self.checkCondition(.asymmetricAccessStateTransition)
+        // Until the LU's shared context is loaded, the unit is transitioning: only the
+        // identification commands are served (path checkers keep seeing the LUN); the
+        // rest get a retryable NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.5).
+        if !(await unit.context.ready()),
+            let refusal = AsymmetricAccessState.transitioning.refusal(for: parsed.0.accessClass)
+        {
+            return Self.checkCondition(refusal)
         }
         switch await unit.context.admit(
             command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention)
@@ -106,6 +117,13 @@ public final class SCSITargetDevice: Sendable {
         case .proceed: break
         case .unitAttention(let ua): return Self.checkCondition(ua)
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)
+        }
+        // SPC-4 §5.16.2.4-5: the state of the port group the command came through decides
+        // whether it is served (after a pending unit attention: SAM-5 §5.14).
+        let access = accessState(of: command.nexus)
+        if let refusal = access.refusal(for: parsed.0.accessClass) { return Self.checkCondition(refusal) }
+        if access == .unavailable, let answer = await unavailableAnswer(operation, command, unit: unit) {
+            return answer
         }
         // SBC-3 §4.11.2: while a SANITIZE runs, only INQUIRY, REPORT LUNS and REQUEST SENSE are served.
         switch operation {
@@ -123,6 +141,8 @@ public final class SCSITargetDevice: Sendable {
             return await extendedCopy(parameterListLength: Int(length), command, unit: unit)
         case .receiveCopyResults(let action, let listIdentifier, let allocationLength):
             return receiveCopyResults(action, listIdentifier: listIdentifier, allocationLength: allocationLength, command)
+        case .reportTargetPortGroups(let r):
+            return reportTargetPortGroups(r, nexus: command.nexus)
         default:
             break
         }
@@ -195,9 +215,9 @@ public final class SCSITargetDevice: Sendable {
         case .abortTask(let tag):
             // SAM-5 §7.2: aborts the task with this tag from this nexus.
             guard unit != nil else { return .lunDoesNotExist }
-            let keys = tasks.abort { key, _ in key.nexus == nexus && key.taskTag == tag }
-            guard !keys.isEmpty else { return .taskDoesNotExist }
-            await tasks.waitForEnd(keys)
+            let aborted = tasks.abortReporting { key, _ in key.nexus == nexus && key.taskTag == tag }
+            guard !aborted.running.isEmpty || !aborted.waiting.isEmpty else { return .taskDoesNotExist }
+            await tasks.waitForEnd(aborted.running)
             return .functionComplete
         case .abortTaskSet:
             // SAM-5 §7.3: every task from this nexus to this logical unit.
@@ -247,6 +267,12 @@ public final class SCSITargetDevice: Sendable {
         await logicalUnits[lun]?.context.receive(change)
     }
 
+    /// A command arrived that waits for its Data-Out (see ``TaskSet/arrive(_:lun:)``).
+    public func arrived(nexus: ITNexus, taskTag: UInt32, lun: UInt64) {
+        let number = LUNAddress.decode(lun)
+        tasks.arrive(TaskKey(nexus: nexus, taskTag: taskTag), lun: number.flatMap { logicalUnits[$0] == nil ? nil : $0 })
+    }
+
     /// A new I_T nexus logged in.
     public func nexusEstablished(_ nexus: ITNexus) async {
         for unit in logicalUnits.values { await unit.context.nexusEstablished(nexus) }
@@ -257,6 +283,7 @@ public final class SCSITargetDevice: Sendable {
     public func nexusLost(_ nexus: ITNexus) async {
         let keys = tasks.abort { key, _ in key.nexus == nexus }
         await tasks.waitForEnd(keys)
+        tasks.forget(nexus)
         for unit in logicalUnits.values {
             await unit.context.nexusLost(nexus)
             await unit.releaseSPC2Reservation(heldBy: nexus)

@@ -20,14 +20,53 @@ final class TaskSet: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let tasks = Mutex<[TaskKey: Entry]>([:])
+    /// Tasks that arrived but wait for their Data-Out (not running yet), and
+    /// those of them aborted meanwhile: they never run.
+    private struct Waiting {
+        var arrived: [TaskKey: UInt16?] = [:]
+        var abortedBeforeStart: Set<TaskKey> = []
+    }
 
-    /// Registers a task; false when the tag is already in use on the nexus (overlapped command).
-    func begin(_ key: TaskKey, lun: UInt16?) -> Bool {
-        tasks.withLock { t in
-            if t[key] != nil { return false }
+    private let tasks = Mutex<[TaskKey: Entry]>([:])
+    private let waiting = Mutex(Waiting())
+
+    /// How ``begin(_:lun:)`` went.
+    enum Start: Equatable {
+        case started
+        /// The tag is already in use on the nexus (overlapped command).
+        case overlapped
+        /// Task management aborted the task while it waited for its data.
+        case abortedBeforeStart
+    }
+
+    /// A task arrived and waits for its data: task management can abort it
+    /// from now on. It runs with ``begin(_:lun:)``.
+    func arrive(_ key: TaskKey, lun: UInt16?) {
+        waiting.withLock { w in
+            w.abortedBeforeStart.remove(key)
+            w.arrived[key] = lun
+        }
+    }
+
+    /// Registers a running task.
+    func begin(_ key: TaskKey, lun: UInt16?) -> Start {
+        let abortedBeforeStart = waiting.withLock { w -> Bool in
+            w.arrived[key] = nil
+            return w.abortedBeforeStart.remove(key) != nil
+        }
+        if abortedBeforeStart { return .abortedBeforeStart }
+        return tasks.withLock { t in
+            if t[key] != nil { return .overlapped }
             t[key] = Entry(lun: lun)
-            return true
+            return .started
+        }
+    }
+
+    /// Forgets the waiting tasks of a nexus that went away.
+    func forget(_ nexus: ITNexus) {
+        waiting.withLock { w in
+            w.arrived = w.arrived.filter { $0.key.nexus != nexus }
+            w.abortedBeforeStart = w.abortedBeforeStart.filter { $0.nexus != nexus }
         }
     }
 
@@ -43,9 +82,25 @@ final class TaskSet: Sendable {
         tasks.withLock { $0[key]?.aborted ?? false }
     }
 
-    /// Marks every task matching `predicate` aborted; returns their keys.
+    /// Marks every task matching `predicate` aborted; returns the keys of
+    /// the running ones (a task still waiting for its data is aborted too, and
+    /// never runs: there is nothing to wait for).
     func abort(where predicate: (TaskKey, UInt16?) -> Bool) -> [TaskKey] {
-        tasks.withLock { t in
+        abortReporting(where: predicate).running
+    }
+
+    /// ``abort(where:)``, also naming the waiting tasks it aborted.
+    func abortReporting(where predicate: (TaskKey, UInt16?) -> Bool) -> (running: [TaskKey], waiting: [TaskKey]) {
+        let waitingKeys = waiting.withLock { w -> [TaskKey] in
+            var keys: [TaskKey] = []
+            for (key, lun) in w.arrived where predicate(key, lun) {
+                w.arrived[key] = nil
+                w.abortedBeforeStart.insert(key)
+                keys.append(key)
+            }
+            return keys
+        }
+        let running = tasks.withLock { t in
             var keys: [TaskKey] = []
             for (key, entry) in t where predicate(key, entry.lun) {
                 t[key]?.aborted = true
@@ -53,6 +108,7 @@ final class TaskSet: Sendable {
             }
             return keys
         }
+        return (running, waitingKeys)
     }
 
     /// Number of live tasks (tests, metrics).

@@ -64,6 +64,8 @@ public enum CDBCommand: Hashable, Sendable {
     case extendedCopy(parameterListLength: UInt32)
     /// RECEIVE COPY RESULTS (LID1) (SPC-4 §6.18).
     case receiveCopyResults(ReceiveCopyResultsAction, listIdentifier: UInt8, allocationLength: UInt32)
+    /// REPORT TARGET PORT GROUPS (SPC-4 §6.37).
+    case reportTargetPortGroups(ReportTargetPortGroups)
 
     /// Byte counts the command moves, given the logical block length. Used by
     /// transports to compute residuals (SAM-5 §5.4.3, SPDTL).
@@ -100,6 +102,7 @@ public enum CDBCommand: Hashable, Sendable {
         case .getLBAStatus(_, let n): return .dataIn(UInt64(n))
         case .extendedCopy(let n): return .dataOut(UInt64(n))
         case .receiveCopyResults(_, _, let n): return .dataIn(UInt64(n))
+        case .reportTargetPortGroups(let r): return .dataIn(UInt64(r.allocationLength))
         }
     }
 

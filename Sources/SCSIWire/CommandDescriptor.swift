@@ -31,6 +31,8 @@ public struct CommandDescriptor: Sendable {
     public let usageData: [UInt8]
     /// Reservation interaction.
     public let conflictClass: ReservationConflictClass
+    /// In which asymmetric access states it is served (SPC-4 §5.16.2.4-5).
+    public let accessClass: AsymmetricAccessClass
     /// Nominal and recommended timeouts in seconds (RSOC timeouts descriptor).
     public let timeouts: (nominal: UInt32, recommended: UInt32)
     /// Field checks beyond the usage mask and construction of the typed command.
@@ -38,8 +40,8 @@ public struct CommandDescriptor: Sendable {
 
     init(
         _ opcode: UInt8, sa: UInt16? = nil, _ name: String, usage: [UInt8],
-        conflict: ReservationConflictClass, timeouts: (UInt32, UInt32) = (0, 0),
-        parse: @escaping @Sendable ([UInt8]) throws(SenseData) -> CDBCommand
+        conflict: ReservationConflictClass, access: AsymmetricAccessClass = .activeOnly,
+        timeouts: (UInt32, UInt32) = (0, 0), parse: @escaping @Sendable ([UInt8]) throws(SenseData) -> CDBCommand
     ) {
         precondition(usage.first == opcode, "usage data must start with the opcode")
         self.opcode = opcode
@@ -48,6 +50,7 @@ public struct CommandDescriptor: Sendable {
         self.cdbLength = usage.count
         self.usageData = usage
         self.conflictClass = conflict
+        self.accessClass = access
         self.timeouts = timeouts
         self.parse = parse
     }
@@ -97,7 +100,8 @@ extension CommandDescriptor {
     static let byOpcode: [UInt8: [CommandDescriptor]] = Dictionary(grouping: all, by: \.opcode)
 
     /// The one command table, in opcode order.
-    public static let all: [CommandDescriptor] = (base + blockIO + persistentReserve + extended + sanitize + copy)
+    public static let all: [CommandDescriptor] =
+        (base + blockIO + persistentReserve + extended + sanitize + copy + targetPortGroups)
         .sorted { ($0.opcode, $0.serviceAction ?? 0) < ($1.opcode, $1.serviceAction ?? 0) }
 
     /// PERSISTENT RESERVE IN/OUT, one descriptor per supported service action
@@ -106,7 +110,8 @@ extension CommandDescriptor {
         PersistentReserveInAction.allCases.map { sa in
             CommandDescriptor(
                 0x5E, sa: UInt16(sa.rawValue), "PERSISTENT RESERVE IN/\(sa)",
-                usage: [0x5E, sa.rawValue, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .spc2Only
+                usage: [0x5E, sa.rawValue, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .spc2Only,
+                access: .alsoStandby
             ) { cdb throws(SenseData) in
                 .persistentReserveIn(sa, allocationLength: cdb.be16(7))
             }
@@ -114,7 +119,8 @@ extension CommandDescriptor {
         + PersistentReserveOutAction.allCases.map { sa in
             CommandDescriptor(
                 0x5F, sa: UInt16(sa.rawValue), "PERSISTENT RESERVE OUT/\(sa)",
-                usage: [0x5F, sa.rawValue, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0], conflict: .spc2Only
+                usage: [0x5F, sa.rawValue, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0], conflict: .spc2Only,
+                access: .alsoStandby
             ) { cdb throws(SenseData) in
                 .persistentReserveOut(
                     PersistentReserveOut(
@@ -174,7 +180,8 @@ extension CommandDescriptor {
             .testUnitReady
         },
         CommandDescriptor(
-            0x03, "REQUEST SENSE", usage: [0x03, 0x01, 0, 0, 0xFF, 0], conflict: .allowed, parse: parseRequestSense),
+            0x03, "REQUEST SENSE", usage: [0x03, 0x01, 0, 0, 0xFF, 0], conflict: .allowed, access: .anyState,
+            parse: parseRequestSense),
         CommandDescriptor(
             0x08, "READ(6)", usage: [0x08, 0x1F, 0xFF, 0xFF, 0xFF, 0], conflict: .readAccess, timeouts: (30, 60)
         ) {
@@ -186,8 +193,11 @@ extension CommandDescriptor {
             cdb throws(SenseData) in .write(rw6(cdb))
         },
         CommandDescriptor(
-            0x12, "INQUIRY", usage: [0x12, 0x01, 0xFF, 0xFF, 0xFF, 0], conflict: .allowed, parse: parseInquiry),
-        CommandDescriptor(0x15, "MODE SELECT(6)", usage: [0x15, 0x11, 0, 0, 0xFF, 0], conflict: .writeAccess) {
+            0x12, "INQUIRY", usage: [0x12, 0x01, 0xFF, 0xFF, 0xFF, 0], conflict: .allowed, access: .anyState,
+            parse: parseInquiry),
+        CommandDescriptor(
+            0x15, "MODE SELECT(6)", usage: [0x15, 0x11, 0, 0, 0xFF, 0], conflict: .writeAccess, access: .alsoStandby
+        ) {
             cdb throws(SenseData) in
             .modeSelect(
                 ModeSelect(
@@ -199,7 +209,9 @@ extension CommandDescriptor {
         CommandDescriptor(0x17, "RELEASE(6)", usage: [0x17, 0, 0, 0, 0, 0], conflict: .allowed) { _ throws(SenseData) in
             .release
         },
-        CommandDescriptor(0x1A, "MODE SENSE(6)", usage: [0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0], conflict: .readAccess) {
+        CommandDescriptor(
+            0x1A, "MODE SENSE(6)", usage: [0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0], conflict: .readAccess, access: .alsoStandby
+        ) {
             cdb throws(SenseData) in
             .modeSense(
                 ModeSense(
@@ -218,7 +230,8 @@ extension CommandDescriptor {
             .preventAllowMediumRemoval(prevent: cdb[4] & 0x03)
         },
         CommandDescriptor(
-            0x25, "READ CAPACITY(10)", usage: [0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0], conflict: .spc2Only
+            0x25, "READ CAPACITY(10)", usage: [0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0], conflict: .spc2Only,
+            access: .alsoStandby
         ) {
             cdb throws(SenseData) in
             // SBC-3 §5.15.1: LOGICAL BLOCK ADDRESS must be zero when PMI is zero.
@@ -257,7 +270,8 @@ extension CommandDescriptor {
             return .unmap(parameterListLength: cdb.be16(7))
         },
         CommandDescriptor(
-            0x55, "MODE SELECT(10)", usage: [0x55, 0x11, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .writeAccess
+            0x55, "MODE SELECT(10)", usage: [0x55, 0x11, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .writeAccess,
+            access: .alsoStandby
         ) {
             cdb throws(SenseData) in
             .modeSelect(
@@ -273,7 +287,8 @@ extension CommandDescriptor {
             .release
         },
         CommandDescriptor(
-            0x5A, "MODE SENSE(10)", usage: [0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .readAccess
+            0x5A, "MODE SENSE(10)", usage: [0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0], conflict: .readAccess,
+            access: .alsoStandby
         ) {
             cdb throws(SenseData) in
             .modeSense(
@@ -316,14 +331,15 @@ extension CommandDescriptor {
         CommandDescriptor(
             0x9E, sa: 0x10, "READ CAPACITY(16)",
             usage: [0x9E, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0],
-            conflict: .spc2Only
+            conflict: .spc2Only, access: .alsoStandby
         ) { cdb throws(SenseData) in
             // SBC-3 §5.16.1: LOGICAL BLOCK ADDRESS must be zero when PMI is zero.
             if cdb[14] & 1 == 0 && cdb.be64(2) != 0 { throw SenseData.invalidField(byte: 2) }
             return .readCapacity16(allocationLength: cdb.be32(10))
         },
         CommandDescriptor(
-            0xA0, "REPORT LUNS", usage: [0xA0, 0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0], conflict: .allowed
+            0xA0, "REPORT LUNS", usage: [0xA0, 0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0], conflict: .allowed,
+            access: .anyState
         ) {
             cdb throws(SenseData) in
             let alloc = cdb.be32(6)
@@ -334,7 +350,8 @@ extension CommandDescriptor {
         },
         CommandDescriptor(
             0xA3, sa: 0x0C, "REPORT SUPPORTED OPERATION CODES",
-            usage: [0xA3, 0x0C, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0], conflict: .allowed
+            usage: [0xA3, 0x0C, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0], conflict: .allowed,
+            access: .alsoStandby
         ) {
             cdb throws(SenseData) in
             let options = cdb[2] & 0x07

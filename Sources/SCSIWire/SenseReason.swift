@@ -74,6 +74,10 @@ public enum SenseReason: Hashable, Sendable, CaseIterable, Codable {
     case notReadyCauseNotReportable
     /// LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION.
     case asymmetricAccessStateTransition
+    /// LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE.
+    case targetPortInStandbyState
+    /// LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN UNAVAILABLE STATE.
+    case targetPortInUnavailableState
     /// INTERNAL TARGET FAILURE.
     case internalTargetFailure
     /// OVERLAPPED COMMANDS ATTEMPTED (a task tag reused while its task lives).
@@ -130,6 +134,8 @@ public enum SenseReason: Hashable, Sendable, CaseIterable, Codable {
         case .asymmetricAccessStateChanged: (.unitAttention, 0x2A, 0x06)
         case .notReadyCauseNotReportable: (.notReady, 0x04, 0x00)
         case .asymmetricAccessStateTransition: (.notReady, 0x04, 0x0A)
+        case .targetPortInStandbyState: (.notReady, 0x04, 0x0B)
+        case .targetPortInUnavailableState: (.notReady, 0x04, 0x0C)
         case .internalTargetFailure: (.hardwareError, 0x44, 0x00)
         case .overlappedCommandsAttempted: (.abortedCommand, 0x4E, 0x00)
         case .invalidReleaseOfPersistentReservation: (.illegalRequest, 0x26, 0x04)

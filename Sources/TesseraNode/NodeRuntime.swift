@@ -45,10 +45,13 @@ enum NodeRuntime {
     }
 
     /// One SCSI target device per configured target, holding its opened LUNs.
+    /// `portGroups` defaults to this node's portal groups, all active/optimized (no store).
     static func targetDevices(
         configuration: NodeConfiguration, units: [OpenedLogicalUnit], reservationStore: (any ReservationStateStore)? = nil,
+        portGroups: (any TargetPortGroupSource)? = nil,
         context: (String, UInt16) -> (any LogicalUnitContext)? = { _, _ in nil }
     ) -> [String: SCSITargetDevice] {
+        let portGroups = portGroups ?? PortGroupStates(localGroups: configuration.portals.map(\.groupTag))
         var devices: [String: SCSITargetDevice] = [:]
         for target in configuration.targets {
             var luns: [UInt16: LogicalUnit] = [:]
@@ -57,7 +60,7 @@ enum NodeRuntime {
                     configuration: logicalUnitConfiguration(targetName: target.name, lun: unit.lun), device: unit.device,
                     context: context(target.name, unit.lun.id), reservationStore: reservationStore)
             }
-            devices[target.name] = SCSITargetDevice(logicalUnits: luns)
+            devices[target.name] = SCSITargetDevice(logicalUnits: luns, portGroups: portGroups)
         }
         return devices
     }

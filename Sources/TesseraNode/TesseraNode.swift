@@ -52,10 +52,14 @@ public enum TesseraNode {
             throw error
         }
         let units = data.units
+        // ALUA: one target port group per node portal group (PortGroupStates.swift).
+        let (portGroups, leaseFollower) = await PortGroupStates.start(
+            configuration: served, cluster: cluster, members: data.members)
         // Each LUN's SCSI context is the cluster's: in the store, behind the lease.
-        let devices = NodeRuntime.targetDevices(configuration: served, units: units) { target, lun in
-            data.sharedContext(target: target, lun: lun, cluster: cluster, logger: logger)
+        let devices = NodeRuntime.targetDevices(configuration: served, units: units, portGroups: portGroups) {
+            target, lun in data.sharedContext(target: target, lun: lun, cluster: cluster, logger: logger)
         }
+        portGroups.notify(Array(devices.values))
         data.acceptContextChanges(devices)
         cluster.followContextVersions { versions in await data.catchUp(versions) }
         let server = ISCSIServer(
@@ -71,7 +75,7 @@ public enum TesseraNode {
             throw NodeStartupError(message: "cannot listen on \(configuration.portals.map(\.address)): \(error)")
         }
         servedTargets.markServing()
-        let membership = Task { await Self.followMembership(data: data, server: server) }
+        let membership = Task { await Self.followMembership(data: data, server: server, portGroups: portGroups) }
         logger.notice(
             "tesserad ready",
             metadata: [
@@ -82,6 +86,7 @@ public enum TesseraNode {
         let received = await termination.wait()
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
         membership.cancel()
+        leaseFollower.cancel()
         await server.shutdown()
         await data.stop()
         await admin?.shutdown()
@@ -94,11 +99,12 @@ public enum TesseraNode {
 extension TesseraNode {
     /// Keeps SendTargets listing every member's portals: re-reads the store's
     /// members every two seconds and updates the list when a node joined or left.
-    static func followMembership(data: DataPlane, server: ISCSIServer) async {
+    static func followMembership(data: DataPlane, server: ISCSIServer, portGroups: PortGroupStates) async {
         var portals = NodeRuntime.clusterPortals(data.members)
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(2))
             let now = NodeRuntime.clusterPortals(await data.refreshMembers())
+            await portGroups.refresh(members: data.members)
             if now != portals, !now.isEmpty {
                 server.setSendTargetsAddresses(now)
                 portals = now

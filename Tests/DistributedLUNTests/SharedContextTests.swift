@@ -211,18 +211,33 @@ extension SCSIResponse {
         #expect(await c.run(Self.n1, PR.testUnitReady, from: a).status == .good, "the sender gets no unit attention")
     }
 
-    @Test("a node without its lease commits nothing; the others go on and it serves their state")
+    @Test("a node without its lease commits nothing and refuses I/O; the others go on")
     func leaselessNodeCommitsNothing() async {
         let c = Cluster()
         let a = await Self.ready(c, "iqn.2026-12.test:a", through: Self.n1)
         let c3 = await Self.ready(c, "iqn.2026-12.test:c", through: Self.n3)
         c.setLeaseless(Self.n3, true)
-        let refused = await c.run(Self.n3, PR.out(PR.register), from: c3, data: PR.parameters(key: 0, serviceKey: 0xC))
-        #expect(refused.has(2, 0x04, 0x0A), "retryable NOT READY, ASYMMETRIC ACCESS STATE TRANSITION")
-        #expect(await c.run(Self.n3, PR.reserve6, from: c3).has(2, 0x04, 0x0A))
+        // Its port group is unavailable (SPC-4 §5.16.2.4.5): PERSISTENT RESERVE OUT and RESERVE
+        // are refused there before the context is even asked, and nothing reaches the store.
+        #expect(await c.run(Self.n3, PR.out(PR.register), from: c3, data: PR.parameters(key: 0, serviceKey: 0xC)).has(2, 0x04, 0x0C))
+        #expect(await c.run(Self.n3, PR.reserve6, from: c3).has(2, 0x04, 0x0C))
         #expect(try! await c.store.load().version == 0)
+        // Its context refuses a change even when asked directly (retryable 02/04/0A).
+        await #expect(throws: SenseData.self) {
+            try await c.contexts[Self.n3]!.change { state in
+                state.spc2Holder = NexusName(c3)
+                return ((), [])
+            }
+        }
         #expect(await c.run(Self.n1, PR.out(PR.register), from: a, data: PR.parameters(key: 0, serviceKey: 0xA)).status == .good)
-        #expect(PR.keys(await c.run(Self.n3, PR.readKeys, from: c3)) == [0xA])
+        #expect(PR.keys(await c.run(Self.n1, PR.readKeys, from: a)) == [0xA])
+        // Its port group is unavailable: medium access gets 02/04/0C, and it comes back with the lease.
+        #expect(await c.run(Self.n3, PR.write10(1), from: c3, data: PR.block).has(2, 0x04, 0x0C))
+        #expect(await c.run(Self.n3, [0x28, 0, 0, 0, 0, 1, 0, 0, 1, 0], from: c3).has(2, 0x04, 0x0C))
+        #expect(await c.run(Self.n3, PR.testUnitReady, from: c3).has(2, 0x04, 0x0C), "TEST UNIT READY tells the truth")
+        #expect(await c.run(Self.n1, PR.write10(1), from: a, data: PR.block).status == .good)
+        c.setLeaseless(Self.n3, false)
+        #expect(await c.run(Self.n3, PR.write10(1), from: c3, data: PR.block).status == .good)
     }
 
     @Test("a node cut off from the push: the commit waits out its lease, and a catch-up brings it the change and its unit attention")

@@ -33,7 +33,16 @@ private func dataOut(itt: UInt32, ttt: UInt32, dataSN: UInt32, offset: UInt32, d
             bufferOffset: offset, dataSegment: data))
 }
 
+private extension Array where Element == SessionAction {
+    /// The actions without the task-arrival notices (what goes on the wire and to the SCSI layer).
+    var withoutArrivals: [SessionAction] { filter { $0.arrivedTag == nil } }
+}
+
 private extension SessionAction {
+    var arrivedTag: UInt32? {
+        if case .taskArrived(let tag, _) = self { return tag }
+        return nil
+    }
     var executed: SessionCommand? {
         if case .execute(let command) = self { return command }
         return nil
@@ -183,7 +192,8 @@ struct WriteTests {
         let p = SessionParameters(initialR2T: true, immediateData: true, nopInInterval: nil)
         var m = machine(p)
         let actions = m.receive(write(itt: 1, cmdSN: 10, length: 8192, immediateData: bytes(1024)))
-        let r2t = try #require(actions.first?.r2t)
+        #expect(actions.first?.arrivedTag == 1, "the task exists before its data is in")
+        let r2t = try #require(actions.withoutArrivals.first?.r2t)
         #expect(r2t.bufferOffset == 1024)
         #expect(r2t.desiredDataTransferLength == 7168)
         let done = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 0, offset: 1024, data: bytes(7168), final: true))
@@ -193,7 +203,7 @@ struct WriteTests {
     @Test func unsolicitedDataOutUpToFirstBurstThenR2T() throws {
         let p = SessionParameters(initialR2T: false, immediateData: true, firstBurstLength: 4096, nopInInterval: nil)
         var m = machine(p)
-        #expect(m.receive(write(itt: 1, cmdSN: 10, length: 16384, immediateData: bytes(1024), final: false)).isEmpty)
+        #expect(m.receive(write(itt: 1, cmdSN: 10, length: 16384, immediateData: bytes(1024), final: false)).withoutArrivals.isEmpty)
         let afterUnsolicited = m.receive(dataOut(itt: 1, ttt: 0xFFFF_FFFF, dataSN: 0, offset: 1024, data: bytes(3072), final: true))
         let r2t = try #require(afterUnsolicited.first?.r2t)
         #expect(r2t.bufferOffset == 4096)
@@ -205,7 +215,7 @@ struct WriteTests {
     @Test func commandFinalBitMeansNoUnsolicitedDataFollows() throws {
         let p = SessionParameters(initialR2T: false, immediateData: true, firstBurstLength: 65536, nopInInterval: nil)
         var m = machine(p)
-        let actions = m.receive(write(itt: 1, cmdSN: 10, length: 8192, immediateData: bytes(512), final: true))
+        let actions = m.receive(write(itt: 1, cmdSN: 10, length: 8192, immediateData: bytes(512), final: true)).withoutArrivals
         #expect(actions.first?.r2t?.bufferOffset == 512)
     }
 
@@ -215,7 +225,7 @@ struct WriteTests {
     func wrongDataSNRejectsAndEndsTheTask(dataSN: UInt32) throws {
         let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
         var m = machine(p)
-        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).first?.r2t)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
         let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: dataSN, offset: 0, data: bytes(512), final: false))
         #expect(actions.count == 1)
         #expect(actions.first?.rejectReason == RejectReason.protocolError)
@@ -228,7 +238,7 @@ struct WriteTests {
     @Test func dataOutBeyondTheR2TWindowIsRejected() throws {
         let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
         var m = machine(p)
-        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).first?.r2t)
+        let r2t = try #require(m.receive(write(itt: 1, cmdSN: 10, length: 1024)).withoutArrivals.first?.r2t)
         let actions = m.receive(dataOut(itt: 1, ttt: r2t.targetTransferTag, dataSN: 0, offset: 0, data: bytes(2048), final: true))
         #expect(actions.first?.rejectReason == RejectReason.protocolError)
         #expect(!actions.contains { $0.executed != nil })

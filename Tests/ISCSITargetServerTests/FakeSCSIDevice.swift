@@ -15,8 +15,12 @@ final class FakeSCSIDevice: SCSITaskExecutor, @unchecked Sendable {
     private var _taskManagement: [TaskManagementFunction] = []
     private var _established: [ITNexus] = []
     private var _lost: [ITNexus] = []
+    private var _events: [String] = []
+    /// How long a nexus loss takes to clean up (a slow SCSI layer).
+    let nexusLossTime: Duration
 
-    init() {
+    init(nexusLossTime: Duration = .zero) {
+        self.nexusLossTime = nexusLossTime
         storage = Array(repeating: 0, count: 512 * 2048)
     }
 
@@ -24,9 +28,14 @@ final class FakeSCSIDevice: SCSITaskExecutor, @unchecked Sendable {
     var taskManagementCalls: [TaskManagementFunction] { lock.withLock { _taskManagement } }
     var established: [ITNexus] { lock.withLock { _established } }
     var lost: [ITNexus] { lock.withLock { _lost } }
+    /// "lost", "lost done", "established" and "command <opcode>" in the order they happened.
+    var events: [String] { lock.withLock { _events } }
 
     func execute(_ command: SCSICommand) async -> SCSIResponse {
-        lock.withLock { _commands.append(command) }
+        lock.withLock {
+            _commands.append(command)
+            _events.append("command \(command.cdb[0])")
+        }
         let cdb = command.cdb
         func be32(_ i: Int) -> Int { Int(cdb[i]) << 24 | Int(cdb[i + 1]) << 16 | Int(cdb[i + 2]) << 8 | Int(cdb[i + 3]) }
         func be16(_ i: Int) -> Int { Int(cdb[i]) << 8 | Int(cdb[i + 1]) }
@@ -85,6 +94,18 @@ final class FakeSCSIDevice: SCSITaskExecutor, @unchecked Sendable {
         return .functionComplete
     }
 
-    func nexusEstablished(_ nexus: ITNexus) async { lock.withLock { _established.append(nexus) } }
-    func nexusLost(_ nexus: ITNexus) async { lock.withLock { _lost.append(nexus) } }
+    func nexusEstablished(_ nexus: ITNexus) async {
+        lock.withLock {
+            _established.append(nexus)
+            _events.append("established")
+        }
+    }
+    func nexusLost(_ nexus: ITNexus) async {
+        lock.withLock {
+            _lost.append(nexus)
+            _events.append("lost")
+        }
+        if nexusLossTime > .zero { try? await Task.sleep(for: nexusLossTime) }
+        lock.withLock { _events.append("lost done") }
+    }
 }

@@ -216,6 +216,29 @@ struct LoopbackTests {
         }
     }
 
+    /// The old and the new session are the same I_T nexus: the old one's
+    /// cleanup (which aborts that nexus's tasks and releases its reservation)
+    /// must be over before the new session runs anything.
+    @Test func reinstatementWaitsForTheOldNexusCleanup() async throws {
+        let device = FakeSCSIDevice(nexusLossTime: .milliseconds(300))
+        try await withServer(device: device) { _, port in
+            try await connect(port: port) { first in
+                _ = try await first.login(initiator: "iqn.2026-01.test:host", target: "iqn.2026-01.test:disk")
+                try await connect(port: port) { second in
+                    let login = try await second.login(initiator: "iqn.2026-01.test:host", target: "iqn.2026-01.test:disk")
+                    #expect(login.statusClass == 0)
+                    let tur = try await second.command(cdb: [0x00], expectedLength: 0)
+                    #expect(tur.status == 0)
+                }
+            }
+        }
+        let events = device.events
+        let cleaned = try #require(events.firstIndex(of: "lost done"))
+        let command = try #require(events.firstIndex(of: "command 0"))
+        #expect(events.filter { $0 == "established" }.count == 2)
+        #expect(events.lastIndex(of: "established")! > cleaned && command > cleaned, "\(events)")
+    }
+
     @Test func initiatorOutsideTheACLCannotLogIn() async throws {
         let device = FakeSCSIDevice()
         try await withServer(device: device, allowedInitiators: ["iqn.2026-01.test:other"]) { _, port in

@@ -60,6 +60,25 @@ import Testing
         #expect(await t.run(CDB.testUnitReady).status == .good)
     }
 
+    /// A write still waiting for its Data-Out is a task (SAM-5 §5.1): CLEAR
+    /// TASK SET from another nexus aborts it without waiting for its data, its
+    /// nexus is told, and when the data comes it never runs.
+    @Test func clearTaskSetAbortsAWriteWaitingForItsData() async {
+        let (t, dev) = await Self.controlled()
+        t.arrived(nexus: Fixture.nexusA, taskTag: 7, lun: LUNAddress.encode(0))
+        #expect(await t.taskManagement(.clearTaskSet, lun: 0, nexus: Fixture.nexusB) == .functionComplete)
+        let write = await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 1, count: 512), tag: 7)
+        #expect(write.aborted)
+        #expect(dev.pending.isEmpty, "the aborted write never reached the device")
+        #expect(await t.run(CDB.testUnitReady).hasSense(.commandsClearedByAnotherInitiator))
+        // The tag is free again, and a later arrival with it runs normally.
+        t.arrived(nexus: Fixture.nexusA, taskTag: 7, lun: LUNAddress.encode(0))
+        let again = Task { await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 2, count: 512), tag: 7) }
+        #expect(await dev.waitForPending(1))
+        dev.completeAll()
+        #expect(await again.value.status == .good)
+    }
+
     @Test func logicalUnitResetAbortsInFlightWrites() async {
         let (t, dev) = await Self.controlled()
         let w = Task { await t.run(CDB.write10(0, 1), data: [UInt8](repeating: 1, count: 512), tag: 3) }

@@ -55,12 +55,30 @@ final class Faults: Sendable {
     let missed = Mutex<[NodeID]>([])
 }
 
+/// The port groups as one node reports them: one group per node, each
+/// active/optimized, except this node's own while it has no lease
+/// (unavailable, ARCHITECTURE.md "ALUA and the host's view").
+struct NodePortGroups: TargetPortGroupSource {
+    let node: NodeID
+    let nodes: [NodeID]
+    let faults: Faults
+
+    func portGroups() -> [TargetPortGroupStatus] {
+        let leaseless = faults.leaseless.withLock { $0 }
+        return nodes.map { id in
+            TargetPortGroupStatus(
+                group: UInt16(id.rawValue), state: id == node && leaseless.contains(id) ? .unavailable : .activeOptimized,
+                relativeTargetPorts: [UInt16(id.rawValue)])
+        }
+    }
+}
+
 /// N nodes in one process, each a ``SCSITargetDevice`` whose LUN 0 has a
 /// ``SharedLogicalUnitContext`` over one shared in-memory store, pushing its
 /// changes to the others through an ``InProcessNetwork`` (lossy and
 /// partitionable, on a manual clock). Node i is target port group i (its
 /// nexuses have relative target port i), as in a real cluster. A node can be
-/// made lease-less: it then commits nothing.
+/// made lease-less: it then commits nothing and its port group is unavailable.
 public final class InProcessContextCluster: Sendable {
     public static let targetName = "iqn.2026-12.dev.tessera:ctx"
     public static let lun = LUNID(0xC0_7E47)
@@ -101,7 +119,8 @@ public final class InProcessContextCluster: Sendable {
             let unit = LogicalUnit(
                 configuration: LogicalUnitConfiguration(serial: "CTX0001", identifier: 0xC07E47),
                 device: devices[id] ?? shared, context: context)
-            let target = SCSITargetDevice(logicalUnits: [0: unit])
+            let target = SCSITargetDevice(
+                logicalUnits: [0: unit], portGroups: NodePortGroups(node: id, nodes: ids, faults: faults))
             let endpoint = ReplicaNode(id: id, transport: network.transport(from: id), mapSource: InMemoryMapStore())
             endpoint.onContextChange(Self.lun) { payload in
                 guard let change = ContextChangeCoding.decode(payload) else { return false }

@@ -26,6 +26,9 @@ Node 1's TOML defines iqn.2026-11.dev.tessera:cluster LUN 0 (64 MiB, replicas 2,
   suite      iscsi-test-cu -t ALL suite by suite through node 2 (MultipathIO's
              second path on node 3), judged against Tools/conformance/expected-all.txt
              overridden by Tools/cluster/expected-all-cluster.txt
+  alua       nodes 2 and 3 SIGSTOPped: node 1's lease lapses and its group turns
+             unavailable (06/2A/06, then TEST UNIT READY 02/04/0C; RTPG says so;
+             INQUIRY peripheral qualifier 001b); SIGCONT: 06/2A/06, then GOOD again
 Then every node gets SIGTERM (SIGKILL after 10 s). Ends with "data: N passed, N failed".
 
 Usage: data-acceptance.py --tesserad BIN [--base-port B] [--keep] [--checks a,b,...]
@@ -56,7 +59,7 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 MiB = 1 << 20
 SUB_UNIT = 8 * MiB
 SUITE_TARGET = "iqn.2026-11.dev.tessera:cluster-suite"
-ALL_CHECKS = ["multipath", "data", "pattern", "discovery", "identity", "hostile", "suite"]
+ALL_CHECKS = ["multipath", "data", "pattern", "discovery", "identity", "hostile", "suite", "alua"]
 
 # Appended to node 1's TOML: the conformance suite's LUN (the single-node stage's
 # suite-config.sh shape, 256 MiB, ACL-free) as a distributed LUN.
@@ -266,10 +269,15 @@ def check_identity(c, r, work, args):
             problems.append(f"node {i}: target port name {name!r}, want {want_name!r}")
     r.check("identity: VPD 0x83 identical on the three nodes except the target port (relative port and "
             "port group 1, 2, 3)", not problems, "; ".join(problems) if problems else "; ".join(seen))
-    # ARCHITECTURE.md rule 4 also names REPORT TARGET PORT GROUPS; reported, not judged here.
+    # ARCHITECTURE.md rule 4 and "ALUA": the same REPORT TARGET PORT GROUPS on every node, one
+    # active/optimized group per node whose one relative target port is the node's tag
+    # (length-only header; descriptor: state, supported states, group, status, count, then ports).
     rtpg = [raw[i]["REPORT TARGET PORT GROUPS"] for i in localcluster.NODES]
-    info("REPORT TARGET PORT GROUPS " + ("identical on the three nodes" if all(x == rtpg[0] for x in rtpg) else
-         "differs: " + " / ".join(f"node {i}: {rtpg[i - 1].hex()}" for i in localcluster.NODES)))
+    tags = [c.group(i).to_bytes(2, "big") for i in localcluster.NODES]
+    want = b"".join(bytes([0x00, 0x8F]) + t + bytes([0, 0, 0, 1, 0, 0]) + t for t in tags)
+    want = len(want).to_bytes(4, "big") + want
+    r.check("identity: REPORT TARGET PORT GROUPS identical on the three nodes (groups 1, 2, 3 active/optimized)",
+            all(x == want for x in rtpg), " / ".join(f"node {i}: {rtpg[i - 1].hex()}" for i in localcluster.NODES))
 
 
 class IOLoop(threading.Thread):
@@ -460,8 +468,71 @@ def check_suite(c, r, work, args):
             rc == 0, summary)
 
 
+TEST_UNIT_READY = bytes(6)
+ASYMMETRIC_ACCESS_STATE_CHANGED, UNAVAILABLE = (0x06, 0x2A, 0x06), (0x02, 0x04, 0x0C)
+
+
+def await_tur(s, want, within):
+    """Polls TEST UNIT READY until it ends with sense `want` (None: GOOD); (seconds or None, senses seen)."""
+    started, seen = time.monotonic(), []
+    while time.monotonic() - started < within:
+        status, _ = s.command(TEST_UNIT_READY)
+        sense = (s.sense[2] & 0x0F, s.sense[12], s.sense[13]) if status == 2 and len(s.sense) >= 14 else None
+        if sense and sense not in seen:
+            seen.append(sense)
+        if (status == 0 and want is None) or (sense is not None and sense == want):
+            return time.monotonic() - started, seen
+        time.sleep(0.1)
+    return None, seen
+
+
+def rtpg_states(s):
+    """{group: (ASYMMETRIC ACCESS STATE, STATUS CODE)} of REPORT TARGET PORT GROUPS."""
+    status, d = s.command(bytes([0xA3, 0x0A, 0, 0, 0, 0]) + (1024).to_bytes(4, "big") + bytes(2), read_length=1024)
+    groups, i = {}, 4
+    while status == 0 and i + 8 <= len(d):
+        groups[int.from_bytes(d[i + 2:i + 4], "big")] = (d[i] & 0x0F, d[i + 5])
+        i += 8 + 4 * d[i + 7]
+    return groups
+
+
+def check_alua(c, r, work, args):
+    """ARCHITECTURE.md "ALUA": a node without its lease is unavailable, and says so."""
+    s = Session("127.0.0.1", c.portal(1), "iqn.2026-11.dev.tessera:alua-check", c.target, bytes([0x80, 0, 0, 0, 0x20, 1]))
+    try:
+        t, seen = await_tur(s, None, within=10)
+        states = rtpg_states(s)
+        r.check("alua: before: TEST UNIT READY GOOD on node 1, RTPG groups 1, 2, 3 active/optimized",
+                t is not None and states == {1: (0, 0), 2: (0, 0), 3: (0, 0)}, f"senses {seen}, groups {states}")
+        stopped = [2, 3]
+        for i in stopped:
+            os.kill(c.procs[i].pid, signal.SIGSTOP)
+        try:
+            t, seen = await_tur(s, UNAVAILABLE, within=15)
+            r.check("alua: nodes 2 and 3 stopped: node 1's lease lapses, 06/2A/06 then TEST UNIT READY 02/04/0C",
+                    t is not None and ASYMMETRIC_ACCESS_STATE_CHANGED in seen,
+                    f"after {t:.1f} s, senses {seen}" if t is not None else f"senses {seen}")
+            states = rtpg_states(s)
+            r.check("alua: RTPG through node 1: group 1 unavailable, altered implicitly (state 3, status 02h)",
+                    states.get(1) == (3, 2), f"groups {states}")
+            status, inq = s.command(bytes([0x12, 0, 0, 0, 96, 0]), read_length=96)
+            r.check("alua: INQUIRY through the unavailable group: PERIPHERAL QUALIFIER 001b, TPGS 01b",
+                    status == 0 and inq[0] >> 5 == 1 and (inq[5] >> 4) & 3 == 1, inq[:8].hex())
+        finally:
+            for i in stopped:
+                os.kill(c.procs[i].pid, signal.SIGCONT)
+        t, seen = await_tur(s, None, within=30)
+        states = rtpg_states(s)
+        r.check("alua: nodes 2 and 3 continued: 06/2A/06 then TEST UNIT READY GOOD, RTPG group 1 active/optimized",
+                t is not None and ASYMMETRIC_ACCESS_STATE_CHANGED in seen and states.get(1) == (0, 0),
+                f"after {t:.1f} s, senses {seen}, groups {states}" if t is not None else f"senses {seen}")
+    finally:
+        s.sock.close()
+
+
 CHECKS = {"multipath": check_multipath, "data": check_data, "pattern": check_pattern,
-          "discovery": check_discovery, "identity": check_identity, "hostile": check_hostile, "suite": check_suite}
+          "discovery": check_discovery, "identity": check_identity, "hostile": check_hostile, "suite": check_suite,
+          "alua": check_alua}
 
 
 def main():

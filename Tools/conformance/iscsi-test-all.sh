@@ -5,6 +5,7 @@
 #     judged against Tools/conformance/expected-all.txt (fails on any test that
 #     does worse than listed there);
 #   - the ReadOnly suite against a read_only = true LUN (expected-readonly.txt);
+#   - implicit ALUA: INQUIRY TPGS, REPORT TARGET PORT GROUPS (Tools/conformance/alua_check.py);
 #   - APTPL: register + reserve with APTPL, kill -9, restart, same keys/holder/type.
 # Usage: Tools/conformance/iscsi-test-all.sh [--suite S ...]   (extra args go to the runner)
 # Ports 3300-3301 (override with TESSERA_CONF_PORT). Prints "N passed, N failed".
@@ -58,6 +59,10 @@ check "iscsi-test-cu -t ALL (expected-all.txt)" python3 Tools/conformance/iscsi_
 check "iscsi-test-cu ReadOnly against a read-only LUN" python3 Tools/conformance/iscsi_test_cu.py \
   --url "iscsi://127.0.0.1:$PORT/$RO/0" --expected Tools/conformance/expected-readonly.txt --label readonly \
   --log "$WORK/iscsi-test-cu-readonly.log"
+# Implicit ALUA (SPC-4 §5.16, §6.37): libiscsi 1.19 has no RTPG tests; alua_check.py makes
+# the checks of libiscsi's later Rtpg.Simple/AllocLength and ours through both portals.
+check "ALUA: TPGS 01b, REPORT TARGET PORT GROUPS through both portals, no SET TARGET PORT GROUPS" \
+  python3 Tools/conformance/alua_check.py "$T" "127.0.0.1:$PORT:1" "127.0.0.1:$PORT2:2"
 
 # APTPL (SPC-4 §5.13.5): the state survives kill -9.
 PR="python3 Tools/conformance/pr_client.py 127.0.0.1:$PORT $T"
