@@ -169,3 +169,26 @@ vpd_port() {
 	echo "$(echo "$out" | sed -n 's/^ *Target port group: //p' | head -n1)" \
 	     "$(echo "$out" | sed -n 's/^ *Relative target port: //p' | head -n1)"
 }
+
+# sg_retry <sg command>...: an sg3-utils command run again (up to 3 times)
+# while it reports a unit attention, as the kernel retries its own commands
+# (ALUA state changes and resets queue one for every I_T nexus)
+sg_retry() {
+	local n=0 out rc
+	while :; do
+		out=$("$@" 2>&1); rc=$?
+		n=$((n + 1))
+		[ "$rc" != 0 ] && [ "$n" -lt 3 ] && echo "$out" | grep -qi 'unit attention' && continue
+		echo "$out"
+		return $rc
+	done
+}
+
+# path_log: what the kernel logged about the paths since the last dmesg -c
+# (ALUA states, sense data, connection errors, failed requests), counted: what
+# dm-multipath absorbed by moving I/O to another path
+path_log() {
+	dmesg | grep -E 'Sense Key|Add\. Sense|ping timeout|conn error|I/O error, dev sd|reservation conflict|alua: port group|failing path' |
+		sed -e 's/^\[ *[0-9.]*\] *//' -e 's/ sector [0-9].*//' -e 's/tag#[0-9]* //' -e 's/, last rx.*//' |
+		sort | uniq -c | sort -rn | head -n 25
+}

@@ -72,6 +72,7 @@ check "one WWID behind the three paths ($(echo $ids))" [ "$(echo "$ids" | grep -
 
 step "dm-multipath builds exactly one map with three paths"
 multipath_one_map 3 20
+path_log | sed 's/^/  [kernel, paths] /'
 dmesg -c >/dev/null
 
 step "ALUA through each path: INQUIRY TPGS, VPD 0x83 port designators, REPORT TARGET PORT GROUPS"
@@ -95,7 +96,7 @@ for i in 1 2 3; do
 	eval "RTP_$i=\$2"
 	check "node $i: VPD 0x83 target port group ${1:-none} = 0x$i, relative target port ${2:-none}" \
 		[ "$1" = "0x$i" -a -n "$2" ]
-	sg_rtpg --decode "/dev/$sd" > "/tmp/rtpg-$i" 2>&1
+	sg_retry sg_rtpg --decode "/dev/$sd" > "/tmp/rtpg-$i"
 	echo "  sg_rtpg --decode /dev/$sd (node $i):"; sed 's/^/    /' "/tmp/rtpg-$i"
 	# the kernel's ALUA device handler attached to the path (what "1 alua" uses)
 	dh=$(cat "/sys/block/$sd/device/dh_state" 2>/dev/null)
@@ -121,7 +122,7 @@ for i in 1 2 3; do
 		[ "$(num "$rtp")" != none -a "$(num "$rtp")" = "$(num "$listed")" ]
 done
 echo "  sg_rtpg --extended --decode /dev/$SD_1 (the implicit transition time):"
-sg_rtpg --extended --decode "/dev/$SD_1" 2>&1 | head -n 3 | sed 's/^/    /'
+sg_retry sg_rtpg --extended --decode "/dev/$SD_1" | head -n 3 | sed 's/^/    /'
 
 step "multipathd: the alua prio on every path, hardware handler 1 alua on the map"
 prio50() { [ "$(multipathd show paths format '%d %p' | awk '$2 == 50' | grep -c .)" -ge 3 ]; }
@@ -144,12 +145,17 @@ check "one path group (service-time 0, prio 50) holding the three paths" one_gro
 
 step "a persistent reservation through node 1's path, seen and enforced through nodes 2 and 3"
 # logged <label> cmd...: runs cmd with its output in the log as "  [label] ..."; its status
-logged() { local l="$1" out rc; shift; out=$("$@" 2>&1); rc=$?; echo "$out" | sed "s/^/  [$l] /"; return $rc; }
+logged() { local l="$1" out rc; shift; out=$(sg_retry "$@"); rc=$?; echo "$out" | sed "s/^/  [$l] /"; return $rc; }
 # has <text> <pattern>...: every pattern matches a line of text
 has() { local t="$1" pat; shift; for pat in "$@"; do echo "$t" | grep -q -- "$pat" || return 1; done; }
 # write_block <dev>: one 4 KiB direct write at 16 MiB (before mkfs: nothing there yet)
 write_block() { dd if=/dev/zero of="$1" bs=4096 count=1 seek=4096 oflag=direct conv=notrunc 2>/dev/null; }
-refused() { ! write_block "$1"; }
+# refused <sdX>: the write fails, and the kernel logged a reservation conflict for that disk
+refused() {
+	local hctl; hctl=$(basename "$(readlink -f "/sys/block/$1/device")")
+	dmesg -c >/dev/null
+	! write_block "/dev/$1" && dmesg | grep -q "$hctl: reservation conflict"
+}
 A=/dev/$SD_1
 check "REGISTER key 0x1234 through node 1 ($A)" \
 	logged register sg_persist --out --register --param-sark=0x1234 "$A"
@@ -157,17 +163,19 @@ check "RESERVE Write Exclusive (type 1) with key 0x1234 through node 1" \
 	logged reserve sg_persist --out --reserve --param-rk=0x1234 --prout-type=1 "$A"
 for i in 2 3; do
 	eval "sd=/dev/\$SD_$i"
-	keys=$(sg_persist --in --read-keys "$sd" 2>&1); echo "$keys" | sed "s/^/  [node $i read-keys] /"
+	keys=$(sg_retry sg_persist --in --read-keys "$sd"); echo "$keys" | sed "s/^/  [node $i read-keys] /"
 	check "node $i ($sd): READ KEYS lists 0x1234" has "$keys" '^ *0x1234$'
-	res=$(sg_persist --in --read-reservation "$sd" 2>&1); echo "$res" | sed "s/^/  [node $i read-reservation] /"
+	res=$(sg_retry sg_persist --in --read-reservation "$sd"); echo "$res" | sed "s/^/  [node $i read-reservation] /"
 	check "node $i: READ RESERVATION Key=0x1234, type Write Exclusive" \
 		has "$res" 'Key=0x1234' 'type: Write Exclusive$'
 done
 logged "node 2 read-full-status" sg_persist --in --read-full-status "/dev/$SD_2"
 check "a write through the holder's path (node 1) succeeds" write_block "$A"
-check "a write through node 2 is refused (RESERVATION CONFLICT)" refused "/dev/$SD_2"
-check "a write through node 3 is refused (RESERVATION CONFLICT)" refused "/dev/$SD_3"
-dmesg | grep -i 'reservation conflict' | sed 's/^/  [dmesg] /'
+for i in 2 3; do
+	eval "sd=\$SD_$i"
+	check "a write through node $i (/dev/$sd) is refused with RESERVATION CONFLICT" refused "$sd"
+	dmesg | grep -i 'reservation conflict' | sed 's/^/  [dmesg] /'
+done
 # clean up whatever happened above, so that the rest of the scenario can write
 check "RELEASE through node 1" \
 	logged release sg_persist --out --release --param-rk=0x1234 --prout-type=1 "$A"
@@ -175,7 +183,7 @@ check "unregister (REGISTER, service action key 0) through node 1" \
 	logged unregister sg_persist --out --register --param-rk=0x1234 --param-sark=0 "$A"
 for i in 2 3; do
 	eval "sd=/dev/\$SD_$i"
-	out=$(sg_persist --in --read-keys "$sd" 2>&1; sg_persist --in --read-reservation "$sd" 2>&1)
+	out=$(sg_retry sg_persist --in --read-keys "$sd"; sg_retry sg_persist --in --read-reservation "$sd")
 	echo "$out" | grep -E 'PR generation|NO ' | sed "s/^/  [node $i after] /"
 	check "node $i: no key and no reservation left" \
 		has "$out" 'NO registered reservation keys' 'NO reservation held'
@@ -185,6 +193,7 @@ dmesg -c >/dev/null
 
 step "fio verify through $DEV (randwrite then verified reads, direct, iodepth 32, $FIO_MP_SIZE)"
 check "fio verify through the map (crc32c)" run_fio cluster "$DEV" --size="$FIO_MP_SIZE"
+path_log | sed 's/^/  [kernel, paths, during fio] /'
 grep -q 'err= 0' /tmp/fio-cluster.log || fail "fio reported an error (see /tmp/fio-cluster.log)"
 
 step "ext4 on $DEV: mkfs, files with sha256, remount, verify, fsck"
