@@ -7,7 +7,9 @@
 #
 # Contents: busybox-static applets; host binaries (+ their shared libraries,
 # found with ldd) for open-iscsi, multipath-tools, udevd, e2fsprogs, fio,
-# sg3-utils and the target program; the kernel modules for iSCSI/SCSI/dm;
+# sg3-utils and the target program; the kernel modules for iSCSI/SCSI/dm,
+# scsi_dh_alua and ext4; /etc from Tools/vm/guest/etc plus Tools/host's
+# multipath device section and open-iscsi settings;
 # /init (Tools/vm/guest/init), guest helpers (/vm/lib.sh) and the target
 # plugin (/vm/target.sh, from Tools/vm/targets/<TARGET>.sh); for tesserad also
 # Targets/cluster-node*.toml as /vm/cluster/ (the cluster scenario).
@@ -67,7 +69,7 @@ BINS=(
   /usr/sbin/mkfs.ext4 /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/fsck.ext4
   /usr/bin/fio
   /usr/bin/sg_inq /usr/bin/sg_persist /usr/bin/sg_readcap /usr/bin/sg_vpd
-  /usr/bin/sg_turs /usr/bin/sg_luns
+  /usr/bin/sg_turs /usr/bin/sg_luns /usr/bin/sg_rtpg
 )
 case "$TARGET" in
   tgt) BINS+=(/usr/sbin/tgtd /usr/sbin/tgtadm) ;;
@@ -106,8 +108,11 @@ done
 # the kernel's request_module() runs /sbin/modprobe
 [ -e "$STAGE/usr/sbin/modprobe" ] || ln -s ../bin/busybox "$STAGE/usr/sbin/modprobe"
 
-# kernel modules (with dependencies) + index
-MODULES="iscsi_tcp sd_mod sg dm_multipath dm_round_robin dm_service_time dm_queue_length crc32c_intel"
+# kernel modules (with dependencies) + index; guest/init loads them in this
+# order. scsi_dh_alua before any disk appears, so that it attaches to each
+# path when the disk is scanned (dm-multipath's "1 alua" hardware handler);
+# ext4 and crc32c are modules in Debian's generic kernel.
+MODULES="scsi_dh_alua iscsi_tcp sd_mod sg dm_multipath dm_round_robin dm_service_time dm_queue_length crc32c_generic crc32c_intel ext4"
 for m in $MODULES; do
   modprobe -d "$KDIR" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}' |
     while read -r ko; do
@@ -134,6 +139,11 @@ printf 'passwd: files\ngroup: files\nhosts: files\n' > "$STAGE/etc/nsswitch.conf
 printf '127.0.0.1 localhost\n' > "$STAGE/etc/hosts"
 echo "tessera-vm" > "$STAGE/etc/hostname"
 cp -r "$HERE/guest/etc/." "$STAGE/etc/"
+# the host side the project ships (Tools/host), exactly as a host installs it:
+# the multipath device section in conf.d, the open-iscsi settings appended to
+# the harness's iscsid.conf (a later line wins there)
+install -D -m 0644 "$REPO/Tools/host/multipath-tessera.conf" "$STAGE/etc/multipath/conf.d/tessera.conf"
+{ echo; echo "# ---- Tools/host/iscsid-tessera.conf"; cat "$REPO/Tools/host/iscsid-tessera.conf"; } >> "$STAGE/etc/iscsi/iscsid.conf"
 
 # guest scripts
 install -m 0755 "$HERE/guest/init" "$STAGE/init"
@@ -151,7 +161,7 @@ fi
 # host settings handed to the guest scripts (see guest/lib.sh, targets/*.sh)
 : > "$STAGE/vm/target.env"
 for v in TESSERAD_ARGS TESSERAD_LOG_LEVEL IQN CHAP_USER CHAP_SECRET WRONG_SECRET SIZE_MB VENDOR PRODUCT SERIAL PORT \
-         EXPECT_VENDOR EXPECT_PRODUCT EXPECT_SERIAL EXPECT_SIZE_BYTES FIO_SIZE FIO_MP_SIZE CLUSTER_SIZE_MB; do
+         EXPECT_VENDOR EXPECT_PRODUCT EXPECT_SERIAL EXPECT_SIZE_BYTES FIO_SIZE FIO_MP_SIZE CLUSTER_SIZE_MB CLUSTER_LEASE; do
   if [ -n "${!v+x}" ]; then
     printf "export %s='%s'\n" "$v" "$(printf '%s' "${!v}" | sed "s/'/'\\\\''/g")" >> "$STAGE/vm/target.env"
   fi

@@ -2,7 +2,7 @@
 # Tools/vm/setup.sh — prepare the host for the kernel-initiator VM harness.
 #
 # Installs the host packages the harness copies into the guest (if missing),
-# downloads Debian's linux-image-cloud-amd64 kernel package into
+# downloads Debian's linux-image-amd64 kernel package (generic flavour) into
 # .build-vm/cache, unpacks it into .build-vm/kernel and runs depmod on it.
 #
 # Exit status: 0 ready, 2 qemu (or another required package) could not be
@@ -68,22 +68,32 @@ fi
 
 mkdir -p "$CACHE"
 
-# Kernel: the cloud flavour has everything we need as modules (iscsi_tcp,
-# dm-multipath, ...) and ext4 built in, and boots fast.
+# Kernel: Debian's generic amd64 flavour. It has what the guest needs as
+# modules (iscsi_tcp, dm-multipath, ext4) and SCSI device handlers
+# (CONFIG_SCSI_DH, scsi_dh_alua: dm-multipath's "1 alua" hardware handler);
+# the cloud flavour is built without them. A kernel unpacked without
+# CONFIG_SCSI_DH (an older .build-vm) is replaced.
+if [ -e "$KDIR/.ready" ] && ! grep -qx 'CONFIG_SCSI_DH=y' "$KDIR/boot/config-$(cat "$KDIR/.ready")" 2>/dev/null; then
+  log "kernel $(cat "$KDIR/.ready") has no SCSI device handlers: replacing it"
+  rm -f "$KDIR/.ready"
+fi
 if [ ! -e "$KDIR/.ready" ]; then
   cd "$CACHE"
-  kpkg="$(ls linux-image-*-cloud-amd64_*.deb 2>/dev/null | grep -v unsigned | head -1 || true)"
+  # linux-image-<abi>-amd64_<version>_amd64.deb (not -cloud-, -rt-, unsigned)
+  pick() { ls linux-image-*-amd64_*.deb 2>/dev/null | grep -E '^linux-image-[0-9.]+-[0-9]+-amd64_' | tail -1 || true; }
+  kpkg="$(pick)"
   if [ -z "$kpkg" ]; then
-    dep="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')"
+    dep="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')"
     if [ -z "$dep" ]; then
       apt-get update -qq >/dev/null 2>&1 || true
-      dep="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')"
+      dep="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')"
     fi
-    [ -n "$dep" ] || { log "cannot resolve linux-image-cloud-amd64"; exit 1; }
+    [ -n "$dep" ] || { log "cannot resolve linux-image-amd64"; exit 1; }
     log "downloading $dep"
-    apt-get download -qq "$dep" >/dev/null
-    kpkg="$(ls linux-image-*-cloud-amd64_*.deb | head -1)"
+    apt-get download -qq "$dep" >/dev/null 2>&1 || { log "apt-get download $dep failed"; exit 1; }
+    kpkg="$(pick)"
   fi
+  [ -n "$kpkg" ] || { log "no linux-image-*-amd64 package in $CACHE"; exit 1; }
   rm -rf "$KDIR"; mkdir -p "$KDIR"
   log "unpacking $kpkg"
   dpkg -x "$kpkg" "$KDIR"

@@ -9,7 +9,7 @@
 #
 # Environment: TARGET=tgt (default) | tesserad (+ TESSERAD_BIN=/path),
 # SCENARIOS="single multipath" (tesserad: "single multipath cluster"),
-# VM_TIMEOUT (per scenario, default 240), VM_TIMEOUT_CLUSTER (default 420).
+# VM_TIMEOUT (per scenario, default 240), VM_TIMEOUT_CLUSTER (default 600).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,7 +33,9 @@ pass=0; failn=0; summary=()
 for s in $SCENARIOS; do
 	t=$(date +%s)
 	limit="${VM_TIMEOUT:-240}"
-	[ "$s" = cluster ] && limit="${VM_TIMEOUT_CLUSTER:-420}"   # three daemons forming a store under TCG
+	# three daemons forming a store under TCG, the ALUA and reservation checks,
+	# fio through paths that the shipped 2 s NOP-Out timeout may drop and re-login
+	[ "$s" = cluster ] && limit="${VM_TIMEOUT_CLUSTER:-600}"
 	if "$HERE/run.sh" "$HERE/scenarios/$s.sh" "$limit"; then
 		pass=$((pass + 1)); summary+=("PASS $s ($(( $(date +%s) - t ))s, target $TARGET)")
 	else

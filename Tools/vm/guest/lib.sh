@@ -139,3 +139,56 @@ multipath_one_map() {
 	[ -b "$DEV" ] || die "no block device for map $MAP"
 }
 active_paths() { multipath -ll 2>/dev/null | grep -c 'active ready running'; }
+
+# portal_of <sdX>: the portal (address:port) of the iSCSI session behind a disk
+portal_of() {
+	local s c
+	s=$(readlink -f "/sys/block/$1/device" | sed -n 's#.*/session\([0-9]*\)/.*#\1#p')
+	[ -n "$s" ] || return 1
+	for c in /sys/class/iscsi_connection/connection"$s":*; do
+		[ -e "$c/persistent_address" ] || continue
+		echo "$(cat "$c/persistent_address"):$(cat "$c/persistent_port")"
+		return 0
+	done
+	return 1
+}
+
+# rtpg_groups: sg_rtpg --decode output on stdin -> one line per target port
+# group: "<group id> <access state> <relative target port ids, comma separated>"
+rtpg_groups() {
+	awk '/target port group id :/ { if (g != "") print g, st, ports; g = $6; st = ""; ports = "" }
+	     /asymmetric access state :/ { s = $0; sub(/.*state : /, "", s); split(s, a, " "); st = a[1] }
+	     /^      0x/ { ports = ports (ports == "" ? "" : ",") $1 }
+	     END { if (g != "") print g, st, ports }'
+}
+
+# vpd_port <sdX>: "<target port group> <relative target port>" from VPD 0x83
+vpd_port() {
+	local out
+	out=$(sg_vpd -p di "/dev/$1" 2>/dev/null) || return 1
+	echo "$(echo "$out" | sed -n 's/^ *Target port group: //p' | head -n1)" \
+	     "$(echo "$out" | sed -n 's/^ *Relative target port: //p' | head -n1)"
+}
+
+# sg_retry <sg command>...: an sg3-utils command run again (up to 3 times)
+# while it reports a unit attention, as the kernel retries its own commands
+# (ALUA state changes and resets queue one for every I_T nexus)
+sg_retry() {
+	local n=0 out rc
+	while :; do
+		out=$("$@" 2>&1); rc=$?
+		n=$((n + 1))
+		[ "$rc" != 0 ] && [ "$n" -lt 3 ] && echo "$out" | grep -qi 'unit attention' && continue
+		echo "$out"
+		return $rc
+	done
+}
+
+# path_log: what the kernel logged about the paths since the last dmesg -c
+# (ALUA states, sense data, connection errors, failed requests), counted: what
+# dm-multipath absorbed by moving I/O to another path
+path_log() {
+	dmesg | grep -E 'Sense Key|Add\. Sense|ping timeout|conn error|I/O error, dev sd|reservation conflict|alua: port group|failing path' |
+		sed -e 's/^\[ *[0-9.]*\] *//' -e 's/ sector [0-9].*//' -e 's/tag#[0-9]* //' -e 's/, last rx.*//' |
+		sort | uniq -c | sort -rn | head -n 25
+}

@@ -93,12 +93,18 @@ target_stop() {
 #                     address: portal 127.0.0.i:$PORT, store 127.0.0.i:900i,
 #                     wire 127.0.0.i:910i, admin 127.0.0.i:808i, data under
 #                     /tmp/cluster/node<i>; the LUN resized to $CLUSTER_SIZE_MB MiB
-#                     and given $VENDOR/$PRODUCT/$SERIAL. Node 1 starts first;
+#                     and given $VENDOR/$PRODUCT/$SERIAL, the lease set to
+#                     $CLUSTER_LEASE (10s). Node 1 starts first;
 #                     returns once every node logged "tesserad ready".
 #                     Sets CLUSTER_IQN (the target in node 1's TOML) and CLUSTER_PIDS.
 #   cluster_stop      SIGTERM to every node, SIGKILL after 10 s.
 # Logs: /tmp/target-node<i>.log (node 1's also as /tmp/target.log).
 : "${CLUSTER_SIZE_MB:=256}"
+# the store lease in the guest: under TCG every instruction is emulated and
+# the three nodes share two emulated CPUs, so a store round trip can take
+# longer than the TOMLs' 2 s and a 2 s lease lapses every few seconds (each
+# lapse makes that node's port group unavailable)
+: "${CLUSTER_LEASE:=10s}"
 CLUSTER_PIDS=""
 
 # cluster_toml <i>: node i's TOML on stdin -> the guest's version on stdout
@@ -109,7 +115,8 @@ cluster_toml() {
 	    -e 's#127\.0\.0\.1:808\([0-9]\)#127.0.0.\1:808\1#g' \
 	    -e 's#^data_dir = .*#data_dir = "/tmp/cluster/node'"$1"'"#' \
 	    -e 's#^log_level = .*#log_level = "'"${TESSERAD_LOG_LEVEL:-info}"'"#' \
-	    -e 's#^size = .*#size = "'"$CLUSTER_SIZE_MB"'MiB"#'
+	    -e 's#^size = .*#size = "'"$CLUSTER_SIZE_MB"'MiB"#' \
+	    -e 's#^lease = .*#lease = "'"$CLUSTER_LEASE"'"#'
 	# node 1's file ends inside its [[target.lun]]: these keys belong to that LUN
 	if grep -q '^\[\[target\.lun\]\]' "/vm/cluster/cluster-node$1.toml"; then
 		printf 'vendor = "%s"\nproduct = "%s"\nserial = "%s"\n' "$VENDOR" "$PRODUCT" "$SERIAL"
