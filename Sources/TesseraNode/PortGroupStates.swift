@@ -32,6 +32,9 @@ final class PortGroupStates: TargetPortGroupSource {
         var members: [MemberRecord] = []
         /// The store's `alua_states` rows.
         var overrides: [ALUAStateRecord] = []
+
+        /// No other member is in the store.
+        var isAlone: Bool { !members.contains { $0.nodeID != localNode } }
     }
 
     /// How often ``followLease(_:)`` reads the lease.
@@ -69,7 +72,9 @@ final class PortGroupStates: TargetPortGroupSource {
     func portGroups() -> [TargetPortGroupStatus] { state.withLock { $0.groups } }
 
     func accessState(ofGroup group: UInt16) -> AsymmetricAccessState? {
-        let (known, local) = state.withLock { ($0.byGroup[group], $0.inputs.localGroups.contains(group)) }
+        let (known, local) = state.withLock {
+            ($0.byGroup[group], $0.inputs.localGroups.contains(group) && !$0.inputs.isAlone)
+        }
         if known == .activeOptimized, local, let held = leaseHeld.withLock({ $0 }), !held() { return .unavailable }
         return known
     }
@@ -126,7 +131,10 @@ final class PortGroupStates: TargetPortGroupSource {
             let local = inputs.localGroups.contains(tag)
             let state: AsymmetricAccessState
             if local {
-                state = localState(lease: inputs.lease)
+                // Alone in the store, no other node can act on this one's absence: the
+                // lease guards against split brain, so it gates nothing here (a slow
+                // fsync under load must not take the only path away).
+                state = inputs.isAlone ? .activeOptimized : localState(lease: inputs.lease)
             } else {
                 // An unknown code (logical block dependent, offline) is not offered: unavailable.
                 state =

@@ -115,6 +115,16 @@ import Testing
         #expect(await Self.run(device, Self.testUnitReady).status == .good)
     }
 
+    /// Alone in the store nobody can act on this node's absence: its groups stay
+    /// active/optimized whatever the lease (the lease guards against split brain).
+    @Test(arguments: ["held", "acquiring", "lapsed"])
+    func aLoneMemberIsNotGatedByItsLease(_ lease: String) {
+        let alone = PortGroupStates.Inputs(
+            localGroups: [1], localNode: NodeID(1), lease: lease, members: Self.members.filter { $0.nodeID == NodeID(1) })
+        #expect(PortGroupStates.groups(alone).map(\.state) == [.activeOptimized])
+        #expect(PortGroupStates.groups(Self.node2(lease: "lapsed")).first { $0.group == 2 }?.state == .unavailable)
+    }
+
     /// NodeRuntime's devices without a store: every configured portal group, active/optimized.
     @Test func targetDevicesReportTheConfiguredPortalGroups() async throws {
         let configuration = try NodeConfiguration.parse(
