@@ -58,17 +58,13 @@ extension SCSITargetDevice {
     /// from the active states: nil when the unit runs it as usual.
     func unavailableAnswer(_ operation: CDBCommand, _ command: SCSICommand, unit: LogicalUnit) async -> SCSIResponse? {
         switch operation {
-        case .inquiry:
-            // SPC-4 §5.16.2.4.5 a): INQUIRY data reports PERIPHERAL QUALIFIER 001b.
-            let response = await unit.execute(operation, command)
-            if response.dataInLength > 0, let data = response.dataIn {
-                data.bytes[0] = 0b001 << 5 | data.bytes[0] & 0x1F
-            }
-            return response
         case .requestSense(let descriptorFormat, let allocationLength):
-            // SPC-4 §6.39 1) a): a unit reporting PERIPHERAL QUALIFIER 001b returns
-            // LOGICAL UNIT NOT SUPPORTED as its sense data, with GOOD.
-            let sense = SenseData(.logicalUnitNotSupported)
+            // INQUIRY keeps PERIPHERAL QUALIFIER 000b through an unavailable group (as LIO
+            // does), although SPC-4 §5.16.2.4.5 a) allows 001b: Linux attaches its disk
+            // driver only to 000b and does not rescan when the group comes back, so a host
+            // logging in while a node is unavailable would never see the disk on that path.
+            // REQUEST SENSE then tells why commands fail: the port's unavailable state.
+            let sense = SenseData(.targetPortInUnavailableState)
             return .data(
                 descriptorFormat ? sense.descriptorBytes : sense.bytes, allocationLength: Int(allocationLength))
         default:

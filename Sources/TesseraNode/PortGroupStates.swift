@@ -56,10 +56,6 @@ final class PortGroupStates: TargetPortGroupSource {
     private let devices = Mutex<[SCSITargetDevice]>([])
     /// Where ``refresh(members:)`` reads `alua_states`; nil without a store.
     private let client: MetadataStoreClient?
-    /// Whether the lease is held at this instant. The gate asks it on every
-    /// command to a local group, so a lease that ran out is never served
-    /// through in the time until ``followLease(_:)`` sees it (rule 2).
-    private let leaseHeld = Mutex<(@Sendable () -> Bool)?>(nil)
 
     /// This node's portal groups; with `localNode`, a cluster member whose
     /// lease is not known yet (standby until ``update(_:)`` says otherwise).
@@ -71,13 +67,11 @@ final class PortGroupStates: TargetPortGroupSource {
 
     func portGroups() -> [TargetPortGroupStatus] { state.withLock { $0.groups } }
 
-    func accessState(ofGroup group: UInt16) -> AsymmetricAccessState? {
-        let (known, local) = state.withLock {
-            ($0.byGroup[group], $0.inputs.localGroups.contains(group) && !$0.inputs.isAlone)
-        }
-        if known == .activeOptimized, local, let held = leaseHeld.withLock({ $0 }), !held() { return .unavailable }
-        return known
-    }
+    /// A lapsed lease shows here within ``leaseCheckInterval`` (when the
+    /// follower sees it), together with its 06/2A/06 and the RTPG change, so
+    /// the three never disagree; failover must wait longer than the lease
+    /// plus that interval before it acts on this node's absence.
+    func accessState(ofGroup group: UInt16) -> AsymmetricAccessState? { state.withLock { $0.byGroup[group] } }
 
     /// The devices ``update(_:)`` tells about changes.
     func notify(_ devices: [SCSITargetDevice]) { self.devices.withLock { $0 = devices } }
@@ -174,7 +168,6 @@ extension PortGroupStates {
         let states = PortGroupStates(
             localGroups: configuration.portals.map(\.groupTag), localNode: cluster.id, client: cluster.client)
         let lease = cluster.lease
-        states.leaseHeld.withLock { $0 = { lease.mayChangeContext() } }
         await states.update { $0.lease = lease.state }
         await states.refresh(members: members)
         return (states, Task { await states.followLease { lease.state } })

@@ -259,17 +259,17 @@ extension CDB {
         #expect(Set(standby) == [0x15, 0x1A, 0x55, 0x5A, 0x5E, 0x5F, 0x25, 0x9E, 0xA3])
     }
 
-    /// SPC-4 §5.16.2.4.5 a), §6.39: through an unavailable group INQUIRY says PERIPHERAL
-    /// QUALIFIER 001b (standard data and VPD), and REQUEST SENSE returns LOGICAL UNIT NOT SUPPORTED.
+    /// Through an unavailable group INQUIRY keeps PERIPHERAL QUALIFIER 000b (Linux attaches
+    /// its disk driver only to 000b), and REQUEST SENSE reports the unavailable state.
     @Test func unavailableInquiryAndRequestSense() async {
         let source = FixedPortGroups.two()
         let t = await Self.target(source)
         source.set(1, .unavailable)
         let standard = await t.run(CDB.inquiry(alloc: 96)).data
-        #expect(standard[0] == 0x20 && (standard[5] >> 4) & 0x03 == 0b01)
-        #expect(await t.run(CDB.inquiry(evpd: true, page: 0x83, alloc: 255)).data[0] == 0x20)
+        #expect(standard[0] == 0x00 && (standard[5] >> 4) & 0x03 == 0b01)
+        #expect(await t.run(CDB.inquiry(evpd: true, page: 0x83, alloc: 255)).data[0] == 0x00)
         let sense = await t.run(CDB.requestSense())
-        #expect(sense.status == .good && sense.data[2] == 0x05 && sense.data[12] == 0x25)
+        #expect(sense.status == .good && sense.data[2] == 0x02 && sense.data[12] == 0x04 && sense.data[13] == 0x0C)
         #expect(await t.run(CDB.inquiry(alloc: 96), nexus: Fixture.nexusB).data[0] == 0x00)
     }
 

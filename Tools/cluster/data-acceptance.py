@@ -521,8 +521,9 @@ def check_alua(c, r, work, args):
                     states.get(1) == (3, 2), f"groups {states}")
             inquiry = s.command(bytes([0x12, 0, 0, 0, 96, 0]), read_length=96)
             status, inq = inquiry.status, inquiry.data
-            r.check("alua: INQUIRY through the unavailable group: PERIPHERAL QUALIFIER 001b, TPGS 01b",
-                    status == 0 and inq[0] >> 5 == 1 and (inq[5] >> 4) & 3 == 1, inq[:8].hex())
+            # PERIPHERAL QUALIFIER stays 000b: Linux attaches sd only to 000b (and LIO keeps it).
+            r.check("alua: INQUIRY through the unavailable group: PERIPHERAL QUALIFIER 000b, TPGS 01b",
+                    status == 0 and inq[0] >> 5 == 0 and (inq[5] >> 4) & 3 == 1, inq[:8].hex())
         finally:
             for i in stopped:
                 os.kill(c.procs[i].pid, signal.SIGCONT)
