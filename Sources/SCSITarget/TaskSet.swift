@@ -20,15 +20,16 @@ final class TaskSet: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    /// Tasks that arrived but wait for their Data-Out (not running yet), and
-    /// those of them aborted meanwhile: they never run.
-    private struct Waiting {
+    /// Running tasks, and the tasks that arrived but wait for their Data-Out
+    /// (not running yet) with those of them aborted meanwhile (they never
+    /// run). One lock for all three: a command takes it once to begin.
+    private struct State {
+        var running: [TaskKey: Entry] = [:]
         var arrived: [TaskKey: UInt16?] = [:]
         var abortedBeforeStart: Set<TaskKey> = []
     }
 
-    private let tasks = Mutex<[TaskKey: Entry]>([:])
-    private let waiting = Mutex(Waiting())
+    private let state = Mutex(State())
 
     /// How ``begin(_:lun:)`` went.
     enum Start: Equatable {
@@ -42,9 +43,9 @@ final class TaskSet: Sendable {
     /// A task arrived and waits for its data: task management can abort it
     /// from now on. It runs with ``begin(_:lun:)``.
     func arrive(_ key: TaskKey, lun: UInt16?) {
-        waiting.withLock { w in
-            w.abortedBeforeStart.remove(key)
-            w.arrived[key] = lun
+        state.withLock { s in
+            s.abortedBeforeStart.remove(key)
+            s.arrived[key] = lun
         }
     }
 
@@ -53,36 +54,33 @@ final class TaskSet: Sendable {
     /// any other, a record under its tag is a left-over of an earlier task the
     /// transport ended itself (a Data-Out error), and is dropped.
     func begin(_ key: TaskKey, lun: UInt16?, announced: Bool = false) -> Start {
-        let abortedBeforeStart = waiting.withLock { w -> Bool in
-            w.arrived[key] = nil
-            return w.abortedBeforeStart.remove(key) != nil && announced
-        }
-        if abortedBeforeStart { return .abortedBeforeStart }
-        return tasks.withLock { t in
-            if t[key] != nil { return .overlapped }
-            t[key] = Entry(lun: lun)
+        state.withLock { s in
+            s.arrived[key] = nil
+            if s.abortedBeforeStart.remove(key) != nil && announced { return .abortedBeforeStart }
+            if s.running[key] != nil { return .overlapped }
+            s.running[key] = Entry(lun: lun)
             return .started
         }
     }
 
     /// Forgets the waiting tasks of a nexus that went away.
     func forget(_ nexus: ITNexus) {
-        waiting.withLock { w in
-            w.arrived = w.arrived.filter { $0.key.nexus != nexus }
-            w.abortedBeforeStart = w.abortedBeforeStart.filter { $0.nexus != nexus }
+        state.withLock { s in
+            s.arrived = s.arrived.filter { $0.key.nexus != nexus }
+            s.abortedBeforeStart = s.abortedBeforeStart.filter { $0.nexus != nexus }
         }
     }
 
     /// Ends a task, wakes every TMF waiting for it; returns whether it was aborted.
     func end(_ key: TaskKey) -> Bool {
-        let entry = tasks.withLock { $0.removeValue(forKey: key) }
+        let entry = state.withLock { $0.running.removeValue(forKey: key) }
         for w in entry?.waiters ?? [] { w.resume() }
         return entry?.aborted ?? false
     }
 
     /// Whether a task was aborted while running (checked before starting I/O).
     func isAborted(_ key: TaskKey) -> Bool {
-        tasks.withLock { $0[key]?.aborted ?? false }
+        state.withLock { $0.running[key]?.aborted ?? false }
     }
 
     /// Marks every task matching `predicate` aborted; returns the keys of
@@ -94,36 +92,32 @@ final class TaskSet: Sendable {
 
     /// ``abort(where:)``, also naming the waiting tasks it aborted.
     func abortReporting(where predicate: (TaskKey, UInt16?) -> Bool) -> (running: [TaskKey], waiting: [TaskKey]) {
-        let waitingKeys = waiting.withLock { w -> [TaskKey] in
-            var keys: [TaskKey] = []
-            for (key, lun) in w.arrived where predicate(key, lun) {
-                w.arrived[key] = nil
-                w.abortedBeforeStart.insert(key)
-                keys.append(key)
+        state.withLock { s in
+            var waiting: [TaskKey] = []
+            for (key, lun) in s.arrived where predicate(key, lun) {
+                s.arrived[key] = nil
+                s.abortedBeforeStart.insert(key)
+                waiting.append(key)
             }
-            return keys
-        }
-        let running = tasks.withLock { t in
-            var keys: [TaskKey] = []
-            for (key, entry) in t where predicate(key, entry.lun) {
-                t[key]?.aborted = true
-                keys.append(key)
+            var running: [TaskKey] = []
+            for (key, entry) in s.running where predicate(key, entry.lun) {
+                s.running[key]?.aborted = true
+                running.append(key)
             }
-            return keys
+            return (running, waiting)
         }
-        return (running, waitingKeys)
     }
 
     /// Number of live tasks (tests, metrics).
-    var count: Int { tasks.withLock { $0.count } }
+    var count: Int { state.withLock { $0.running.count } }
 
     /// Returns once every task in `keys` has ended.
     func waitForEnd(_ keys: [TaskKey]) async {
         for key in keys {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let live = tasks.withLock { t -> Bool in
-                    guard t[key] != nil else { return false }
-                    t[key]?.waiters.append(c)
+                let live = state.withLock { s -> Bool in
+                    guard s.running[key] != nil else { return false }
+                    s.running[key]?.waiters.append(c)
                     return true
                 }
                 if !live { c.resume() }
