@@ -20,6 +20,8 @@ public struct HealthReport: Hashable, Sendable {
     public var version: String
     /// Whether the node serves its portals yet (false while the cluster forms).
     public var serving: Bool = true
+    /// The replicas and resyncs (nil on a node without distributed LUNs yet).
+    public var replication: ReplicationHealth?
 
     public init(
         nodeID: UInt64, peerAddress: String, lease: String, mayChangeContext: Bool, millisecondsSinceQuorumContact: Int64?,
@@ -54,7 +56,7 @@ public struct HealthReport: Hashable, Sendable {
             ("luns", "\(lunCount)"),
             ("serving", serving ? "true" : "false"),
             ("version", JSON.string(version)),
-        ]
+        ] + (replication?.jsonFields ?? [])
         return "{" + fields.map { "\(JSON.string($0.0)):\($0.1)" }.joined(separator: ",") + "}\n"
     }
 
@@ -74,7 +76,7 @@ public struct HealthReport: Hashable, Sendable {
         # TYPE tessera_luns gauge
         tessera_luns{node="\(nodeID)"} \(lunCount)
 
-        """
+        """ + (replication?.metrics(node: nodeID) ?? "")
     }
 }
 

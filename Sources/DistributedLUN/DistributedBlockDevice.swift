@@ -99,11 +99,13 @@ public final class DistributedBlockDevice: BlockDevice {
         return outcome
     }
 
-    /// SYNCHRONIZE CACHE: every node holding any replica of the LUN flushes
-    /// all of its extents. Every write acknowledged before this call is on
-    /// every replica already, so this makes all of them durable everywhere.
+    /// SYNCHRONIZE CACHE: every node holding a replica that takes writes
+    /// (a primary, an in-sync or resyncing secondary) flushes all of its
+    /// extents. Every write acknowledged before this call is on each of them
+    /// already, so this makes all of them durable everywhere; a stale replica
+    /// is brought back by a resync, which ends with a flush of its own.
     public func flush() async throws(BlockDeviceError) {
-        let nodes = replicas.map.nodes
+        let nodes = Set(replicas.map.subUnits.flatMap { [$0.primary] + $0.writeTargets })
         let lun = replicas.lun
         let node = self.node
         let replies = await withTaskGroup(of: PeerReply.self) { group in
@@ -200,23 +202,39 @@ public final class DistributedBlockDevice: BlockDevice {
         if let failure { throw failure }
     }
 
-    /// Sends one piece to its sub-unit's primary at the cached epoch; on a
-    /// stale-map answer reloads the map and tries again, a bounded number of
-    /// times.
+    /// Sends one piece to its sub-unit's primary at the cached epoch. On a
+    /// stale-map answer it reloads the map and tries again, a bounded number
+    /// of times. A primary that cannot be reached (or has no lease) is given
+    /// ``ReplicaNode/failoverWait`` to be replaced: the piece is re-sent,
+    /// after a reload, with growing pauses until then (ARCHITECTURE.md
+    /// "Failover").
     private func run(
         _ piece: SubUnitLayout.Piece, _ attempt: (PeerIO, NodeID) async -> PeerReply
     ) async throws(BlockDeviceError) {
         var lastFailure = PeerFailure(.unavailable, detail: "no attempt")
-        for round in 0...ReplicaNode.staleRetries {
+        let clock = ContinuousClock()
+        let deadline = clock.now + node.failoverWait
+        var pause = Duration.milliseconds(50)
+        var staleRounds = 0
+        var round = 0
+        while true {
             if round > 0 { await replicas.reload() }
+            round += 1
             guard let set = replicas.replicaSet(piece.index) else { throw BlockDeviceError(.outOfRange) }
             let io = PeerIO(
                 subUnit: SubUnitID(lun: replicas.lun, index: piece.index), epoch: set.epoch, lba: piece.lba,
                 blockCount: UInt32(piece.blockCount))
             let reply = await attempt(io, set.primary)
             guard case .failure(let failure) = reply else { return }
-            guard failure.isStaleMap else { throw failure.deviceError }
             lastFailure = failure
+            if failure.isStaleMap {
+                staleRounds += 1
+                if staleRounds > ReplicaNode.staleRetries { break }
+                continue
+            }
+            guard failure.code == .unavailable, clock.now + pause < deadline else { break }
+            await node.sleep(pause)
+            pause = min(pause * 2, .milliseconds(400))
         }
         throw lastFailure.deviceError
     }

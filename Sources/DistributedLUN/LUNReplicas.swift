@@ -34,6 +34,43 @@ final class LUNReplicas: Sendable {
     /// The ordering of a sub-unit this node holds.
     func gate(_ index: UInt32) -> OrderingGate? { gates[index] }
 
+    /// Takes a replica set this node just wrote to the store (newer epochs only).
+    func adopt(_ index: UInt32, _ set: ReplicaSet) {
+        cached.withLock { map in
+            guard Int(index) < map.subUnits.count, set.epoch > map.subUnits[Int(index)].epoch else { return }
+            map.subUnits[Int(index)] = set
+        }
+    }
+
+    /// Blocks per dirty-bitmap region: 64 KiB, at least one block.
+    var regionBlocks: UInt64 { max(1, 65536 / UInt64(layout.blockSize)) }
+
+    /// What this node, as primary, knows a stale replica lacks: per
+    /// (sub-unit, node) the regions written since that replica missed a write.
+    /// In memory only; a replica without an entry gets a full copy.
+    let dirty = Mutex<[DirtyKey: DirtyRegions]>([:])
+
+    struct DirtyKey: Hashable {
+        var index: UInt32
+        var node: NodeID
+    }
+
+    /// Marks `blocks` dirty for `node`'s replica of sub-unit `index`.
+    /// `startIfMissing`: begin tracking (the replica was in sync until this
+    /// write); otherwise a replica without an entry stays untracked (full copy).
+    func markDirty(_ index: UInt32, for node: NodeID, _ blocks: Range<UInt64>, startIfMissing: Bool) {
+        let key = DirtyKey(index: index, node: node)
+        let regionBlocks = regionBlocks
+        let count = layout.blocks(in: index)
+        dirty.withLock { dirty in
+            if dirty[key] == nil {
+                guard startIfMissing else { return }
+                dirty[key] = DirtyRegions(blockCount: count, regionBlocks: regionBlocks)
+            }
+            dirty[key]!.mark(lba: blocks.lowerBound, blocks: UInt64(blocks.count))
+        }
+    }
+
     /// Reads the map from the store and keeps, sub-unit by sub-unit, the
     /// newer replica set (an epoch never goes back). Returns the result.
     @discardableResult

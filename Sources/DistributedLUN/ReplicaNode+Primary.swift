@@ -29,8 +29,8 @@ extension ReplicaNode {
             return .failure(PeerFailure(.badRequest, detail: "write data shorter than its blocks"))
         }
         let io = write.io
-        return await target.gate.withRange(io.lba..<io.lba + UInt64(io.blockCount)) {
-            await replicated(target, .replicate(write)) { () async throws(BlockDeviceError) in
+        return await target.gate.withRange(io.blocks) {
+            await replicated(target, .replicate(write), blocks: io.blocks) { () async throws(BlockDeviceError) in
                 try await target.extent.write(
                     lba: io.lba, blockCount: io.blockCount, from: write.data, offset: write.offset, fua: write.fua)
             }
@@ -44,8 +44,8 @@ extension ReplicaNode {
         case .failure(let failure): return .failure(failure)
         case .success(let accepted): target = accepted
         }
-        return await target.gate.withRange(io.lba..<io.lba + UInt64(io.blockCount)) {
-            await replicated(target, .replicateUnmap(io)) { () async throws(BlockDeviceError) in
+        return await target.gate.withRange(io.blocks) {
+            await replicated(target, .replicateUnmap(io), blocks: io.blocks) { () async throws(BlockDeviceError) in
                 try await target.extent.unmap(lba: io.lba, blockCount: UInt64(io.blockCount))
             }
         }
@@ -67,7 +67,7 @@ extension ReplicaNode {
         }
         let io = write.io
         let half = Int(io.blockCount) * Int(blockSize)
-        return await target.gate.withRange(io.lba..<io.lba + UInt64(io.blockCount)) {
+        return await target.gate.withRange(io.blocks) {
             let medium = IOBuffer(count: half)
             do throws(BlockDeviceError) {
                 try await target.extent.read(lba: io.lba, blockCount: io.blockCount, into: medium, offset: 0)
@@ -78,7 +78,7 @@ extension ReplicaNode {
                 return .miscompare(offset: UInt32(truncatingIfNeeded: difference))
             }
             let second = PeerWrite(io: io, fua: write.fua, data: write.data, offset: write.offset + half, length: half)
-            return await replicated(target, .replicate(second)) { () async throws(BlockDeviceError) in
+            return await replicated(target, .replicate(second), blocks: io.blocks) { () async throws(BlockDeviceError) in
                 try await target.extent.write(
                     lba: io.lba, blockCount: io.blockCount, from: write.data, offset: write.offset + half, fua: write.fua)
             }
@@ -152,13 +152,21 @@ extension ReplicaNode {
     }
 
     /// Runs `local` and sends `request` to every secondary that takes writes,
-    /// all at once; done only when every one succeeded. A local failure wins
-    /// (the medium's error); a secondary that refused for a stale map makes
-    /// this node reload and answer stale too, so the sender retries on the
-    /// new map; any other secondary failure is a retryable unavailability.
+    /// all at once; done only when every one has it or has been marked stale.
+    /// A local failure wins (the medium's error); a secondary that refused
+    /// for a stale map makes this node reload and answer stale too, so the
+    /// sender retries on the new map. A secondary that missed the write for
+    /// any other reason is marked stale in the store *before* the write is
+    /// acknowledged (``degrade(_:_:blocks:)``), so it can never be promoted
+    /// without it (ARCHITECTURE.md "The data path"). Stale replicas take no
+    /// writes; the blocks they miss are remembered for their resync.
     func replicated(
-        _ target: Accepted, _ request: PeerRequest, local: @escaping @Sendable () async throws(BlockDeviceError) -> Void
+        _ target: Accepted, _ request: PeerRequest, blocks: Range<UInt64>,
+        local: @escaping @Sendable () async throws(BlockDeviceError) -> Void
     ) async -> PeerReply {
+        for replica in target.set.secondaries where replica.state == .stale {
+            target.replicas.markDirty(target.index, for: replica.node, blocks, startIfMissing: false)
+        }
         let secondaries = target.set.writeTargets
         if secondaries.isEmpty {
             // One replica: no task group on the hot path of a lone node.
@@ -167,24 +175,30 @@ extension ReplicaNode {
         }
         let transport = self.transport
         let timeout = replicationTimeout
-        let replies: [PeerReply] = await withTaskGroup(of: PeerReply.self) { group in
+        let (localReply, replies) = await withTaskGroup(of: (NodeID, PeerReply).self) { group in
             for node in secondaries {
-                group.addTask { await transport.send(request, to: node, timeout: timeout) }
+                group.addTask { (node, await transport.send(request, to: node, timeout: timeout)) }
             }
             var localReply = PeerReply.done
             do throws(BlockDeviceError) { try await local() } catch { localReply = .failure(PeerFailure(error)) }
-            var replies = [localReply]
+            var replies: [(NodeID, PeerReply)] = []
             for await reply in group { replies.append(reply) }
-            return replies
+            return (localReply, replies)
         }
-        if case .failure(let failure) = replies[0] { return .failure(failure) }
-        for case .failure(let failure) in replies.dropFirst() {
+        if case .failure(let failure) = localReply { return .failure(failure) }
+        var missed: [NodeID] = []
+        for case (let node, .failure(let failure)) in replies {
             if failure.isStaleMap {
                 await target.replicas.reload()
                 return .failure(PeerFailure(.staleEpoch, detail: "a secondary refused: \(failure)"))
             }
-            return .failure(PeerFailure(.unavailable, detail: "a secondary missed the write: \(failure)"))
+            missed.append(node)
         }
-        return .done
+        return missed.isEmpty ? .done : await degrade(target, missed, blocks: blocks)
     }
+}
+
+extension PeerIO {
+    /// The blocks of the sub-unit the request covers.
+    var blocks: Range<UInt64> { lba..<lba + UInt64(blockCount) }
 }

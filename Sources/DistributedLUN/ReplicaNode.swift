@@ -24,18 +24,49 @@ public final class ReplicaNode: PeerRequestHandler {
     public var forwardTimeout: Duration { replicationTimeout + .seconds(1) }
     /// How often a piece is re-sent after a stale-map answer.
     static let staleRetries = 3
+    /// How long a piece whose primary cannot be reached is held, reloading
+    /// the map, while the cluster promotes a new primary (a node's death is
+    /// acted on after its lease plus a margin), before it fails as retryable.
+    public let failoverWait: Duration
+    /// How the node waits (tests pass a clock of their own).
+    let sleep: @Sendable (Duration) async -> Void
     private let luns = Mutex<[LUNID: LUNReplicas]>([:])
     private let contextHandlers = Mutex<[LUNID: @Sendable ([UInt8]) async -> Bool]>([:])
+    private let serving = Mutex<@Sendable () -> Bool>({ true })
+    /// The resyncs this node runs as primary, and their totals.
+    let resyncs = Mutex(ResyncBook())
+    /// Bytes per second a resync may copy (nil: unthrottled).
+    let resyncRate: UInt64?
+    private let resyncEvents = Mutex<@Sendable (ResyncEvent) -> Void>({ _ in })
 
     public init(
         id: NodeID, transport: any PeerTransport, mapSource: any SubUnitMapSource,
-        replicationTimeout: Duration = .seconds(2)
+        replicationTimeout: Duration = .seconds(2), failoverWait: Duration = .seconds(5), resyncRate: UInt64? = nil,
+        sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) }
     ) {
         self.id = id
         self.transport = transport
         self.source = mapSource
         self.replicationTimeout = replicationTimeout
+        self.failoverWait = failoverWait
+        self.resyncRate = resyncRate
+        self.sleep = sleep
     }
+
+    /// Serve as a primary only while `mayServe` says so: the store lease
+    /// (ARCHITECTURE.md rule 2). Without it, requests as primary are refused
+    /// as unavailable and the senders look for the new primary.
+    public func serveOnlyWhile(_ mayServe: @escaping @Sendable () -> Bool) { serving.withLock { $0 = mayServe } }
+
+    /// Whether this node may serve as a primary now.
+    var mayServe: Bool { serving.withLock { $0 }() }
+
+    /// Where resync progress goes (log lines, in the daemon).
+    public func onResyncEvent(_ handler: @escaping @Sendable (ResyncEvent) -> Void) {
+        resyncEvents.withLock { $0 = handler }
+    }
+
+    func report(_ event: ResyncEvent) { resyncEvents.withLock { $0 }(event) }
 
     /// Serves a LUN on this node: `extents` are this node's replicas (one
     /// device of the sub-unit's size per index it holds). Returns the device
@@ -104,6 +135,7 @@ public final class ReplicaNode: PeerRequestHandler {
 
     /// A request accepted for a sub-unit this node holds.
     struct Accepted {
+        var index: UInt32
         var replicas: LUNReplicas
         var set: ReplicaSet
         var extent: any BlockDevice
@@ -129,11 +161,14 @@ public final class ReplicaNode: PeerRequestHandler {
         else {
             return .failure(PeerFailure(.notReplica, epoch: set.epoch, detail: "\(id) is not \(role) of \(io.subUnit)"))
         }
+        guard role != .primary || mayServe else {
+            return .failure(PeerFailure(.unavailable, epoch: set.epoch, detail: "\(id) has no lease to serve \(io.subUnit)"))
+        }
         let (end, overflow) = io.lba.addingReportingOverflow(UInt64(io.blockCount))
         guard !overflow, end <= replicas.layout.blocks(in: io.subUnit.index) else {
             return .failure(PeerFailure(.outOfRange, detail: "\(io.subUnit) blocks \(io.lba)+\(io.blockCount)"))
         }
-        return .success(Accepted(replicas: replicas, set: set, extent: extent, gate: gate))
+        return .success(Accepted(index: io.subUnit.index, replicas: replicas, set: set, extent: extent, gate: gate))
     }
 
     /// Whether `write` carries exactly the bytes its blocks need (`halves` = 2 for COMPARE AND WRITE).

@@ -31,6 +31,20 @@ public final class ClusterNode: Sendable {
     /// Told the store's context versions at every heartbeat; answers whether
     /// this node serves them all (a renewal counts only then).
     private let contextFollower = Mutex<(@Sendable ([LUNKey: UInt64]) async -> Bool)?>(nil)
+    /// Told every member's lease renewals, read through the quorum at every
+    /// heartbeat (failure detection).
+    private let leaseObserver = Mutex<(@Sendable (LeaseObservation) async -> Void)?>(nil)
+    /// Run when this node finds itself fenced, before it clears the fence:
+    /// it must forget whatever it served under the epochs it was failed over from.
+    private let rejoinHandler = Mutex<(@Sendable () async -> Void)?>(nil)
+
+    /// What one heartbeat read about every member, through the quorum.
+    public struct LeaseObservation: Sendable {
+        /// Every member's renewal count and fence.
+        public var beats: [NodeID: MemberLiveness.Beat]
+        /// The store's members.
+        public var members: Set<NodeID>
+    }
 
     /// Starts the dqlite node and joins the cluster (idempotent on restart).
     public static func start(
@@ -196,6 +210,14 @@ public final class ClusterNode: Sendable {
         contextFollower.withLock { $0 = follower }
     }
 
+    /// Hands every heartbeat's reading of the members' renewals to `observer`.
+    public func observeLeases(_ observer: @escaping @Sendable (LeaseObservation) async -> Void) {
+        leaseObserver.withLock { $0 = observer }
+    }
+
+    /// Runs `handler` when this node finds itself fenced, before rejoining.
+    public func onRejoin(_ handler: @escaping @Sendable () async -> Void) { rejoinHandler.withLock { $0 = handler } }
+
     /// Starts the heartbeat: every lease/4 a write through the quorum (a read
     /// the leader may answer alone would prove nothing), in the same
     /// transaction as a read of every LUN's context version; the lease keeper
@@ -210,10 +232,24 @@ public final class ClusterNode: Sendable {
                     let member = try await heartbeatClient.leader()
                     self.leader.withLock { $0 = member.id }
                     let id = self.id
-                    let versions = try await heartbeatClient.transaction { tx in
+                    let (renewed, versions, observation) = try await heartbeatClient.transaction { tx in
                         let repository = StoreRepository(tx)
-                        try await repository.renewLease(id)
-                        return try await repository.contextVersions()
+                        let renewed = try await repository.renewLease(id)
+                        let observation = LeaseObservation(
+                            beats: try await repository.leaseBeats(),
+                            members: Set(try await repository.members().map(\.nodeID)))
+                        return (renewed, try await repository.contextVersions(), observation)
+                    }
+                    await leaseObserver.withLock { $0 }?(observation)
+                    if !renewed {
+                        // Fenced: the others failed this node over. Its lease
+                        // stays lapsed until it has reloaded what it serves.
+                        lease.tick()
+                        logger.warning("this node was failed over by the others (fenced); rejoining")
+                        await rejoinHandler.withLock { $0 }?()
+                        try await StoreRepository(heartbeatClient).unfence(id)
+                        logger.notice("rejoined the cluster after a failover")
+                        continue
                     }
                     let follower = contextFollower.withLock { $0 }
                     if await follower?(versions) ?? true {

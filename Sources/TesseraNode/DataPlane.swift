@@ -158,6 +158,23 @@ final class DataPlane: Sendable {
         return true
     }
 
+    /// The node's cached map of every served LUN.
+    var maps: [SubUnitMap] { units.compactMap { ($0.device as? DistributedBlockDevice)?.map } }
+
+    /// Re-reads every served LUN's map from the store.
+    func reloadMaps() async { await node.reloadMaps() }
+
+    /// Runs the resyncs this node owes as primary to replicas on live nodes.
+    func resyncReturned(isLive: @escaping @Sendable (NodeID) -> Bool) async {
+        for map in maps { await node.resyncReturned(map.lun, isLive: isLive) }
+    }
+
+    /// The resyncs running here and the totals.
+    var resyncStatus: ResyncBook { node.resyncStatus }
+
+    /// The replica node (lease gate, resync events).
+    var replicaNode: ReplicaNode { node }
+
     /// The wire addresses of the members, for SendTargets and for the client.
     var members: [MemberRecord] { addresses.members }
 
@@ -209,5 +226,17 @@ final class StoreMapSource: SubUnitMapSource {
     func loadMap(_ lun: LUNID) async -> SubUnitMap? {
         guard let key = keys.withLock({ $0[lun] }) else { return nil }
         return try? await StoreRepository(client).subUnitMap(key)
+    }
+
+    func replaceReplicaSet(_ lun: LUNID, index: UInt32, expecting: Epoch, with set: ReplicaSet) async
+        -> ReplicaSetUpdate
+    {
+        guard let key = keys.withLock({ $0[lun] }) else { return .conflict }
+        do {
+            return try await StoreRepository(client).replaceReplicaSet(key, index: index, expecting: expecting, with: set)
+                ? .replaced : .conflict
+        } catch {
+            return .unavailable
+        }
     }
 }

@@ -13,8 +13,8 @@ import Synchronization
 ///   store lease: held → active/optimized, acquiring (not joined yet) →
 ///   standby, lapsed → unavailable. Without a store they are active/optimized.
 /// - Every other member's groups come from its `members.portals` row and are
-///   active/optimized while it is a member, unless `alua_states` names another
-///   state for the group.
+///   active/optimized while it is a member, unavailable once this node holds
+///   it dead (failover), unless `alua_states` names another state for the group.
 /// - `alua_states` may also set any group's PREF bit.
 ///
 /// Thread-safe; ``portGroups()`` and ``accessState(ofGroup:)`` take one lock.
@@ -32,6 +32,8 @@ final class PortGroupStates: TargetPortGroupSource {
         var members: [MemberRecord] = []
         /// The store's `alua_states` rows.
         var overrides: [ALUAStateRecord] = []
+        /// Members held dead or fenced (their groups are unavailable).
+        var absent: Set<NodeID> = []
 
         /// No other member is in the store.
         var isAlone: Bool { !members.contains { $0.nodeID != localNode } }
@@ -116,8 +118,10 @@ final class PortGroupStates: TargetPortGroupSource {
 
     /// The groups `inputs` describe, by group id.
     static func groups(_ inputs: Inputs) -> [TargetPortGroupStatus] {
-        let others = inputs.members.filter { $0.nodeID != inputs.localNode }.flatMap(\.portals).compactMap(
-            portalGroupTag)
+        let otherMembers = inputs.members.filter { $0.nodeID != inputs.localNode }
+        let others = otherMembers.flatMap(\.portals).compactMap(portalGroupTag)
+        let absentTags = Set(
+            otherMembers.filter { inputs.absent.contains($0.nodeID) }.flatMap(\.portals).compactMap(portalGroupTag))
         let tags = Set(inputs.localGroups).union(others)
         let overrides = Dictionary(
             inputs.overrides.map { ($0.targetPortGroup, $0) }, uniquingKeysWith: { first, _ in first })
@@ -129,6 +133,9 @@ final class PortGroupStates: TargetPortGroupSource {
                 // lease guards against split brain, so it gates nothing here (a slow
                 // fsync under load must not take the only path away).
                 state = inputs.isAlone ? .activeOptimized : localState(lease: inputs.lease)
+            } else if absentTags.contains(tag) {
+                // A member failed over: nothing reaches the LUN through it.
+                state = .unavailable
             } else {
                 // An unknown code (logical block dependent, offline) is not offered: unavailable.
                 state =

@@ -62,6 +62,10 @@ public enum TesseraNode {
         portGroups.notify(Array(devices.values))
         data.acceptContextChanges(devices)
         cluster.followContextVersions { versions in await data.catchUp(versions) }
+        // Failover: dead members are fenced and failed over, returning ones resynced.
+        let failover = FailoverController(cluster: cluster, data: data, portGroups: portGroups, logger: logger)
+        failover.start(isAlone: { [data] in data.members.count <= 1 })
+        servedTargets.reportReplication { failover.health }
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(
                 served, devices: devices, clusterPortals: NodeRuntime.clusterPortals(data.members)),
@@ -127,6 +131,7 @@ extension TesseraNode {
                 leaderID: cluster.lastKnownLeader?.rawValue, targets: targets.map(\.name),
                 lunCount: targets.reduce(0) { $0 + $1.luns.count }, version: version)
             report.serving = served.serving
+            report.replication = served.replication
             return report
         }
         do {
@@ -142,12 +147,19 @@ extension TesseraNode {
 /// until the store's are loaded.
 final class ServedTargets: Sendable {
     private let state: Mutex<(targets: [TargetConfiguration], serving: Bool)>
+    private let replicationSource = Mutex<(@Sendable () -> ReplicationHealth)?>(nil)
     init(_ targets: [TargetConfiguration]) { state = Mutex((targets, false)) }
     var targets: [TargetConfiguration] { state.withLock { $0.targets } }
     var serving: Bool { state.withLock { $0.serving } }
     func set(_ targets: [TargetConfiguration]) { state.withLock { $0.targets = targets } }
     /// The portals are up.
     func markServing() { state.withLock { $0.serving = true } }
+    /// Where the health report reads the replicas from, once the data plane runs.
+    func reportReplication(_ source: @escaping @Sendable () -> ReplicationHealth) {
+        replicationSource.withLock { $0 = source }
+    }
+    /// The replicas, once known.
+    var replication: ReplicationHealth? { replicationSource.withLock { $0 }?() }
 }
 
 /// SIGINT and SIGTERM as an awaitable event (DispatchSource signal sources;

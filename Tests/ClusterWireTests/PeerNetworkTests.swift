@@ -332,7 +332,13 @@ struct PeerServerHostileInputTests {
         let peer = try await RawPeer.connect(port: try #require(server.boundPort))
         try await peer.sendHello()
         #expect(try await peer.nextFrame().map(describe) == "helloAck(1, node1)", "line \(line)")
-        try await peer.send(hexBytes(text))
+        do {
+            try await peer.send(hexBytes(text))
+        } catch ChannelError.ioOnClosedChannel {
+            // The server may have answered and closed before this side saw its
+            // own write complete (seen under load); the error frame below still
+            // proves the server read these bytes.
+        }
         try await expectErrorThenClose(peer, code: code)
         await server.shutdown()
     }

@@ -124,23 +124,35 @@ struct DistributedBlockDeviceTests {
         #expect(try await read(cluster.device(3), 0, 4) == data.array())
     }
 
-    @Test("a secondary cut off from its primary fails the write with a retryable error, never acknowledges it")
-    func partitionedSecondaryFailsWrite() async throws {
-        let clock = ManualClock()
-        let cluster = InProcessCluster(subUnitBlocks: 64, subUnitCount: 1, placement: [[1, 2]], clock: clock)
-        cluster.network.partition(NodeID(1), NodeID(2))
-        let write = Task {
-            try await cluster.device(3).write(lba: 0, blockCount: 2, from: pattern(2, 1), offset: 0, fua: false)
+    @Test("a secondary cut off from its primary: the write is acknowledged only after the store marks it stale")
+    func partitionedSecondaryIsMarkedStaleBeforeTheAcknowledgement() async throws {
+        for storeReachable in [false, true] {
+            let clock = ManualClock()
+            let cluster = InProcessCluster(subUnitBlocks: 64, subUnitCount: 1, placement: [[1, 2]], clock: clock)
+            cluster.network.partition(NodeID(1), NodeID(2))
+            cluster.views[NodeID(1)]!.setCut(!storeReachable)
+            let write = Task {
+                try await cluster.device(3).write(lba: 0, blockCount: 2, from: pattern(2, 1), offset: 0, fua: false)
+            }
+            // Wait until the primary's replication and node 3's forward are both parked on the clock.
+            for _ in 0..<2000 where clock.sleeperCount < 2 { await Task.yield() }
+            #expect(clock.sleeperCount >= 2)
+            clock.advance(by: .seconds(2))
+            if storeReachable {
+                try await write.value
+                let stored = await cluster.storedSet(0)
+                #expect(stored?.epoch == Epoch(2))
+                #expect(stored?.replicas == [Replica(node: NodeID(1)), Replica(node: NodeID(2), state: .stale)])
+            } else {
+                clock.advance(by: .seconds(5))
+                let error = await #expect(throws: BlockDeviceError.self) { try await write.value }
+                #expect(error?.code == .unavailable)
+                #expect(await cluster.storedSet(0) == cluster.initialMap.subUnits[0], "nothing marked, nothing acknowledged")
+            }
         }
-        // Wait until the primary's replication and node 3's forward are both parked on the clock.
-        for _ in 0..<2000 where clock.sleeperCount < 2 { await Task.yield() }
-        #expect(clock.sleeperCount >= 2)
-        clock.advance(by: .seconds(5))
-        let error = await #expect(throws: BlockDeviceError.self) { try await write.value }
-        #expect(error?.code == .unavailable)
     }
 
-    @Test("under message loss every acknowledged write is on both replicas; failures are retryable")
+    @Test("under message loss every acknowledged write is on every replica still in sync; failures are retryable")
     func lossyNetwork() async throws {
         let clock = ManualClock()
         let cluster = InProcessCluster(subUnitBlocks: 64, subUnitCount: 4, clock: clock)
@@ -165,7 +177,10 @@ struct DistributedBlockDeviceTests {
         for (lba, data) in acknowledged {
             let index = UInt32(lba / 64)
             let contents = await cluster.replicaContents(index)
-            for (node, bytes) in contents {
+            // A replica that missed a write was marked stale before it was acknowledged.
+            let inSync = Set(await cluster.storedSet(index)!.replicas.filter { $0.state == .inSync }.map(\.node))
+            #expect(!inSync.isEmpty)
+            for (node, bytes) in contents where inSync.contains(node) {
                 let start = Int(lba % 64) * 512
                 #expect(Array(bytes[start..<(start + 2048)]) == data.array(), "LBA \(lba) on \(node)")
             }

@@ -14,6 +14,25 @@ public final class InMemoryMapStore: SubUnitMapSource {
     /// Stores a map.
     public func put(_ map: SubUnitMap) { maps.withLock { $0[map.lun] = map } }
 
+    public func replaceReplicaSet(_ lun: LUNID, index: UInt32, expecting: Epoch, with set: ReplicaSet) async
+        -> ReplicaSetUpdate
+    {
+        if unreachable.withLock({ $0 }) { return .unavailable }
+        return maps.withLock { maps in
+            guard var map = maps[lun], Int(index) < map.subUnits.count, map.subUnits[Int(index)].epoch == expecting else {
+                return .conflict
+            }
+            map.subUnits[Int(index)] = set
+            maps[lun] = map
+            return .replaced
+        }
+    }
+
+    private let unreachable = Mutex(false)
+
+    /// Makes conditional writes fail as a store without quorum would (reads still answer).
+    public func setUnreachable(_ value: Bool) { unreachable.withLock { $0 = value } }
+
     /// Changes one sub-unit's replica set as a store transaction would, and
     /// bumps its epoch. Returns the new set.
     @discardableResult
@@ -25,6 +44,28 @@ public final class InMemoryMapStore: SubUnitMapSource {
             maps[lun] = map
             return map.subUnits[Int(index)]
         }
+    }
+}
+
+/// One node's way to the ``InMemoryMapStore``, which a test can cut (a node
+/// partitioned from the store's quorum: it reads nothing and writes nothing).
+public final class NodeMapView: SubUnitMapSource {
+    public let store: InMemoryMapStore
+    private let cut = Mutex(false)
+
+    public init(_ store: InMemoryMapStore) { self.store = store }
+
+    /// Cuts (true) or restores (false) this node's way to the store.
+    public func setCut(_ value: Bool) { cut.withLock { $0 = value } }
+
+    public func loadMap(_ lun: LUNID) async -> SubUnitMap? {
+        cut.withLock { $0 } ? nil : await store.loadMap(lun)
+    }
+
+    public func replaceReplicaSet(_ lun: LUNID, index: UInt32, expecting: Epoch, with set: ReplicaSet) async
+        -> ReplicaSetUpdate
+    {
+        cut.withLock { $0 } ? .unavailable : await store.replaceReplicaSet(lun, index: index, expecting: expecting, with: set)
     }
 }
 
@@ -43,6 +84,8 @@ public final class InProcessCluster: Sendable {
     public let devices: [NodeID: DistributedBlockDevice]
     /// The map the cluster started with.
     public let initialMap: SubUnitMap
+    /// Each node's way to the store.
+    public let views: [NodeID: NodeMapView]
 
     /// A LUN of `subUnitCount` sub-units of `subUnitBlocks` blocks. With
     /// `placement` (node ids per sub-unit, primary first) the replica sets are
@@ -50,7 +93,8 @@ public final class InProcessCluster: Sendable {
     public init(
         nodeCount: Int = 3, blockSize: UInt32 = 512, subUnitBlocks: UInt64 = 64, subUnitCount: UInt32 = 6,
         replicas: Int = 2, placement: [[UInt64]]? = nil, lun: LUNID = LUNID(0x7E55_E4A0), clock: ManualClock = ManualClock(),
-        replicationTimeout: Duration = .seconds(2)
+        replicationTimeout: Duration = .seconds(2), failoverWait: Duration = .zero, resyncRate: UInt64? = nil,
+        sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) }
     ) {
         let layout = SubUnitLayout(
             blockSize: blockSize, blockCount: subUnitBlocks * UInt64(subUnitCount), subUnitBlocks: subUnitBlocks)
@@ -66,9 +110,13 @@ public final class InProcessCluster: Sendable {
         var nodes: [NodeID: ReplicaNode] = [:]
         var extents: [NodeID: [UInt32: MemoryBlockDevice]] = [:]
         var devices: [NodeID: DistributedBlockDevice] = [:]
+        var views: [NodeID: NodeMapView] = [:]
         for id in ids {
+            let view = NodeMapView(store)
+            views[id] = view
             let node = ReplicaNode(
-                id: id, transport: network.transport(from: id), mapSource: store, replicationTimeout: replicationTimeout)
+                id: id, transport: network.transport(from: id), mapSource: view, replicationTimeout: replicationTimeout,
+                failoverWait: failoverWait, resyncRate: resyncRate, sleep: sleep)
             var mine: [UInt32: MemoryBlockDevice] = [:]
             for index in map.subUnits(heldBy: id) {
                 mine[index] = MemoryBlockDevice(
@@ -85,6 +133,27 @@ public final class InProcessCluster: Sendable {
         self.extents = extents
         self.devices = devices
         self.initialMap = map
+        self.views = views
+    }
+
+    /// Fails `dead` over as the survivors' store transaction would
+    /// (FailoverPlan), with `absent` the nodes held dead, and has every other
+    /// node reload its map (as their next heartbeat does). Returns the changes.
+    @discardableResult
+    public func failOver(_ dead: UInt64, absent: Set<UInt64>? = nil) async -> [FailoverPlan.Change] {
+        guard let map = await store.loadMap(initialMap.lun) else { return [] }
+        let absent = Set((absent ?? [dead]).map { NodeID($0) })
+        let changes = FailoverPlan.afterFailure(of: NodeID(dead), in: map, absent: absent)
+        for change in changes {
+            _ = await store.replaceReplicaSet(map.lun, index: change.index, expecting: change.expecting, with: change.set)
+        }
+        for (id, node) in nodes where !absent.contains(id) { await node.reloadMaps() }
+        return changes
+    }
+
+    /// The replica set of sub-unit `index` as the store holds it.
+    public func storedSet(_ index: UInt32) async -> ReplicaSet? {
+        await store.loadMap(initialMap.lun)?.subUnits[Int(index)]
     }
 
     /// The device for commands through node `id`.

@@ -245,5 +245,11 @@ public enum Schema {
             )
             """,
         ]),
+        // A node declared dead is fenced: its renewals fail until it rejoins
+        // (reloads every map, then clears the flag), so a lease cannot be
+        // renewed by a heartbeat that commits after the others failed it over.
+        Migration("0004_fencing", [
+            "ALTER TABLE node_leases ADD COLUMN fenced INTEGER NOT NULL DEFAULT 0"
+        ]),
     ]
 }

@@ -13,6 +13,13 @@ extension StoreRepository {
             subUnitBytes: try row.uint64("sub_unit_bytes"))
     }
 
+    /// Every distributed LUN: the keys of the `lun_layouts` rows, with each LUN's id.
+    public func distributedLUNs() async throws -> [(key: LUNKey, lun: LUNID)] {
+        try await db.query("SELECT target_iqn, lun, lun_id FROM lun_layouts ORDER BY target_iqn, lun", []).map { row in
+            (LUNKey(targetIQN: try row.string("target_iqn"), lun: try row.uint64("lun")), LUNID(try row.uint64("lun_id")))
+        }
+    }
+
     /// The LUN's sub-units and replica sets, read with one statement (one
     /// snapshot, even on the client). Nil when the LUN has no layout. Throws
     /// `.decoding` when the rows do not make a whole map: the LUN row is

@@ -1,0 +1,144 @@
+import ClusterModel
+import Testing
+
+struct MemberLivenessTests {
+    let start = ContinuousClock.now
+    func at(_ ms: Int) -> ContinuousClock.Instant { start + .milliseconds(ms) }
+
+    @Test func aMemberIsDeadOnlyAfterItsLeasePlusTheMarginWithoutARenewal() {
+        var liveness = MemberLiveness(lease: .seconds(2), readInterval: .milliseconds(500))
+        let two = NodeID(2)
+        #expect(liveness.deadAfter == .milliseconds(2300))
+        var ms = 0
+        var beats: UInt64 = 1
+        // Renewing every 500 ms: alive.
+        while ms <= 3000 {
+            liveness.observe([two: .init(beats: beats)], members: [two], at: at(ms))
+            beats += 1
+            ms += 500
+        }
+        #expect(liveness.verdict(of: two) == .alive)
+        // One missed beat: still alive; then suspected; dead after 2.3 s of the same count.
+        var verdicts: [Int: MemberLiveness.Verdict] = [:]
+        let last = beats
+        while ms <= 6500 {
+            liveness.observe([two: .init(beats: last)], members: [two], at: at(ms))
+            verdicts[ms] = liveness.verdict(of: two)
+            ms += 500
+        }
+        #expect(verdicts[3500] == .alive)
+        #expect(verdicts[4500] == .alive, "one missed beat")
+        #expect(verdicts[5000] == .suspected)
+        #expect(verdicts[5500] == .suspected, "2000 ms quiet is within the lease")
+        #expect(verdicts[6000] == .dead, "2500 ms quiet")
+        #expect(liveness.absent == [two])
+        // It renews again: alive.
+        liveness.observe([two: .init(beats: last + 1)], members: [two], at: at(6600))
+        #expect(liveness.verdict(of: two) == .alive)
+    }
+
+    @Test func anObserverThatStalledDoesNotBlameTheOthers() {
+        var liveness = MemberLiveness(lease: .seconds(2), readInterval: .milliseconds(500))
+        let two = NodeID(2)
+        liveness.observe([two: .init(beats: 5)], members: [two], at: at(0))
+        // This node was stopped for 10 s; its first read after waking sees the same count.
+        liveness.observe([two: .init(beats: 5)], members: [two], at: at(10_000))
+        #expect(liveness.verdict(of: two) == .alive)
+        liveness.observe([two: .init(beats: 5)], members: [two], at: at(10_500))
+        #expect(liveness.verdict(of: two) != .dead)
+    }
+
+    @Test func aFencedMemberIsAbsentAtOnce() {
+        var liveness = MemberLiveness(lease: .seconds(2), readInterval: .milliseconds(500))
+        let three = NodeID(3)
+        let changes = liveness.observe([three: .init(beats: 9, fenced: true)], members: [three], at: at(0))
+        #expect(changes[three] == .fenced)
+        #expect(liveness.absent == [three])
+    }
+}
+
+struct FailoverPlanTests {
+    let one = NodeID(1)
+    let two = NodeID(2)
+    let three = NodeID(3)
+
+    @Test func theFirstLiveInSyncSecondaryIsPromotedAndTheDeadPrimaryGoesStale() {
+        let set = ReplicaSet(
+            epoch: Epoch(4), replicas: [Replica(node: one), Replica(node: two, state: .stale), Replica(node: three)])
+        let next = FailoverPlan.afterFailure(of: one, in: set, absent: [one])
+        #expect(next?.epoch == Epoch(5))
+        #expect(next?.replicas == [Replica(node: three), Replica(node: two, state: .stale), Replica(node: one, state: .stale)])
+    }
+
+    @Test func aStaleOrResyncingReplicaIsNeverPromoted() {
+        let set = ReplicaSet(
+            epoch: Epoch(4),
+            replicas: [Replica(node: one), Replica(node: two, state: .stale), Replica(node: three, state: .resyncing)])
+        #expect(FailoverPlan.afterFailure(of: one, in: set, absent: [one]) == nil)
+        // Nor a secondary on another absent node.
+        let two = ReplicaSet(epoch: Epoch(1), replicas: [Replica(node: one), Replica(node: self.two)])
+        #expect(FailoverPlan.afterFailure(of: one, in: two, absent: [one, self.two]) == nil)
+    }
+
+    @Test func aDeadSecondaryIsMarkedStaleOnceAndAnUninvolvedSetIsLeftAlone() {
+        let set = ReplicaSet(epoch: Epoch(2), replicas: [Replica(node: one), Replica(node: two)])
+        let next = FailoverPlan.afterFailure(of: two, in: set, absent: [two])
+        #expect(next == ReplicaSet(epoch: Epoch(3), replicas: [Replica(node: one), Replica(node: two, state: .stale)]))
+        #expect(FailoverPlan.afterFailure(of: two, in: next!, absent: [two]) == nil)
+        #expect(FailoverPlan.afterFailure(of: three, in: set, absent: [three]) == nil)
+    }
+
+    @Test func settingStatesRaisesTheEpochOnceAndNeverDemotesThePrimary() {
+        let set = ReplicaSet(epoch: Epoch(7), replicas: [Replica(node: one), Replica(node: two), Replica(node: three)])
+        let next = FailoverPlan.setting([two, three], to: .stale, in: set)
+        #expect(next?.epoch == Epoch(8))
+        #expect(next?.inSyncSecondaries == [])
+        #expect(FailoverPlan.setting([one], to: .stale, in: set) == nil)
+        #expect(FailoverPlan.setting([two, three], to: .stale, in: next!) == nil)
+    }
+
+    @Test func everyChangeOfAMapNamesTheEpochItExpects() {
+        let layout = SubUnitLayout(blockSize: 512, blockCount: 300, subUnitBlocks: 100)
+        let map = SubUnitMap(
+            lun: LUNID(1), layout: layout, replicationFactor: 2,
+            subUnits: [
+                ReplicaSet(epoch: Epoch(1), replicas: [Replica(node: one), Replica(node: two)]),
+                ReplicaSet(epoch: Epoch(3), replicas: [Replica(node: two), Replica(node: three)]),
+                ReplicaSet(epoch: Epoch(5), replicas: [Replica(node: three), Replica(node: one)]),
+            ])
+        let changes = FailoverPlan.afterFailure(of: one, in: map, absent: [one])
+        #expect(changes.map(\.index) == [0, 2])
+        #expect(changes.map(\.expecting) == [Epoch(1), Epoch(5)])
+        #expect(changes[0].set.primary == two)
+        #expect(changes[1].set.primary == three)
+    }
+}
+
+struct DirtyRegionsTests {
+    @Test func writesMarkEveryRegionTheyTouch() {
+        var regions = DirtyRegions(blockCount: 1000, regionBlocks: 128)
+        #expect(regions.regionCount == 8)
+        regions.mark(lba: 120, blocks: 10)  // regions 0 and 1
+        regions.mark(lba: 999, blocks: 1)  // region 7 (short)
+        regions.mark(lba: 130, blocks: 1)  // region 1 again
+        #expect(regions.count == 3)
+        #expect(regions.first() == 0)
+        #expect(regions.first(from: 2) == 7)
+        #expect(regions.blocks(of: 7) == (lba: 896, count: 104))
+        regions.remove(0)
+        #expect(regions.first() == 1)
+        #expect(DirtyRegions(blockCount: 1000, regionBlocks: 128, all: true).count == 8)
+    }
+
+    @Test func manyRegionsAcrossWords() {
+        var regions = DirtyRegions(blockCount: 200 * 64, regionBlocks: 64)
+        for r in stride(from: 3, to: 200, by: 61) { regions.insert(r) }
+        var seen: [Int] = []
+        var at = 0
+        while let r = regions.first(from: at) {
+            seen.append(r)
+            at = r + 1
+        }
+        #expect(seen == [3, 64, 125, 186])
+    }
+}
