@@ -85,7 +85,8 @@ def node_converged(i, status, report, wait_resync):
     if status is None:
         return False, f"node {i}: /health did not answer ({report})"
     if status != 200:
-        return False, f"node {i}: /health {status}, lease {report.get('lease')!r}"
+        return False, (f"node {i}: /health {status}, lease {report.get('lease')!r}, leader {report.get('leader_id')}, "
+                       f"{report.get('ms_since_quorum_contact')} ms since quorum contact")
     if not wait_resync:
         return True, ""
     replicas = report.get("replicas")
@@ -120,8 +121,9 @@ def resync_delta(before, after, restarted):
     return total
 
 
-def wait_converged(c, wait_resync, within):
-    """(converged, seconds, last reason) polling every node's /health every 0.5 s."""
+def wait_converged(c, wait_resync, within, missing_patience=10.0):
+    """(converged, seconds, last reason) polling every node's /health every 0.5 s. A daemon whose
+    /health has no replica fields at all gets `missing_patience` s, not `within`: they will not appear."""
     start = time.monotonic()
     deadline = start + within
     why = "not polled"
@@ -135,8 +137,13 @@ def wait_converged(c, wait_resync, within):
         if not reasons:
             return True, time.monotonic() - start, ""
         why = "; ".join(reasons)
-        if time.monotonic() >= deadline or any(not c.alive(i) for i in localcluster.NODES):
-            return False, time.monotonic() - start, why
+        if len(reasons) == len(localcluster.NODES) and len({r.split(": ", 1)[1] for r in reasons}) == 1:
+            why = "every node: " + reasons[0].split(": ", 1)[1]
+        elapsed = time.monotonic() - start
+        no_fields = all(NO_REPLICAS in text for text in reasons) and len(reasons) == len(localcluster.NODES)
+        if time.monotonic() >= deadline or (no_fields and elapsed >= missing_patience) or \
+                any(not c.alive(i) for i in localcluster.NODES):
+            return False, elapsed, why
         time.sleep(0.5)
 
 
