@@ -263,15 +263,20 @@ def run_round(c, w, rnd, args, stopped):
         restarted.add(rnd.node)
         if not wait_restarted(c, rnd.node, ready_before, args.restart_timeout):
             rnd.why = f"node {rnd.node} did not log 'tesserad ready' within {args.restart_timeout:.0f} s of its restart"
-            rnd.end_at = time.monotonic()
+            measure(w, rnd, wrong_before, given_before)
             return
         rnd.restart_s = round(time.monotonic() - t, 2)
     if rnd.writable_after is None and w.all_sub_units_acked_since(rnd.fault_at):
         rnd.writable_after = round(time.monotonic() - rnd.fault_at, 2)
     rnd.converged, secs, rnd.why = wait_converged(c, not args.no_wait_resync, args.converge_timeout)
     rnd.resync_s = round(secs, 2)
-    rnd.end_at = time.monotonic()
+    measure(w, rnd, wrong_before, given_before)
     rnd.resync_bytes = resync_delta(before, resync_totals(c), restarted)
+
+
+def measure(w, rnd, wrong_before, given_before):
+    """The round ends now: the writer's pause, wrong reads and given-up writes since the fault."""
+    rnd.end_at = time.monotonic()
     rnd.first_ack, rnd.pause, rnd.acks = w.pause(rnd.fault_at, rnd.end_at)
     rnd.wrong_reads = w.stats["wrong_reads"] - wrong_before
     rnd.given_up = w.stats["given_up"] - given_before

@@ -23,12 +23,15 @@ The ledger (what may be read back, per block):
 - a UNIT ATTENTION means the command was not processed (SAM-5 §5.14): it is
   retried on the same session and does not put the block in doubt.
 
-Failures move the write to the other session; a session whose connection
-failed or timed out is closed (its command window is unknown) and replaced by
-one to another node, preferring a node the other session is not on. Every
-socket operation is bounded by `io_timeout` (a dead or stopped node's
-connection is abandoned after that long); a write that is not acknowledged
-within `give_up` seconds is abandoned (left in doubt) and counted.
+Failures move the write to the other session, and the session that failed
+is used only when the other cannot be, for a second (as a multipath host sets
+a failed path aside: every write sent down a bad path is one more block in
+doubt). A session whose connection failed or timed out is closed (its
+command window is unknown) and replaced by one to another node, never the
+node the other session is on. Every socket operation is bounded by
+`io_timeout` (a dead or stopped node's connection is abandoned after that
+long); a write not acknowledged within `give_up` seconds is abandoned (left
+in doubt) and counted.
 
 Timing: every acknowledgement's time is kept, so `pause(since, until)` can
 say how long the host waited around a fault.
