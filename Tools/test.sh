@@ -55,6 +55,11 @@ bash Tools/cluster/context-acceptance.sh 2>&1 | tee .build/cluster-context.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/cluster-context.log
 
+stage "failover: kill -9 and SIGSTOP of random nodes under a verifying writer through two portals"
+bash Tools/cluster/fault-campaign.sh --rounds 10 2>&1 | tee .build/cluster-failover.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/cluster-failover.log
+
 if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
   stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest"
   TARGET=tesserad TESSERAD_BIN="$(swift build --show-bin-path)/tesserad" bash Tools/vm/test-vm.sh 2>&1 | tee .build/vm.log
