@@ -162,11 +162,10 @@ struct DistributedBlockDeviceTests {
             let lba = UInt64((i % 4) * 64 + (i / 4) * 5)
             let data = pattern(4, UInt8(i))
             let via = UInt64(i % 3 + 1)
-            let task = Task { try await cluster.device(via).write(lba: lba, blockCount: 4, from: data, offset: 0, fua: false) }
-            for _ in 0..<200 { await Task.yield() }
-            clock.advance(by: .seconds(4))
             do {
-                try await task.value
+                try await clock.driving(step: .seconds(4)) {
+                    try await cluster.device(via).write(lba: lba, blockCount: 4, from: data, offset: 0, fua: false)
+                }
                 acknowledged.append((lba, data))
             } catch let error as BlockDeviceError {
                 #expect(error.code == .unavailable)

@@ -26,7 +26,7 @@ private func read(_ device: DistributedBlockDevice, _ lba: UInt64, _ blocks: UIn
 
 /// Waits (bounded) until `count` requests are parked on the manual clock.
 private func parked(_ clock: ManualClock, _ count: Int) async -> Bool {
-    for _ in 0..<2000 where clock.sleeperCount < count { try? await Task.sleep(for: .milliseconds(1)) }
+    for _ in 0..<10_000 where clock.sleeperCount < count { try? await Task.sleep(for: .milliseconds(1)) }
     return clock.sleeperCount >= count
 }
 

@@ -68,3 +68,24 @@ public final class ManualClock: Sendable {
         for sleeper in due { sleeper.continuation.resume() }
     }
 }
+
+extension ManualClock {
+    /// Runs `body`, moving this clock on by `step` whenever something sleeps
+    /// on it (a lost message's timeout), until `body` ends; gives up moving
+    /// the clock after about 20 s of real time and then just waits.
+    public func driving<T: Sendable>(
+        step: Duration, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let done = Mutex(false)
+        let task = Task {
+            defer { done.withLock { $0 = true } }
+            return try await body()
+        }
+        for _ in 0..<20_000 {
+            if done.withLock({ $0 }) { break }
+            if sleeperCount > 0 { advance(by: step) }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return try await task.value
+    }
+}

@@ -457,7 +457,7 @@ def main():
     ap.add_argument("--down-max", type=float, default=30.0, help="most time a fault lasts before the restart")
     ap.add_argument("--restart-timeout", type=float, default=60.0)
     ap.add_argument("--converge-timeout", type=float, default=120.0)
-    ap.add_argument("--io-timeout", type=float, default=3.0, help="bound on every login and command of the writer")
+    ap.add_argument("--io-timeout", type=float, default=8.0, help="bound on every login and command of the writer")
     ap.add_argument("--give-up", type=float, default=20.0, help="a write not acknowledged after this is abandoned")
     ap.add_argument("--read-every", type=int, default=8, help="one read-back per N writes")
     ap.add_argument("--interval", type=float, default=0.002, help="pause between writes (s)")
