@@ -14,7 +14,11 @@ final class LUNReplicas: Sendable {
     private let cached: Mutex<SubUnitMap>
     private let source: any SubUnitMapSource
 
-    init(map: SubUnitMap, extents: [UInt32: any BlockDevice], source: any SubUnitMapSource) {
+    /// This node.
+    let localNode: NodeID
+
+    init(map: SubUnitMap, extents: [UInt32: any BlockDevice], source: any SubUnitMapSource, localNode: NodeID) {
+        self.localNode = localNode
         self.lun = map.lun
         self.layout = map.layout
         self.extents = extents
@@ -36,9 +40,24 @@ final class LUNReplicas: Sendable {
 
     /// Takes a replica set this node just wrote to the store (newer epochs only).
     func adopt(_ index: UInt32, _ set: ReplicaSet) {
-        cached.withLock { map in
-            guard Int(index) < map.subUnits.count, set.epoch > map.subUnits[Int(index)].epoch else { return }
-            map.subUnits[Int(index)] = set
+        let old: ReplicaSet? = cached.withLock { map in
+            guard Int(index) < map.subUnits.count, set.epoch > map.subUnits[Int(index)].epoch else { return nil }
+            defer { map.subUnits[Int(index)] = set }
+            return map.subUnits[Int(index)]
+        }
+        if let old { trackNewlyStale(index, from: old, to: set) }
+    }
+
+    /// A secondary that was in sync under this node as primary and is stale
+    /// now (another node failed it over) has missed only what this node
+    /// writes from now on, plus what it failed to send it (marked by
+    /// ``ReplicaNode/degrade(_:_:blocks:)``): start its record, so its
+    /// resync copies only those regions.
+    private func trackNewlyStale(_ index: UInt32, from old: ReplicaSet, to new: ReplicaSet) {
+        guard old.primary == localNode, new.primary == localNode else { return }
+        for replica in new.secondaries where replica.state == .stale {
+            guard old.secondaries.contains(where: { $0.node == replica.node && $0.state == .inSync }) else { continue }
+            markDirty(index, for: replica.node, 0..<0, startIfMissing: true)
         }
     }
 
@@ -76,11 +95,15 @@ final class LUNReplicas: Sendable {
     @discardableResult
     func reload() async -> SubUnitMap {
         guard let loaded = await source.loadMap(lun), loaded.subUnits.count == layout.subUnitCount else { return map }
-        return cached.withLock { map in
+        let (result, replaced) = cached.withLock { map in
+            var replaced: [(UInt32, ReplicaSet, ReplicaSet)] = []
             for i in map.subUnits.indices where loaded.subUnits[i].epoch > map.subUnits[i].epoch {
+                replaced.append((UInt32(i), map.subUnits[i], loaded.subUnits[i]))
                 map.subUnits[i] = loaded.subUnits[i]
             }
-            return map
+            return (map, replaced)
         }
+        for (index, old, new) in replaced { trackNewlyStale(index, from: old, to: new) }
+        return result
     }
 }

@@ -72,7 +72,7 @@ public final class ReplicaNode: PeerRequestHandler {
     /// device of the sub-unit's size per index it holds). Returns the device
     /// the SCSI layer uses for commands arriving here.
     public func attach(map: SubUnitMap, extents: [UInt32: any BlockDevice]) -> DistributedBlockDevice {
-        let replicas = LUNReplicas(map: map, extents: extents, source: source)
+        let replicas = LUNReplicas(map: map, extents: extents, source: source, localNode: id)
         luns.withLock { $0[map.lun] = replicas }
         return DistributedBlockDevice(replicas: replicas, node: self)
     }

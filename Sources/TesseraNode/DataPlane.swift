@@ -24,6 +24,9 @@ final class DataPlane: Sendable {
     private let addresses: PeerAddressBook
     /// The shared contexts made for the units, by LUN.
     private let contexts = Mutex<[LUNKey: any LogicalUnitContext]>([:])
+    /// Members held dead or fenced: their leases have lapsed, so a context
+    /// change does not wait for them (ARCHITECTURE.md rule 1).
+    let absentMembers = Mutex<Set<NodeID>>([])
 
     private init(
         units: [OpenedLogicalUnit], files: [any BlockDevice], node: ReplicaNode, lunIDs: [String: [UInt16: LUNID]],
@@ -120,7 +123,10 @@ final class DataPlane: Sendable {
         let me = cluster.id
         let peers = PeerContextPropagation(
             lun: id, transport: client,
-            members: { [addresses] in addresses.members.map(\.nodeID).filter { $0 != me } },
+            members: { [self] in
+                let absent = absentMembers.withLock { $0 }
+                return self.addresses.members.map(\.nodeID).filter { $0 != me && !absent.contains($0) }
+            },
             lease: cluster.lease.duration,
             missed: { nodes in
                 logger.warning(

@@ -60,6 +60,7 @@ final class FailoverController: Sendable {
             case .fenced: logger.notice("member is fenced (failed over)", metadata: ["member": "\(node)"])
             }
         }
+        data.absentMembers.withLock { $0 = absent }
         await portGroups.update { $0.absent = absent }
         guard cluster.lease.mayChangeContext() else { return }
         let byNode = Dictionary(beats, uniquingKeysWith: { first, _ in first })
