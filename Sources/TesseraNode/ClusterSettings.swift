@@ -28,6 +28,12 @@ public struct ClusterSettings: Sendable, Hashable {
     /// `lease`: how long the node may go without reaching the store's quorum
     /// before it says so and refuses context changes ("2s", "500ms").
     public var lease: Duration
+    /// `resync_rate`: bytes per second one resync may copy from a primary
+    /// to a returning replica, so that host I/O keeps most of the disk and
+    /// network ("128MiB" by default; per sub-unit being resynced).
+    public var resyncRate: UInt64 = Self.defaultResyncRate
+    /// The default `resync_rate`: 128 MiB/s.
+    public static let defaultResyncRate: UInt64 = 128 << 20
     /// `store_dir`: the store's data directory; nil means `data_dir/store`.
     public var storeDirectory: String?
     /// Host part of `wire`: the node-to-node port for sub-unit I/O

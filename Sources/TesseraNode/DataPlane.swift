@@ -49,7 +49,8 @@ final class DataPlane: Sendable {
         let addresses = PeerAddressBook(members: served.members, client: cluster.client)
         let client = PeerClient(nodeID: cluster.id, address: { addresses.address(of: $0) }, logger: logger)
         let source = StoreMapSource(client: cluster.client)
-        let node = ReplicaNode(id: cluster.id, transport: client, mapSource: source)
+        let node = ReplicaNode(
+            id: cluster.id, transport: client, mapSource: source, resyncRate: configuration.cluster.resyncRate)
         // Each LUN's replica file: laid out like the LUN (sub-unit i at its own
         // offset) and sparse, so the sub-units this node does not hold take no
         // space; one descriptor and one libaio context per LUN rather than per

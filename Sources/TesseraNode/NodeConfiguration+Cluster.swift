@@ -1,10 +1,10 @@
 import TOMLKit
 
 extension ConfigurationReader {
-    /// `[cluster]`: node_id, peer, join, lease, store_dir.
+    /// `[cluster]`: node_id, peer, wire, join, lease, resync_rate, store_dir.
     mutating func readCluster(_ table: TOMLTable) -> ClusterSettings {
         let path = "cluster"
-        checkKeys(table, path, allowed: ["node_id", "peer", "wire", "join", "lease", "store_dir"])
+        checkKeys(table, path, allowed: ["node_id", "peer", "wire", "join", "lease", "resync_rate", "store_dir"])
         var settings = ClusterSettings()
         // dqlite node ids are non-zero 64-bit integers; TOML integers are signed 64-bit.
         if let id = integer(table, "node_id", path, in: 1...Int.max) { settings.nodeID = UInt64(id) }
@@ -56,6 +56,18 @@ extension ConfigurationReader {
                 }
             } else {
                 error("\(path).lease", "expected a duration such as \"2s\"")
+            }
+        }
+        if let value = table["resync_rate"] {
+            if let bytes = value.int {
+                if bytes > 0 { settings.resyncRate = UInt64(bytes) } else { error("\(path).resync_rate", "must be positive") }
+            } else if let text = value.string {
+                switch ByteSize.parse(text) {
+                case .success(let bytes): settings.resyncRate = bytes
+                case .failure(let problem): error("\(path).resync_rate", problem.message + " (bytes per second)")
+                }
+            } else {
+                error("\(path).resync_rate", "expected bytes per second (integer) or a string such as \"128MiB\"")
             }
         }
         if let dir = string(table, "store_dir", path) {

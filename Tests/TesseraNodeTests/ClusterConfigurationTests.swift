@@ -46,8 +46,18 @@ import Testing
         #expect(try parse(Self.portal + "[cluster]\n" + line).cluster.lease == expected)
     }
 
+    @Test(arguments: [
+        ("", ClusterSettings.defaultResyncRate), ("resync_rate = 1048576", 1 << 20),
+        ("resync_rate = \"64MiB\"", 64 << 20), ("resync_rate = \"1 GiB\"", 1 << 30),
+    ] as [(String, UInt64)])
+    func resyncRateForms(line: String, expected: UInt64) throws {
+        #expect(try parse(Self.portal + "[cluster]\n" + line).cluster.resyncRate == expected)
+    }
+
     /// Each bad value is reported with its key.
     @Test(arguments: [
+        ("[cluster]\nresync_rate = 0", "cluster.resync_rate"),
+        ("[cluster]\nresync_rate = \"fast\"", "cluster.resync_rate"),
         ("[cluster]\nnode_id = 0", "cluster.node_id"),
         ("[cluster]\nnode_id = 2", "cluster.join"),
         ("[cluster]\npeer = \"127.0.0.1\"", "cluster.peer"),
