@@ -7,9 +7,12 @@
 /// committed before the first read that returned it, and the member's lease
 /// runs from when it *sent* that renewal, so by then its lease has lapsed
 /// and it serves nothing (ARCHITECTURE.md rule 2). `deadAfter` is the lease
-/// plus a margin for clock-rate drift and the lease check interval, the
-/// same bound the context push waits for a silent member. One slow beat
-/// does not make a member dead: a heartbeat is sent every quarter lease.
+/// and a half plus 100 ms: safety needs only the lease plus a margin for
+/// clock-rate drift and the lease check interval (the bound the context
+/// push waits for a silent member); the rest keeps a node whose heartbeat
+/// was starved for a moment (a loaded machine) from being failed over, which
+/// costs a resync. One slow beat does not make a member dead: a heartbeat
+/// is sent every quarter lease.
 ///
 /// Only reads that succeeded count. An observer that stalled (SIGSTOP, a
 /// long pause) does not declare anyone dead from the gap it slept through:
@@ -62,7 +65,7 @@ public struct MemberLiveness: Sendable {
 
     /// `lease`: the members' lease time; `readInterval`: how often this node reads.
     public init(lease: Duration, readInterval: Duration) {
-        self.deadAfter = lease + lease / 10 + .milliseconds(100)
+        self.deadAfter = lease + lease / 2 + .milliseconds(100)
         self.maximumReadGap = readInterval * 2
     }
 

@@ -33,7 +33,7 @@ public final class ClusterNode: Sendable {
     private let contextFollower = Mutex<(@Sendable ([LUNKey: UInt64]) async -> Bool)?>(nil)
     /// Told every member's lease renewals, read through the quorum at every
     /// heartbeat (failure detection).
-    private let leaseObserver = Mutex<(@Sendable (LeaseObservation) async -> Void)?>(nil)
+    private let leaseObserver = Mutex<(@Sendable (LeaseObservation) -> Void)?>(nil)
     /// Run when this node finds itself fenced, before it clears the fence:
     /// it must forget whatever it served under the epochs it was failed over from.
     private let rejoinHandler = Mutex<(@Sendable () async -> Void)?>(nil)
@@ -44,6 +44,8 @@ public final class ClusterNode: Sendable {
         public var beats: [NodeID: MemberLiveness.Beat]
         /// The store's members.
         public var members: Set<NodeID>
+        /// When the reading came back (the renewals it shows were committed before).
+        public var at: ContinuousClock.Instant
     }
 
     /// Starts the dqlite node and joins the cluster (idempotent on restart).
@@ -210,8 +212,9 @@ public final class ClusterNode: Sendable {
         contextFollower.withLock { $0 = follower }
     }
 
-    /// Hands every heartbeat's reading of the members' renewals to `observer`.
-    public func observeLeases(_ observer: @escaping @Sendable (LeaseObservation) async -> Void) {
+    /// Hands every heartbeat's reading of the members' renewals to `observer`,
+    /// which must not block: the heartbeat keeps this node's own lease.
+    public func observeLeases(_ observer: @escaping @Sendable (LeaseObservation) -> Void) {
         leaseObserver.withLock { $0 = observer }
     }
 
@@ -237,10 +240,12 @@ public final class ClusterNode: Sendable {
                         let renewed = try await repository.renewLease(id)
                         let observation = LeaseObservation(
                             beats: try await repository.leaseBeats(),
-                            members: Set(try await repository.members().map(\.nodeID)))
+                            members: Set(try await repository.members().map(\.nodeID)), at: clock.now)
                         return (renewed, try await repository.contextVersions(), observation)
                     }
-                    await leaseObserver.withLock { $0 }?(observation)
+                    var observed = observation
+                    observed.at = clock.now
+                    leaseObserver.withLock { $0 }?(observed)
                     if !renewed {
                         // Fenced: the others failed this node over. Its lease
                         // stays lapsed until it has reloaded what it serves.

@@ -24,6 +24,10 @@ final class FailoverController: Sendable {
     private let logger: Logger
     private let liveness: Mutex<MemberLiveness>
     private let resyncing = Mutex(false)
+    /// Heartbeat readings, handed over without making the heartbeat wait.
+    private let readings: AsyncStream<ClusterNode.LeaseObservation>
+    private let feed: AsyncStream<ClusterNode.LeaseObservation>.Continuation
+    private let consumer = Mutex<Task<Void, Never>?>(nil)
 
     init(cluster: ClusterNode, data: DataPlane, portGroups: PortGroupStates, logger: Logger) {
         self.cluster = cluster
@@ -32,6 +36,13 @@ final class FailoverController: Sendable {
         self.logger = logger
         self.liveness = Mutex(
             MemberLiveness(lease: cluster.lease.duration, readInterval: max(cluster.lease.duration / 4, .milliseconds(50))))
+        (readings, feed) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(8))
+    }
+
+    /// Stops taking readings.
+    func stop() {
+        feed.finish()
+        consumer.withLock { $0?.cancel() }
     }
 
     /// Wires the controller to the node: heartbeat readings, the rejoin after
@@ -40,7 +51,12 @@ final class FailoverController: Sendable {
         let lease = cluster.lease
         data.replicaNode.serveOnlyWhile { lease.mayChangeContext() || isAlone() }
         data.replicaNode.onResyncEvent { [logger] event in Self.log(event, logger) }
-        cluster.observeLeases { [self] observation in await observe(observation) }
+        cluster.observeLeases { [feed] observation in feed.yield(observation) }
+        consumer.withLock {
+            $0 = Task { [self] in
+                for await observation in readings { await observe(observation) }
+            }
+        }
         cluster.onRejoin { [data] in await data.reloadMaps() }
     }
 
@@ -49,7 +65,7 @@ final class FailoverController: Sendable {
         let me = cluster.id
         let others = observation.members.subtracting([me])
         let (changes, absent, beats) = liveness.withLock { liveness in
-            let changes = liveness.observe(observation.beats, members: others, at: .now)
+            let changes = liveness.observe(observation.beats, members: others, at: observation.at)
             return (changes, liveness.absent, others.compactMap { node in liveness.beat(of: node).map { (node, $0) } })
         }
         for (node, verdict) in changes.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {

@@ -91,6 +91,7 @@ public enum TesseraNode {
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
         membership.cancel()
         leaseFollower.cancel()
+        failover.stop()
         await server.shutdown()
         await data.stop()
         await admin?.shutdown()
