@@ -32,12 +32,12 @@ public final class ReplicaNode: PeerRequestHandler {
     let sleep: @Sendable (Duration) async -> Void
     private let luns = Mutex<[LUNID: LUNReplicas]>([:])
     private let contextHandlers = Mutex<[LUNID: @Sendable ([UInt8]) async -> Bool]>([:])
-    private let serving = Mutex<@Sendable () -> Bool>({ true })
+    private let serving = Mutex(Handler<@Sendable () -> Bool>({ true }))
     /// The resyncs this node runs as primary, and their totals.
     let resyncs = Mutex(ResyncBook())
     /// Bytes per second a resync may copy (nil: unthrottled).
     let resyncRate: UInt64?
-    private let resyncEvents = Mutex<@Sendable (ResyncEvent) -> Void>({ _ in })
+    private let resyncEvents = Mutex(Handler<@Sendable (ResyncEvent) -> Void>({ _ in }))
 
     public init(
         id: NodeID, transport: any PeerTransport, mapSource: any SubUnitMapSource,
@@ -56,17 +56,17 @@ public final class ReplicaNode: PeerRequestHandler {
     /// Serve as a primary only while `mayServe` says so: the store lease
     /// (ARCHITECTURE.md rule 2). Without it, requests as primary are refused
     /// as unavailable and the senders look for the new primary.
-    public func serveOnlyWhile(_ mayServe: @escaping @Sendable () -> Bool) { serving.withLock { $0 = mayServe } }
+    public func serveOnlyWhile(_ mayServe: @escaping @Sendable () -> Bool) { serving.withLock { $0 = Handler(mayServe) } }
 
     /// Whether this node may serve as a primary now.
-    var mayServe: Bool { serving.withLock { $0 }() }
+    var mayServe: Bool { serving.withLock { $0 }.call() }
 
     /// Where resync progress goes (log lines, in the daemon).
     public func onResyncEvent(_ handler: @escaping @Sendable (ResyncEvent) -> Void) {
-        resyncEvents.withLock { $0 = handler }
+        resyncEvents.withLock { $0 = Handler(handler) }
     }
 
-    func report(_ event: ResyncEvent) { resyncEvents.withLock { $0 }(event) }
+    func report(_ event: ResyncEvent) { resyncEvents.withLock { $0 }.call(event) }
 
     /// Serves a LUN on this node: `extents` are this node's replicas (one
     /// device of the sub-unit's size per index it holds). Returns the device

@@ -167,8 +167,14 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
     private let store: any SharedContextStore
     private let peers: (any SharedContextPeers)?
     private let mayChange: @Sendable () -> Bool
-    private nonisolated let aborterBox = Mutex<TaskAborter?>(nil)
-    private var aborter: TaskAborter? { aborterBox.withLock { $0 } }
+    /// A reference box: a function value kept directly in a `Mutex` gains
+    /// conversion thunks on every `withLock`.
+    private final class AborterBox: Sendable {
+        let aborter: TaskAborter
+        init(_ aborter: @escaping TaskAborter) { self.aborter = aborter }
+    }
+    private nonisolated let aborterBox = Mutex<AborterBox?>(nil)
+    private var aborter: TaskAborter? { aborterBox.withLock { $0 }?.aborter }
     /// Serialises this node's changes (each is decided and committed before the next).
     private let changes = AsyncLock()
     /// How many times a change is decided again after conflicts before it gives up (retryable).
@@ -190,7 +196,7 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
         self.init(store: InMemoryContextStore(reservationStore: reservationStore, key: key))
     }
 
-    public nonisolated func setTaskAborter(_ aborter: @escaping TaskAborter) { aborterBox.withLock { $0 = aborter } }
+    public nonisolated func setTaskAborter(_ aborter: @escaping TaskAborter) { aborterBox.withLock { $0 = AborterBox(aborter) } }
 
     public func ready() async -> Bool {
         if cache != nil { return true }

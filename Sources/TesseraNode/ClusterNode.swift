@@ -30,20 +30,18 @@ public final class ClusterNode: Sendable {
     private let leader = Mutex<NodeID?>(nil)
     /// Told the store's context versions at every heartbeat; answers whether
     /// this node serves them all (a renewal counts only then).
-    private let contextFollower = Mutex<(@Sendable ([LUNKey: UInt64]) async -> Bool)?>(nil)
+    private let contextFollower = Mutex<Handler<@Sendable ([LUNKey: UInt64]) async -> Bool>?>(nil)
     /// Told every member's lease renewals, read through the quorum at every
     /// heartbeat (failure detection).
-    private let leaseObserver = Mutex<(@Sendable (LeaseObservation) -> Void)?>(nil)
+    private let leaseObserver = Mutex<Handler<@Sendable (LeaseObservation) -> Void>?>(nil)
     /// Run when this node finds itself fenced, before it clears the fence:
     /// it must forget whatever it served under the epochs it was failed over from.
-    private let rejoinHandler = Mutex<(@Sendable () async -> Void)?>(nil)
+    private let rejoinHandler = Mutex<Handler<@Sendable () async -> Void>?>(nil)
 
     /// What one heartbeat read about every member, through the quorum.
     public struct LeaseObservation: Sendable {
         /// Every member's renewal count and fence.
         public var beats: [NodeID: MemberLiveness.Beat]
-        /// The store's members.
-        public var members: Set<NodeID>
         /// When the reading came back (the renewals it shows were committed before).
         public var at: ContinuousClock.Instant
     }
@@ -209,17 +207,17 @@ public final class ClusterNode: Sendable {
     /// it could not): a node never holds its lease on a context older than
     /// the store's for longer than a lease (ARCHITECTURE.md rules 1 and 2).
     public func followContextVersions(_ follower: @escaping @Sendable ([LUNKey: UInt64]) async -> Bool) {
-        contextFollower.withLock { $0 = follower }
+        contextFollower.withLock { $0 = Handler(follower) }
     }
 
     /// Hands every heartbeat's reading of the members' renewals to `observer`,
     /// which must not block: the heartbeat keeps this node's own lease.
     public func observeLeases(_ observer: @escaping @Sendable (LeaseObservation) -> Void) {
-        leaseObserver.withLock { $0 = observer }
+        leaseObserver.withLock { $0 = Handler(observer) }
     }
 
     /// Runs `handler` when this node finds itself fenced, before rejoining.
-    public func onRejoin(_ handler: @escaping @Sendable () async -> Void) { rejoinHandler.withLock { $0 = handler } }
+    public func onRejoin(_ handler: @escaping @Sendable () async -> Void) { rejoinHandler.withLock { $0 = Handler(handler) } }
 
     /// Starts the heartbeat: every lease/4 a write through the quorum (a read
     /// the leader may answer alone would prove nothing), in the same
@@ -238,25 +236,23 @@ public final class ClusterNode: Sendable {
                     let (renewed, versions, observation) = try await heartbeatClient.transaction { tx in
                         let repository = StoreRepository(tx)
                         let renewed = try await repository.renewLease(id)
-                        let observation = LeaseObservation(
-                            beats: try await repository.leaseBeats(),
-                            members: Set(try await repository.members().map(\.nodeID)), at: clock.now)
+                        let observation = LeaseObservation(beats: try await repository.leaseBeats(), at: clock.now)
                         return (renewed, try await repository.contextVersions(), observation)
                     }
                     var observed = observation
                     observed.at = clock.now
-                    leaseObserver.withLock { $0 }?(observed)
+                    leaseObserver.withLock { $0 }?.call(observed)
                     if !renewed {
                         // Fenced: the others failed this node over. Its lease
                         // stays lapsed until it has reloaded what it serves.
                         lease.tick()
                         logger.warning("this node was failed over by the others (fenced); rejoining")
-                        await rejoinHandler.withLock { $0 }?()
+                        await rejoinHandler.withLock { $0 }?.call()
                         try await StoreRepository(heartbeatClient).unfence(id)
                         logger.notice("rejoined the cluster after a failover")
                         continue
                     }
-                    let follower = contextFollower.withLock { $0 }
+                    let follower = contextFollower.withLock { $0 }?.call
                     if await follower?(versions) ?? true {
                         lease.quorumReached(sentAt: sentAt)
                     } else {

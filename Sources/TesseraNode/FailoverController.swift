@@ -63,7 +63,8 @@ final class FailoverController: Sendable {
     /// One heartbeat's reading.
     func observe(_ observation: ClusterNode.LeaseObservation) async {
         let me = cluster.id
-        let others = observation.members.subtracting([me])
+        // The members as the store listed them lately (refreshed every 2 s).
+        let others = Set(data.members.map(\.nodeID)).subtracting([me])
         let (changes, absent, beats) = liveness.withLock { liveness in
             let changes = liveness.observe(observation.beats, members: others, at: observation.at)
             return (changes, liveness.absent, others.compactMap { node in liveness.beat(of: node).map { (node, $0) } })

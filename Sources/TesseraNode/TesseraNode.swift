@@ -1,5 +1,6 @@
 import AdminAPI
 import BlockStorage
+import ClusterModel
 import Dispatch
 import Logging
 import ISCSITargetServer
@@ -148,7 +149,7 @@ extension TesseraNode {
 /// until the store's are loaded.
 final class ServedTargets: Sendable {
     private let state: Mutex<(targets: [TargetConfiguration], serving: Bool)>
-    private let replicationSource = Mutex<(@Sendable () -> ReplicationHealth)?>(nil)
+    private let replicationSource = Mutex<Handler<@Sendable () -> ReplicationHealth>?>(nil)
     init(_ targets: [TargetConfiguration]) { state = Mutex((targets, false)) }
     var targets: [TargetConfiguration] { state.withLock { $0.targets } }
     var serving: Bool { state.withLock { $0.serving } }
@@ -157,10 +158,10 @@ final class ServedTargets: Sendable {
     func markServing() { state.withLock { $0.serving = true } }
     /// Where the health report reads the replicas from, once the data plane runs.
     func reportReplication(_ source: @escaping @Sendable () -> ReplicationHealth) {
-        replicationSource.withLock { $0 = source }
+        replicationSource.withLock { $0 = Handler(source) }
     }
     /// The replicas, once known.
-    var replication: ReplicationHealth? { replicationSource.withLock { $0 }?() }
+    var replication: ReplicationHealth? { replicationSource.withLock { $0 }?.call() }
 }
 
 /// SIGINT and SIGTERM as an awaitable event (DispatchSource signal sources;

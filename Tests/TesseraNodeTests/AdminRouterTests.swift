@@ -30,6 +30,27 @@ import Testing
         #expect(forming.json.contains(#""status":"starting""#) && forming.json.contains(#""serving":false"#))
     }
 
+    @Test func replicationFields() {
+        var report = Self.report(held: true)
+        var replication = ReplicationHealth()
+        replication.inSync = 14
+        replication.stale = 1
+        replication.resyncing = 1
+        replication.deadNodes = [3]
+        replication.resyncBytesTotal = 4096
+        replication.resyncs = [
+            .init(subUnit: "lun-1/2", node: 3, percent: 42.04, bytesDone: 10, bytesTotal: 20, bytesPerSecond: 5)
+        ]
+        report.replication = replication
+        #expect(
+            report.json.hasSuffix(
+                #""replicas":{"in_sync":14,"stale":1,"resyncing":1},"dead_nodes":[3],"resyncs":[{"sub_unit":"lun-1/2","node":3,"percent":42.0,"bytes_done":10,"bytes_total":20,"rate_bytes_per_s":5}],"resync_bytes_total":4096}"#
+                    + "\n"))
+        #expect(report.metrics.contains("tessera_replicas{node=\"2\",state=\"stale\"} 1"))
+        #expect(report.metrics.contains("tessera_resync_bytes_remaining{node=\"2\",sub_unit=\"lun-1/2\",target=\"3\"} 10"))
+        #expect(!Self.report(held: true).json.contains("replicas"), "no replication fields before the data plane runs")
+    }
+
     @Test func metricsText() {
         let text = Self.report(held: false).metrics
         #expect(text.contains("tessera_store_lease_held{node=\"2\"} 0"))

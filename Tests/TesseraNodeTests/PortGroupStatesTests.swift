@@ -51,6 +51,15 @@ import Testing
                 == [Self.group(1, .activeOptimized), Self.group(2, state), Self.group(3, .activeOptimized)])
     }
 
+    /// A member held dead or fenced is unavailable through every survivor; the survivors stay active/optimized.
+    @Test func aFailedMemberIsUnavailable() {
+        var inputs = Self.node2()
+        inputs.absent = [NodeID(3)]
+        #expect(
+            PortGroupStates.groups(inputs)
+                == [Self.group(1, .activeOptimized), Self.group(2, .activeOptimized), Self.group(3, .unavailable)])
+    }
+
     /// `alua_states` sets other groups' states (an unknown code is unavailable) and any group's
     /// PREF; this node's own state stays its lease's.
     @Test func aluaStatesOverrideOtherGroups() {

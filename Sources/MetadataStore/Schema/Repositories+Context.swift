@@ -52,10 +52,11 @@ extension StoreRepository {
     /// quorum. False when the node is fenced: then it renewed nothing, and
     /// must rejoin (``unfence(_:)``) after reloading what it serves.
     public func renewLease(_ node: NodeID) async throws -> Bool {
-        try await db.exec(
-            "INSERT INTO node_leases (node_id, beats) VALUES (?, 0) ON CONFLICT (node_id) DO NOTHING", [.int(node.rawValue)])
         let renewed = try await db.exec(
-            "UPDATE node_leases SET beats = beats + 1 WHERE node_id = ? AND fenced = 0", [.int(node.rawValue)])
+            """
+            INSERT INTO node_leases (node_id, beats) VALUES (?, 1)
+            ON CONFLICT (node_id) DO UPDATE SET beats = beats + 1 WHERE fenced = 0
+            """, [.int(node.rawValue)])
         return renewed.rowsAffected == 1
     }
 
