@@ -98,6 +98,10 @@ target_stop() {
 #                     returns once every node logged "tesserad ready".
 #                     Sets CLUSTER_IQN (the target in node 1's TOML) and CLUSTER_PIDS.
 #   cluster_stop      SIGTERM to every node, SIGKILL after 10 s.
+#   cluster_pid I     node I's PID (from CLUSTER_PIDS).
+#   cluster_restart I node I started again with its TOML and data (after a kill);
+#                     its log is appended to; returns once it logged "tesserad
+#                     ready" once more (150 s at most).
 # Logs: /tmp/target-node<i>.log (node 1's also as /tmp/target.log).
 : "${CLUSTER_SIZE_MB:=256}"
 # the store lease in the guest: under TCG every instruction is emulated and
@@ -184,4 +188,24 @@ cluster_stop() {
 	done
 	CLUSTER_PIDS=""
 	TARGET_PID=
+}
+
+cluster_pid() { echo "$CLUSTER_PIDS" | tr ' ' '\n' | sed -n "${1}p"; }
+
+cluster_restart() {
+	local i="$1" before pid old new="" j=1
+	old=$(cluster_pid "$i")
+	[ -n "$old" ] && wait "$old" 2>/dev/null
+	before=$(grep -c 'tesserad ready' "/tmp/target-node$i.log")
+	echo "----- restart $(cut -d' ' -f1 /proc/uptime)s" >>"/tmp/target-node$i.log"
+	(cd /tmp/cluster && exec tesserad --config "/tmp/cluster-node$i.toml") >>"/tmp/target-node$i.log" 2>&1 &
+	pid=$!
+	for old in $CLUSTER_PIDS; do
+		[ "$j" = "$i" ] && old=$pid
+		new="${new:+$new }$old"; j=$((j + 1))
+	done
+	CLUSTER_PIDS=$new
+	[ "$i" = 1 ] && TARGET_PID=$pid
+	wait_until 150 sh -c "! kill -0 $pid || [ \$(grep -c 'tesserad ready' /tmp/target-node$i.log) -gt $before ]"
+	kill -0 "$pid" 2>/dev/null && [ "$(grep -c 'tesserad ready' "/tmp/target-node$i.log")" -gt "$before" ]
 }
