@@ -42,7 +42,14 @@ dump_logs() {
 type cluster_restart >/dev/null 2>&1 || die "target plugin has no cluster_restart (TARGET=tesserad only)"
 
 # ---- helpers ---------------------------------------------------------------
-health() { wget -q -T 5 -O - "http://127.0.0.$1:808$1/health" 2>/dev/null; }
+# health <i>: node i's /health JSON; status 0 only for a 200 (busybox-static's
+# wget crashes in the guest: HTTP/1.0 through nc)
+health() {
+	local r
+	r=$(printf 'GET /health HTTP/1.0\r\n\r\n' | timeout 5 nc "127.0.0.$1" "808$1" 2>/dev/null | tr -d '\r')
+	echo "$r" | sed -n '/^{/p'
+	echo "$r" | head -n1 | grep -q '^HTTP/1\.[01] 200'
+}
 # converged: every node answers 200 with stale 0, resyncing 0, dead_nodes []
 converged() {
 	local i h
@@ -230,6 +237,10 @@ iscsiadm -m discovery -t sendtargets -p "$(portal 1)" 2>&1 | sed 's/^/  /'
 for p in $PORTALS; do login "$p" | sed 's/^/  /' || die "login to $p failed"; done
 check "three sessions" [ "$(session_count)" = 3 ]
 wait_until 30 have_disks 3 || die "expected 3 disks, have: $(disks | tr '\n' ' ')"
+for sd in $(disks); do
+	echo "  /dev/$sd: $(portal_of "$sd"), $(( $(cat /sys/block/$sd/size) * 512 )) bytes, $(sg_readcap "/dev/$sd" 2>&1 | grep -i 'device size' | trim)"
+done
+path_log | sed 's/^/  [kernel, paths, after login] /'
 multipath_one_map 3 30
 for i in 1 2 3; do eval "SD_$i=\$(sd_of $i)"; done
 ok "node 1 /dev/$SD_1, node 2 /dev/$SD_2, node 3 /dev/$SD_3"
