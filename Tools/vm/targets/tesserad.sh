@@ -156,6 +156,10 @@ cluster_start() {
 		pid=$!
 		CLUSTER_PIDS="${CLUSTER_PIDS:+$CLUSTER_PIDS }$pid"
 		[ "$i" = 1 ] && { ln -sf /tmp/target-node1.log /tmp/target.log; TARGET_PID=$pid; sleep 2; }
+		# one join at a time: two nodes joining the store at once can fail
+		# with "store join: store SQL error 1: server role is not valid"
+		[ "$i" -gt 1 ] && [ "$i" -lt "$n" ] &&
+			wait_until 60 sh -c "grep -q 'store joined' /tmp/target-node$i.log || ! kill -0 $pid"
 		i=$((i + 1))
 	done
 	# under TCG the store's formation takes a while; each node waits for all members
