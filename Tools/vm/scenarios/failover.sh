@@ -30,6 +30,10 @@ N=3
 PORTALS="127.0.0.1:$PORT 127.0.0.2:$PORT 127.0.0.3:$PORT"
 portal() { echo "127.0.0.$1:$PORT"; }
 EXPECT_SIZE_BYTES=$((CLUSTER_SIZE_MB * 1024 * 1024))
+# the store lease here (the plugin's CLUSTER_LEASE, 10 s, lapsed now and then
+# under TCG on a loaded host: port groups flapping unavailable); failover
+# detection takes about one lease
+CLUSTER_LEASE="${FAILOVER_LEASE:-15s}"
 SECOND_IQN=iqn.2026-11.org.tessera:vm-second-initiator
 
 dump_logs() {
@@ -237,8 +241,11 @@ iscsiadm -m discovery -t sendtargets -p "$(portal 1)" 2>&1 | sed 's/^/  /'
 for p in $PORTALS; do login "$p" | sed 's/^/  /' || die "login to $p failed"; done
 check "three sessions" [ "$(session_count)" = 3 ]
 wait_until 30 have_disks 3 || die "expected 3 disks, have: $(disks | tr '\n' ' ')"
+# a disk scanned while its port group was unavailable has size 0: rescan it
+full_size() { [ "$(( $(cat /sys/block/$1/size) * 512 ))" = "$EXPECT_SIZE_BYTES" ] || { echo 1 > "/sys/block/$1/device/rescan"; return 1; }; }
 for sd in $(disks); do
-	echo "  /dev/$sd: $(portal_of "$sd"), $(( $(cat /sys/block/$sd/size) * 512 )) bytes, $(sg_readcap "/dev/$sd" 2>&1 | grep -i 'device size' | trim)"
+	wait_until 60 full_size "$sd" || fail "/dev/$sd: size $(( $(cat /sys/block/$sd/size) * 512 )) after 60 s of rescans"
+	echo "  /dev/$sd: $(portal_of "$sd"), $(( $(cat /sys/block/$sd/size) * 512 )) bytes"
 done
 path_log | sed 's/^/  [kernel, paths, after login] /'
 multipath_one_map 3 30
