@@ -200,7 +200,13 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         let otherVoters = members.filter { $0.role == .voter && $0.id != id }.count
         let wanted: NodeRole = otherVoters < maximumVoters ? .voter : .standby
         if members.first(where: { $0.id == id })?.role != wanted {
-            try await assign(id: id, role: wanted)
+            do {
+                try await assign(id: id, role: wanted)
+            } catch let error as MetadataStoreError where "\(error)".contains("server role is not valid") {
+                // RAFT_BADROLE: the member already has that role (an earlier
+                // attempt's ASSIGN, or a promotion that finished meanwhile).
+                guard try await self.members().first(where: { $0.id == id })?.role == wanted else { throw error }
+            }
         }
         logger.info("node joined the store", metadata: ["id": "\(id)", "role": "\(wanted)"])
         return wanted

@@ -98,6 +98,10 @@ target_stop() {
 #                     returns once every node logged "tesserad ready".
 #                     Sets CLUSTER_IQN (the target in node 1's TOML) and CLUSTER_PIDS.
 #   cluster_stop      SIGTERM to every node, SIGKILL after 10 s.
+#   cluster_pid I     node I's PID (from CLUSTER_PIDS).
+#   cluster_restart I node I started again with its TOML and data (after a kill);
+#                     its log is appended to; returns once it logged "tesserad
+#                     ready" once more (150 s at most).
 # Logs: /tmp/target-node<i>.log (node 1's also as /tmp/target.log).
 : "${CLUSTER_SIZE_MB:=256}"
 # the store lease in the guest: under TCG every instruction is emulated and
@@ -134,7 +138,7 @@ cluster_ready() { # cluster_ready N: every node logged "tesserad ready", or one 
 }
 
 cluster_start() {
-	local n="$1" i conf pid
+	local n="$1" i conf pid tries
 	[ -f /vm/cluster/cluster-node1.toml ] || { echo "no /vm/cluster/cluster-node1.toml in the initramfs"; return 1; }
 	CLUSTER_IQN=$(sed -n 's/^name = "\(.*\)"/\1/p' /vm/cluster/cluster-node1.toml | head -n1)
 	i=1
@@ -152,9 +156,28 @@ cluster_start() {
 		pid=$!
 		CLUSTER_PIDS="${CLUSTER_PIDS:+$CLUSTER_PIDS }$pid"
 		[ "$i" = 1 ] && { ln -sf /tmp/target-node1.log /tmp/target.log; TARGET_PID=$pid; sleep 2; }
+		# one join at a time: under TCG two nodes joining the store at once
+		# left nodes 1 and 2 without a leader (a daemon bug)
+		[ "$i" -gt 1 ] && [ "$i" -lt "$n" ] &&
+			wait_until 60 sh -c "grep -q 'store joined' /tmp/target-node$i.log || ! kill -0 $pid"
 		i=$((i + 1))
 	done
 	# under TCG the store's formation takes a while; each node waits for all members
+	wait_until 150 cluster_ready
+	# a daemon bug, seen in the guest: a joining node's ASSIGN can fail with
+	# "store join: store SQL error 1: server role is not valid" and the node
+	# exits; its join is idempotent, so start it again (twice at most)
+	i=1
+	for pid in $CLUSTER_PIDS; do
+		tries=0
+		while ! kill -0 "$(cluster_pid "$i")" 2>/dev/null && [ "$tries" -lt 2 ] &&
+		      tail -n 3 "/tmp/target-node$i.log" | grep -q 'server role is not valid'; do
+			tries=$((tries + 1))
+			echo "  note: node $i exited with 'server role is not valid' (daemon bug): starting it again ($tries)"
+			cluster_restart "$i" >/dev/null 2>&1
+		done
+		i=$((i + 1))
+	done
 	wait_until 150 cluster_ready
 	i=1
 	for pid in $CLUSTER_PIDS; do
@@ -184,4 +207,24 @@ cluster_stop() {
 	done
 	CLUSTER_PIDS=""
 	TARGET_PID=
+}
+
+cluster_pid() { echo "$CLUSTER_PIDS" | tr ' ' '\n' | sed -n "${1}p"; }
+
+cluster_restart() {
+	local i="$1" before pid old new="" j=1
+	old=$(cluster_pid "$i")
+	[ -n "$old" ] && wait "$old" 2>/dev/null
+	before=$(grep -c 'tesserad ready' "/tmp/target-node$i.log")
+	echo "----- restart $(cut -d' ' -f1 /proc/uptime)s" >>"/tmp/target-node$i.log"
+	(cd /tmp/cluster && exec tesserad --config "/tmp/cluster-node$i.toml") >>"/tmp/target-node$i.log" 2>&1 &
+	pid=$!
+	for old in $CLUSTER_PIDS; do
+		[ "$j" = "$i" ] && old=$pid
+		new="${new:+$new }$old"; j=$((j + 1))
+	done
+	CLUSTER_PIDS=$new
+	[ "$i" = 1 ] && TARGET_PID=$pid
+	wait_until 150 sh -c "! kill -0 $pid || [ \$(grep -c 'tesserad ready' /tmp/target-node$i.log) -gt $before ]"
+	kill -0 "$pid" 2>/dev/null && [ "$(grep -c 'tesserad ready' "/tmp/target-node$i.log")" -gt "$before" ]
 }
