@@ -37,6 +37,16 @@ extension ReplicaNode {
         let blockSize = UInt64(replicas.layout.blockSize)
         let blocks = replicas.layout.blocks(in: index)
         let dirtyKey = LUNReplicas.DirtyKey(index: index, node: target)
+        let recent = resyncs.withLock { book in
+            book.lastFailure[key].map { ContinuousClock.now - $0 < resyncRetryPause } ?? false
+        }
+        guard !recent else { return false }
+        // The replica must answer before anything changes in the store: a
+        // node that died a moment ago still looks alive to the lease reader.
+        guard case .done = await transport.send(.flush(lun), to: target, timeout: replicationTimeout) else {
+            resyncs.withLock { $0.lastFailure[key] = .now }
+            return false
+        }
 
         // Begin, holding the whole sub-unit: no write straddles the change of
         // set, so every write either reaches the learner or marks its regions.
@@ -77,7 +87,11 @@ extension ReplicaNode {
         report(.started(begun))
 
         func stop(_ reason: String) async -> Bool {
-            let progress = resyncs.withLock { $0.running.removeValue(forKey: key) } ?? begun
+            let progress =
+                resyncs.withLock { book in
+                    book.lastFailure[key] = .now
+                    return book.running.removeValue(forKey: key)
+                } ?? begun
             report(.failed(progress, reason: reason))
             // No longer a learner: live writes stop going to it until it is tried again.
             if let current = replicas.replicaSet(index), current.primary == id,

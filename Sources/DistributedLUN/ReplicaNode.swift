@@ -37,13 +37,17 @@ public final class ReplicaNode: PeerRequestHandler {
     let resyncs = Mutex(ResyncBook())
     /// Bytes per second a resync may copy (nil: unthrottled).
     let resyncRate: UInt64?
+    /// How long a resync that stopped waits before it is tried again.
+    let resyncRetryPause: Duration
     private let resyncEvents = Mutex(Handler<@Sendable (ResyncEvent) -> Void>({ _ in }))
 
     public init(
         id: NodeID, transport: any PeerTransport, mapSource: any SubUnitMapSource,
         replicationTimeout: Duration = .seconds(2), failoverWait: Duration = .seconds(5), resyncRate: UInt64? = nil,
+        resyncRetryPause: Duration = .seconds(5),
         sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) }
     ) {
+        self.resyncRetryPause = resyncRetryPause
         self.id = id
         self.transport = transport
         self.source = mapSource

@@ -47,6 +47,9 @@ public struct ResyncBook: Sendable {
     public var bytesCopied: UInt64 = 0
     /// Resyncs finished so far.
     public var finished = 0
+    /// When each resync last stopped or could not reach its replica: it is
+    /// not tried again for the node's `resyncRetryPause`.
+    public var lastFailure: [Key: ContinuousClock.Instant] = [:]
 
     /// A resync's name: which replica of which sub-unit.
     public struct Key: Hashable, Sendable {

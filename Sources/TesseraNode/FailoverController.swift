@@ -85,7 +85,8 @@ final class FailoverController: Sendable {
             guard let beat = byNode[node], !beat.fenced else { continue }
             await failOver(node, beats: beat.beats, absent: absent)
         }
-        let alive = Set(others.filter { !absent.contains($0) && byNode[$0]?.fenced != true })
+        // Only members renewing their leases now: not a suspected one, which may be dying.
+        let alive = liveness.withLock { liveness in Set(others.filter { liveness.verdict(of: $0) == .alive }) }
         startResyncs(isLive: { alive.contains($0) })
     }
 

@@ -116,7 +116,7 @@ public final class InProcessCluster: Sendable {
             views[id] = view
             let node = ReplicaNode(
                 id: id, transport: network.transport(from: id), mapSource: view, replicationTimeout: replicationTimeout,
-                failoverWait: failoverWait, resyncRate: resyncRate, sleep: sleep)
+                failoverWait: failoverWait, resyncRate: resyncRate, resyncRetryPause: .zero, sleep: sleep)
             var mine: [UInt32: MemoryBlockDevice] = [:]
             for index in map.subUnits(heldBy: id) {
                 mine[index] = MemoryBlockDevice(
