@@ -181,6 +181,10 @@ struct FailoverTests {
         box.network.withLock { $0 = cluster.network }
         let primary = cluster.nodes[NodeID(1)]!
         let first = Task { await primary.resync(lun, index: 0, node: NodeID(2)) }
+        // Five regions copied (the probe's flush answered long before), then the sixth parks.
+        for _ in 0..<10_000 where primary.resyncStatus.bytesCopied < 5 * 65536 {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
         #expect(await parked(clock, 1))
         clock.advance(by: .seconds(3))
         #expect(await first.value == false)

@@ -1,28 +1,38 @@
 import ClusterModel
 import Foundation
 import Logging
+import Synchronization
 @testable import MetadataStore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A free 127.0.0.1 TCP port: bind port 0, read it back, close.
+/// Ports handed out in this process, below Linux's ephemeral range
+/// (32768–60999): a port read back from bind(0) is in that range, and a
+/// client connection's source port could take it before the dqlite node
+/// binds it, or two test clusters could be handed the same one.
+private let nextPort = Mutex(20_000 + Int(getpid() % 100) * 100)
+
+/// A free 127.0.0.1 TCP port, never handed out twice in this process.
 func freeLoopbackPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    while true {
+        let port = nextPort.withLock { port in
+            defer { port = port >= 32_000 ? 20_000 : port + 1 }
+            return port
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        close(fd)
+        if bound == 0 { return port }
     }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// N real dqlite nodes in this process on 127.0.0.1, each with a temp data dir.
