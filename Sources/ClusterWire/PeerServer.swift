@@ -26,6 +26,7 @@ public final class PeerServer: Sendable {
     private let handler: any PeerRequestHandler
     private let group: any EventLoopGroup
     private let logger: Logger
+    private let helloTimeout: TimeAmount
     private let state = NIOLockedValueBox(ServerState())
 
     private struct ServerState {
@@ -34,12 +35,17 @@ public final class PeerServer: Sendable {
         var isShutDown = false
     }
 
+    /// How long an accepted connection may take to send its hello before it is closed.
+    public static let defaultHelloTimeout = TimeAmount.seconds(2)
+
     /// Creates a server; nothing listens until ``start()``.
     public init(
         host: String, port: Int, nodeID: NodeID, handler: any PeerRequestHandler,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        helloTimeout: TimeAmount = PeerServer.defaultHelloTimeout,
         logger: Logger = Logger(label: "tessera.peer")
     ) {
+        self.helloTimeout = helloTimeout
         self.host = host
         self.port = port
         self.nodeID = nodeID
@@ -53,7 +59,7 @@ public final class PeerServer: Sendable {
     /// Binds the port and starts accepting connections. A server starts once;
     /// after ``shutdown()`` make a new one (on the same port if wanted).
     public func start() async throws {
-        let (nodeID, handler, logger, state) = (nodeID, handler, logger, state)
+        let (nodeID, handler, logger, state, helloTimeout) = (nodeID, handler, logger, state, helloTimeout)
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -78,7 +84,8 @@ public final class PeerServer: Sendable {
                     PeerFrameEncoder(),
                     PeerServerConnectionHandler(
                         localNodeID: nodeID, requestHandler: handler,
-                        maxInFlight: PeerServer.maxInFlightPerConnection, logger: logger))
+                        maxInFlight: PeerServer.maxInFlightPerConnection, helloTimeout: helloTimeout,
+                        logger: logger))
             }
         }
         .bind(host: host, port: port).get()

@@ -11,16 +11,19 @@ final class PeerServerConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = PeerFrame
     typealias OutboundOut = PeerFrame
 
-    /// How long a new connection may take to send its hello.
-    static let helloTimeout = TimeAmount.seconds(2)
-
     private var machine: PeerServerConnectionStateMachine
     private let requestHandler: any PeerRequestHandler
     private var logger: Logger
     private var helloTimer: Scheduled<Void>?
+    /// How long a new connection may take to send its hello.
+    private let helloTimeout: TimeAmount
     private var flushScheduled = false
 
-    init(localNodeID: NodeID, requestHandler: any PeerRequestHandler, maxInFlight: Int, logger: Logger) {
+    init(
+        localNodeID: NodeID, requestHandler: any PeerRequestHandler, maxInFlight: Int, helloTimeout: TimeAmount,
+        logger: Logger
+    ) {
+        self.helloTimeout = helloTimeout
         self.machine = PeerServerConnectionStateMachine(localNodeID: localNodeID, maxInFlight: maxInFlight)
         self.requestHandler = requestHandler
         self.logger = logger
@@ -135,7 +138,7 @@ final class PeerServerConnectionHandler: ChannelDuplexHandler {
     private func armHelloTimer(context: ChannelHandlerContext) {
         guard helloTimer == nil, machine.state == .awaitingHello else { return }
         let target = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        helloTimer = context.eventLoop.scheduleTask(in: Self.helloTimeout) {
+        helloTimer = context.eventLoop.scheduleTask(in: helloTimeout) {
             let (handler, context) = target.value
             handler.helloTimer = nil
             handler.run(handler.machine.helloTimedOut(), context: context)

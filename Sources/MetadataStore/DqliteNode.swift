@@ -121,7 +121,20 @@ public final class DqliteNode: @unchecked Sendable {
     /// Stops the node: in-flight requests finish, connections close, the
     /// thread exits. Safe to call twice. (1.11 has no handover call: transfer
     /// leadership first with `MetadataStoreClient.transferLeadership`.)
-    public func stop() {
+    /// Stops the node on a thread of its own: `dqlite_node_stop` waits for
+    /// libdqlite's loop to wind down (seconds for a leader), and a task that
+    /// called it directly would hold one of the few cooperative threads.
+    public func stop() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                self.stopBlocking()
+                done.resume()
+            }
+        }
+    }
+
+    /// Stops the node on the calling thread; for callers outside Swift concurrency.
+    public func stopBlocking() {
         lock.withLock {
             guard let handle, running else { return }
             let rc = dqlite_node_stop(handle)

@@ -299,7 +299,7 @@ public final class ClusterNode: Sendable {
         await task?.value
         await heartbeatClient.close()
         await client.close()
-        node.stop()
+        await node.stop()
     }
 }
 

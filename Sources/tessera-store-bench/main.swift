@@ -100,7 +100,7 @@ func runBench() async throws {
     for k in 0..<kills {
         let leader = try await client.leader().id
         let stoppedAt = clock.now
-        nodes[leader]?.stop()
+        await nodes[leader]?.stop()
         nodes[leader] = nil
         let rowID = Int64(acknowledged)
         _ = try await client.mutate(requestID: RequestID("failover-\(k)")) { tx in
@@ -125,6 +125,6 @@ func runBench() async throws {
     }
     print("rows acknowledged \(acknowledged), rows present \(count): \(count == Int64(acknowledged) ? "OK" : "MISMATCH")")
     await client.close()
-    for node in nodes.values { node.stop() }
+    for node in nodes.values { await node.stop() }
     try? FileManager.default.removeItem(atPath: root)
 }

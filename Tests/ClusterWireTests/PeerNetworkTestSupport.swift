@@ -31,7 +31,7 @@ actor Gate {
     }
 
     /// Polls until `count` requests arrived; false after `limit`.
-    nonisolated func waitForArrivals(_ count: Int, within limit: Duration = .seconds(2)) async -> Bool {
+    nonisolated func waitForArrivals(_ count: Int, within limit: Duration = .seconds(10)) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
             if await arrivals >= count { return true }
@@ -97,6 +97,12 @@ func expectedEcho(_ request: PeerRequest) -> [UInt8] {
     return write.data.array()
 }
 
+/// A server on 127.0.0.1 whose hello timeout outlasts any stall of a loaded
+/// test run: the tests that use it are about other things.
+func patientServer(_ handler: any PeerRequestHandler, port: Int = 0, nodeID: NodeID = serverNode) -> PeerServer {
+    PeerServer(host: "127.0.0.1", port: port, nodeID: nodeID, handler: handler, helloTimeout: .seconds(60))
+}
+
 /// A server on 127.0.0.1 and a client that knows its address.
 struct PeerHarness {
     let server: PeerServer
@@ -106,7 +112,7 @@ struct PeerHarness {
     static func start(handler: any PeerRequestHandler, port: Int = 0, nodeID: NodeID = serverNode) async throws
         -> PeerHarness
     {
-        let server = PeerServer(host: "127.0.0.1", port: port, nodeID: nodeID, handler: handler)
+        let server = patientServer(handler, port: port, nodeID: nodeID)
         try await server.start()
         let port = try #require(server.boundPort)
         let client = PeerClient(

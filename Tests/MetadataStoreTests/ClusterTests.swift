@@ -33,7 +33,7 @@ struct ClusterTests {
 
         let oldLeader = try await client.leader().id
         let stoppedAt = ContinuousClock.now
-        cluster.node(oldLeader)?.stop()
+        await cluster.node(oldLeader)?.stop()
 
         // The caller did not see the answer (say) and retries: applied once.
         let retry = try await client.mutate(requestID: requestID) { tx in
@@ -52,7 +52,7 @@ struct ClusterTests {
 
         // Two of three down: the survivor has no quorum and refuses writes.
         let secondLeader = try await client.leader().id
-        cluster.node(secondLeader)?.stop()
+        await cluster.node(secondLeader)?.stop()
         let impatient = cluster.client(retryDeadline: .seconds(2))
         await #expect(throws: MetadataStoreError.self) {
             _ = try await impatient.mutate(requestID: RequestID("write-3")) { tx in
@@ -97,7 +97,7 @@ extension ClusterTests {
         for _ in 0..<3 {
             try await Task.sleep(for: .milliseconds(300))
             let leader = try await client.leader().id
-            cluster.node(leader)?.stop()
+            await cluster.node(leader)?.stop()
             try await Task.sleep(for: .milliseconds(1500))
             // Bring the stopped node back so the next stop keeps a quorum.
             if let index = cluster.nodes.firstIndex(where: { $0.configuration.id == leader }) {

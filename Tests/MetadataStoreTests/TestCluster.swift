@@ -72,9 +72,16 @@ final class TestCluster: @unchecked Sendable {
 
     func node(_ id: NodeID) -> DqliteNode? { nodes.first { $0.configuration.id == id } }
 
+    /// Stops the nodes and removes their directory on a thread of its own,
+    /// so that a test's `defer` does not hold a cooperative thread while
+    /// libdqlite winds down.
     func shutdown() {
-        for node in nodes { node.stop() }
+        let stopping = nodes
+        let root = root
         nodes.removeAll()
-        try? FileManager.default.removeItem(atPath: root)
+        Thread.detachNewThread {
+            for node in stopping { node.stopBlocking() }
+            try? FileManager.default.removeItem(atPath: root)
+        }
     }
 }
