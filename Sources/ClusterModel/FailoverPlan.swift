@@ -75,4 +75,52 @@ public enum FailoverPlan {
         next.epoch = set.epoch.next
         return next
     }
+
+    /// The set repaired after the members in `gone` left for good, or nil when
+    /// nothing changes: their replicas are dropped (never the primary: a set
+    /// whose primary is gone waits for it, or for a failover that found an
+    /// heir), and replicas are added on `candidates` until the set has
+    /// `factor` again, each new one stale (a full copy from the primary makes
+    /// it in sync). A candidate already in the set is skipped; of the rest,
+    /// the one holding the fewest replicas in `load` is taken first (the
+    /// lowest id on a tie). Epoch + 1.
+    public static func repaired(
+        _ set: ReplicaSet, gone: Set<NodeID>, candidates: Set<NodeID>, load: [NodeID: Int], factor: Int
+    ) -> ReplicaSet? {
+        guard !gone.contains(set.primary) else { return nil }
+        var replicas = set.replicas.filter { !gone.contains($0.node) }
+        var changed = replicas.count != set.replicas.count
+        var free = candidates.subtracting(gone).subtracting(replicas.map(\.node))
+        while replicas.count < factor,
+            let next = free.min(by: { (load[$0] ?? 0, $0.rawValue) < (load[$1] ?? 0, $1.rawValue) })
+        {
+            free.remove(next)
+            replicas.append(Replica(node: next, state: .stale))
+            changed = true
+        }
+        guard changed else { return nil }
+        return ReplicaSet(epoch: set.epoch.next, replicas: replicas)
+    }
+
+    /// Every change of `map` that repairs its sets after the members in
+    /// `gone` left for good, spreading the new replicas over `candidates`
+    /// by the replicas each already holds in the map.
+    public static func repaired(_ map: SubUnitMap, gone: Set<NodeID>, candidates: Set<NodeID>) -> [Change] {
+        var load: [NodeID: Int] = [:]
+        for set in map.subUnits {
+            for replica in set.replicas where !gone.contains(replica.node) { load[replica.node, default: 0] += 1 }
+        }
+        var changes: [Change] = []
+        for (index, set) in map.subUnits.enumerated() {
+            guard
+                let next = repaired(
+                    set, gone: gone, candidates: candidates, load: load, factor: map.replicationFactor)
+            else { continue }
+            for replica in next.replicas where !set.replicas.contains(where: { $0.node == replica.node }) {
+                load[replica.node, default: 0] += 1
+            }
+            changes.append(Change(index: UInt32(index), expecting: set.epoch, set: next))
+        }
+        return changes
+    }
 }

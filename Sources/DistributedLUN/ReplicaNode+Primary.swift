@@ -133,11 +133,17 @@ extension ReplicaNode {
         }
     }
 
-    /// Flushes every extent this node holds of the LUN.
+    /// Flushes every device under this node's extents of the LUN, each once
+    /// (the extents are windows on one file: one flush covers them all).
     func flushLocal(_ lun: LUNID) async -> PeerReply {
         guard let replicas = replicas(lun) else { return .failure(PeerFailure(.unknownSubUnit, detail: "\(lun)")) }
+        var devices: [ObjectIdentifier: any BlockDevice] = [:]
+        for extent in replicas.extents.values {
+            let device = (extent as? BlockDeviceWindow)?.base ?? extent
+            devices[ObjectIdentifier(device)] = device
+        }
         let failures = await withTaskGroup(of: BlockDeviceError?.self) { group in
-            for extent in replicas.extents.values {
+            for extent in devices.values {
                 group.addTask {
                     do throws(BlockDeviceError) { try await extent.flush() } catch { return error }
                     return nil

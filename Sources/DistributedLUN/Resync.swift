@@ -20,7 +20,7 @@ public struct ResyncProgress: Hashable, Sendable {
 
     /// Bytes per second since the start, as of `now`.
     public func rate(at now: ContinuousClock.Instant) -> Double {
-        let seconds = Double((now - startedAt).components.seconds) + Double((now - startedAt).components.attoseconds) / 1e18
+        let seconds = (now - startedAt).inSeconds
         return seconds > 0 ? Double(bytesDone) / seconds : 0
     }
 }

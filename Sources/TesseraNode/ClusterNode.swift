@@ -333,8 +333,7 @@ public final class StoreLeaseKeeper: ContextChangeGate {
     public var millisecondsSinceContact: Int64? {
         let now = ContinuousClock.now
         guard let since = monitor.withLock({ $0.sinceLastContact(at: now) }) else { return nil }
-        let (seconds, attoseconds) = since.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return since.wholeMilliseconds
     }
 
     func quorumReached(sentAt: ContinuousClock.Instant) {

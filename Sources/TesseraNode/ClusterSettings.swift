@@ -34,6 +34,15 @@ public struct ClusterSettings: Sendable, Hashable {
     public var resyncRate: UInt64 = Self.defaultResyncRate
     /// The default `resync_rate`: 128 MiB/s.
     public static let defaultResyncRate: UInt64 = 128 << 20
+    /// `replace_after`: how long a member may stay failed over (fenced)
+    /// before it counts as gone for good: its replicas are then re-made on
+    /// the other live members (full copies from the primaries). nil ("off")
+    /// waits for it forever.
+    public var replaceAfter: Duration? = Self.defaultReplaceAfter
+    /// The default `replace_after`: 10 minutes, long enough for a reboot or
+    /// a package upgrade (Ceph marks an OSD out after 600 s, Longhorn waits
+    /// 600 s before replenishing a replica).
+    public static let defaultReplaceAfter = Duration.seconds(600)
     /// `store_dir`: the store's data directory; nil means `data_dir/store`.
     public var storeDirectory: String?
     /// Host part of `wire`: the node-to-node port for sub-unit I/O

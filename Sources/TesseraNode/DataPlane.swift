@@ -9,7 +9,7 @@ import SCSITarget
 import Synchronization
 
 /// The node's part of the distributed LUNs: its replicas (windows on one
-/// sparse file per LUN, one window per sub-unit it holds), the ``ReplicaNode`` that serves them to the other
+/// sparse file per LUN laid out like the LUN, one window per sub-unit), the ``ReplicaNode`` that serves them to the other
 /// nodes on the wire port, and one ``DistributedBlockDevice`` per LUN for the
 /// commands arriving on this node's portals.
 final class DataPlane: Sendable {
@@ -84,14 +84,18 @@ final class DataPlane: Sendable {
                 guard let file = files.first(where: { $0.targetName == target.name && $0.lun.id == lun.id })?.device else {
                     continue
                 }
-                for index in map.subUnits(heldBy: cluster.id) {
+                // A window for every sub-unit, held here or not: the file is laid
+                // out like the LUN, so a replica the map gives this node later
+                // (a member replaced, a placement topped up) is ready at once.
+                for index in 0..<UInt32(map.subUnits.count) {
                     mine[index] = BlockDeviceWindow(
                         base: file, firstBlock: map.layout.firstBlock(of: index), blockCount: map.layout.blocks(in: index))
                 }
                 logger.info(
                     "serving distributed LUN",
                     metadata: [
-                        "lun": "\(key)", "sub-units": "\(map.subUnits.count)", "local-replicas": "\(mine.count)",
+                        "lun": "\(key)", "sub-units": "\(map.subUnits.count)",
+                        "local-replicas": "\(map.subUnits(heldBy: cluster.id).count)",
                         "primaries-here": "\(map.subUnits.filter { $0.primary == cluster.id }.count)",
                     ])
                 units.append(

@@ -17,6 +17,10 @@ import Synchronization
 ///   one transaction wins; the others find the member fenced.
 /// - Reports dead and fenced members' port groups unavailable.
 /// - As primary, resyncs stale replicas on members that are alive again.
+/// - A member failed over for longer than `replace_after` is gone for good:
+///   its replicas are dropped from every set and made again on the live
+///   members holding the fewest (``FailoverPlan/repaired(_:gone:candidates:)``),
+///   conditional on it still being fenced; the primaries then copy them in full.
 final class FailoverController: Sendable {
     private let cluster: ClusterNode
     private let data: DataPlane
@@ -24,12 +28,25 @@ final class FailoverController: Sendable {
     private let logger: Logger
     private let liveness: Mutex<MemberLiveness>
     private let resyncing = Mutex(false)
+    /// When the last round of resyncs began.
+    private let lastFullRound = Mutex<ContinuousClock.Instant?>(nil)
+    /// The longest time between two rounds of resyncs.
+    static let fullRoundInterval = Duration.seconds(10)
     /// Heartbeat readings, handed over without making the heartbeat wait.
     private let readings: AsyncStream<ClusterNode.LeaseObservation>
     private let feed: AsyncStream<ClusterNode.LeaseObservation>.Continuation
     private let consumer = Mutex<Task<Void, Never>?>(nil)
 
-    init(cluster: ClusterNode, data: DataPlane, portGroups: PortGroupStates, logger: Logger) {
+    /// When each absent member was first seen absent.
+    private let absentSince = Mutex<[NodeID: ContinuousClock.Instant]>([:])
+    /// When this node last looked for members to replace.
+    private let lastRepair = Mutex<ContinuousClock.Instant?>(nil)
+    private let replaceAfter: Duration?
+
+    init(
+        cluster: ClusterNode, data: DataPlane, portGroups: PortGroupStates, replaceAfter: Duration?, logger: Logger
+    ) {
+        self.replaceAfter = replaceAfter
         self.cluster = cluster
         self.data = data
         self.portGroups = portGroups
@@ -78,6 +95,11 @@ final class FailoverController: Sendable {
             }
         }
         data.absentMembers.withLock { $0 = absent }
+        let goneSince = absentSince.withLock { since in
+            since = since.filter { absent.contains($0.key) }
+            for node in absent where since[node] == nil { since[node] = observation.at }
+            return since
+        }
         await portGroups.update { $0.absent = absent }
         guard cluster.lease.mayChangeContext() else { return }
         let byNode = Dictionary(beats, uniquingKeysWith: { first, _ in first })
@@ -87,7 +109,54 @@ final class FailoverController: Sendable {
         }
         // Only members renewing their leases now: not a suspected one, which may be dying.
         let alive = liveness.withLock { liveness in Set(others.filter { liveness.verdict(of: $0) == .alive }) }
+        if let replaceAfter {
+            let gone = Set(goneSince.filter { observation.at - $0.value >= replaceAfter && byNode[$0.key]?.fenced == true }.keys)
+            if !gone.isEmpty { repair(after: gone, candidates: alive.union([me]), at: observation.at) }
+        }
         startResyncs(isLive: { alive.contains($0) })
+    }
+
+    /// Re-makes the replicas of the members in `gone` on `candidates`, in one
+    /// transaction that first checks each is still fenced (one that came
+    /// back is resynced instead). At most once per ``fullRoundInterval``.
+    private func repair(after gone: Set<NodeID>, candidates: Set<NodeID>, at now: ContinuousClock.Instant) {
+        let due = lastRepair.withLock { last in
+            guard last.map({ now - $0 >= Self.fullRoundInterval }) ?? true else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        Task { [self] in
+            do {
+                let repaired: Int = try await cluster.client.transaction { tx in
+                    let repository = StoreRepository(tx)
+                    let beats = try await repository.leaseBeats()
+                    let stillGone = gone.filter { beats[$0]?.fenced ?? true }
+                    guard !stillGone.isEmpty else { return 0 }
+                    var repaired = 0
+                    for (key, _) in try await repository.distributedLUNs() {
+                        guard let map = try await repository.subUnitMap(key) else { continue }
+                        for change in FailoverPlan.repaired(map, gone: stillGone, candidates: candidates)
+                        where try await repository.replaceReplicaSet(
+                            key, index: change.index, expecting: change.expecting, with: change.set)
+                        {
+                            repaired += 1
+                        }
+                    }
+                    return repaired
+                }
+                guard repaired > 0 else { return }
+                await data.reloadMaps()
+                logger.warning(
+                    "members gone for good: their replicas are made again on live members",
+                    metadata: [
+                        "members": "\(gone.map(\.rawValue).sorted())", "sub-units": "\(repaired)",
+                        "replace-after": "\(replaceAfter.map { "\($0)" } ?? "off")",
+                    ])
+            } catch {
+                logger.warning("re-replication did not commit; it is tried again", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Fences `dead` and rewrites its replica sets in one transaction.
@@ -120,7 +189,7 @@ final class FailoverController: Sendable {
                 "failed over a dead member",
                 metadata: [
                     "member": "\(dead)", "promoted": "\(outcome.promoted)", "marked-stale": "\(outcome.staled)",
-                    "ms": "\((ContinuousClock.now - started).components.seconds * 1000 + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)",
+                    "ms": "\((ContinuousClock.now - started).wholeMilliseconds)",
                 ])
         } catch {
             await data.reloadMaps()
@@ -128,8 +197,22 @@ final class FailoverController: Sendable {
         }
     }
 
-    /// Starts one round of resyncs in the background unless one is running.
+    /// Starts one round of resyncs in the background unless one is running:
+    /// when a set this node leads has a replica out of sync on a live member
+    /// in the maps it holds, and otherwise every ``fullRoundInterval`` (re-reading every
+    /// map from the store), in case a change passed this node by.
     private func startResyncs(isLive: @escaping @Sendable (NodeID) -> Bool) {
+        let me = cluster.id
+        let now = ContinuousClock.now
+        let behind = data.maps.contains { map in
+            map.subUnits.contains { set in set.primary == me && set.replicas.contains { $0.state != .inSync && isLive($0.node) } }
+        }
+        let due = lastFullRound.withLock { last in
+            guard behind || last.map({ now - $0 >= Self.fullRoundInterval }) ?? true else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
         guard resyncing.withLock({ running in
             defer { running = true }
             return !running

@@ -1,10 +1,10 @@
 import TOMLKit
 
 extension ConfigurationReader {
-    /// `[cluster]`: node_id, peer, wire, join, lease, resync_rate, store_dir.
+    /// `[cluster]`: node_id, peer, wire, join, lease, resync_rate, replace_after, store_dir.
     mutating func readCluster(_ table: TOMLTable) -> ClusterSettings {
         let path = "cluster"
-        checkKeys(table, path, allowed: ["node_id", "peer", "wire", "join", "lease", "resync_rate", "store_dir"])
+        checkKeys(table, path, allowed: ["node_id", "peer", "wire", "join", "lease", "resync_rate", "replace_after", "store_dir"])
         var settings = ClusterSettings()
         // dqlite node ids are non-zero 64-bit integers; TOML integers are signed 64-bit.
         if let id = integer(table, "node_id", path, in: 1...Int.max) { settings.nodeID = UInt64(id) }
@@ -68,6 +68,17 @@ extension ConfigurationReader {
                 }
             } else {
                 error("\(path).resync_rate", "expected bytes per second (integer) or a string such as \"128MiB\"")
+            }
+        }
+        if let value = table["replace_after"] {
+            if value.string == "off" {
+                settings.replaceAfter = nil
+            } else if let text = value.string, case .success(let duration) = DurationValue.parse(text) {
+                if duration >= .seconds(1) { settings.replaceAfter = duration } else {
+                    error("\(path).replace_after", "must be at least 1s, or \"off\"")
+                }
+            } else {
+                error("\(path).replace_after", "expected a duration such as \"10m\", or \"off\"")
             }
         }
         if let dir = string(table, "store_dir", path) {

@@ -64,7 +64,9 @@ public enum TesseraNode {
         data.acceptContextChanges(devices)
         cluster.followContextVersions { versions in await data.catchUp(versions) }
         // Failover: dead members are fenced and failed over, returning ones resynced.
-        let failover = FailoverController(cluster: cluster, data: data, portGroups: portGroups, logger: logger)
+        let failover = FailoverController(
+            cluster: cluster, data: data, portGroups: portGroups, replaceAfter: configuration.cluster.replaceAfter,
+            logger: logger)
         failover.start(isAlone: { [data] in data.members.count <= 1 })
         servedTargets.reportReplication { failover.health }
         let server = ISCSIServer(

@@ -112,6 +112,47 @@ struct FailoverPlanTests {
         #expect(changes[0].set.primary == two)
         #expect(changes[1].set.primary == three)
     }
+
+    @Test func aGoneMembersReplicaMovesToTheLeastLoadedLiveMemberAsAStaleOne() {
+        let four = NodeID(4)
+        let set = ReplicaSet(epoch: Epoch(6), replicas: [Replica(node: two), Replica(node: one, state: .stale)])
+        let next = FailoverPlan.repaired(
+            set, gone: [one], candidates: [two, three, four], load: [two: 5, three: 3, four: 3], factor: 2)
+        #expect(next == ReplicaSet(epoch: Epoch(7), replicas: [Replica(node: two), Replica(node: three, state: .stale)]))
+        // Nothing to do: no gone replica and the set is full.
+        #expect(FailoverPlan.repaired(next!, gone: [one], candidates: [two, three, four], load: [:], factor: 2) == nil)
+    }
+
+    @Test func aSetWhosePrimaryIsGoneOrWithoutACandidateIsLeftAlone() {
+        let set = ReplicaSet(epoch: Epoch(2), replicas: [Replica(node: one), Replica(node: two, state: .stale)])
+        #expect(FailoverPlan.repaired(set, gone: [one], candidates: [two, three], load: [:], factor: 2) == nil)
+        // The only live member already holds a replica: the gone one is dropped, none added.
+        let lone = ReplicaSet(epoch: Epoch(2), replicas: [Replica(node: two), Replica(node: one, state: .stale)])
+        #expect(
+            FailoverPlan.repaired(lone, gone: [one], candidates: [two], load: [:], factor: 2)
+                == ReplicaSet(epoch: Epoch(3), replicas: [Replica(node: two)]))
+    }
+
+    @Test func aDegradedPlacementIsToppedUpAndAMapsNewReplicasAreSpread() {
+        let layout = SubUnitLayout(blockSize: 512, blockCount: 400, subUnitBlocks: 100)
+        let map = SubUnitMap(
+            lun: LUNID(1), layout: layout, replicationFactor: 2,
+            subUnits: [
+                ReplicaSet(epoch: Epoch(1), replicas: [Replica(node: two), Replica(node: one, state: .stale)]),
+                ReplicaSet(epoch: Epoch(1), replicas: [Replica(node: two)]),
+                ReplicaSet(epoch: Epoch(1), replicas: [Replica(node: three), Replica(node: one, state: .stale)]),
+                ReplicaSet(epoch: Epoch(1), replicas: [Replica(node: two), Replica(node: three)]),
+            ])
+        let four = NodeID(4)
+        let changes = FailoverPlan.repaired(map, gone: [one], candidates: [two, three, four])
+        #expect(changes.map(\.index) == [0, 1, 2])
+        #expect(changes.allSatisfy { $0.expecting == Epoch(1) && $0.set.epoch == Epoch(2) })
+        #expect(changes.allSatisfy { $0.set.replicas.count == 2 && !$0.set.replicas.contains { $0.node == one } })
+        // Loads without node one: two 3, three 2, four 0. Four holds the fewest
+        // for each of the three new replicas (0, 1, 2 against 2 and 3).
+        #expect(changes.map { $0.set.replicas[1] } == Array(repeating: Replica(node: four, state: .stale), count: 3))
+        #expect(changes[1].set.replicas[0].node == two)
+    }
 }
 
 struct DirtyRegionsTests {

@@ -116,6 +116,44 @@ struct FailoverTests {
         #expect(try await read(sleeper.device(3), 0, 4) == newer.array())
     }
 
+    @Test("a member gone for good is replaced: a full copy to the third node, which can then take over")
+    func goneMemberIsReplaced() async throws {
+        let clock = ManualClock()
+        let cluster = InProcessCluster(
+            subUnitBlocks: 1024, subUnitCount: 1, placement: [[1, 2]], clock: clock, extentsEverywhere: true)
+        var acknowledged: [UInt64: [UInt8]] = [:]
+        func write(_ lba: UInt64, seed: UInt32) async throws {
+            let data = content(8, seed: seed)
+            try await cluster.device(3).write(lba: lba, blockCount: 8, from: data, offset: 0, fua: false)
+            acknowledged[lba] = data.array()
+        }
+        for i in 0..<8 { try await write(UInt64(i) * 128, seed: UInt32(i)) }
+
+        // Node 2 dies and is failed over; writes go on with the primary alone.
+        cluster.network.isolate(NodeID(2))
+        await cluster.failOver(2)
+        for i in 0..<4 { try await write(UInt64(i) * 256 + 8, seed: UInt32(100 + i)) }
+
+        // Gone for good: its replica is made again on node 3, stale, and copied in full.
+        let changes = await cluster.repair(gone: [2])
+        #expect(changes.map(\.set.replicas) == [[Replica(node: NodeID(1)), Replica(node: NodeID(3), state: .stale)]])
+        let primary = cluster.nodes[NodeID(1)]!
+        #expect(await primary.resyncReturned(lun, isLive: { $0 != NodeID(2) }) == 1)
+        #expect(primary.resyncStatus.bytesCopied == 1024 * 512, "no record of what node 3 lacks: every region")
+        let stored = await cluster.storedSet(0)
+        #expect(stored?.replicas == [Replica(node: NodeID(1)), Replica(node: NodeID(3))])
+        let contents = await cluster.replicaContents(0)
+        #expect(contents[NodeID(3)] == contents[NodeID(1)], "byte-identical")
+
+        // The new replica counts: node 1 dies too, node 3 is promoted and serves every acknowledged write.
+        cluster.network.isolate(NodeID(1))
+        let promoted = await cluster.failOver(1, absent: [1, 2])
+        #expect(promoted.map(\.set.primary) == [NodeID(3)])
+        for (lba, bytes) in acknowledged {
+            #expect(try await read(cluster.device(3), lba, 8) == bytes, "LBA \(lba) through node 3")
+        }
+    }
+
     /// A 4 MiB sub-unit (64 regions of 64 KiB) on nodes 1 and 2, whose
     /// secondary missed `writes` writes inside the first `regions` regions.
     private func staleSecondary(

@@ -54,10 +54,21 @@ import Testing
         #expect(try parse(Self.portal + "[cluster]\n" + line).cluster.resyncRate == expected)
     }
 
+    @Test(arguments: [
+        ("", ClusterSettings.defaultReplaceAfter), ("replace_after = \"90s\"", .seconds(90)),
+        ("replace_after = \"30m\"", .seconds(1800)), ("replace_after = \"off\"", nil),
+    ] as [(String, Duration?)])
+    func replaceAfterForms(line: String, expected: Duration?) throws {
+        #expect(try parse(Self.portal + "[cluster]\n" + line).cluster.replaceAfter == expected)
+    }
+
     /// Each bad value is reported with its key.
     @Test(arguments: [
         ("[cluster]\nresync_rate = 0", "cluster.resync_rate"),
         ("[cluster]\nresync_rate = \"fast\"", "cluster.resync_rate"),
+        ("[cluster]\nreplace_after = \"500ms\"", "cluster.replace_after"),
+        ("[cluster]\nreplace_after = 600", "cluster.replace_after"),
+        ("[cluster]\nreplace_after = \"never\"", "cluster.replace_after"),
         ("[cluster]\nnode_id = 0", "cluster.node_id"),
         ("[cluster]\nnode_id = 2", "cluster.join"),
         ("[cluster]\npeer = \"127.0.0.1\"", "cluster.peer"),

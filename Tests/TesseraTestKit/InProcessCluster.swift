@@ -89,11 +89,15 @@ public final class InProcessCluster: Sendable {
 
     /// A LUN of `subUnitCount` sub-units of `subUnitBlocks` blocks. With
     /// `placement` (node ids per sub-unit, primary first) the replica sets are
-    /// those; otherwise rendezvous placement over the nodes decides.
+    /// those; otherwise rendezvous placement over the nodes decides. With
+    /// `extentsEverywhere` every node has an extent for every sub-unit, as a
+    /// node's replica file laid out like the LUN gives it (a replica placed
+    /// on it later needs nothing new); otherwise only for the ones it holds.
     public init(
         nodeCount: Int = 3, blockSize: UInt32 = 512, subUnitBlocks: UInt64 = 64, subUnitCount: UInt32 = 6,
         replicas: Int = 2, placement: [[UInt64]]? = nil, lun: LUNID = LUNID(0x7E55_E4A0), clock: ManualClock = ManualClock(),
         replicationTimeout: Duration = .seconds(2), failoverWait: Duration = .zero, resyncRate: UInt64? = nil,
+        extentsEverywhere: Bool = false,
         sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) }
     ) {
         let layout = SubUnitLayout(
@@ -118,7 +122,7 @@ public final class InProcessCluster: Sendable {
                 id: id, transport: network.transport(from: id), mapSource: view, replicationTimeout: replicationTimeout,
                 failoverWait: failoverWait, resyncRate: resyncRate, resyncRetryPause: .zero, sleep: sleep)
             var mine: [UInt32: MemoryBlockDevice] = [:]
-            for index in map.subUnits(heldBy: id) {
+            for index in extentsEverywhere ? Array(0..<UInt32(map.subUnits.count)) : map.subUnits(heldBy: id) {
                 mine[index] = MemoryBlockDevice(
                     geometry: BlockGeometry(blockSize: blockSize, blockCount: layout.blocks(in: index)))
             }
@@ -148,6 +152,21 @@ public final class InProcessCluster: Sendable {
             _ = await store.replaceReplicaSet(map.lun, index: change.index, expecting: change.expecting, with: change.set)
         }
         for (id, node) in nodes where !absent.contains(id) { await node.reloadMaps() }
+        return changes
+    }
+
+    /// Re-makes the replicas of the members in `gone` on the others, as a
+    /// survivor's store transaction does once they count as gone for good
+    /// (FailoverPlan.repaired), and has the others reload. Returns the changes.
+    @discardableResult
+    public func repair(gone: Set<UInt64>) async -> [FailoverPlan.Change] {
+        guard let map = await store.loadMap(initialMap.lun) else { return [] }
+        let gone = Set(gone.map { NodeID($0) })
+        let changes = FailoverPlan.repaired(map, gone: gone, candidates: Set(nodes.keys).subtracting(gone))
+        for change in changes {
+            _ = await store.replaceReplicaSet(map.lun, index: change.index, expecting: change.expecting, with: change.set)
+        }
+        for (id, node) in nodes where !gone.contains(id) { await node.reloadMaps() }
         return changes
     }
 
