@@ -56,7 +56,7 @@ bash Tools/cluster/context-acceptance.sh 2>&1 | tee .build/cluster-context.log
 count .build/cluster-context.log
 
 stage "failover: kill -9 and SIGSTOP of random nodes under a verifying writer through two portals"
-bash Tools/cluster/fault-campaign.sh --rounds 10 2>&1 | tee .build/cluster-failover.log
+bash Tools/cluster/fault-campaign.sh --rounds 10 --gone 2>&1 | tee .build/cluster-failover.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/cluster-failover.log
 

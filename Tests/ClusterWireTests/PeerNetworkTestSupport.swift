@@ -201,7 +201,7 @@ final class RawPeer: Sendable {
     }
 
     /// The next thing the server did; nil if nothing happened within `limit`.
-    func next(within limit: Duration = .seconds(2)) async throws -> Event? {
+    func next(within limit: Duration = .seconds(10)) async throws -> Event? {
         let deadline = ContinuousClock.now + limit
         while true {
             let collector = collector
@@ -212,7 +212,7 @@ final class RawPeer: Sendable {
     }
 
     /// The next frame, or nil on anything else.
-    func nextFrame(within limit: Duration = .seconds(2)) async throws -> PeerFrame? {
+    func nextFrame(within limit: Duration = .seconds(10)) async throws -> PeerFrame? {
         if case .inbound(.frame(let frame)) = try await next(within: limit) { return frame }
         return nil
     }

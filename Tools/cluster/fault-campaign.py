@@ -30,12 +30,19 @@ read (during the run and at the end), every write acknowledged within
 --give-up s, every round converged, one PASS line per round. Ends with
 "failover: N passed, N failed".
 
+With --gone, after the last round one more node is killed and left down past
+--replace-after (every node's cluster.replace_after, 45 s by default: longer
+than any round's outage): the survivors must drop its replicas and make them
+again on each other (full copies), until each survivor reports every sub-unit
+with two in-sync replicas, nothing stale and the node dead; the node is then
+started again and the cluster must converge once more.
+
 --no-wait-resync skips the /health replica fields (for a daemon without
 failover: the mechanics still run). --json FILE writes the rounds for
 Tools/bench/failover.sh.
 
 Usage: fault-campaign.py --tesserad BIN [--base-port 3360] [--rounds 10] [--seed S] [--kill-only]
-                         [--no-wait-resync] [--keep] [--json FILE]
+                         [--no-wait-resync] [--gone] [--replace-after S] [--keep] [--json FILE]
 """
 import argparse
 import http.client
@@ -396,6 +403,9 @@ def campaign(c, r, work, args):
             if not rnd.converged or not w.alive() or any(not c.alive(i) for i in localcluster.NODES):
                 info(f"campaign stops after round {n}" + (f" (writer: {w.error})" if w.error else ""))
                 break
+        else:
+            if args.gone and w.alive():
+                gone_round(c, r, w, rng, args)
     except BaseException:
         interrupted = True
         raise
@@ -417,6 +427,56 @@ def campaign(c, r, work, args):
                 log_tails(c)
 
 
+def gone_round(c, r, w, rng, args):
+    """A node killed and left down past replace_after: the survivors drop its replicas and make
+    them again on each other (full copies), so every sub-unit has two in-sync replicas without it.
+    Then it is started again and rejoins holding only what the map still gives it."""
+    node = rng.choice(localcluster.NODES)
+    survivors = [i for i in localcluster.NODES if i != node]
+    _, report = health(c.admin(survivors[0]))
+    before = resync_totals(c)
+    start = time.monotonic()
+    c.procs[node].kill()
+    c.procs[node].wait(timeout=10)
+    info(f"gone for good: node {node} killed, not restarted (replace_after {args.replace_after:.0f} s)")
+    deadline = start + args.replace_after + args.converge_timeout
+    why = "not polled"
+    while time.monotonic() < deadline:
+        reasons = []
+        for i in survivors:
+            status, report = health(c.admin(i))
+            if status != 200 or not isinstance(report, dict):
+                reasons.append(f"node {i}: /health {status}")
+                continue
+            replicas = report.get("replicas") or {}
+            if report.get("dead_nodes") != [node]:
+                reasons.append(f"node {i}: dead_nodes {report.get('dead_nodes')}")
+            if replicas.get("stale", 1) or replicas.get("resyncing", 1) or replicas.get("in_sync") != 2 * w.sub_units:
+                reasons.append(f"node {i}: replicas {json.dumps(replicas, sort_keys=True)}")
+        if not reasons:
+            break
+        why = "; ".join(reasons)
+        time.sleep(0.5)
+    else:
+        r.check(f"gone for good: node {node}'s replicas made again on nodes {survivors}", False,
+                f"not within {args.replace_after + args.converge_timeout:.0f} s: {why}")
+        return False
+    took = time.monotonic() - start
+    copied = resync_delta(before, resync_totals(c), set())
+    r.check(f"gone for good: node {node}'s replicas made again on nodes {survivors}", True,
+            f"{2 * w.sub_units} in-sync replicas on the survivors {took:.1f} s after the kill "
+            f"({copied >> 20} MiB copied in full)")
+    events = [line for i in survivors for line in c.log_text(i).splitlines() if "gone for good" in line]
+    r.check("gone for good: a survivor logged the re-replication", bool(events), short(events[0], 300) if events else "")
+    before_ready = ready_count(c, node)
+    c.start(node)
+    back = wait_restarted(c, node, before_ready, args.restart_timeout)
+    converged, secs, why = wait_converged(c, True, args.converge_timeout) if back else (False, 0, "no restart")
+    r.check(f"gone for good: node {node} restarted and the cluster converged", converged,
+            f"{secs:.1f} s" if converged else why)
+    return converged
+
+
 def restart_missing(c, args):
     """Starts every node that is not running (a round cut short), so the read-back and the stop see three."""
     for i in localcluster.NODES:
@@ -426,17 +486,22 @@ def restart_missing(c, args):
             wait_restarted(c, i, before, args.restart_timeout)
 
 
-def force_lease(c, lease="2s"):
+def set_cluster_key(text, key, value):
+    """`text` (a node TOML) with `key = value` in [cluster], replaced or added."""
+    if re.search(rf'(?m)^{key}\s*=', text):
+        return re.sub(rf'(?m)^{key}\s*=.*$', f'{key} = {value}', text)
+    return re.sub(r'(?m)^\[cluster\]\s*$', f'[cluster]\n{key} = {value}', text, count=1)
+
+
+def force_lease(c, lease="2s", replace_after=None):
     """Every node's TOML with `lease = "<lease>"` in [cluster] (the shipped value; set here so a change
-    to the shipped files does not change what the campaign measures)."""
+    to the shipped files does not change what the campaign measures), and replace_after."""
     for i in localcluster.NODES:
         path = c.node[i]["config"]
         with open(path) as f:
-            text = f.read()
-        if re.search(r'(?m)^lease\s*=', text):
-            text = re.sub(r'(?m)^lease\s*=.*$', f'lease = "{lease}"', text)
-        else:
-            text = re.sub(r'(?m)^\[cluster\]\s*$', f'[cluster]\nlease = "{lease}"', text, count=1)
+            text = set_cluster_key(f.read(), "lease", f'"{lease}"')
+        if replace_after is not None:
+            text = set_cluster_key(text, "replace_after", f'"{int(replace_after)}s"')
         with open(path, "w") as f:
             f.write(text)
 
@@ -464,13 +529,19 @@ def main():
     ap.add_argument("--verify-timeout", type=float, default=300.0, help="bound on each final read-back")
     ap.add_argument("--json", default=None, help="write the rounds' measurements to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (kept anyway on failure)")
+    ap.add_argument("--gone", action="store_true",
+                    help="after the rounds, kill a node and leave it down until its replicas are made again")
+    ap.add_argument("--replace-after", type=float, default=45.0,
+                    help="cluster.replace_after of every node (s); above --down-max plus a restart, so that "
+                         "only the --gone round outlasts it")
     args = ap.parse_args()
     if args.seed is None:
         args.seed = int(time.time()) % 100000
     args.strip_new_keys = False
     info(f"fault campaign: {args.rounds} rounds, seed {args.seed}, base port {args.base_port}"
          + (", kill -9 only" if args.kill_only else "") + (", not waiting for resync" if args.no_wait_resync else ""))
-    return run_stage(args, {"campaign": campaign}, ["campaign"], "tessera-failover-", prepare=force_lease)
+    return run_stage(args, {"campaign": campaign}, ["campaign"], "tessera-failover-",
+                     prepare=lambda c: force_lease(c, replace_after=args.replace_after))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ fi
 [ -x "$TESSERAD" ] || { echo "FAIL no tesserad at $TESSERAD (swift build, or --tesserad PATH)"; echo "failover: 0 passed, 1 failed"; exit 1; }
 case "$rounds" in ''|*[!0-9]*) echo "FAIL --rounds wants a number, got '$rounds'"; echo "failover: 0 passed, 1 failed"; exit 1 ;; esac
 # A round is at most about 30 s down, 60 s restart and 120 s convergence; a normal one is 10-20 s.
-limit=$((300 + rounds * 240))
+limit=$((300 + rounds * 240 + 400))  # and a --gone round: replace_after, the copies, a restart
 timeout -k 10 "$limit" python3 Tools/cluster/fault-campaign.py --tesserad "$TESSERAD" "${args[@]}"
 rc=$?
 [ $rc -eq 124 ] && { echo "FAIL fault-campaign.py timed out after $limit s"; echo "failover: 0 passed, 1 failed"; }
