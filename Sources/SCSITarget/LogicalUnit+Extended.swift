@@ -1,7 +1,7 @@
 import BlockStorage
 import SCSIWire
 
-// ORWRITE, WRITE ATOMIC, SANITIZE and GET LBA STATUS (issue 3). The caller
+// ORWRITE, WRITE ATOMIC, SANITIZE and GET LBA STATUS (SBC-3). The caller
 // (`execute`) holds the medium lock exclusively for the first three.
 
 extension LogicalUnit {

@@ -1,4 +1,4 @@
-/// `[cluster]`: the node's place in the replicated metadata store (issue 4).
+/// `[cluster]`: the node's place in the replicated metadata store.
 /// Absent, the node is a one-member cluster: id 1 on ``defaultPeerAddress``,
 /// with its store under `data_dir/store`. There is one code path either way.
 public struct ClusterSettings: Sendable, Hashable {

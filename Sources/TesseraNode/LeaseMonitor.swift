@@ -1,5 +1,5 @@
 /// The node's lease on the metadata store's quorum as a pure state machine
-/// (issue 4 "lease"): the lease is held while a heartbeat answered by the
+/// (ARCHITECTURE.md "Shared context" rule 2): the lease is held while a heartbeat answered by the
 /// store leader was *sent* less than `lease` ago (dqlite serves a statement
 /// only after a Raft barrier, so an answer proves a quorum). Time is an
 /// argument; the shell feeds it heartbeat outcomes and ticks and carries out

@@ -5,8 +5,8 @@ import MetadataStore
 
 /// What the TOML contributes to the store: targets, LUNs, ACLs and CHAP as
 /// store records. Applying it is idempotent and runs in one transaction on
-/// every start (issue 4: "a TOML file seeds the store on first start and is
-/// re-applied idempotently"). Targets are upserted; a LUN is created once,
+/// every start, so a TOML seeds the store once and re-applying it changes
+/// nothing. Targets are upserted; a LUN is created once,
 /// when the store lacks it, and never changed by a TOML afterwards: a file
 /// that disagrees on its geometry or replication is reported, field by field,
 /// with the store's value (resizing is an administrator's action). Targets

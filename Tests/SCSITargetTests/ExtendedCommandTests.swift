@@ -6,7 +6,7 @@ import TesseraTestKit
 @testable import SCSITarget
 @testable import SCSIWire
 
-/// Issue 3 commands: EXTENDED COPY, RECEIVE COPY RESULTS, GET LBA STATUS,
+/// SPC-4/SBC-3 commands beyond the basics: EXTENDED COPY, RECEIVE COPY RESULTS, GET LBA STATUS,
 /// SANITIZE, ORWRITE, WRITE ATOMIC, READ DEFECT DATA, APTPL persistence.
 @Suite struct ExtendedCommandTests {
     static let bs = Int(Fixture.blockSize)

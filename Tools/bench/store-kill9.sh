@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4 acceptance rehearsal with real processes (store only, no iSCSI):
+# Store failover rehearsal with real processes (store only, no iSCSI):
 # 3 dqlite node processes on 127.0.0.1, a writer committing idempotent rows as
 # fast as it can, kill -9 the leader KILLS times (restarting it each time,
 # timing the first commit after each kill), SIGSTOP the leader and resume it,

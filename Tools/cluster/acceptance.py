@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Issue 4 acceptance with real tesserad processes on 127.0.0.1.
+"""Store-cluster acceptance with real tesserad processes on 127.0.0.1.
 
 Three tesserad nodes (distinct iSCSI, peer and admin ports, separate data
 dirs) form one cluster; node 1 seeds a target from its TOML, nodes 2 and 3

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4 acceptance: 3 real tesserad processes on 127.0.0.1 as one cluster
+# Store-cluster acceptance: 3 real tesserad processes on 127.0.0.1 as one cluster
 # (see acceptance.py for the checks). Prints "N passed, N failed".
 # Usage: Tools/cluster/acceptance.sh [--kills 20] [--base-port 29800] [--keep]
 set -uo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 3 conformance: the whole `iscsi-test-cu -t ALL` against a real tesserad.
+# Conformance: the whole `iscsi-test-cu -t ALL` against a real tesserad.
 #   - every suite, with --dataloss and --allow-sanitize, two initiator names
 #     (-i/-I) and a second portal for MultipathIO, each suite bounded by timeout;
 #     judged against Tools/conformance/expected-all.txt (fails on any test that

@@ -1,4 +1,4 @@
-# Scenario "multipath" (issue 5): one target on two portals
+# Scenario "multipath": one target on two portals
 # (127.0.0.1 and 127.0.0.2), one session each, dm-multipath on top, fio verify
 # through the map while each path in turn is logged out and back in.
 # Runs inside the guest as /test.sh; exit status 0 = pass.

@@ -1,4 +1,4 @@
-# Scenario "single" (issue 5): one portal, CHAP, the kernel initiator end to end.
+# Scenario "single": one portal, CHAP, the kernel initiator end to end.
 # Runs inside the guest as /test.sh; exit status 0 = pass.
 . /vm/lib.sh
 P="127.0.0.1:$PORT"
