@@ -40,12 +40,13 @@ final class LUNReplicas: Sendable {
 
     /// Takes a replica set this node just wrote to the store (newer epochs only).
     func adopt(_ index: UInt32, _ set: ReplicaSet) {
-        let old: ReplicaSet? = cached.withLock { map in
-            guard Int(index) < map.subUnits.count, set.epoch > map.subUnits[Int(index)].epoch else { return nil }
-            defer { map.subUnits[Int(index)] = set }
-            return map.subUnits[Int(index)]
+        // Records start before the new set takes effect: a write served under
+        // it must find the record (starting one that turns out unneeded is harmless).
+        if let old = replicaSet(index), set.epoch > old.epoch { trackNewlyStale(index, from: old, to: set) }
+        cached.withLock { map in
+            guard Int(index) < map.subUnits.count, set.epoch > map.subUnits[Int(index)].epoch else { return }
+            map.subUnits[Int(index)] = set
         }
-        if let old { trackNewlyStale(index, from: old, to: set) }
     }
 
     /// A secondary that was in sync under this node as primary and is stale
@@ -95,15 +96,16 @@ final class LUNReplicas: Sendable {
     @discardableResult
     func reload() async -> SubUnitMap {
         guard let loaded = await source.loadMap(lun), loaded.subUnits.count == layout.subUnitCount else { return map }
-        let (result, replaced) = cached.withLock { map in
-            var replaced: [(UInt32, ReplicaSet, ReplicaSet)] = []
+        // Records start before the newer sets take effect (as in ``adopt(_:_:)``).
+        let current = map
+        for i in current.subUnits.indices where loaded.subUnits[i].epoch > current.subUnits[i].epoch {
+            trackNewlyStale(UInt32(i), from: current.subUnits[i], to: loaded.subUnits[i])
+        }
+        return cached.withLock { map in
             for i in map.subUnits.indices where loaded.subUnits[i].epoch > map.subUnits[i].epoch {
-                replaced.append((UInt32(i), map.subUnits[i], loaded.subUnits[i]))
                 map.subUnits[i] = loaded.subUnits[i]
             }
-            return (map, replaced)
+            return map
         }
-        for (index, old, new) in replaced { trackNewlyStale(index, from: old, to: new) }
-        return result
     }
 }
