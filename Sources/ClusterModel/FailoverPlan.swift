@@ -123,4 +123,25 @@ public enum FailoverPlan {
         }
         return changes
     }
+
+    /// The set with its primary handed back to the replica placement ranks
+    /// first among the in-sync ones on nodes `isLive` says renew their
+    /// leases (``Placement``'s order for the sub-unit), or nil when that is
+    /// the primary already. After failovers the primaries gather on the
+    /// survivors; this spreads them again once the others are back in sync.
+    /// The old primary stays an in-sync secondary (it holds every
+    /// acknowledged write); the caller hands over with no write in flight.
+    public static func failedBack(_ set: ReplicaSet, of subUnit: SubUnitID, isLive: (NodeID) -> Bool) -> ReplicaSet? {
+        let eligible = set.replicas.enumerated().filter { $0.offset == 0 || ($0.element.state == .inSync && isLive($0.element.node)) }
+        guard
+            let best = eligible.max(by: {
+                let (a, b) = (Placement.score(subUnit, .init(node: $0.element.node)), Placement.score(subUnit, .init(node: $1.element.node)))
+                return a != b ? a < b : $0.element.node > $1.element.node
+            }), best.offset != 0
+        else { return nil }
+        var replicas = set.replicas
+        let heir = replicas.remove(at: best.offset)
+        replicas.insert(heir, at: 0)
+        return ReplicaSet(epoch: set.epoch.next, replicas: replicas)
+    }
 }

@@ -30,7 +30,8 @@ extension ReplicaNode {
         }
         let io = write.io
         return await target.gate.withRange(io.blocks) {
-            await replicated(target, .replicate(write), blocks: io.blocks) { () async throws(BlockDeviceError) in
+            if let moved = setChanged(target) { return moved }
+            return await replicated(target, .replicate(write), blocks: io.blocks) { () async throws(BlockDeviceError) in
                 try await target.extent.write(
                     lba: io.lba, blockCount: io.blockCount, from: write.data, offset: write.offset, fua: write.fua)
             }
@@ -45,7 +46,8 @@ extension ReplicaNode {
         case .success(let accepted): target = accepted
         }
         return await target.gate.withRange(io.blocks) {
-            await replicated(target, .replicateUnmap(io), blocks: io.blocks) { () async throws(BlockDeviceError) in
+            if let moved = setChanged(target) { return moved }
+            return await replicated(target, .replicateUnmap(io), blocks: io.blocks) { () async throws(BlockDeviceError) in
                 try await target.extent.unmap(lba: io.lba, blockCount: UInt64(io.blockCount))
             }
         }
@@ -68,6 +70,7 @@ extension ReplicaNode {
         let io = write.io
         let half = Int(io.blockCount) * Int(blockSize)
         return await target.gate.withRange(io.blocks) {
+            if let moved = setChanged(target) { return moved }
             let medium = IOBuffer(count: half)
             do throws(BlockDeviceError) {
                 try await target.extent.read(lba: io.lba, blockCount: io.blockCount, into: medium, offset: 0)
@@ -131,6 +134,18 @@ extension ReplicaNode {
                 return .failure(PeerFailure(error))
             }
         }
+    }
+
+    /// A stale-epoch refusal when the sub-unit's set changed while the request
+    /// waited for its range and this node is no longer its primary (a
+    /// failback or failover handed it on): nothing may be written under a
+    /// primary role this node has given up. nil when it may go on.
+    func setChanged(_ target: Accepted) -> PeerReply? {
+        guard let current = target.replicas.replicaSet(target.index), current.epoch != target.set.epoch,
+            current.primary != id
+        else { return nil }
+        return .failure(
+            PeerFailure(.staleEpoch, epoch: current.epoch, detail: "primary of sub-unit \(target.index) moved to \(current.primary)"))
     }
 
     /// Flushes every device under this node's extents of the LUN, each once

@@ -37,6 +37,8 @@ public enum ResyncEvent: Sendable {
     case finished(ResyncProgress)
     /// It stopped; it starts again later.
     case failed(ResyncProgress, reason: String)
+    /// A primary handed its sub-unit back to the replica placement ranks first.
+    case handedBack(SubUnitID, to: NodeID)
 }
 
 /// The resyncs one node runs, and what they copied since it started.

@@ -180,6 +180,11 @@ final class DataPlane: Sendable {
         for map in maps { await node.resyncReturned(map.lun, isLive: isLive) }
     }
 
+    /// Hands primaries back to the replicas placement ranks first, where those are in sync and live.
+    func failBack(isLive: @escaping @Sendable (NodeID) -> Bool) async {
+        for map in maps { await node.failBack(map.lun, isLive: isLive) }
+    }
+
     /// The resyncs running here and the totals.
     var resyncStatus: ResyncBook { node.resyncStatus }
 

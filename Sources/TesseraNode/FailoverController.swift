@@ -205,7 +205,11 @@ final class FailoverController: Sendable {
         let me = cluster.id
         let now = ContinuousClock.now
         let behind = data.maps.contains { map in
-            map.subUnits.contains { set in set.primary == me && set.replicas.contains { $0.state != .inSync && isLive($0.node) } }
+            map.subUnits.enumerated().contains { index, set in
+                set.primary == me
+                    && (set.replicas.contains { $0.state != .inSync && isLive($0.node) }
+                        || FailoverPlan.failedBack(set, of: SubUnitID(lun: map.lun, index: UInt32(index)), isLive: isLive) != nil)
+            }
         }
         let due = lastFullRound.withLock { last in
             guard behind || last.map({ now - $0 >= Self.fullRoundInterval }) ?? true else { return false }
@@ -220,6 +224,7 @@ final class FailoverController: Sendable {
         Task { [self] in
             await data.reloadMaps()
             await data.resyncReturned(isLive: isLive)
+            await data.failBack(isLive: isLive)
             resyncing.withLock { $0 = false }
         }
     }
@@ -272,6 +277,8 @@ final class FailoverController: Sendable {
             var metadata = fields(p)
             metadata["reason"] = "\(reason)"
             logger.warning("resync stopped; it starts again", metadata: metadata)
+        case .handedBack(let subUnit, let node):
+            logger.notice("primary handed back", metadata: ["sub-unit": "\(subUnit)", "primary": "\(node)"])
         }
     }
 }

@@ -113,6 +113,24 @@ struct FailoverPlanTests {
         #expect(changes[1].set.primary == three)
     }
 
+    @Test func failbackHandsThePrimaryToTheInSyncLiveReplicaPlacementRanksFirst() {
+        let subUnit = SubUnitID(lun: LUNID(9), index: 3)
+        let order = Placement.rank(subUnit, over: [one, two, three].map { Placement.Candidate(node: $0) }, replicas: 3)
+        let (best, second, third) = (order[0], order[1], order[2])
+        // The primary is the third-ranked node (a failover put it there).
+        let set = ReplicaSet(epoch: Epoch(5), replicas: [Replica(node: third), Replica(node: second), Replica(node: best)])
+        let back = FailoverPlan.failedBack(set, of: subUnit, isLive: { _ in true })
+        #expect(back == ReplicaSet(epoch: Epoch(6), replicas: [Replica(node: best), Replica(node: third), Replica(node: second)]))
+        // Already there: nothing to do.
+        #expect(FailoverPlan.failedBack(back!, of: subUnit, isLive: { _ in true }) == nil)
+        // The best one stale, or not renewing its lease: the next best.
+        var stale = set
+        stale.replicas[2].state = .stale
+        #expect(FailoverPlan.failedBack(stale, of: subUnit, isLive: { _ in true })?.primary == second)
+        #expect(FailoverPlan.failedBack(set, of: subUnit, isLive: { $0 != best })?.primary == second)
+        #expect(FailoverPlan.failedBack(set, of: subUnit, isLive: { $0 == third }) == nil)
+    }
+
     @Test func aGoneMembersReplicaMovesToTheLeastLoadedLiveMemberAsAStaleOne() {
         let four = NodeID(4)
         let set = ReplicaSet(epoch: Epoch(6), replicas: [Replica(node: two), Replica(node: one, state: .stale)])

@@ -154,6 +154,46 @@ struct FailoverTests {
         }
     }
 
+    @Test("failback: the primary returns to the replica placement ranks first, with writes in flight, and nothing diverges")
+    func failbackUnderWrites() async throws {
+        let clock = ManualClock()
+        let cluster = InProcessCluster(subUnitBlocks: 1024, subUnitCount: 1, replicas: 2, clock: clock)
+        let home = cluster.initialMap.subUnits[0].primary
+        let other = cluster.initialMap.subUnits[0].secondaries.first!.node
+        let bystander = [NodeID(1), NodeID(2), NodeID(3)].first { $0 != home && $0 != other }!
+        // The home primary fails; the other replica is promoted and takes writes.
+        cluster.network.isolate(home)
+        await cluster.failOver(home.rawValue)
+        for i in 0..<4 {
+            try await cluster.device(bystander.rawValue).write(
+                lba: UInt64(i) * 64, blockCount: 8, from: content(8, seed: UInt32(i)), offset: 0, fua: false)
+        }
+        // It returns and is resynced; then failback hands the primary back while writes run.
+        cluster.network.heal()
+        for node in cluster.nodes.values { await node.reloadMaps() }
+        let promoted = cluster.nodes[other]!
+        #expect(await promoted.resyncReturned(lun, isLive: { _ in true }) == 1)
+        #expect(await promoted.failBack(lun, isLive: { $0 != home }) == 0, "not while the home node is not live")
+        var writers: [Task<Void, any Error>] = []
+        for i in 0..<24 {
+            let device = cluster.device(i % 2 == 0 ? bystander.rawValue : other.rawValue)
+            let lba = UInt64(i % 12) * 80
+            let data = content(16, seed: UInt32(100 + i))
+            writers.append(Task { try await device.write(lba: lba, blockCount: 16, from: data, offset: 0, fua: false) })
+        }
+        #expect(await promoted.failBack(lun, isLive: { _ in true }) == 1)
+        for writer in writers { try await writer.value }
+        let stored = await cluster.storedSet(0)
+        #expect(stored?.primary == home)
+        #expect(stored?.replicas.allSatisfy { $0.state == .inSync } == true)
+        let contents = await cluster.replicaContents(0)
+        #expect(contents[home] == contents[other], "byte-identical after the handover")
+        // Reads through every node come from the home primary now and match.
+        let through = try await read(cluster.device(bystander.rawValue), 0, 1024)
+        #expect(through == contents[home])
+        #expect(await promoted.failBack(lun, isLive: { _ in true }) == 0)
+    }
+
     /// A 4 MiB sub-unit (64 regions of 64 KiB) on nodes 1 and 2, whose
     /// secondary missed `writes` writes inside the first `regions` regions.
     private func staleSecondary(
