@@ -81,12 +81,13 @@ public struct AdminClient: Sendable {
                 + "(or TESSERA_NODE=HOST:PORT,HOST:PORT)")
     }
 
-    /// `path` decoded as `T`.
-    public func get<T: Decodable>(_ path: String, as type: T.Type) async throws(CLIFailure) -> (value: T, raw: [UInt8])
-    {
+    /// `path` decoded as `T`, the body as it came, and the node that answered.
+    public func get<T: Decodable>(_ path: String, as type: T.Type) async throws(CLIFailure) -> (
+        value: T, raw: [UInt8], node: NodeEndpoint
+    ) {
         let (body, node) = try await get(path)
         do {
-            return (try AdminJSON.decoder.decode(T.self, from: Data(body)), body)
+            return (try AdminJSON.decoder.decode(T.self, from: Data(body)), body, node)
         } catch {
             throw CLIFailure(
                 "\(node) answered \(path) with JSON this tessera does not understand (\(error)); "

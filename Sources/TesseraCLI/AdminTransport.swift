@@ -77,12 +77,17 @@ public struct NIOAdminTransport: AdminTransport {
         let group = MultiThreadedEventLoopGroup.singleton
         let milliseconds = Int64(
             timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.milliseconds(milliseconds))
-            .channelInitializer { channel in
-                channel.pipeline.addHTTPClientHandlers()
-            }
-            .connect(host: endpoint.host, port: endpoint.port).get()
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.milliseconds(milliseconds))
+                .channelInitializer { channel in
+                    channel.pipeline.addHTTPClientHandlers()
+                }
+                .connect(host: endpoint.host, port: endpoint.port).get()
+        } catch {
+            throw TransportError(description: Self.describe(error, timeout: timeout))
+        }
         let promise = channel.eventLoop.makePromise(of: HTTPAnswer.self)
         let collector = ResponseCollector(promise: promise, limit: Self.maximumBody)
         do {
@@ -107,6 +112,19 @@ public struct NIOAdminTransport: AdminTransport {
             channel.close(promise: nil)
         }
         return try await promise.futureResult.get()
+    }
+}
+
+extension NIOAdminTransport {
+    /// A connection failure in a few words: "connection refused", "no connection within 5 seconds".
+    static func describe(_ error: any Error, timeout: Duration) -> String {
+        if let failure = error as? NIOConnectionError {
+            if let dns = failure.dnsAError ?? failure.dnsAAAAError { return "cannot resolve the host name (\(dns))" }
+            if let first = failure.connectionErrors.first { return describe(first.error, timeout: timeout) }
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if case .connectTimeout = error as? ChannelError { return "no connection within \(timeout)" }
+        return "\(error)"
     }
 }
 

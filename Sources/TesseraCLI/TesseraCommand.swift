@@ -61,7 +61,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
-            let (status, raw) = try await client.get("/v1/cluster", as: ClusterStatus.self)
+            let (status, raw, _) = try await client.get("/v1/cluster", as: ClusterStatus.self)
             return global.json ? String(decoding: raw, as: UTF8.self) : Render.cluster(status)
         }
     }
@@ -81,7 +81,7 @@ struct LUNCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
-            let (luns, raw) = try await client.get("/v1/luns", as: [LUNStatus].self)
+            let (luns, raw, _) = try await client.get("/v1/luns", as: [LUNStatus].self)
             return global.json ? String(decoding: raw, as: UTF8.self) : Render.lunList(luns)
         }
     }
@@ -98,7 +98,7 @@ struct LUNCommand: AsyncParsableCommand {
         func validate() throws { try validateLUN(id) }
 
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
-            let (lun, raw) = try await client.get(lunPath(id, target: target), as: LUNStatus.self)
+            let (lun, raw, _) = try await client.get(lunPath(id, target: target), as: LUNStatus.self)
             return global.json ? String(decoding: raw, as: UTF8.self) : Render.lun(lun)
         }
     }
@@ -161,7 +161,7 @@ struct PRCommand: AsyncParsableCommand {
         func validate() throws { try validateLUN(lun) }
 
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
-            let (status, raw) = try await client.get(
+            let (status, raw, _) = try await client.get(
                 lunPath(lun, target: target, suffix: "/reservations"), as: ReservationStatus.self)
             return global.json ? String(decoding: raw, as: UTF8.self) : Render.reservations(status)
         }
@@ -190,7 +190,7 @@ struct TargetCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
-            let (targets, raw) = try await client.get("/v1/targets", as: [TargetStatus].self)
+            let (targets, raw, _) = try await client.get("/v1/targets", as: [TargetStatus].self)
             return global.json ? String(decoding: raw, as: UTF8.self) : Render.targets(targets)
         }
     }
@@ -224,14 +224,15 @@ struct ResyncCommand: AsyncParsableCommand {
         }
 
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
-            let (luns, raw) = try await client.get("/v1/luns", as: [LUNStatus].self)
+            let (luns, raw, node) = try await client.get("/v1/luns", as: [LUNStatus].self)
             if global.json { return String(decoding: raw, as: UTF8.self) }
-            return Render.resyncs(luns, answeredBy: client.nodes.first.map { "\($0)" } ?? "?")
+            return Render.resyncs(luns, answeredBy: "\(node)")
         }
 
         func run() async throws {
             let environment = CLIEnvironment.live
             repeat {
+                if watch { environment.out("\(Date.now.formatted(.iso8601))\n") }
                 let status = await execute(in: environment)
                 if status != 0 { throw ExitCode(status) }
                 if watch {
