@@ -90,6 +90,7 @@ let package = Package(
         .testTarget(name: "AdminAPITests", dependencies: ["AdminAPI"]),
         .testTarget(name: "TesseraCLITests", dependencies: [
             "TesseraCLI", "AdminAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TesseraNodeTests", dependencies: [
             "TesseraNode", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "MetadataStore", "ClusterModel", "AdminAPI", .product(name: "Logging", package: "swift-log"),

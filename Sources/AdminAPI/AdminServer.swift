@@ -50,6 +50,9 @@ public final class AdminServer: Sendable {
             metadata: ["address": "\(host):\(port)", "token": "\(token == nil ? "none (loopback)" : "required")"])
     }
 
+    /// The port it listens on once started (the one the system chose for port 0).
+    public var boundPort: Int? { channel.withLockedValue { $0?.localAddress?.port } }
+
     /// Closes the listening socket.
     public func shutdown() async {
         let bound = channel.withLockedValue { channel in

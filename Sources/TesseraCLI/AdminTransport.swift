@@ -93,8 +93,9 @@ public struct NIOAdminTransport: AdminTransport {
         do {
             try await channel.pipeline.addHandler(collector).get()
         } catch {
+            promise.fail(error)
             channel.close(promise: nil)
-            throw error
+            throw TransportError(description: "\(error)")
         }
         let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(milliseconds)) {
             promise.fail(TransportError(description: "no answer within \(timeout)"))

@@ -133,6 +133,10 @@ import Testing
 
     static func check(_ cluster: ClusterNode, _ configuration: NodeConfiguration) async throws {
         let served = try await cluster.formAndLoad(configuration)
+        // /health answers 503 until the first heartbeat took the lease (slow under a loaded test run).
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while !cluster.lease.mayChangeContext(), clock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         let state = NodeAdminState(cluster: cluster, served: ServedTargets(served.targets))
         let token = AdminToken("admin-token-789")
 
