@@ -279,11 +279,34 @@ struct SessionCommand: AsyncParsableCommand {
 }
 
 extension TesseraCommand {
+    /// The global options (``GlobalOptions``) written before the subcommand
+    /// (`tessera --node A --node B lun show 0`) moved after it, where the
+    /// parser reads them; everything else stays in its order.
+    public static func hoistingGlobalOptions(_ arguments: [String]) -> [String] {
+        var hoisted: [String] = []
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let argument = arguments[index]
+            if ["--node", "--token-file"].contains(argument), index + 1 < arguments.endIndex {
+                hoisted += arguments[index...index + 1]
+                index += 2
+            } else if argument.hasPrefix("--node=") || argument.hasPrefix("--token-file=") || argument == "--json"
+                || argument == "--verbose"
+            {
+                hoisted.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        return Array(arguments[index...]) + hoisted
+    }
+
     /// Entry point for `main.swift`: parses, runs, and exits 2 on a usage
     /// error (ArgumentParser's own status for one is 64).
     public static func launch() async {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
             if var asynchronous = command as? any AsyncParsableCommand {
                 try await asynchronous.run()
             } else {

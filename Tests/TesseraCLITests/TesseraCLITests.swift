@@ -205,6 +205,18 @@ func run(
         #expect(result.out == body)
     }
 
+    @Test func globalOptionsBeforeTheSubcommand() throws {
+        let arguments = ["--node", "127.0.0.1:1", "--node=127.0.0.1:2", "--verbose", "lun", "show", "0", "--json"]
+        let hoisted = TesseraCommand.hoistingGlobalOptions(arguments)
+        #expect(hoisted == ["lun", "show", "0", "--json", "--node", "127.0.0.1:1", "--node=127.0.0.1:2", "--verbose"])
+        let show = try #require(try TesseraCommand.parseAsRoot(hoisted) as? LUNCommand.Show)
+        #expect(show.global.node == ["127.0.0.1:1", "127.0.0.1:2"] && show.global.verbose && show.global.json)
+        #expect(
+            TesseraCommand.hoistingGlobalOptions(["lun", "list", "--node", "a:1"]) == ["lun", "list", "--node", "a:1"])
+        #expect(
+            TesseraCommand.hoistingGlobalOptions(["--node"]) == ["--node"], "a dangling option is left to the parser")
+    }
+
     @Test func targetOptionIsEncodedInTheQuery() {
         #expect(lunPath(0, target: "iqn.2026-11.dev.tessera:a&b") == "/v1/luns/0?target=iqn.2026-11.dev.tessera:a%26b")
         #expect(lunPath(3, target: nil, suffix: "/reservations") == "/v1/luns/3/reservations")

@@ -268,7 +268,8 @@ def check_nolog(c, r, work, args):
 
 
 def lun_on(args, c, nodes):
-    rc, out, err = tessera(args, "lun", "show", "0", "--json", "--verbose", *sum((node_flag(c, i) for i in nodes), []))
+    """`tessera --node .. --node .. --json --verbose lun show 0`: the global options before the subcommand."""
+    rc, out, err = tessera(args, *sum((node_flag(c, i) for i in nodes), []), "--json", "--verbose", "lun", "show", "0")
     try:
         return rc, json.loads(out) if rc == 0 else None, err
     except ValueError:
