@@ -57,7 +57,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TesseraCLI", dependencies: [
+            "AdminAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "tessera", dependencies: ["TesseraCLI"]),
 
@@ -82,6 +86,11 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .testTarget(name: "AdminAPITests", dependencies: ["AdminAPI"]),
+        .testTarget(name: "TesseraCLITests", dependencies: [
+            "TesseraCLI", "AdminAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TesseraNodeTests", dependencies: [
             "TesseraNode", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "MetadataStore", "ClusterModel", "AdminAPI", .product(name: "Logging", package: "swift-log"),

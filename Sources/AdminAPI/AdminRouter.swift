@@ -90,12 +90,15 @@ public struct AdminResponse: Hashable, Sendable {
     public var contentType: String
     /// Body.
     public var body: String
+    /// Further headers (`Allow`, `WWW-Authenticate`), by name.
+    public var headers: [String: String]
 
-    public init(status: Int, reason: String, contentType: String, body: String) {
+    public init(status: Int, reason: String, contentType: String, body: String, headers: [String: String] = [:]) {
         self.status = status
         self.reason = reason
         self.contentType = contentType
         self.body = body
+        self.headers = headers
     }
 }
 

@@ -1,7 +1,15 @@
+import AdminAPI
 import ArgumentParser
+import Foundation
 
-/// `tessera`: the Tessera management CLI. It talks to a node's admin API
-/// (not written yet: the `lun` commands say so and exit with status 2).
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `tessera`: the Tessera management CLI. It reads the cluster through any
+/// node's admin API (`/v1/...`), trying the `--node`s in order. Exit status:
+/// 0 success, 1 failure (the message says what to do next), 2 usage or a
+/// command that is not built yet.
 public struct TesseraCommand: AsyncParsableCommand {
     /// The version `tessera --version` prints (kept equal to `tesserad`'s).
     public static let version = "0.1.0-dev"
@@ -9,65 +17,309 @@ public struct TesseraCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Tessera management CLI.",
+        discussion: """
+            Reads the cluster through any node's admin API ([admin] listen in the node's TOML). \
+            Exit status: 0 success, 1 failure, 2 usage error or a command that is not implemented yet.
+            """,
         version: version,
-        subcommands: [LUNCommand.self])
+        subcommands: [
+            ClusterCommand.self, LUNCommand.self, PRCommand.self, TargetCommand.self, ResyncCommand.self,
+            ACLCommand.self, CHAPCommand.self, NodeCommand.self, SessionCommand.self,
+        ])
 
     public init() {}
+
+    /// The exit status for an error the parser or a command threw: 2 for a
+    /// usage error (the parser's own is 64), else the parser's status.
+    public static func status(for error: any Error) -> Int32 {
+        let code = exitCode(for: error)
+        return code == .validationFailure ? 2 : code.rawValue
+    }
 }
 
-/// Status for commands that exist in the interface but not yet in the code.
-let notImplementedExitCode = ExitCode(2)
+/// Status for usage errors and commands that exist in the interface but not yet in the code.
+let usageExitCode = ExitCode(2)
 
-/// `tessera lun`: manage the cluster's logical units (admin API, later issue).
-public struct LUNCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "lun",
-        abstract: "Manage logical units (not implemented yet).",
-        subcommands: [List.self, Create.self, Delete.self])
+/// Says plainly that `command` is not built, and exits 2.
+func notImplemented(_ command: String) throws -> Never {
+    FileHandle.standardError.write(
+        Data("tessera \(command): not implemented yet (this version only reads the cluster)\n".utf8))
+    throw usageExitCode
+}
 
-    public init() {}
+// MARK: cluster
 
-    /// The admin API options every `lun` subcommand will need.
-    struct Connection: ParsableArguments {
-        @Option(name: .long, help: "Admin API address of any node.")
-        var node = "127.0.0.1:8080"
+/// `tessera cluster`.
+struct ClusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster", abstract: "Show the cluster.", subcommands: [Status.self])
+
+    /// `tessera cluster status`: members, leases, store leader, port groups.
+    struct Status: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Members, their leases and liveness, the store leader and the ALUA port groups.")
+        @OptionGroup var global: GlobalOptions
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (status, raw, _) = try await client.get("/v1/cluster", as: ClusterStatus.self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.cluster(status)
+        }
     }
+}
+
+// MARK: lun
+
+/// `tessera lun`.
+struct LUNCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lun", abstract: "Show logical units (create, resize and delete are not implemented yet).",
+        subcommands: [List.self, Show.self, Create.self, Resize.self, Delete.self])
 
     /// `tessera lun list`.
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List logical units.")
-        @OptionGroup var connection: Connection
-        func run() async throws { try notImplemented("lun list") }
+    struct List: ReadingCommand {
+        static let configuration = CommandConfiguration(abstract: "List the logical units.")
+        @OptionGroup var global: GlobalOptions
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (luns, raw, _) = try await client.get("/v1/luns", as: [LUNStatus].self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.lunList(luns)
+        }
+    }
+
+    /// `tessera lun show ID`.
+    struct Show: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a logical unit's layout and sub-unit map (replicas, states, resync progress).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The LUN number (tessera lun list shows them).") var id: UInt64
+        @Option(help: ArgumentHelp("The target, when several have this LUN number.", valueName: "iqn"))
+        var target: String?
+
+        func validate() throws { try validateLUN(id) }
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (lun, raw, _) = try await client.get(lunPath(id, target: target), as: LUNStatus.self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.lun(lun)
+        }
     }
 
     /// `tessera lun create`.
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a logical unit.")
-        @OptionGroup var connection: Connection
-        @Option(help: "Size, e.g. 10GiB.") var size: String?
+        static let configuration = CommandConfiguration(abstract: "Create a logical unit (not implemented yet).")
+        @Argument(parsing: .allUnrecognized) var rest: [String] = []
         func run() async throws { try notImplemented("lun create") }
+    }
+
+    /// `tessera lun resize`.
+    struct Resize: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resize a logical unit (not implemented yet).")
+        @Argument(parsing: .allUnrecognized) var rest: [String] = []
+        func run() async throws { try notImplemented("lun resize") }
     }
 
     /// `tessera lun delete`.
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a logical unit.")
-        @OptionGroup var connection: Connection
-        @Argument(help: "LUN id.") var id: String?
+        static let configuration = CommandConfiguration(abstract: "Delete a logical unit (not implemented yet).")
+        @Argument(parsing: .allUnrecognized) var rest: [String] = []
         func run() async throws { try notImplemented("lun delete") }
     }
-
-    public func run() async throws { try notImplemented("lun") }
 }
 
-func notImplemented(_ command: String) throws -> Never {
-    print("tessera \(command): not implemented yet")
-    throw notImplementedExitCode
+/// LUN numbers are 14 bits (SAM-5 flat space addressing).
+func validateLUN(_ id: UInt64) throws {
+    guard id <= 16383 else { throw ValidationError("a LUN number is 0...16383, not \(id)") }
+}
+
+/// `/v1/luns/ID[/suffix][?target=IQN]`.
+func lunPath(_ id: UInt64, target: String?, suffix: String = "") -> String {
+    var path = "/v1/luns/\(id)\(suffix)"
+    if let target {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&+=#")
+        path += "?target=" + (target.addingPercentEncoding(withAllowedCharacters: allowed) ?? target)
+    }
+    return path
+}
+
+// MARK: pr
+
+/// `tessera pr`.
+struct PRCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pr", abstract: "Show persistent reservations (clear is not implemented yet).",
+        subcommands: [Show.self, Clear.self])
+
+    /// `tessera pr show LUN`.
+    struct Show: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a LUN's PR generation, registered keys, reservation and SPC-2 reservation.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The LUN number.") var lun: UInt64
+        @Option(help: ArgumentHelp("The target, when several have this LUN number.", valueName: "iqn"))
+        var target: String?
+
+        func validate() throws { try validateLUN(lun) }
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (status, raw, _) = try await client.get(
+                lunPath(lun, target: target, suffix: "/reservations"), as: ReservationStatus.self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.reservations(status)
+        }
+    }
+
+    /// `tessera pr clear`.
+    struct Clear: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Clear a LUN's reservations (not implemented yet).")
+        @Argument(parsing: .allUnrecognized) var rest: [String] = []
+        func run() async throws { try notImplemented("pr clear") }
+    }
+}
+
+// MARK: target
+
+/// `tessera target`.
+struct TargetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "target", abstract: "Show targets (create is not implemented yet).",
+        subcommands: [List.self, Create.self])
+
+    /// `tessera target list`.
+    struct List: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the targets with their LUNs, ACLs and CHAP user (never a secret).")
+        @OptionGroup var global: GlobalOptions
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (targets, raw, _) = try await client.get("/v1/targets", as: [TargetStatus].self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.targets(targets)
+        }
+    }
+
+    /// `tessera target create`.
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a target (not implemented yet).")
+        @Argument(parsing: .allUnrecognized) var rest: [String] = []
+        func run() async throws { try notImplemented("target create") }
+    }
+}
+
+// MARK: resync
+
+/// `tessera resync`.
+struct ResyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resync", abstract: "Show resyncs.", subcommands: [Status.self])
+
+    /// `tessera resync status [--watch]`.
+    struct Status: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every replica that is not in sync, with the progress of the resyncs the answering node runs.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "Print the status again every --interval seconds until interrupted.") var watch = false
+        @Option(help: "Seconds between two prints with --watch (1...3600).") var interval = 2
+
+        func validate() throws {
+            guard (1...3600).contains(interval) else { throw ValidationError("--interval is 1...3600 seconds") }
+            if !watch && interval != 2 { throw ValidationError("--interval needs --watch") }
+        }
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (luns, raw, node) = try await client.get("/v1/luns", as: [LUNStatus].self)
+            if global.json { return String(decoding: raw, as: UTF8.self) }
+            return Render.resyncs(luns, answeredBy: "\(node)")
+        }
+
+        func run() async throws {
+            let environment = CLIEnvironment.live
+            repeat {
+                if watch { environment.out("\(Date.now.formatted(.iso8601))\n") }
+                let status = await execute(in: environment)
+                if status != 0 { throw ExitCode(status) }
+                if watch {
+                    try await Task.sleep(for: .seconds(interval))
+                    environment.out("\n")
+                }
+            } while watch
+        }
+    }
+}
+
+// MARK: not built yet
+
+/// `tessera acl`.
+struct ACLCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "acl", abstract: "Manage initiator ACLs (not implemented yet; tessera target list shows them).")
+    @Argument(parsing: .allUnrecognized) var rest: [String] = []
+    func run() async throws { try notImplemented("acl") }
+}
+
+/// `tessera chap`.
+struct CHAPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chap", abstract: "Manage CHAP credentials (not implemented yet).")
+    @Argument(parsing: .allUnrecognized) var rest: [String] = []
+    func run() async throws { try notImplemented("chap") }
+}
+
+/// `tessera node`.
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node", abstract: "Add, drain or remove nodes (not implemented yet).")
+    @Argument(parsing: .allUnrecognized) var rest: [String] = []
+    func run() async throws { try notImplemented("node" + (rest.first.map { " \($0)" } ?? "")) }
+}
+
+/// `tessera session`.
+struct SessionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "session", abstract: "List or close iSCSI sessions (not implemented yet).")
+    @Argument(parsing: .allUnrecognized) var rest: [String] = []
+    func run() async throws { try notImplemented("session" + (rest.first.map { " \($0)" } ?? "")) }
 }
 
 extension TesseraCommand {
-    /// Entry point for `main.swift` (top-level code would pick the synchronous `main()` overload).
+    /// The global options (``GlobalOptions``) written before the subcommand
+    /// (`tessera --node A --node B lun show 0`) moved after it, where the
+    /// parser reads them; everything else stays in its order.
+    public static func hoistingGlobalOptions(_ arguments: [String]) -> [String] {
+        var hoisted: [String] = []
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let argument = arguments[index]
+            if ["--node", "--token-file"].contains(argument), index + 1 < arguments.endIndex {
+                hoisted += arguments[index...index + 1]
+                index += 2
+            } else if argument.hasPrefix("--node=") || argument.hasPrefix("--token-file=") || argument == "--json"
+                || argument == "--verbose"
+            {
+                hoisted.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        return Array(arguments[index...]) + hoisted
+    }
+
+    /// Entry point for `main.swift`: parses, runs, and exits 2 on a usage
+    /// error (ArgumentParser's own status for one is 64).
     public static func launch() async {
-        let main: () async -> Void = Self.main
-        await main()
+        do {
+            var command = try parseAsRoot(hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let status = Self.status(for: error)
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                let stream = status == 0 ? FileHandle.standardOutput : FileHandle.standardError
+                stream.write(Data((message + "\n").utf8))
+            }
+            Glibc.exit(status)
+        }
     }
 }

@@ -79,17 +79,41 @@ public struct ClusterSettings: Sendable, Hashable {
     public var peerAddress: String { peerHost.contains(":") ? "[\(peerHost)]:\(peerPort)" : "\(peerHost):\(peerPort)" }
 }
 
-/// `[admin]`: the HTTP endpoint with `GET /health` and `GET /metrics`.
-/// Absent, the node serves no admin endpoint.
-public struct AdminSettings: Sendable, Hashable {
+/// `[admin]`: the HTTP endpoint with `GET /health`, `GET /metrics` and the
+/// `/v1/...` resources `tessera` reads. Absent, the node serves no admin endpoint.
+public struct AdminSettings: Sendable, Hashable, CustomStringConvertible {
     /// Host part of `listen`.
     public var host: String
     /// Port part of `listen`.
     public var port: UInt16
+    /// `token`: the bearer token inline (for tests; prefer `token_file`).
+    public var token: String?
+    /// `token_file`: a file holding the bearer token, readable by its owner only.
+    public var tokenFile: String?
 
-    public init(host: String = "127.0.0.1", port: UInt16 = 8080) {
+    public init(host: String = "127.0.0.1", port: UInt16 = 8080, token: String? = nil, tokenFile: String? = nil) {
         self.host = host
         self.port = port
+        self.token = token
+        self.tokenFile = tokenFile
+    }
+
+    /// Whether `listen` is a loopback address (127.0.0.0/8, ::1, localhost):
+    /// only there may the API run without a token.
+    public var isLoopback: Bool { Self.isLoopback(host) }
+
+    /// Whether a token is configured (inline or as a file).
+    public var hasToken: Bool { token != nil || tokenFile != nil }
+
+    /// The settings without the inline token's value.
+    public var description: String {
+        "AdminSettings(listen: \(address), token: \(token == nil ? "none" : "set"), token_file: \(tokenFile ?? "none"))"
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     /// `host:port`.

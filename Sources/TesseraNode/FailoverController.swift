@@ -229,6 +229,9 @@ final class FailoverController: Sendable {
         }
     }
 
+    /// This node's verdict on `node`, from the renewals it read last.
+    func verdict(of node: NodeID) -> MemberLiveness.Verdict { liveness.withLock { $0.verdict(of: node) } }
+
     /// The replication part of the health report.
     var health: ReplicationHealth {
         var health = ReplicationHealth()

@@ -1,3 +1,4 @@
+import AdminAPI
 import TOMLKit
 
 extension ConfigurationReader {
@@ -92,16 +93,31 @@ extension ConfigurationReader {
         return settings
     }
 
-    /// `[admin]`: listen.
+    /// `[admin]`: listen, token, token_file. A `listen` off loopback needs a
+    /// token (ARCHITECTURE.md "Trust boundaries"); the file itself is read,
+    /// and its mode checked, when the node starts (``AdminTokenFile``).
     mutating func readAdmin(_ table: TOMLTable) -> AdminSettings? {
-        checkKeys(table, "admin", allowed: ["listen"])
+        checkKeys(table, "admin", allowed: ["listen", "token", "token_file"])
+        let token = string(table, "token", "admin")
+        let tokenFile = string(table, "token_file", "admin")
+        if let token, AdminToken(token) == nil { error("admin.token", "must not be empty") }
+        if let tokenFile, tokenFile.isEmpty { error("admin.token_file", "must not be empty") }
+        if token != nil, tokenFile != nil { error("admin.token", "set token or token_file, not both") }
         guard let listen = string(table, "listen", "admin") else {
             error("admin.listen", "required")
             return nil
         }
         switch ListenAddress.parse(listen) {
         case .success(let address) where Self.hasExplicitPort(listen):
-            return AdminSettings(host: address.host, port: address.port)
+            let settings = AdminSettings(host: address.host, port: address.port, token: token, tokenFile: tokenFile)
+            if !settings.isLoopback && !settings.hasToken {
+                error(
+                    "admin.listen",
+                    "\(settings.address) is not a loopback address and no token is configured: anyone who reaches it "
+                        + "could read the cluster; set admin.token_file (a file only its owner can read, chmod 600) "
+                        + "or listen on 127.0.0.1")
+            }
+            return settings
         case .success:
             error("admin.listen", "needs an explicit port: host:port")
         case .failure(let problem):

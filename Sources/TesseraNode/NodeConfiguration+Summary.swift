@@ -16,7 +16,10 @@ extension NodeConfiguration {
             "cluster: node_id \(cluster.nodeID), peer \(cluster.peerAddress), "
                 + (cluster.join.isEmpty ? "no join seeds (bootstraps a one-member cluster)" : "join \(cluster.join.joined(separator: ", "))")
                 + ", lease \(cluster.lease), store \(cluster.storeDirectory ?? resolve("store"))")
-        if let admin { lines.append("admin: http://\(admin.address)/health, /metrics") }
+        if let admin {
+            let auth = admin.tokenFile.map { "token from \($0)" } ?? (admin.token != nil ? "inline token" : "no token")
+            lines.append("admin: http://\(admin.address)/health, /metrics, /v1/... (\(auth))")
+        }
         if let discoveryCHAP {
             lines.append("discovery: \(Self.describe(discoveryCHAP))")
         }

@@ -25,6 +25,8 @@ public enum TesseraNode {
         for warning in configuration.warnings {
             logger.warning("configuration: \(warning)")
         }
+        // A token file others can read stops the node before it joins anything.
+        let adminToken = try configuration.admin.flatMap(Self.adminToken)
         // The store is the source of truth: join it, seed it from the TOML,
         // then serve what it holds (ClusterNode.swift).
         let cluster = try await ClusterNode.start(
@@ -36,8 +38,10 @@ public enum TesseraNode {
         // The admin endpoint answers while the cluster forms (health shows the
         // lease); it lists the served targets once they are loaded.
         let servedTargets = ServedTargets(configuration.targets)
+        let adminState = NodeAdminState(cluster: cluster, served: servedTargets)
         do {
-            admin = try await startAdmin(configuration: configuration, targets: servedTargets, cluster: cluster, logger: logger)
+            admin = try await startAdmin(
+                configuration: configuration, token: adminToken, state: adminState, logger: logger)
         } catch {
             await cluster.stop()
             throw error
@@ -69,6 +73,7 @@ public enum TesseraNode {
             logger: logger)
         failover.start(isAlone: { [data] in data.members.count <= 1 })
         servedTargets.reportReplication { failover.health }
+        adminState.attach(portGroups: portGroups, failover: failover, data: data)
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(
                 served, devices: devices, clusterPortals: NodeRuntime.clusterPortals(data.members)),
@@ -120,24 +125,19 @@ extension TesseraNode {
         }
     }
 
-    /// Starts the `[admin]` endpoint, if configured; its health report reads
-    /// the lease and the served targets.
+    /// The `[admin]` token: `token_file`'s (read and checked now), else the inline `token`, else none.
+    static func adminToken(_ settings: AdminSettings) throws -> AdminToken? {
+        if let file = settings.tokenFile { return try AdminTokenFile.load(file) }
+        return settings.token.flatMap(AdminToken.init)
+    }
+
+    /// Starts the `[admin]` endpoint, if configured, with its token.
     static func startAdmin(
-        configuration: NodeConfiguration, targets served: ServedTargets, cluster: ClusterNode, logger: Logger
+        configuration: NodeConfiguration, token: AdminToken?, state: NodeAdminState, logger: Logger
     ) async throws -> AdminServer? {
         guard let settings = configuration.admin else { return nil }
-        let server = AdminServer(host: settings.host, port: Int(settings.port), logger: logger) {
-            let targets = served.targets
-            var report = HealthReport(
-                nodeID: cluster.id.rawValue, peerAddress: cluster.address.description, lease: cluster.lease.state,
-                mayChangeContext: cluster.lease.mayChangeContext(),
-                millisecondsSinceQuorumContact: cluster.lease.millisecondsSinceContact,
-                leaderID: cluster.lastKnownLeader?.rawValue, targets: targets.map(\.name),
-                lunCount: targets.reduce(0) { $0 + $1.luns.count }, version: version)
-            report.serving = served.serving
-            report.replication = served.replication
-            return report
-        }
+        let server = AdminServer(
+            host: settings.host, port: Int(settings.port), logger: logger, token: token, state: state)
         do {
             try await server.start()
         } catch {

@@ -1,0 +1,267 @@
+import Foundation
+
+/// One HTTP request as the router sees it.
+public struct AdminRequest: Hashable, Sendable {
+    /// The method ("GET", "HEAD", …).
+    public var method: String
+    /// The request target: path and query.
+    public var uri: String
+    /// The `Authorization` header, if any.
+    public var authorization: String?
+
+    public init(method: String, uri: String, authorization: String? = nil) {
+        self.method = method
+        self.uri = uri
+        self.authorization = authorization
+    }
+}
+
+/// Which LUN a request names: its number, and its target when given.
+public struct LUNSelector: Hashable, Sendable {
+    /// `?target=`: the target's iSCSI name; nil matches any target.
+    public var target: String?
+    /// The LUN number.
+    public var lun: UInt64
+
+    public init(target: String? = nil, lun: UInt64) {
+        self.target = target
+        self.lun = lun
+    }
+}
+
+/// What a request path names.
+public enum AdminRoute: Hashable, Sendable {
+    /// `GET /health`: no token needed.
+    case health
+    /// `GET /metrics`: no token needed.
+    case metrics
+    /// `GET /v1/cluster`.
+    case cluster
+    /// `GET /v1/luns`.
+    case luns
+    /// `GET /v1/luns/{id}`.
+    case lun(LUNSelector)
+    /// `GET /v1/luns/{id}/reservations`.
+    case reservations(LUNSelector)
+    /// `GET /v1/targets`.
+    case targets
+
+    /// Whether the route needs the token (when one is configured).
+    public var isProtected: Bool {
+        switch self {
+        case .health, .metrics: false
+        default: true
+        }
+    }
+}
+
+extension AdminRouter {
+    /// The methods every route answers.
+    static let allowedMethods = ["GET", "HEAD"]
+
+    /// The largest LUN number (SAM-5 flat space addressing: 14 bits).
+    static let maximumLUN: UInt64 = 16383
+
+    /// What a path names, or the error answer for a path that names nothing
+    /// (404) or a LUN id that is not one (400). Pure: no state, no token.
+    public static func route(uri: String) -> Result<AdminRoute, AdminFailure> {
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = parts.first.map(String.init) ?? uri
+        let query = parts.count > 1 ? parseQuery(String(parts[1])) : [:]
+        let segments = path.split(separator: "/").map(String.init)
+        switch segments {
+        case ["health"]: return .success(.health)
+        case ["metrics"]: return .success(.metrics)
+        case ["v1", "cluster"]: return .success(.cluster)
+        case ["v1", "luns"]: return .success(.luns)
+        case ["v1", "targets"]: return .success(.targets)
+        case _ where segments.count == 3 && segments[0] == "v1" && segments[1] == "luns":
+            return selector(segments[2], query: query).map(AdminRoute.lun)
+        case _
+        where segments.count == 4 && segments[0] == "v1" && segments[1] == "luns" && segments[3] == "reservations":
+            return selector(segments[2], query: query).map(AdminRoute.reservations)
+        default:
+            return .failure(
+                AdminFailure(
+                    status: 404, error: "no resource at \(printable(path))",
+                    hint: "the API has /health, /metrics, /v1/cluster, /v1/luns, /v1/luns/{id}, "
+                        + "/v1/luns/{id}/reservations and /v1/targets"))
+        }
+    }
+
+    /// Answers a request: 404 for an unknown path, 401 without the right
+    /// token on a protected route (when `token` is set), 405 for a method
+    /// other than GET/HEAD (with `Allow`), 400 for a bad LUN id, 503 when the
+    /// state cannot be read; else the resource as JSON. `/health` and
+    /// `/metrics` answer as ``respond(method:uri:report:)`` does.
+    public static func respond(_ request: AdminRequest, state: any AdminState, token: AdminToken?) async
+        -> AdminResponse
+    {
+        let route: AdminRoute
+        switch self.route(uri: request.uri) {
+        case .success(let found): route = found
+        case .failure(let failure):
+            // An unknown path says only that it is unknown, token or not.
+            if failure.status == 404 { return failure.response }
+            // A bad id on a protected path: the token is checked first.
+            if let token, !token.accepts(authorization: request.authorization) { return unauthorized(request) }
+            guard allowedMethods.contains(request.method) else { return methodNotAllowed(request.method) }
+            return failure.response
+        }
+        if route.isProtected, let token, !token.accepts(authorization: request.authorization) {
+            return unauthorized(request)
+        }
+        guard allowedMethods.contains(request.method) else { return methodNotAllowed(request.method) }
+        do {
+            switch route {
+            case .health, .metrics:
+                return respond(method: request.method, uri: request.uri, report: state.health)
+            case .cluster:
+                return ok(try await state.cluster())
+            case .luns:
+                return ok(try await state.luns())
+            case .targets:
+                return ok(try await state.targets())
+            case .lun(let selector):
+                switch pick(selector, from: try await state.luns()) {
+                case .success(let lun): return ok(lun)
+                case .failure(let failure): return failure.response
+                }
+            case .reservations(let selector):
+                switch pick(selector, from: try await state.luns()) {
+                case .failure(let failure): return failure.response
+                case .success(let lun):
+                    guard let reservations = try await state.reservations(target: lun.target, lun: lun.lun) else {
+                        return notFound(selector)
+                    }
+                    return ok(reservations)
+                }
+            }
+        } catch {
+            return AdminFailure(
+                status: 503, error: "this node cannot read the cluster state now: \(error)",
+                hint: "the store may be electing a leader or have lost its quorum; retry in a few seconds, "
+                    + "or ask another node (tessera --node HOST:PORT)"
+            ).response
+        }
+    }
+
+    /// The one LUN `selector` names among `luns`: 404 when none, 400 when
+    /// the number is the same in several targets and no target was given.
+    static func pick(_ selector: LUNSelector, from luns: [LUNStatus]) -> Result<LUNStatus, AdminFailure> {
+        let matches = luns.filter { $0.lun == selector.lun && (selector.target == nil || $0.target == selector.target) }
+        if matches.count == 1, let only = matches.first { return .success(only) }
+        if matches.isEmpty { return .failure(notFoundFailure(selector)) }
+        return .failure(
+            AdminFailure(
+                status: 400,
+                error: "LUN \(selector.lun) exists in \(matches.count) targets: "
+                    + matches.map(\.target).joined(separator: ", "),
+                hint:
+                    "name the target: /v1/luns/\(selector.lun)?target=IQN (tessera lun show \(selector.lun) --target IQN)"
+            ))
+    }
+
+    private static func notFoundFailure(_ selector: LUNSelector) -> AdminFailure {
+        AdminFailure(
+            status: 404,
+            error: "no LUN \(selector.lun)" + (selector.target.map { " in target \(printable($0))" } ?? ""),
+            hint: "GET /v1/luns (tessera lun list) lists the LUNs")
+    }
+
+    private static func notFound(_ selector: LUNSelector) -> AdminResponse { notFoundFailure(selector).response }
+
+    private static func selector(_ id: String, query: [String: String]) -> Result<LUNSelector, AdminFailure> {
+        guard let lun = UInt64(id), lun <= maximumLUN else {
+            return .failure(
+                AdminFailure(
+                    status: 400, error: "\(printable(id)) is not a LUN id",
+                    hint: "use the LUN number, 0...\(maximumLUN), e.g. /v1/luns/0; GET /v1/luns lists them"))
+        }
+        if let target = query["target"], target.isEmpty {
+            return .failure(
+                AdminFailure(
+                    status: 400, error: "empty ?target=", hint: "give the target's iSCSI name, or leave it out"))
+        }
+        return .success(LUNSelector(target: query["target"], lun: lun))
+    }
+
+    private static func ok(_ value: some Encodable) -> AdminResponse {
+        AdminResponse(status: 200, reason: "OK", contentType: "application/json", body: AdminJSON.encode(value))
+    }
+
+    private static func unauthorized(_ request: AdminRequest) -> AdminResponse {
+        var response = AdminFailure(
+            status: 401,
+            error: request.authorization == nil ? "this request needs the admin token" : "the admin token is wrong",
+            hint: "send Authorization: Bearer <token> with the token from the node's [admin] token_file "
+                + "(tessera --token-file PATH, or TESSERA_TOKEN)"
+        ).response
+        response.headers["WWW-Authenticate"] = "Bearer realm=\"tessera\""
+        return response
+    }
+
+    private static func methodNotAllowed(_ method: String) -> AdminResponse {
+        var response = AdminFailure(
+            status: 405, error: "\(printable(method)) is not allowed here",
+            hint: "the admin API only reads so far: use GET"
+        ).response
+        response.headers["Allow"] = allowedMethods.joined(separator: ", ")
+        return response
+    }
+
+    /// `a=1&b=x%20y` → ["a": "1", "b": "x y"]; a pair that does not decode is left out.
+    static func parseQuery(_ query: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = String(kv[0]).removingPercentEncoding else { continue }
+            let raw = kv.count > 1 ? String(kv[1]).replacingOccurrences(of: "+", with: " ") : ""
+            guard let value = raw.removingPercentEncoding else { continue }
+            result[key] = value
+        }
+        return result
+    }
+
+    /// A request's text quoted for an error message: at most 100 characters, control characters escaped.
+    static func printable(_ text: String) -> String {
+        let clipped = text.count > 100 ? String(text.prefix(100)) + "…" : text
+        return JSON.string(clipped)
+    }
+}
+
+/// An error answer: status, what went wrong, what to do next.
+public struct AdminFailure: Error, Hashable, Sendable {
+    /// HTTP status.
+    public var status: Int
+    /// What went wrong.
+    public var error: String
+    /// What to do next.
+    public var hint: String
+
+    public init(status: Int, error: String, hint: String) {
+        self.status = status
+        self.error = error
+        self.hint = hint
+    }
+
+    /// The answer: the status and `{"error": …, "hint": …}`.
+    public var response: AdminResponse {
+        AdminResponse(
+            status: status, reason: AdminFailure.reason(status), contentType: "application/json",
+            body: AdminJSON.encode(AdminErrorBody(error: error, hint: hint)))
+    }
+
+    /// The reason phrase of the statuses the API uses (RFC 9110 §15).
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 503: "Service Unavailable"
+        default: "Error"
+        }
+    }
+}

@@ -1,0 +1,24 @@
+/// What the admin API reads from the node: the node implements it over its
+/// store and runtime (TesseraNode's `AdminState+Node.swift`), tests with a
+/// fake. Every method reads the current state; a store that cannot answer
+/// throws ``AdminStateError``, which the router turns into a 503.
+public protocol AdminState: Sendable {
+    /// The node's health report (`/health`, `/metrics`).
+    func health() -> HealthReport
+    /// The members, the store leader, the leases and the port groups.
+    func cluster() async throws -> ClusterStatus
+    /// Every LUN of every target, by target and LUN number.
+    func luns() async throws -> [LUNStatus]
+    /// The reservations of one LUN; nil when there is no such LUN.
+    func reservations(target: String, lun: UInt64) async throws -> ReservationStatus?
+    /// Every target, by name.
+    func targets() async throws -> [TargetStatus]
+}
+
+/// The node could not read what was asked (no store quorum, a store error).
+public struct AdminStateError: Error, Sendable, CustomStringConvertible {
+    /// What failed, for the operator (no secrets).
+    public var description: String
+
+    public init(_ description: String) { self.description = description }
+}

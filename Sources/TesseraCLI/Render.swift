@@ -1,0 +1,149 @@
+import AdminAPI
+
+/// The human output of each command: a resource in, text out (pure).
+enum Render {
+    /// `tessera cluster status`.
+    static func cluster(_ status: ClusterStatus) -> String {
+        var text =
+            "answered by node \(status.answeredBy) (tesserad \(status.version)); store leader: "
+            + (status.storeLeader.map { "node \($0)" } ?? "none answered") + "\n\n"
+        text += TextTable(
+            headers: ["NODE", "ROLE", "STORE", "PEER", "PORTALS", "BEATS", "FENCED", "LIVENESS"],
+            rows: status.members.map { m in
+                [
+                    "\(m.id)", m.role, m.storeAddress, m.peerAddress ?? "-",
+                    m.iscsiPortals.isEmpty ? "-" : m.iscsiPortals.joined(separator: " "), "\(m.lease.beats)",
+                    m.lease.fenced ? "yes" : "no", m.lease.liveness,
+                ]
+            }
+        ).render()
+        text += "\n"
+        if status.portGroups.isEmpty {
+            text += "port groups: not reported yet (node \(status.answeredBy) is still starting)\n"
+        } else {
+            text += TextTable(
+                headers: ["PORT GROUP", "NODE", "ALUA STATE", "PREFERRED"],
+                rows: status.portGroups.map { g in
+                    ["\(g.id)", g.node.map { "\($0)" } ?? "-", g.state, g.preferred ? "yes" : "no"]
+                }
+            ).render()
+        }
+        return text
+    }
+
+    /// Replicas of `lun` that are not in sync.
+    static func notInSync(_ lun: LUNStatus) -> Int {
+        lun.subUnits.reduce(0) { $0 + $1.replicas.filter { $0.state != "in_sync" }.count }
+    }
+
+    /// `tessera lun list`.
+    static func lunList(_ luns: [LUNStatus]) -> String {
+        if luns.isEmpty { return "no LUNs\n" }
+        return TextTable(
+            headers: ["TARGET", "LUN", "SIZE", "BLOCK", "SUB-UNIT", "SUB-UNITS", "REPLICAS", "NOT IN SYNC"],
+            rows: luns.map { l in
+                [
+                    l.target, "\(l.lun)", formatBytes(l.sizeBytes), "\(l.blockSize)",
+                    l.layout.map { formatBytes($0.subUnitBytes) } ?? "-", l.layout.map { "\($0.subUnitCount)" } ?? "-",
+                    l.layout.map { "\($0.replicas)" } ?? "-", "\(notInSync(l))",
+                ]
+            }
+        ).render()
+    }
+
+    /// One replica as `lun show` prints it: "2:stale", "3:resyncing 42.5%".
+    static func replica(_ r: LUNStatus.Replica) -> String {
+        "\(r.node):\(r.state)" + (r.resync.map { " \($0.percent)%" } ?? "")
+    }
+
+    /// `tessera lun show`.
+    static func lun(_ l: LUNStatus) -> String {
+        var text =
+            "\(l.target) LUN \(l.lun): \(formatBytes(l.sizeBytes)) (\(l.sizeBytes) bytes), "
+            + "\(l.blockSize)-byte blocks, serial \(l.serial)\n"
+        guard let layout = l.layout else {
+            return text + "not distributed: no sub-unit map\n"
+        }
+        text +=
+            "\(layout.subUnitCount) sub-units of \(formatBytes(layout.subUnitBytes)), \(layout.replicas) "
+            + "replica\(layout.replicas == 1 ? "" : "s") each; lun id \(layout.lunID)\n\n"
+        text += TextTable(
+            headers: ["SUB-UNIT", "EPOCH", "PRIMARY", "SECONDARIES", "REPLICAS"],
+            rows: l.subUnits.map { s in
+                [
+                    "\(s.index)", "\(s.epoch)", "\(s.primary)",
+                    s.secondaries.isEmpty ? "-" : s.secondaries.map { "\($0)" }.joined(separator: ","),
+                    s.replicas.map(replica).joined(separator: " "),
+                ]
+            }
+        ).render()
+        return text
+    }
+
+    /// `tessera pr show`.
+    static func reservations(_ r: ReservationStatus) -> String {
+        var text = "\(r.target) LUN \(r.lun): PR generation \(r.generation), APTPL \(r.aptpl ? "yes" : "no")\n\n"
+        if r.registrations.isEmpty {
+            text += "registrations: none\n"
+        } else {
+            text += TextTable(
+                headers: ["KEY", "INITIATOR PORT", "TARGET PORT", "APTPL"],
+                rows: r.registrations.map {
+                    [$0.key, $0.nexus.initiatorPort, $0.nexus.targetPort, $0.aptpl ? "yes" : "no"]
+                }
+            ).render()
+        }
+        text += "\n"
+        if let reservation = r.reservation {
+            text +=
+                "reservation: \(reservation.type) (type \(reservation.typeCode)), key \(reservation.key), holder "
+                + (reservation.holder.map { "\($0.initiatorPort) through \($0.targetPort)" } ?? "every registrant")
+                + "\n"
+        } else {
+            text += "reservation: none\n"
+        }
+        text +=
+            "SPC-2 reservation: "
+            + (r.spc2Reservation.map { "\($0.initiatorPort) through \($0.targetPort)" } ?? "none") + "\n"
+        return text
+    }
+
+    /// `tessera target list`.
+    static func targets(_ targets: [TargetStatus]) -> String {
+        if targets.isEmpty { return "no targets\n" }
+        return TextTable(
+            headers: ["TARGET", "ALIAS", "LUNS", "ACL", "CHAP"],
+            rows: targets.map { t in
+                [
+                    t.name, t.alias ?? "-", t.luns.isEmpty ? "-" : t.luns.map { "\($0)" }.joined(separator: ","),
+                    t.acl.isEmpty ? "any initiator" : t.acl.joined(separator: " "),
+                    t.chap.map { "user \($0.user)" + ($0.mutual ? ", mutual" : "") } ?? "none",
+                ]
+            }
+        ).render()
+    }
+
+    /// `tessera resync status`: every replica that is not in sync, with the
+    /// progress the answering node knows (it runs the resyncs it is primary for).
+    static func resyncs(_ luns: [LUNStatus], answeredBy node: String) -> String {
+        var rows: [[String]] = []
+        for l in luns {
+            for s in l.subUnits {
+                for r in s.replicas where r.state != "in_sync" {
+                    let progress = r.resync.map {
+                        "\($0.percent)% (\(formatBytes($0.bytesDone)) of \(formatBytes($0.bytesTotal)), "
+                            + "\(formatBytes($0.bytesPerSecond))/s)"
+                    }
+                    rows.append([
+                        l.target, "\(l.lun)", "\(s.index)", "\(s.primary)", "\(r.node)", r.state,
+                        progress ?? (r.state == "resyncing" ? "run by node \(s.primary)" : "-"),
+                    ])
+                }
+            }
+        }
+        if rows.isEmpty { return "every replica is in sync\n" }
+        return TextTable(headers: ["TARGET", "LUN", "SUB-UNIT", "PRIMARY", "REPLICA", "STATE", "PROGRESS"], rows: rows)
+            .render()
+            + "(progress is known to the primary running the resync; this answer came from \(node))\n"
+    }
+}

@@ -1,0 +1,252 @@
+import AdminAPI
+import ClusterModel
+import DistributedLUN
+import MetadataStore
+import SCSIWire
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The admin API's view of a running node: every resource is read from the
+/// store when it is asked for (so any node answers for the whole cluster);
+/// liveness verdicts, port group states and resync progress are this node's
+/// own, once its data plane runs (``attach(portGroups:failover:data:)``).
+final class NodeAdminState: AdminState {
+    private let cluster: ClusterNode
+    private let served: ServedTargets
+    private let runtime = Mutex<Runtime?>(nil)
+
+    /// What exists only once the node serves.
+    private struct Runtime: Sendable {
+        var portGroups: PortGroupStates
+        var failover: FailoverController
+        var data: DataPlane
+    }
+
+    init(cluster: ClusterNode, served: ServedTargets) {
+        self.cluster = cluster
+        self.served = served
+    }
+
+    /// Hands over the parts that report port groups, verdicts and resyncs.
+    func attach(portGroups: PortGroupStates, failover: FailoverController, data: DataPlane) {
+        runtime.withLock { $0 = Runtime(portGroups: portGroups, failover: failover, data: data) }
+    }
+
+    func health() -> HealthReport {
+        let targets = served.targets
+        var report = HealthReport(
+            nodeID: cluster.id.rawValue, peerAddress: cluster.address.description, lease: cluster.lease.state,
+            mayChangeContext: cluster.lease.mayChangeContext(),
+            millisecondsSinceQuorumContact: cluster.lease.millisecondsSinceContact,
+            leaderID: cluster.lastKnownLeader?.rawValue, targets: targets.map(\.name),
+            lunCount: targets.reduce(0) { $0 + $1.luns.count }, version: TesseraNode.version)
+        report.serving = served.serving
+        report.replication = served.replication
+        return report
+    }
+
+    func cluster() async throws -> ClusterStatus {
+        let repository = StoreRepository(cluster.client)
+        let (members, beats) = try await read("the members") {
+            (try await repository.members(), try await repository.leaseBeats())
+        }
+        // The store's own view (roles, leader) is extra: its absence is not an error.
+        let storeMembers = (try? await cluster.client.members()) ?? []
+        let leader = (try? await cluster.client.leader())?.id ?? cluster.lastKnownLeader
+        let roles = Dictionary(storeMembers.map { ($0.id, $0.role) }, uniquingKeysWith: { first, _ in first })
+        let runtime = self.runtime.withLock { $0 }
+        let me = cluster.id
+        let leaseHeld = cluster.lease.mayChangeContext()
+        let statuses = members.map { member in
+            let beat = beats[member.nodeID] ?? MemberLiveness.Beat(beats: 0)
+            let liveness: String
+            if member.nodeID == me {
+                liveness = leaseHeld ? "alive" : "suspected"
+            } else if let runtime {
+                liveness = Self.liveness(runtime.failover.verdict(of: member.nodeID))
+            } else {
+                liveness = "unknown"
+            }
+            let role = member.nodeID == leader ? "leader" : roles[member.nodeID].map(\.description) ?? "unknown"
+            return ClusterStatus.Member(
+                id: member.nodeID.rawValue, storeAddress: member.storeAddress, peerAddress: member.peerAddress,
+                iscsiPortals: member.portals, role: role,
+                lease: ClusterStatus.Lease(beats: beat.beats, fenced: beat.fenced, liveness: liveness))
+        }
+        var owners: [UInt16: UInt64] = [:]
+        for member in members {
+            for tag in member.portals.compactMap(PortGroupStates.portalGroupTag) {
+                owners[tag] = member.nodeID.rawValue
+            }
+        }
+        let groups = (runtime?.portGroups.portGroups() ?? []).map { group in
+            ClusterStatus.PortGroup(
+                id: group.group, node: owners[group.group], state: Self.name(group.state), preferred: group.preferred)
+        }
+        return ClusterStatus(
+            answeredBy: me.rawValue, version: TesseraNode.version, storeLeader: leader?.rawValue, members: statuses,
+            portGroups: groups)
+    }
+
+    func luns() async throws -> [LUNStatus] {
+        let repository = StoreRepository(cluster.client)
+        let rows = try await read("the LUNs") {
+            var rows: [(LUNRecord, LUNLayoutRecord?, SubUnitMap?)] = []
+            for lun in try await repository.luns() {
+                let layout = try await repository.layout(lun.key)
+                rows.append((lun, layout, layout == nil ? nil : try await repository.subUnitMap(lun.key)))
+            }
+            return rows
+        }
+        // The resyncs this node runs as primary, by sub-unit and replica.
+        let running = runtime.withLock { $0 }?.data.resyncStatus.running.values.map { $0 } ?? []
+        let progressByReplica = Dictionary(
+            running.map { ("\($0.subUnit)@\($0.node.rawValue)", $0) }, uniquingKeysWith: { first, _ in first })
+        let now = ContinuousClock.now
+        return rows.map { lun, layout, map in
+            let subUnits = map.map { map in
+                map.subUnits.enumerated().map { index, set in
+                    LUNStatus.SubUnit(
+                        index: UInt32(index), epoch: set.epoch.rawValue, primary: set.primary.rawValue,
+                        secondaries: set.secondaries.map(\.node.rawValue),
+                        replicas: set.replicas.map { replica in
+                            let key = "\(SubUnitID(lun: map.lun, index: UInt32(index)))@\(replica.node.rawValue)"
+                            let progress = progressByReplica[key].map { p in
+                                LUNStatus.ResyncProgress(
+                                    percent: p.percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal,
+                                    bytesPerSecond: UInt64(max(0, p.rate(at: now))))
+                            }
+                            return LUNStatus.Replica(
+                                node: replica.node.rawValue, state: Self.name(replica.state), resync: progress)
+                        })
+                }
+            }
+            let shape = layout.map { layout in
+                LUNStatus.Layout(
+                    lunID: "0x" + String(layout.lunID.rawValue, radix: 16), subUnitBytes: layout.subUnitBytes,
+                    replicas: layout.replicationFactor, subUnitCount: map?.subUnits.count ?? 0)
+            }
+            return LUNStatus(
+                target: lun.key.targetIQN, lun: lun.key.lun, sizeBytes: lun.sizeBytes, blockSize: lun.blockSize,
+                serial: lun.serial, layout: shape, subUnits: subUnits ?? [])
+        }
+    }
+
+    func reservations(target: String, lun: UInt64) async throws -> ReservationStatus? {
+        let repository = StoreRepository(cluster.client)
+        let key = LUNKey(targetIQN: target, lun: lun)
+        let found = try await read("the reservations of \(key)") {
+            () async throws -> (PRState, SPC2ReservationRecord?)? in
+            guard try await repository.lun(key) != nil else { return nil }
+            return (try await repository.prState(key), try await repository.spc2Reservation(key))
+        }
+        guard let (pr, spc2) = found else { return nil }
+        func nexus(_ initiator: String?, _ target: String?) -> ReservationStatus.Nexus? {
+            guard let initiator, let target else { return nil }
+            return ReservationStatus.Nexus(initiatorPort: initiator, targetPort: target)
+        }
+        return ReservationStatus(
+            target: target, lun: lun, generation: pr.generation, aptpl: pr.registrations.contains(where: \.aptpl),
+            registrations: pr.registrations.map { r in
+                ReservationStatus.Registration(
+                    key: ReservationStatus.keyText(r.reservationKey),
+                    nexus: ReservationStatus.Nexus(initiatorPort: r.initiatorPort, targetPort: r.targetPort),
+                    aptpl: r.aptpl)
+            },
+            reservation: pr.reservation.map { r in
+                ReservationStatus.Reservation(
+                    key: ReservationStatus.keyText(r.reservationKey),
+                    holder: nexus(r.holderInitiatorPort, r.holderTargetPort),
+                    type: ReservationStatus.Reservation.typeName(r.type), typeCode: r.type, scope: r.scope)
+            },
+            spc2Reservation: spc2.map { nexus($0.holderInitiatorPort, $0.holderTargetPort) } ?? nil)
+    }
+
+    func targets() async throws -> [TargetStatus] {
+        let repository = StoreRepository(cluster.client)
+        return try await read("the targets") {
+            var result: [TargetStatus] = []
+            for target in try await repository.targets() {
+                let luns = try await repository.luns(target: target.iqn).map(\.key.lun)
+                let acl = try await repository.allowedInitiators(target: target.iqn)
+                // Only the name and whether it is mutual: the secrets stay in the store.
+                let chap = try await repository.chap(target: target.iqn)
+                let initiator = chap.first { $0.direction == .initiator }
+                let mutual = chap.contains { $0.direction == .target }
+                result.append(
+                    TargetStatus(
+                        name: target.iqn, alias: target.alias, luns: luns, acl: acl,
+                        chap: initiator.map { TargetStatus.CHAP(user: $0.username, mutual: mutual) }))
+            }
+            return result
+        }
+    }
+
+    /// Runs a store read; a failure becomes an ``AdminStateError`` naming what was read.
+    private func read<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw AdminStateError("reading \(what) from the store failed: \(error)")
+        }
+    }
+
+    static func liveness(_ verdict: MemberLiveness.Verdict) -> String {
+        switch verdict {
+        case .alive: "alive"
+        case .suspected: "suspected"
+        case .dead, .fenced: "dead"
+        }
+    }
+
+    static func name(_ state: ReplicaState) -> String {
+        switch state {
+        case .inSync: "in_sync"
+        case .stale: "stale"
+        case .resyncing: "resyncing"
+        }
+    }
+
+    static func name(_ state: AsymmetricAccessState) -> String {
+        switch state {
+        case .activeOptimized: "active/optimized"
+        case .activeNonOptimized: "active/non-optimized"
+        case .standby: "standby"
+        case .unavailable: "unavailable"
+        case .transitioning: "transitioning"
+        }
+    }
+}
+
+/// `admin.token_file`: the token in a file that only its owner may read.
+enum AdminTokenFile {
+    /// The token in `path`, surrounding whitespace removed. Throws when the
+    /// file cannot be read, is empty, or group or others may read or write it.
+    static func load(_ path: String) throws -> AdminToken {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw NodeStartupError(
+                message: "admin.token_file \(path): \(String(cString: strerror(errno))); create it with the token "
+                    + "and chmod 600")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw NodeStartupError(
+                message: "admin.token_file \(path) is readable or writable by group or others (mode "
+                    + String(info.st_mode & 0o777, radix: 8) + "): chmod 600 \(path)")
+        }
+        guard let file = fopen(path, "r") else {
+            throw NodeStartupError(message: "admin.token_file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes = [UInt8](repeating: 0, count: 4097)
+        let count = fread(&bytes, 1, bytes.count, file)
+        guard count <= 4096 else { throw NodeStartupError(message: "admin.token_file \(path) is longer than 4 KiB") }
+        guard let token = AdminToken(String(decoding: bytes[0..<count], as: UTF8.self)) else {
+            throw NodeStartupError(message: "admin.token_file \(path) is empty: write the token into it")
+        }
+        return token
+    }
+}

@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""The admin API and the `tessera` CLI with three real tesserad nodes (Targets/cluster-node{1,2,3}.toml).
+
+Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, each
+"PASS name" / "FAIL name: detail":
+
+  refuse     tesserad refuses to start (non-zero exit, a message on stderr) with [admin]
+             listen off loopback and no token, and with a token file group/others can read
+             ("chmod 600"); tessera exits 2 on bad usage and on a command not built yet, and
+             1 with "no node answered: tried ..." when nothing listens
+  auth       on every node: /v1/... without the token, with a wrong one, with another scheme
+             get 401 and a JSON {"error", "hint"}; with the token 200; /health and /metrics
+             need no token; an unknown path is a JSON 404, POST a 405 with Allow
+  agree      a key registered and a reservation taken through node 1's portal; then
+             `tessera cluster status`, `lun show 0`, `pr show 0`, `target list` through node 2
+             and through node 3 agree (same members, same sub-unit map, same PR state) and
+             show the reservation; no answer holds a CHAP secret
+  failover   node 1 gets SIGKILL; `tessera --node <node1> --node <node2> lun show 0` answers
+             through node 2 and (within 30 s) shows every replica on node 1 stale, and
+             `cluster status` shows node 1 dead and its port group unavailable; then node 1
+             restarts and `resync status` answers (every replica in sync again within 90 s)
+  nolog      the token string appears in no node's log (last, so it covers the whole run)
+Then every node gets SIGTERM (SIGKILL after 10 s). Ends with "admin: N passed, M failed".
+
+Usage: admin-acceptance.py --tesserad BIN --tessera BIN [--base-port B] [--portal-base P] [--keep]
+                           [--checks a,b,...] [--samples DIR]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "Tools", "lib"))
+import localcluster  # noqa: E402
+import scsi_cmds as scsi  # noqa: E402
+from iscsi_client import Session  # noqa: E402
+from stagekit import info, run, run_stage, short  # noqa: E402
+
+TOKEN = "tessera-acceptance-token-7f3a9c"
+CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
+ALL_CHECKS = ["refuse", "auth", "agree", "failover", "nolog"]
+PR_KEY = 0xADC0FFEE
+INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
+
+# A second target with CHAP on node 1, so the CHAP secrets are in the store.
+NODE1_EXTRA = f"""
+[[target]]
+name = "iqn.2026-11.dev.tessera:admin-chap"
+alias = "admin-chap"
+chap = {{ user = "alice", secret = "{CHAP_SECRETS[0]}", mutual_user = "tgt", mutual_secret = "{CHAP_SECRETS[1]}" }}
+
+[[target.lun]]
+id = 5
+size = "16MiB"
+backing = "file"
+path = "chap5.img"
+replicas = 2
+sub_unit_size = "8MiB"
+"""
+
+
+def http(port, path, token=None, method="GET", authorization=None, timeout=10):
+    """(status, headers, body text) of one request to 127.0.0.1:port."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    if authorization is not None:
+        request.add_header("Authorization", authorization)
+    elif token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, dict(answer.headers), answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode("utf-8", "replace")
+    except OSError as e:
+        return None, {}, str(e)
+
+
+def tessera(args, *cli, env_token=True, timeout=30):
+    """(exit status, stdout, stderr) of the CLI."""
+    env = dict(os.environ)
+    env.pop("TESSERA_NODE", None)
+    env.pop("TESSERA_TOKEN", None)
+    if env_token:
+        env["TESSERA_TOKEN"] = TOKEN
+    p = subprocess.run([args.tessera, *cli], capture_output=True, text=True, timeout=timeout, env=env,
+                       stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def node_flag(c, i):
+    return ["--node", f"127.0.0.1:{c.admin(i)}"]
+
+
+def save_sample(args, name, command, output):
+    if args.samples:
+        os.makedirs(args.samples, exist_ok=True)
+        with open(os.path.join(args.samples, name + ".txt"), "w") as f:
+            f.write("$ " + command + "\n" + output)
+
+
+# --- checks --------------------------------------------------------------------------------
+
+def check_refuse(c, r, work, args):
+    port = args.base_port + 40
+    base = f"""
+[node]
+data_dir = "{work}/refuse"
+[[portal]]
+listen = "127.0.0.1:{port + 1}"
+[cluster]
+peer = "127.0.0.1:{port + 2}"
+wire = "127.0.0.1:{port + 3}"
+"""
+    open_path = os.path.join(work, "refuse-open.toml")
+    with open(open_path, "w") as f:
+        f.write(base + f'[admin]\nlisten = "0.0.0.0:{port + 4}"\n')
+    p = subprocess.run([args.tesserad, "--config", open_path], capture_output=True, text=True, timeout=30, cwd=work)
+    r.check("refuse: [admin] listen 0.0.0.0 without a token stops tesserad (non-zero, stderr says why)",
+            p.returncode != 0 and "no token" in p.stderr and "token_file" in p.stderr,
+            f"exit {p.returncode}: {short(p.stderr, 300)}")
+    loose = os.path.join(work, "loose.token")
+    with open(loose, "w") as f:
+        f.write("loose-token\n")
+    os.chmod(loose, 0o644)
+    loose_path = os.path.join(work, "refuse-loose.toml")
+    with open(loose_path, "w") as f:
+        f.write(base + f'[admin]\nlisten = "127.0.0.1:{port + 4}"\ntoken_file = "{loose}"\n')
+    p = subprocess.run([args.tesserad, "--config", loose_path], capture_output=True, text=True, timeout=30, cwd=work)
+    r.check("refuse: a token file others can read stops tesserad with 'chmod 600'",
+            p.returncode != 0 and "chmod 600" in p.stderr and "loose-token" not in p.stderr,
+            f"exit {p.returncode}: {short(p.stderr, 300)}")
+    usage = [tessera(args, "lun", "show", "abc"), tessera(args, "lun", "show"), tessera(args, "frob")]
+    r.check("refuse: tessera exits 2 on bad usage", all(u[0] == 2 for u in usage),
+            "; ".join(f"{u[0]} {short(u[2], 80)}" for u in usage))
+    pending = [tessera(args, *cmd) for cmd in (["lun", "create", "--size", "1GiB"], ["node", "drain", "2"], ["pr", "clear", "0"])]
+    r.check("refuse: commands not built yet say 'not implemented yet' and exit 2",
+            all(u[0] == 2 and "not implemented yet" in u[2] for u in pending),
+            "; ".join(f"{u[0]} {short(u[2], 80)}" for u in pending))
+    dead = [f"127.0.0.1:{port + 5}", f"127.0.0.1:{port + 6}"]
+    rc, out, err = tessera(args, "cluster", "status", "--node", dead[0], "--node", dead[1])
+    r.check("refuse: no node answering exits 1 and names the nodes tried",
+            rc == 1 and f"no node answered: tried {dead[0]}" in err and dead[1] in err and "--node" in err,
+            f"exit {rc}: {short(err, 300)}")
+
+
+def check_auth(c, r, work, args):
+    for i in localcluster.NODES:
+        port = c.admin(i)
+        bad = []
+        for path in ("/v1/cluster", "/v1/luns", "/v1/luns/0", "/v1/luns/0/reservations", "/v1/targets", "/v1/luns/x"):
+            for label, auth in (("no token", None), ("wrong token", "Bearer wrong"), ("basic", "Basic " + TOKEN),
+                                ("bare token", TOKEN)):
+                status, _, body = http(port, path, authorization=auth) if auth else http(port, path)
+                try:
+                    parsed = json.loads(body)
+                    shaped = bool(parsed.get("error")) and bool(parsed.get("hint"))
+                except ValueError:
+                    shaped = False
+                if status != 401 or not shaped or TOKEN in body:
+                    bad.append(f"{path} {label}: {status} {short(body, 80)}")
+        r.check(f"auth: node {i} answers 401 with a JSON error and hint on every /v1 route without the token",
+                not bad, "; ".join(bad[:4]))
+        answers = {path: http(port, path, token=TOKEN)[0] for path in ("/v1/cluster", "/v1/luns", "/v1/targets")}
+        answers["/health"] = http(port, "/health")[0]
+        answers["/metrics"] = http(port, "/metrics")[0]
+        r.check(f"auth: node {i} answers 200 with the token, and /health and /metrics without one",
+                all(s == 200 for s in answers.values()), str(answers))
+        s404, _, b404 = http(port, "/v1/nope", token=TOKEN)
+        s405, h405, b405 = http(port, "/v1/cluster", token=TOKEN, method="POST")
+        r.check(f"auth: node {i}: unknown path is a JSON 404, POST a 405 with Allow",
+                s404 == 404 and '"hint"' in b404 and s405 == 405 and "GET" in h405.get("Allow", ""),
+                f"{s404} {short(b404, 80)} | {s405} {h405.get('Allow')}")
+
+
+def register_and_reserve(c):
+    """REGISTER key PR_KEY and RESERVE Write Exclusive through node 1's portal."""
+    s = Session("127.0.0.1", c.portal(1), INITIATOR, c.target, bytes([0x80, 0, 0, 0, 0x41, 1]))
+    try:
+        def command(cdb, data):
+            for _ in range(5):
+                result = s.command(cdb, data)
+                if not result.unit_attention():
+                    return result
+            return result
+        reg = command(scsi.pr_out(scsi.PROUT_REGISTER), scsi.pr_out_params(key=0, sark=PR_KEY))
+        res = command(scsi.pr_out(scsi.PROUT_RESERVE, pr_type=1), scsi.pr_out_params(key=PR_KEY))
+        return reg.good and res.good, f"register: {reg}; reserve: {res}"
+    finally:
+        try:
+            s.logout()
+        except Exception:  # noqa: BLE001 - the check is what the store holds
+            pass
+        s.close()
+
+
+def check_agree(c, r, work, args):
+    ok, detail = register_and_reserve(c)
+    r.check("agree: PR REGISTER and RESERVE through node 1's portal", ok, detail)
+    views = {}
+    for i in (2, 3):
+        view = {}
+        for name, cmd in (("cluster", ["cluster", "status"]), ("lun", ["lun", "show", "0"]),
+                          ("pr", ["pr", "show", "0"]), ("targets", ["target", "list"]), ("luns", ["lun", "list"])):
+            rc, out, err = tessera(args, *cmd, "--json", *node_flag(c, i))
+            hrc, human, herr = tessera(args, *cmd, *node_flag(c, i))
+            save_sample(args, f"{name}-node{i}", "tessera " + " ".join(cmd + node_flag(c, i)), human)
+            try:
+                view[name] = json.loads(out) if rc == 0 else None
+            except ValueError:
+                view[name] = None
+            view[name + "-human"] = (hrc, human, herr)
+            if rc != 0 or hrc != 0:
+                r.check(f"agree: tessera {' '.join(cmd)} through node {i} exits 0", False,
+                        f"json exit {rc}: {short(err, 200)}; human exit {hrc}: {short(herr, 200)}")
+        views[i] = view
+    a, b = views[2], views[3]
+    if not all(a.get(k) and b.get(k) for k in ("cluster", "lun", "pr", "targets")):
+        r.check("agree: every command answered through nodes 2 and 3", False, "see above")
+        return
+    members = lambda v: [(m["id"], m["store_address"], m["peer_address"], m["iscsi_portals"]) for m in v["cluster"]["members"]]
+    r.check("agree: cluster status through node 2 and node 3 list the same three members",
+            members(a) == members(b) and [m[0] for m in members(a)] == [1, 2, 3], f"{members(a)} vs {members(b)}")
+    r.check("agree: each answer says which node answered",
+            a["cluster"]["answered_by"] == 2 and b["cluster"]["answered_by"] == 3,
+            f'{a["cluster"]["answered_by"]}, {b["cluster"]["answered_by"]}')
+    leaders = {a["cluster"]["store_leader"], b["cluster"]["store_leader"]}
+    r.check("agree: both name the same store leader", len(leaders) == 1 and None not in leaders, str(leaders))
+    r.check("agree: lun show 0 through node 2 and node 3 give the same sub-unit map",
+            a["lun"]["sub_units"] == b["lun"]["sub_units"] and len(a["lun"]["sub_units"]) == 8,
+            short(json.dumps(a["lun"]["sub_units"])[:300]))
+    r.check("agree: pr show 0 through node 2 and node 3 agree and show the registration and reservation",
+            a["pr"] == b["pr"] and any(reg["key"] == f"0x{PR_KEY:016x}" for reg in a["pr"]["registrations"])
+            and (a["pr"].get("reservation") or {}).get("type") == "write_exclusive",
+            short(json.dumps(a["pr"]), 300))
+    human = a["pr-human"][1]
+    r.check("agree: pr show prints the key and the holder", f"0x{PR_KEY:016x}" in human and INITIATOR in human,
+            short(human, 300))
+    chap = [t for t in a["targets"] if t["name"].endswith(":admin-chap")]
+    r.check("agree: target list shows CHAP as user and mutual only",
+            chap and chap[0].get("chap") == {"user": "alice", "mutual": True}, short(json.dumps(a["targets"]), 300))
+    leaked = []
+    for i in localcluster.NODES:
+        for path in ("/v1/cluster", "/v1/luns", "/v1/luns/0", "/v1/luns/5", "/v1/luns/0/reservations",
+                     "/v1/luns/5/reservations", "/v1/targets", "/health", "/metrics"):
+            _, _, body = http(c.admin(i), path, token=TOKEN)
+            leaked += [f"node {i} {path}" for secret in CHAP_SECRETS + (TOKEN,) if secret in body]
+        for v in views.values():
+            for key, value in v.items():
+                if key.endswith("-human") and any(s in value[1] + value[2] for s in CHAP_SECRETS + (TOKEN,)):
+                    leaked.append(f"tessera {key}")
+    r.check("agree: no answer of any node, and no tessera output, holds a CHAP secret or the token",
+            not leaked, ", ".join(sorted(set(leaked))[:6]))
+
+
+def check_nolog(c, r, work, args):
+    hits = [i for i in localcluster.NODES if TOKEN in c.log_text(i)]
+    r.check("nolog: the token string appears in no node's log", not hits, f"in the logs of nodes {hits}" if hits else "")
+    lines = sum(len(c.log_text(i).splitlines()) for i in localcluster.NODES)
+    info(f"searched {lines} log lines")
+
+
+def lun_on(args, c, nodes):
+    """`tessera --node .. --node .. --json --verbose lun show 0`: the global options before the subcommand."""
+    rc, out, err = tessera(args, *sum((node_flag(c, i) for i in nodes), []), "--json", "--verbose", "lun", "show", "0")
+    try:
+        return rc, json.loads(out) if rc == 0 else None, err
+    except ValueError:
+        return rc, None, err
+
+
+def check_failover(c, r, work, args):
+    rc, before, _ = lun_on(args, c, [2])
+    on1 = sum(1 for s in (before or {}).get("sub_units", []) for rep in s["replicas"] if rep["node"] == 1)
+    info(f"node 1 holds {on1} replicas before the kill")
+    c.procs[1].kill()
+    c.procs[1].wait(timeout=10)
+    started = time.monotonic()
+    lun, err, stale = None, "", False
+    while time.monotonic() - started < 30:
+        rc, lun, err = lun_on(args, c, [1, 2])
+        replicas = [rep for s in (lun or {}).get("sub_units", []) for rep in s["replicas"] if rep["node"] == 1]
+        if rc == 0 and replicas and all(rep["state"] == "stale" for rep in replicas):
+            stale = True
+            break
+        time.sleep(0.5)
+    info(f"node 1's replicas stale after {time.monotonic() - started:.1f} s")
+    answered = f"answered by 127.0.0.1:{c.admin(2)}" in err and f"127.0.0.1:{c.admin(1)} did not answer" in err
+    r.check("failover: tessera --node <node1> --node <node2> lun show 0 answers through node 2", answered,
+            short(err, 300))
+    primaries = {s["primary"] for s in (lun or {}).get("sub_units", [])}
+    r.check("failover: lun show shows every replica on node 1 stale and none of its sub-units primary there",
+            stale and 1 not in primaries and on1 > 0, short(json.dumps((lun or {}).get("sub_units", []))[:300]))
+    hrc, human, _ = tessera(args, "lun", "show", "0", *node_flag(c, 1), *node_flag(c, 2))
+    save_sample(args, "lun-after-kill", "tessera lun show 0 " + " ".join(node_flag(c, 1) + node_flag(c, 2)), human)
+    status, group = None, None
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        rc, out, err = tessera(args, "cluster", "status", "--json", *node_flag(c, 1), *node_flag(c, 2))
+        try:
+            status = json.loads(out) if rc == 0 else None
+        except ValueError:
+            status = None
+        group = next((g for g in (status or {}).get("port_groups", []) if g["id"] == c.group(1)), None)
+        member = next((m for m in (status or {}).get("members", []) if m["id"] == 1), None)
+        if group and group["state"] == "unavailable" and member and member["lease"]["liveness"] == "dead":
+            break
+        time.sleep(0.5)
+    _, human, _ = tessera(args, "cluster", "status", *node_flag(c, 1), *node_flag(c, 2))
+    save_sample(args, "cluster-after-kill", "tessera cluster status " + " ".join(node_flag(c, 1) + node_flag(c, 2)), human)
+    member = next((m for m in (status or {}).get("members", []) if m["id"] == 1), None)
+    r.check("failover: cluster status shows node 1 dead (fenced) and its port group unavailable",
+            group is not None and group["state"] == "unavailable" and member is not None
+            and member["lease"]["liveness"] == "dead" and member["lease"]["fenced"],
+            f"group {group}; member {member}")
+    # Node 1 comes back: it rejoins and its replicas are resynced from the primaries.
+    ready_before = c.log_text(1).count("tesserad ready")
+    c.start(1)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and c.alive(1) and c.log_text(1).count("tesserad ready") <= ready_before:
+        time.sleep(0.2)
+    back = c.log_text(1).count("tesserad ready") > ready_before
+    r.check("failover: node 1 restarts and logs 'tesserad ready' again", back,
+            short("\n".join(c.log_text(1).splitlines()[-4:])))
+    if not back:
+        return
+    deadline = time.monotonic() + 90
+    samples = 0
+    while time.monotonic() < deadline:
+        rc, out, err = tessera(args, "resync", "status", *node_flag(c, 2), *node_flag(c, 3))
+        if rc == 0 and samples < 3 and "every replica is in sync" not in out:
+            save_sample(args, f"resync-{samples}", "tessera resync status " + " ".join(node_flag(c, 2)), out)
+            samples += 1
+        if rc == 0 and "every replica is in sync" in out:
+            break
+        time.sleep(0.5)
+    save_sample(args, "resync-done", "tessera resync status " + " ".join(node_flag(c, 2)), out)
+    r.check("failover: resync status answers and, within 90 s, every replica is in sync again",
+            rc == 0 and "every replica is in sync" in out, short(out + err, 300))
+
+
+CHECKS = {"refuse": check_refuse, "auth": check_auth, "agree": check_agree, "nolog": check_nolog,
+          "failover": check_failover}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tesserad", required=True)
+    ap.add_argument("--tessera", required=True)
+    ap.add_argument("--base-port", type=int, default=14400,
+                    help="store B+11.., wire B+21.., admin B+31.., the refuse check's node B+41..")
+    ap.add_argument("--portal-base", type=int, default=4400, help="iSCSI portals P+1, P+2, P+3")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--checks", default=",".join(ALL_CHECKS))
+    ap.add_argument("--samples", default=None, help="write the human output of each command here")
+    args = ap.parse_args()
+    args.tesserad = os.path.abspath(args.tesserad)
+    args.tessera = os.path.abspath(args.tessera)
+    wanted = [name for name in args.checks.split(",") if name]
+    unknown = [name for name in wanted if name not in CHECKS]
+    if unknown:
+        print(f"unknown checks {unknown}; choose from {ALL_CHECKS}")
+        print("admin: 0 passed, 1 failed")
+        return 2
+
+    def prepare(c):
+        token_path = os.path.join(c.work, "admin.token")
+        with open(token_path, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(token_path, 0o600)
+        for i in localcluster.NODES:
+            path = c.node[i]["config"]
+            text = open(path).read()
+            old_portal = c.node[i]["portal"]
+            new_portal = args.portal_base + i
+            text = text.replace(f'listen = "127.0.0.1:{old_portal}"', f'listen = "127.0.0.1:{new_portal}"')
+            text = re.sub(r'(?m)^(\[admin\]\nlisten = "[^"]*")$', rf'\1\ntoken_file = "{token_path}"', text)
+            with open(path, "w") as f:
+                f.write(text)
+            c.node[i]["portal"] = new_portal
+
+    r = run_stage(args, CHECKS, wanted, "tessera-admin-", node1_extra=NODE1_EXTRA, prepare=prepare)
+    print(f"admin: {r.passed} passed, {r.failed} failed", flush=True)
+    return 0 if r.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
