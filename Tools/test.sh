@@ -55,6 +55,11 @@ bash Tools/cluster/context-acceptance.sh 2>&1 | tee .build/cluster-context.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/cluster-context.log
 
+stage "admin API and tessera CLI: token, the same answers through every node, a killed node seen through the fallback"
+bash Tools/cluster/admin-acceptance.sh 2>&1 | tee .build/cluster-admin.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/cluster-admin.log
+
 stage "failover: kill -9 and SIGSTOP of random nodes under a verifying writer through two portals"
 bash Tools/cluster/fault-campaign.sh --rounds 10 --gone 2>&1 | tee .build/cluster-failover.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
