@@ -26,6 +26,10 @@ public enum PeerRequest: Sendable {
     /// aborts): apply it here, then answer (ARCHITECTURE.md "Shared context"
     /// rule 1). The payload is the SCSI layer's encoding of the change.
     case contextChange(LUNID, payload: [UInt8])
+    /// The LUN blocks this node's activity log covers (asked by a new primary
+    /// before it resyncs this node's replica): answered with extents, or a
+    /// failure when the node keeps no log (then the resync copies everything).
+    case activityLog(LUNID)
 
     /// The request's kind, as on the wire.
     public var kind: PeerRequestKind {
@@ -39,6 +43,7 @@ public enum PeerRequest: Sendable {
         case .allocation: .allocation
         case .flush: .flush
         case .contextChange: .contextChange
+        case .activityLog: .activityLog
         }
     }
 }
@@ -55,6 +60,7 @@ public enum PeerRequestKind: UInt8, Sendable, CaseIterable {
     case flush = 8
     // 9 was a bare logical unit reset announcement: a reset is now a context change.
     case contextChange = 10
+    case activityLog = 11
 }
 
 /// A piece of sub-unit I/O without data.

@@ -8,14 +8,14 @@ import NIOCore
 ///                  UInt64 lun | UInt32 subUnitIndex | UInt64 epoch | UInt64 lba | UInt32 blockCount
 ///     write fields (write, replicate, compareAndWrite):
 ///                  io fields | UInt8 flags (bit 0 = FUA) | UInt32 dataLength | dataLength bytes
-///     flush:       UInt64 lun
+///     flush, activityLog: UInt64 lun
 ///     contextChange: UInt64 lun | UInt32 payloadLength | payloadLength bytes
 extension PeerRequest {
     var wireBodyLength: Int {
         switch self {
         case .read, .unmap, .replicateUnmap, .allocation: 1 + PeerIO.wireLength
         case .write(let write), .replicate(let write), .compareAndWrite(let write): 1 + write.wireLength
-        case .flush: 1 + 8
+        case .flush, .activityLog: 1 + 8
         case .contextChange(_, let payload): 1 + 8 + 4 + payload.count
         }
     }
@@ -27,7 +27,7 @@ extension PeerRequest {
             io.encode(into: &buffer)
         case .write(let write), .replicate(let write), .compareAndWrite(let write):
             write.encode(into: &buffer)
-        case .flush(let lun):
+        case .flush(let lun), .activityLog(let lun):
             buffer.writeInteger(lun.rawValue)
         case .contextChange(let lun, let payload):
             buffer.writeInteger(lun.rawValue)
@@ -50,6 +50,7 @@ extension PeerRequest {
         case .compareAndWrite: self = .compareAndWrite(try PeerWrite(decoding: &body))
         case .allocation: self = .allocation(try PeerIO(decoding: &body))
         case .flush: self = .flush(LUNID(try body.readPeerField(UInt64.self, "flush lun")))
+        case .activityLog: self = .activityLog(LUNID(try body.readPeerField(UInt64.self, "activity log lun")))
         case .contextChange:
             let lun = LUNID(try body.readPeerField(UInt64.self, "context lun"))
             let length = Int(try body.readPeerField(UInt32.self, "context payload length"))

@@ -16,8 +16,15 @@ final class LUNReplicas: Sendable {
 
     /// This node.
     let localNode: NodeID
+    /// This node's activity log of the LUN, if it keeps one.
+    let activity: ActivityLogWriter?
 
-    init(map: SubUnitMap, extents: [UInt32: any BlockDevice], source: any SubUnitMapSource, localNode: NodeID) {
+    init(
+        map: SubUnitMap, extents: [UInt32: any BlockDevice], source: any SubUnitMapSource, localNode: NodeID,
+        activity: ActivityLogWriter? = nil
+    ) {
+        self.activity = activity
+        self.pendingRecovery.withLock { $0 = !(activity?.recovered ?? []).isEmpty }
         self.localNode = localNode
         self.lun = map.lun
         self.layout = map.layout
@@ -47,6 +54,7 @@ final class LUNReplicas: Sendable {
             guard Int(index) < map.subUnits.count, set.epoch > map.subUnits[Int(index)].epoch else { return }
             map.subUnits[Int(index)] = set
         }
+        unpinActivityIfConverged()
     }
 
     /// A secondary that was in sync under this node as primary and is stale
@@ -55,6 +63,16 @@ final class LUNReplicas: Sendable {
     /// ``ReplicaNode/degrade(_:_:blocks:)``): start its record, so its
     /// resync copies only those regions.
     private func trackNewlyStale(_ index: UInt32, from old: ReplicaSet, to new: ReplicaSet) {
+        // Promoted over the old primary, which is stale now: it lacks what
+        // this node writes from now on, and may hold writes of its own that
+        // never got here; its activity log names those, asked at its resync.
+        if new.primary == localNode, old.primary != localNode,
+            new.secondaries.contains(where: { $0.node == old.primary && $0.state == .stale })
+        {
+            markDirty(index, for: old.primary, 0..<0, startIfMissing: true)
+            _ = needsPeerLog.withLock { $0.insert(DirtyKey(index: index, node: old.primary)) }
+            return
+        }
         guard old.primary == localNode, new.primary == localNode else { return }
         for replica in new.secondaries where replica.state == .stale {
             guard old.secondaries.contains(where: { $0.node == replica.node && $0.state == .inSync }) else { continue }
@@ -73,6 +91,22 @@ final class LUNReplicas: Sendable {
     struct DirtyKey: Hashable {
         var index: UInt32
         var node: NodeID
+    }
+
+    /// Records that cover only what this node wrote since it took over from
+    /// that replica as primary: its resync must add the regions the
+    /// replica's own activity log names (or copy everything).
+    let needsPeerLog = Mutex<Set<DirtyKey>>([])
+
+    /// Whether the activity log recovered extents from before this start
+    /// that ``ReplicaNode/recoverActivityLog(_:)`` has not acted on yet.
+    let pendingRecovery = Mutex(false)
+
+    /// Drops the activity log's recovered extents once every replica of the
+    /// LUN is in sync: no replica can lack what a crash left here any more.
+    func unpinActivityIfConverged() {
+        guard let activity, activity.isPinned, !pendingRecovery.withLock({ $0 }) else { return }
+        if map.subUnits.allSatisfy({ set in set.replicas.allSatisfy { $0.state == .inSync } }) { activity.unpin() }
     }
 
     /// Marks `blocks` dirty for `node`'s replica of sub-unit `index`.
@@ -101,11 +135,13 @@ final class LUNReplicas: Sendable {
         for i in current.subUnits.indices where loaded.subUnits[i].epoch > current.subUnits[i].epoch {
             trackNewlyStale(UInt32(i), from: current.subUnits[i], to: loaded.subUnits[i])
         }
-        return cached.withLock { map in
+        let result = cached.withLock { map in
             for i in map.subUnits.indices where loaded.subUnits[i].epoch > map.subUnits[i].epoch {
                 map.subUnits[i] = loaded.subUnits[i]
             }
             return map
         }
+        unpinActivityIfConverged()
+        return result
     }
 }

@@ -185,6 +185,17 @@ extension ReplicaNode {
         _ target: Accepted, _ request: PeerRequest, blocks: Range<UInt64>,
         local: @escaping @Sendable () async throws(BlockDeviceError) -> Void
     ) async -> PeerReply {
+        // The activity log first: after a crash, whoever resyncs this
+        // replica must know this write may be here and nowhere else.
+        let first = target.replicas.layout.firstBlock(of: target.index)
+        let logged = first + blocks.lowerBound..<first + blocks.upperBound
+        if let activity = target.replicas.activity {
+            guard await activity.begin(logged) else {
+                activity.end(logged)
+                return .failure(PeerFailure(.ioError, detail: "the activity log could not be written"))
+            }
+        }
+        defer { target.replicas.activity?.end(logged) }
         for replica in target.set.secondaries where replica.state == .stale {
             target.replicas.markDirty(target.index, for: replica.node, blocks, startIfMissing: false)
         }

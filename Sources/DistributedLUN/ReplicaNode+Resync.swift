@@ -47,6 +47,10 @@ extension ReplicaNode {
             resyncs.withLock { $0.lastFailure[key] = .now }
             return false
         }
+        // A replica this node took over from as primary may hold writes of
+        // its own: the regions its activity log names are copied too (all
+        // of them when it keeps no log).
+        let peerLog = replicas.needsPeerLog.withLock { $0.contains(dirtyKey) } ? await activityLog(of: target, index: index, in: replicas) : nil
 
         // Begin, holding the whole sub-unit: no write straddles the change of
         // set, so every write either reaches the learner or marks its regions.
@@ -72,10 +76,18 @@ extension ReplicaNode {
                 replicas.adopt(index, next)
             }
             let full = replicas.dirty.withLock { dirty in
+                if let peerLog {
+                    if let logged = peerLog, dirty[dirtyKey] != nil {
+                        for range in logged { dirty[dirtyKey]!.mark(lba: range.lowerBound, blocks: UInt64(range.count)) }
+                    } else {
+                        dirty[dirtyKey] = nil
+                    }
+                }
                 guard dirty[dirtyKey] == nil else { return false }
                 dirty[dirtyKey] = DirtyRegions(blockCount: blocks, regionBlocks: replicas.regionBlocks, all: true)
                 return true
             }
+            if peerLog != nil { _ = replicas.needsPeerLog.withLock { $0.remove(dirtyKey) } }
             let regions = UInt64(replicas.dirty.withLock { $0[dirtyKey]?.count ?? 0 })
             return resyncs.withLock { book in
                 book.running[key]?.full = full
@@ -170,6 +182,20 @@ extension ReplicaNode {
             }
             await throttle(progress)
         }
+    }
+
+    /// The blocks of sub-unit `index` that `node`'s activity log names:
+    /// `.some(nil)` when it keeps none or does not answer (copy everything).
+    private func activityLog(of node: NodeID, index: UInt32, in replicas: LUNReplicas) async -> [Range<UInt64>]?? {
+        guard case .extents(let logged) = await transport.send(.activityLog(replicas.lun), to: node, timeout: replicationTimeout)
+        else { return .some(nil) }
+        let first = replicas.layout.firstBlock(of: index)
+        let end = first + replicas.layout.blocks(in: index)
+        return .some(
+            logged.compactMap { extent in
+                let (low, high) = (max(extent.lba, first), min(extent.lba &+ extent.blockCount, end))
+                return low < high ? low - first..<high - first : nil
+            })
     }
 
     /// Sleeps as long as copying ran ahead of ``resyncRate``.

@@ -22,6 +22,11 @@ public final class ReplicaNode: PeerRequestHandler {
     /// Bound of one forwarded piece (this node → primary): a replication
     /// round trip plus the primary's own I/O.
     public var forwardTimeout: Duration { replicationTimeout + .seconds(1) }
+    /// Extents an activity log keeps (DRBD's al-extents; 64 × 4 MiB = 256 MiB
+    /// of a LUN may be hot at once before a write waits for an eviction save).
+    public static let activityLogExtents = 64
+    /// Bytes per activity log extent (DRBD's are 4 MiB too).
+    public static let activityExtentBytes: UInt64 = 4 << 20
     /// How often a piece is re-sent after a stale-map answer.
     static let staleRetries = 3
     /// How long a piece whose primary cannot be reached is held, reloading
@@ -75,8 +80,22 @@ public final class ReplicaNode: PeerRequestHandler {
     /// Serves a LUN on this node: `extents` are this node's replicas (one
     /// device of the sub-unit's size per index it holds). Returns the device
     /// the SCSI layer uses for commands arriving here.
-    public func attach(map: SubUnitMap, extents: [UInt32: any BlockDevice]) -> DistributedBlockDevice {
-        let replicas = LUNReplicas(map: map, extents: extents, source: source, localNode: id)
+    ///
+    /// With `activityLog`, this node keeps the LUN's activity log there
+    /// (extents of ``activityExtentBytes``, at most ``activityLogExtents``):
+    /// its writes as primary wait until their extents are recorded, and a
+    /// new primary resyncing this node after a crash copies only those
+    /// extents plus what it wrote since. Without one (tests, old data
+    /// directories) such a resync copies every region.
+    public func attach(
+        map: SubUnitMap, extents: [UInt32: any BlockDevice], activityLog: (any ActivityLogStore)? = nil
+    ) -> DistributedBlockDevice {
+        let writer = activityLog.map { store in
+            ActivityLogWriter(
+                store: store, capacity: Self.activityLogExtents,
+                extentBlocks: max(1, Self.activityExtentBytes / UInt64(map.layout.blockSize)))
+        }
+        let replicas = LUNReplicas(map: map, extents: extents, source: source, localNode: id, activity: writer)
         luns.withLock { $0[map.lun] = replicas }
         return DistributedBlockDevice(replicas: replicas, node: self)
     }
@@ -132,6 +151,13 @@ public final class ReplicaNode: PeerRequestHandler {
                 return .failure(PeerFailure(.unknownSubUnit, detail: "\(lun)"))
             }
             return await handler(payload) ? .done : .failure(PeerFailure(.badRequest, detail: "context change of \(lun)"))
+        case .activityLog(let lun):
+            guard let replicas = replicas(lun) else { return .failure(PeerFailure(.unknownSubUnit, detail: "\(lun)")) }
+            guard let activity = replicas.activity else {
+                return .failure(PeerFailure(.unavailable, detail: "\(id) keeps no activity log for \(lun)"))
+            }
+            return .extents(
+                activity.blockRanges.map { BlockExtent(lba: $0.lowerBound, blockCount: UInt64($0.count), mapped: true) })
         }
     }
 

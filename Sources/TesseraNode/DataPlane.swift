@@ -98,8 +98,13 @@ final class DataPlane: Sendable {
                         "local-replicas": "\(map.subUnits(heldBy: cluster.id).count)",
                         "primaries-here": "\(map.subUnits.filter { $0.primary == cluster.id }.count)",
                     ])
+                // The activity log lives next to a file-backed replica (a memory
+                // LUN loses its data in a crash anyway).
+                let activityLog = (file as? AIOFileBlockDevice).map { ActivityLogFile(path: $0.path + ".al") }
                 units.append(
-                    OpenedLogicalUnit(targetName: target.name, lun: lun, device: node.attach(map: map, extents: mine)))
+                    OpenedLogicalUnit(
+                        targetName: target.name, lun: lun,
+                        device: node.attach(map: map, extents: mine, activityLog: activityLog)))
             }
         }
         guard let wire = NodeAddress(parsing: configuration.cluster.wireAddress) else {
@@ -115,8 +120,25 @@ final class DataPlane: Sendable {
             await closeAll()
             throw NodeStartupError(message: "cannot listen on cluster.wire \(wire): \(error)")
         }
-        return DataPlane(
+        let plane = DataPlane(
             units: units, files: opened, node: node, lunIDs: lunIDs, server: server, client: client, addresses: addresses)
+        await plane.recoverActivityLogs(logger: logger)
+        return plane
+    }
+
+    /// Acts on what each LUN's activity log recovered from before this start
+    /// (``ReplicaNode/recoverActivityLog(_:)``); again on later calls while
+    /// the store could not be reached.
+    func recoverActivityLogs(logger: Logger) async {
+        for map in maps {
+            let (marked, done) = await node.recoverActivityLog(map.lun)
+            if marked > 0 {
+                logger.warning(
+                    "activity log from before this start: secondaries marked stale, to copy the logged extents",
+                    metadata: ["lun": "\(map.lun)", "sub-units": "\(marked)"])
+            }
+            if !done { logger.warning("activity log recovery waits for the store", metadata: ["lun": "\(map.lun)"]) }
+        }
     }
 
     /// The shared SCSI context of a LUN this node serves (nil for another):

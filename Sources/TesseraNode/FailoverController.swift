@@ -223,6 +223,7 @@ final class FailoverController: Sendable {
         }) else { return }
         Task { [self] in
             await data.reloadMaps()
+            await data.recoverActivityLogs(logger: logger)
             await data.resyncReturned(isLive: isLive)
             await data.failBack(isLive: isLive)
             resyncing.withLock { $0 = false }

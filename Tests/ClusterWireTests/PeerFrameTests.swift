@@ -38,6 +38,7 @@ let frameTable: [FrameCase] = [
     FrameCase(.request(id: 7, .compareAndWrite(PeerWrite(io: io, fua: false, data: ioBuffer([9, 9, 8, 8]))))),
     FrameCase(.request(id: 8, .allocation(io))),
     FrameCase(.request(id: 9, .flush(LUNID(42)))),
+    FrameCase(.request(id: 11, .activityLog(LUNID(45)))),
     FrameCase(.request(id: 10, .contextChange(LUNID(43), payload: [0x7B, 0x7D]))),
     FrameCase(.request(id: 16, .contextChange(LUNID(44), payload: []))),
     FrameCase(.reply(id: 10, .done)),
@@ -76,6 +77,7 @@ let goldenFrames: [(line: Int, frame: PeerFrame, hex: String)] = [
         "00000033 03 000000000000002A 02 1122334455667788 00000003 0000000000000009 0000000000000100 00000001 01 00000004 DEADBEEF"
     ),
     (#line, .request(id: 1, .flush(LUNID(7))), "00000012 03 0000000000000001 08 0000000000000007"),
+    (#line, .request(id: 3, .activityLog(LUNID(7))), "00000012 03 0000000000000003 0B 0000000000000007"),
     (#line, .request(id: 2, .contextChange(LUNID(7), payload: [0x7B, 0x7D])), "00000018 03 0000000000000002 0A 0000000000000007 00000002 7B7D"),
     (
         #line, .reply(id: 5, .failure(PeerFailure(.staleEpoch, epoch: Epoch(12), detail: "old"))),

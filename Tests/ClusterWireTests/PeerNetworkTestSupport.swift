@@ -81,6 +81,8 @@ struct EchoHandler: PeerRequestHandler {
             return .done
         case .contextChange:
             return .done
+        case .activityLog(let lun):
+            return .extents([BlockExtent(lba: lun.rawValue, blockCount: 8192, mapped: true)])
         }
     }
 }

@@ -54,6 +54,7 @@ func describe(_ request: PeerRequest) -> String {
     case .allocation(let x): "allocation \(io(x))"
     case .flush(let lun): "flush \(lun)"
     case .contextChange(let lun, let payload): "contextChange \(lun) \(payload)"
+    case .activityLog(let lun): "activityLog \(lun)"
     }
 }
 

@@ -294,3 +294,72 @@ struct FailoverTests {
         #expect(await cluster.storedSet(0)?.replicas.last?.state == .resyncing, "and is still a learner")
     }
 }
+
+@Suite("Activity log on an in-process cluster")
+struct ActivityLogResyncTests {
+    let lun = LUNID(0x7E55_E4A0)
+
+    @Test("a returning old primary is resynced through its activity log and the new primary's record, not in full")
+    func returningOldPrimaryCopiesOnlyLoggedExtents() async throws {
+        let clock = ManualClock()
+        // A 32 MiB sub-unit: eight 4 MiB activity log extents.
+        let cluster = InProcessCluster(
+            subUnitBlocks: 65536, subUnitCount: 1, placement: [[1, 2]], clock: clock, activityLogs: true)
+        for i in 0..<8 {
+            try await cluster.device(3).write(
+                lba: UInt64(i) * 16, blockCount: 8, from: content(8, seed: UInt32(i)), offset: 0, fua: false)
+        }
+        #expect(cluster.activityStores[NodeID(1)]?.extents == [0], "the primary logged extent 0 before writing")
+
+        // Node 1 applies one more write locally and dies before node 2 has it.
+        cluster.network.partition(NodeID(1), NodeID(2))
+        cluster.views[NodeID(1)]!.setCut(true)
+        let doubt = Task {
+            try await cluster.device(3).write(lba: 200, blockCount: 8, from: content(8, seed: 999), offset: 0, fua: false)
+        }
+        #expect(await parked(clock, 2))
+        clock.advance(by: .seconds(2))
+        _ = try? await doubt.value
+        cluster.network.isolate(NodeID(1))
+        cluster.nodes[NodeID(1)]!.serveOnlyWhile { false }
+        #expect(await cluster.failOver(1).map(\.set.primary) == [NodeID(2)])
+        // Node 2, primary now, writes in extent 5.
+        try await cluster.device(3).write(lba: 5 * 8192 + 40, blockCount: 8, from: content(8, seed: 77), offset: 0, fua: false)
+
+        // Node 1 returns: node 2 asks for its log and copies extent 0 and the
+        // region written since the promotion: 64 + 1 regions of 64 KiB, not 512.
+        cluster.network.heal()
+        cluster.views[NodeID(1)]!.setCut(false)
+        await cluster.nodes[NodeID(1)]!.reloadMaps()
+        let primary = cluster.nodes[NodeID(2)]!
+        #expect(await primary.resync(lun, index: 0, node: NodeID(1)))
+        #expect(primary.resyncStatus.bytesCopied == 65 * 65536, "\(primary.resyncStatus.bytesCopied) bytes")
+        let contents = await cluster.replicaContents(0)
+        #expect(contents[NodeID(1)] == contents[NodeID(2)], "byte-identical: the write node 1 alone had is gone")
+    }
+
+    @Test("a primary restarted before anyone failed it over marks its secondaries stale for its logged extents")
+    func restartedPrimaryRecoversItsLog() async throws {
+        let clock = ManualClock()
+        let cluster = InProcessCluster(
+            subUnitBlocks: 65536, subUnitCount: 1, placement: [[1, 2]], clock: clock, activityLogs: true)
+        try await cluster.device(3).write(lba: 9000, blockCount: 8, from: content(8, seed: 1), offset: 0, fua: false)
+        // Node 1 "restarts": a new replica node on the same extents and the same record.
+        let store = cluster.activityStores[NodeID(1)]!
+        #expect(store.extents == [1])
+        let restarted = ReplicaNode(
+            id: NodeID(1), transport: cluster.network.transport(from: NodeID(1)), mapSource: cluster.views[NodeID(1)]!,
+            resyncRetryPause: .zero, sleep: { _ in })
+        let map = await cluster.store.loadMap(lun)!
+        let extents = cluster.extents[NodeID(1)]!.mapValues { $0 as any BlockDevice }
+        _ = restarted.attach(map: map, extents: extents, activityLog: store)
+        cluster.network.register(NodeID(1), restarted)
+        let recovered = await restarted.recoverActivityLog(lun)
+        #expect(recovered.marked == 1 && recovered.done)
+        #expect(await cluster.storedSet(0)?.replicas.last == Replica(node: NodeID(2), state: .stale))
+        #expect(await restarted.recoverActivityLog(lun).marked == 0, "once")
+        #expect(await restarted.resync(lun, index: 0, node: NodeID(2)))
+        #expect(restarted.resyncStatus.bytesCopied == 64 * 65536, "extent 1 only")
+        #expect(await cluster.storedSet(0)?.replicas.allSatisfy { $0.state == .inSync } == true)
+    }
+}

@@ -86,6 +86,8 @@ public final class InProcessCluster: Sendable {
     public let initialMap: SubUnitMap
     /// Each node's way to the store.
     public let views: [NodeID: NodeMapView]
+    /// Each node's activity log record (with `activityLogs`).
+    public let activityStores: [NodeID: MemoryActivityLogStore]
 
     /// A LUN of `subUnitCount` sub-units of `subUnitBlocks` blocks. With
     /// `placement` (node ids per sub-unit, primary first) the replica sets are
@@ -97,7 +99,7 @@ public final class InProcessCluster: Sendable {
         nodeCount: Int = 3, blockSize: UInt32 = 512, subUnitBlocks: UInt64 = 64, subUnitCount: UInt32 = 6,
         replicas: Int = 2, placement: [[UInt64]]? = nil, lun: LUNID = LUNID(0x7E55_E4A0), clock: ManualClock = ManualClock(),
         replicationTimeout: Duration = .seconds(2), failoverWait: Duration = .zero, resyncRate: UInt64? = nil,
-        extentsEverywhere: Bool = false,
+        extentsEverywhere: Bool = false, activityLogs: Bool = false,
         sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) }
     ) {
         let layout = SubUnitLayout(
@@ -115,6 +117,7 @@ public final class InProcessCluster: Sendable {
         var extents: [NodeID: [UInt32: MemoryBlockDevice]] = [:]
         var devices: [NodeID: DistributedBlockDevice] = [:]
         var views: [NodeID: NodeMapView] = [:]
+        var activityStores: [NodeID: MemoryActivityLogStore] = [:]
         for id in ids {
             let view = NodeMapView(store)
             views[id] = view
@@ -126,7 +129,9 @@ public final class InProcessCluster: Sendable {
                 mine[index] = MemoryBlockDevice(
                     geometry: BlockGeometry(blockSize: blockSize, blockCount: layout.blocks(in: index)))
             }
-            devices[id] = node.attach(map: map, extents: mine)
+            let store = activityLogs ? MemoryActivityLogStore() : nil
+            activityStores[id] = store
+            devices[id] = node.attach(map: map, extents: mine, activityLog: store)
             network.register(id, node)
             nodes[id] = node
             extents[id] = mine
@@ -138,6 +143,7 @@ public final class InProcessCluster: Sendable {
         self.devices = devices
         self.initialMap = map
         self.views = views
+        self.activityStores = activityStores
     }
 
     /// Fails `dead` over as the survivors' store transaction would
