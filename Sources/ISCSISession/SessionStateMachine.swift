@@ -37,6 +37,9 @@ public struct SessionStateMachine: Sendable {
         var phase: Phase
         /// R2Ts sent for the task (ExpDataSN of a write's response, RFC 7143 §11.4.8).
         var r2tCount: UInt32 = 0
+        /// The bytes the CDB asks the initiator to send (SAM-5 SPDTL), when known:
+        /// what write residuals are measured against (RFC 7143 §11.4.5.2).
+        var cdbDataOutLength: Int?
     }
 
     /// A NOP-In ping the target sent and waits for.
@@ -59,6 +62,8 @@ public struct SessionStateMachine: Sendable {
     /// A TMF handed to the SCSI layer whose response is not sent yet.
     struct PendingTaskManagement: Sendable {
         var function: TaskManagementFunctionCode
+        /// Sent with the I bit: counted in ``immediateCommands``.
+        var immediate = false
         /// Executing tasks it affects whose completions have not come back; the
         /// TMF response follows theirs (RFC 7143 §4.2.3.3 via SAM-5 §7.2).
         var waitingFor: Set<UInt32>
@@ -77,6 +82,16 @@ public struct SessionStateMachine: Sendable {
     private let allowsSCSI: Bool
     /// Answers Text Requests; without one they become `.text` actions.
     private var textNegotiator: TextNegotiator?
+    /// The SCSI layer's descriptor table, asked for a CDB's data-out length.
+    private let dataOutLength: DataOutLengthOracle?
+    /// Immediate SCSI commands and TMFs the target holds (bounded by
+    /// ``SessionParameters/maxImmediateCommands``).
+    private(set) var immediateCommands = 0
+
+    /// The bytes a CDB makes the initiator send (SAM-5 SPDTL of a data-out
+    /// command) for a LUN, from the SCSI layer; nil when the CDB does not parse
+    /// or the LUN does not exist. A pure function of its arguments.
+    public typealias DataOutLengthOracle = @Sendable (_ lun: UInt64, _ cdb: [UInt8]) -> Int?
 
     /// Starts full feature phase after login.
     /// - Parameters:
@@ -86,11 +101,14 @@ public struct SessionStateMachine: Sendable {
     ///   - cid: this connection's CID (Logout checks it).
     ///   - allowsSCSI: false for a discovery session.
     ///   - textNegotiator: answers Text Requests (SendTargets and others); nil hands them out as `.text`.
+    ///   - dataOutLength: a CDB's data-out length, so R2Ts and buffering stop at it; nil trusts EDTL.
     ///   - now: the current time.
     public init(
         parameters: SessionParameters, expCmdSN: UInt32, statSN: UInt32, maxCmdSN: UInt32? = nil, cid: UInt16 = 0,
-        allowsSCSI: Bool = true, textNegotiator: TextNegotiator? = nil, now: Duration = .zero
+        allowsSCSI: Bool = true, textNegotiator: TextNegotiator? = nil, dataOutLength: DataOutLengthOracle? = nil,
+        now: Duration = .zero
     ) {
+        self.dataOutLength = dataOutLength
         self.allowsSCSI = allowsSCSI
         self.textNegotiator = textNegotiator
         self.parameters = parameters.sanitized
@@ -167,11 +185,12 @@ public struct SessionStateMachine: Sendable {
         // A task aborted meanwhile is gone, or its tag already names a newer task.
         guard let task = tasks[initiatorTaskTag], task.id == taskID else { return }
         tasks[initiatorTaskTag] = nil
-        if !task.pdu.immediate { windowedTasks -= 1 }
-        window.update(activeCommands: windowedTasks)
+        release(task)
         guard state == .fullFeature else { return }
         // SAM-5 §7.2 (TAS=0): an aborted task ends without a response.
         if !result.aborted {
+            var result = result
+            if result.writeTransferLength == nil { result.writeTransferLength = task.cdbDataOutLength }
             respond(to: task.pdu, result: result, r2tCount: task.r2tCount, into: &actions)
         }
         if !pendingTaskManagement.isEmpty {
@@ -192,6 +211,7 @@ public struct SessionStateMachine: Sendable {
     private mutating func finishTaskManagement(_ tag: UInt32, into actions: inout [SessionAction]) {
         guard let pending = pendingTaskManagement[tag], let response = pending.response, pending.waitingFor.isEmpty else { return }
         pendingTaskManagement[tag] = nil
+        if pending.immediate { immediateCommands -= 1 }
         sendTaskManagementResponse(initiatorTaskTag: tag, response: response, into: &actions)
         if pending.function == .targetColdReset, response == .functionComplete {
             // RFC 7143 §11.5.1: after TARGET COLD RESET the target closes the connections.
@@ -234,7 +254,14 @@ public struct SessionStateMachine: Sendable {
     private mutating func ordered(_ pdu: ISCSIPDU, cmdSN: UInt32, immediate: Bool, into actions: inout [SessionAction]) {
         if immediate {
             // RFC 7143 §4.2.2.1: immediate commands are delivered at once and
-            // do not advance ExpCmdSN.
+            // do not advance ExpCmdSN. Those the target holds on to (SCSI
+            // commands, TMFs) are bounded: RFC 7143 §11.17.1 reason 0x06,
+            // "Immediate command reject - too many immediate commands"; the
+            // PDU (and any immediate data it carries) is dropped, the session goes on.
+            if Self.holdsState(pdu), immediateCommands >= parameters.maxImmediateCommands {
+                reject(pdu, reason: RejectReason.immediateCommandReject, into: &actions)
+                return
+            }
             deliver(pdu, into: &actions)
             return
         }
@@ -296,23 +323,31 @@ public struct SessionStateMachine: Sendable {
         }
         let id = nextTaskID
         nextTaskID &+= 1
-        if !command.immediate { windowedTasks += 1 }
+        if command.immediate {
+            immediateCommands += 1
+        } else {
+            windowedTasks += 1
+        }
         window.update(activeCommands: windowedTasks)
+        // The CDB's own data-out length (SAM-5 SPDTL), from the SCSI layer's descriptor table.
+        let cdbLength = command.write ? dataOutLength?(command.lun, command.cdb) : nil
         if command.write, command.expectedDataTransferLength > 0 {
             var sequencer = DataOutSequencer(
-                expectedLength: Int(command.expectedDataTransferLength), immediate: command.dataSegment,
-                commandFinal: command.final, parameters: parameters)
+                expectedLength: Int(command.expectedDataTransferLength), bufferLimit: cdbLength,
+                immediate: command.dataSegment, commandFinal: command.final, parameters: parameters)
             if sequencer.isComplete {
-                tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing)
+                tasks[command.initiatorTaskTag] = Task(
+                    id: id, pdu: command, phase: .executing, cdbDataOutLength: cdbLength)
                 execute(id: id, command: command, sequencer: sequencer, into: &actions)
             } else {
                 let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
-                tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .receivingData(sequencer))
+                tasks[command.initiatorTaskTag] = Task(
+                    id: id, pdu: command, phase: .receivingData(sequencer), cdbDataOutLength: cdbLength)
                 actions.append(.taskArrived(initiatorTaskTag: command.initiatorTaskTag, lun: command.lun))
                 sendR2Ts(requests, for: command, into: &actions)
             }
         } else {
-            tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing)
+            tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing, cdbDataOutLength: cdbLength)
             execute(id: id, command: command, sequencer: nil, into: &actions)
         }
     }
@@ -411,8 +446,7 @@ public struct SessionStateMachine: Sendable {
                 return
             }
             // The task never reached the SCSI layer; it ends here.
-            if !task.pdu.immediate { windowedTasks -= 1 }
-            window.update(activeCommands: windowedTasks)
+            release(task)
             let result = SessionCommandResult(status: Self.checkCondition, sense: SenseData(failure).bytes)
             respond(to: task.pdu, result: result, r2tCount: task.r2tCount, into: &actions)
             return
@@ -579,15 +613,37 @@ public struct SessionStateMachine: Sendable {
 
     private mutating func abort(tag: UInt32) {
         guard let task = tasks.removeValue(forKey: tag) else { return }
-        if !task.pdu.immediate { windowedTasks -= 1 }
+        release(task)
+    }
+
+    /// Gives back the window slot or immediate-command slot a task held.
+    private mutating func release(_ task: Task) {
+        if task.pdu.immediate {
+            immediateCommands -= 1
+        } else {
+            windowedTasks -= 1
+        }
         window.update(activeCommands: windowedTasks)
+    }
+
+    /// Immediate PDUs that outlive their arrival (a task, a pending TMF) and so count
+    /// against ``SessionParameters/maxImmediateCommands``; NOP-Out, Text and
+    /// Logout are answered at once.
+    static func holdsState(_ pdu: ISCSIPDU) -> Bool {
+        switch pdu {
+        case .scsiCommand, .taskManagementRequest: true
+        default: false
+        }
     }
 
     private mutating func forward(
         _ request: TaskManagementRequestPDU, function: TaskManagementFunctionCode, waitingFor: Set<UInt32>,
         into actions: inout [SessionAction]
     ) {
-        pendingTaskManagement[request.initiatorTaskTag] = PendingTaskManagement(function: function, waitingFor: waitingFor)
+        if pendingTaskManagement[request.initiatorTaskTag]?.immediate == true { immediateCommands -= 1 }
+        if request.immediate { immediateCommands += 1 }
+        pendingTaskManagement[request.initiatorTaskTag] = PendingTaskManagement(
+            function: function, immediate: request.immediate, waitingFor: waitingFor)
         actions.append(
             .taskManagement(
                 SessionTaskManagementRequest(
@@ -625,9 +681,15 @@ public struct SessionStateMachine: Sendable {
         // our ping, or a one-way ping).
         guard nop.initiatorTaskTag != 0xFFFF_FFFF else { return }
         // RFC 7143 §11.19: the answer echoes the ping data and the ITT, TTT 0xffffffff.
+        // The decoder bounded the ping data by our MaxRecvDataSegmentLength; the echo
+        // is also bounded by the initiator's (RFC 7143 §11.18.5, §13.12), cut when larger.
+        var echo = nop.dataSegment
+        if echo.readableBytes > parameters.initiatorMaxRecvDataSegmentLength {
+            echo = echo.getSlice(at: echo.readerIndex, length: parameters.initiatorMaxRecvDataSegmentLength)!
+        }
         let nopIn = NOPInPDU(
             lun: nop.lun, initiatorTaskTag: nop.initiatorTaskTag, targetTransferTag: 0xFFFF_FFFF,
-            statSN: takeStatSN(), expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN, dataSegment: nop.dataSegment)
+            statSN: takeStatSN(), expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN, dataSegment: echo)
         actions.append(.send(.nopIn(nopIn)))
     }
 
