@@ -45,6 +45,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     /// Commands the session machine started while the channel was not writable:
     /// they run, in order, once it is (their Data-In would only queue up).
     private var deferredCommands: [SessionCommand] = []
+    /// ExpectedDataTransferLength of the started commands with Data-In not finished yet.
+    private var readBytesInFlight = 0
     private var sessionKey: SessionRegistry.Key?
     private var nexus: ITNexus?
     private var executor: (any SCSITaskExecutor)?
@@ -458,17 +460,32 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     }
 
     private func runDeferredCommands(context: ChannelHandlerContext) {
-        while !closing, !deferredCommands.isEmpty, context.channel.isWritable {
-            start(deferredCommands.removeFirst(), context: context)
+        while !closing, let next = deferredCommands.first, mayStart(next, context: context) {
+            deferredCommands.removeFirst()
+            start(next, context: context)
         }
+    }
+
+    /// Data-In a command may produce, counted against ``ISCSIServerLimits/maxReadBytesInFlight``.
+    private static func readCost(_ command: SessionCommand) -> Int {
+        command.read ? Int(command.expectedDataTransferLength) : 0
+    }
+
+    /// The socket's queue is under the high-water mark and the command's Data-In fits
+    /// in the bound on reads in flight (a command alone always fits).
+    private func mayStart(_ command: SessionCommand, context: ChannelHandlerContext) -> Bool {
+        guard context.channel.isWritable else { return false }
+        let cost = Self.readCost(command)
+        return cost == 0 || readBytesInFlight == 0 || readBytesInFlight + cost <= environment.limits.maxReadBytesInFlight
     }
 
     private func execute(_ command: SessionCommand, context: ChannelHandlerContext) {
         // A host that does not read its responses cannot make the target produce
-        // more: while the socket's queue is above the high-water mark, commands
-        // wait (in order) here. Reading stops too, so at most the CmdSN window
-        // plus the immediate-command bound can wait.
-        guard context.channel.isWritable, deferredCommands.isEmpty else {
+        // more: while the socket's queue is above the high-water mark, or the
+        // reads running would produce more than maxReadBytesInFlight, commands
+        // wait (in order) here. Reading stops too while not writable, so at most
+        // the CmdSN window plus the immediate-command bound can wait.
+        guard deferredCommands.isEmpty, mayStart(command, context: context) else {
             deferredCommands.append(command)
             return
         }
@@ -501,6 +518,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         scsiCommand.announced = command.announced
         let taskID = command.taskID
         let tag = command.initiatorTaskTag
+        let readCost = Self.readCost(command)
+        readBytesInFlight += readCost
         let eventLoop = context.eventLoop
         let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
@@ -511,6 +530,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             let complete: @Sendable () -> Void = {
                 let bound = loopBound.value
                 bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
+                bound.0.readFinished(readCost, context: bound.1)
             }
             // With the loop as the task's executor this is the loop already; the
             // hop is for a device that resumed the task elsewhere.
@@ -540,6 +560,13 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             bound.0.flushScheduled = false
             bound.1.flush()
         }
+    }
+
+    /// A started command ended: its Data-In is no longer being produced.
+    private func readFinished(_ cost: Int, context: ChannelHandlerContext) {
+        guard cost > 0 else { return }
+        readBytesInFlight -= cost
+        runDeferredCommands(context: context)
     }
 
     private func commandCompleted(taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, context: ChannelHandlerContext) {

@@ -71,6 +71,11 @@ public struct ISCSIServerLimits: Sendable, Hashable {
     public var writeBufferHighWaterMark: Int
     /// `write_buffer_low_water_mark`: bytes queued below which it reads again.
     public var writeBufferLowWaterMark: Int
+    /// `max_read_bytes_in_flight`: per connection, the ExpectedDataTransferLength
+    /// of the commands with Data-In (the R bit) running at once; one more waits,
+    /// in order, until some finish (one alone always runs). With the water marks
+    /// this bounds what a connection's reads hold, whatever the CmdSN window.
+    public var maxReadBytesInFlight: Int
 
     /// The default `login_timeout`.
     public static let defaultLoginTimeout: Duration = .seconds(15)
@@ -84,14 +89,19 @@ public struct ISCSIServerLimits: Sendable, Hashable {
     public static let defaultWriteBufferHighWaterMark = 4 << 20
     /// The default `write_buffer_low_water_mark`: 1 MiB.
     public static let defaultWriteBufferLowWaterMark = 1 << 20
+    /// The default `max_read_bytes_in_flight`: 16 MiB, sixteen 1 MiB READs (far
+    /// above a LAN's bandwidth-delay product, so it does not cost throughput).
+    public static let defaultMaxReadBytesInFlight = 16 << 20
 
     public init(
         loginTimeout: Duration = defaultLoginTimeout, maxConnections: Int = defaultMaxConnections,
         maxConnectionsPerInitiatorAddress: Int = defaultMaxConnectionsPerInitiatorAddress,
         maxImmediateCommands: Int = defaultMaxImmediateCommands,
         writeBufferHighWaterMark: Int = defaultWriteBufferHighWaterMark,
-        writeBufferLowWaterMark: Int = defaultWriteBufferLowWaterMark
+        writeBufferLowWaterMark: Int = defaultWriteBufferLowWaterMark,
+        maxReadBytesInFlight: Int = defaultMaxReadBytesInFlight
     ) {
+        self.maxReadBytesInFlight = maxReadBytesInFlight
         self.loginTimeout = loginTimeout
         self.maxConnections = maxConnections
         self.maxConnectionsPerInitiatorAddress = maxConnectionsPerInitiatorAddress

@@ -1,8 +1,11 @@
+import BlockStorage
+import Foundation
 import ISCSISession
 import ISCSIWire
 import Logging
 import NIOCore
 import NIOEmbedded
+import SCSITarget
 import Testing
 
 @testable import ISCSITargetServer
@@ -179,6 +182,83 @@ struct BoundsHandlerTests {
         }
         #expect(Set(answered) == [10, 11])
         #expect(device.commands.map(\.taskTag) == [10, 11])
+        try await channel.close()
+    }
+}
+
+/// A SCSI device whose commands end only when the test says so: shows which
+/// commands the connection has started.
+final class GatedSCSIDevice: SCSITaskExecutor, @unchecked Sendable {
+    private let lock = NSLock()
+    private var _started: [UInt32] = []
+    private var waiting: [UInt32: CheckedContinuation<Void, Never>] = [:]
+
+    /// Task tags of the commands started, in order.
+    var started: [UInt32] { lock.withLock { _started } }
+
+    func execute(_ command: SCSICommand) async -> SCSIResponse {
+        await withCheckedContinuation { continuation in
+            lock.withLock {
+                _started.append(command.taskTag)
+                waiting[command.taskTag] = continuation
+            }
+        }
+        let length = Int(command.expectedDataTransferLength)
+        return SCSIResponse(
+            status: .good, dataIn: length > 0 ? IOBuffer(bytes: [UInt8](repeating: 0, count: length)) : nil)
+    }
+
+    /// Ends the command with `tag`.
+    func finish(_ tag: UInt32) {
+        let continuation = lock.withLock { waiting.removeValue(forKey: tag) }
+        continuation?.resume()
+    }
+
+    func taskManagement(_ function: TaskManagementFunction, lun: UInt64, nexus: ITNexus) async -> TaskManagementResult {
+        .functionComplete
+    }
+    func nexusEstablished(_ nexus: ITNexus) async {}
+    func nexusLost(_ nexus: ITNexus) async {}
+}
+
+@Suite("Reads in flight bounded per connection", .timeLimit(.minutes(1)))
+struct ReadBytesInFlightTests {
+    let harness = ConnectionHandlerTests()
+
+    /// Runs the test loop (the command tasks and their completions hop onto it) until `condition` holds.
+    private func waitUntil(_ channel: NIOAsyncTestingChannel, _ condition: () -> Bool) async throws {
+        for _ in 0..<500 where !condition() {
+            await channel.testingEventLoop.run()
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    /// With 1000 bytes allowed: A (600) runs, B (600) waits, and C (no Data-In) waits behind B
+    /// (commands start in order); when A ends, B and C start. A read alone above the bound runs.
+    @Test func readsOverTheBoundWaitInOrder() async throws {
+        let device = GatedSCSIDevice()
+        let channel = try await harness.makeChannel(
+            device: FakeSCSIDevice(), limits: ISCSIServerLimits(maxReadBytesInFlight: 1000), executor: device)
+        let response = try await harness.login(channel)
+        let sn = response.expCmdSN
+        try await channel.writeInbound(harness.command([0x28], itt: 1, cmdSN: sn, length: 600))
+        try await channel.writeInbound(harness.command([0x28], itt: 2, cmdSN: sn &+ 1, length: 600))
+        try await channel.writeInbound(harness.command([0x00], itt: 3, cmdSN: sn &+ 2, read: false, length: 0))
+        try await waitUntil(channel) { device.started == [1] }
+        for _ in 0..<10 {
+            await channel.testingEventLoop.run()
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(device.started == [1])
+        device.finish(1)
+        try await waitUntil(channel) { device.started == [1, 2, 3] }
+        #expect(device.started == [1, 2, 3])
+        device.finish(2)
+        device.finish(3)
+        try await channel.writeInbound(harness.command([0x28], itt: 4, cmdSN: sn &+ 3, length: 5000))
+        try await waitUntil(channel) { device.started.count == 4 }
+        #expect(device.started == [1, 2, 3, 4], "a read alone runs whatever its length")
+        device.finish(4)
         try await channel.close()
     }
 }

@@ -17,11 +17,12 @@ struct ConnectionHandlerTests {
     func makeChannel(
         device: FakeSCSIDevice, registry: SessionRegistry = SessionRegistry(), logger: Logger = Logger(label: "test"),
         nopInInterval: Duration? = nil, nopInTimeout: Duration = .seconds(30),
-        limits: ISCSIServerLimits = ISCSIServerLimits(), peer: String = "127.0.0.1"
+        limits: ISCSIServerLimits = ISCSIServerLimits(), peer: String = "127.0.0.1",
+        executor: (any SCSITaskExecutor)? = nil
     ) async throws -> NIOAsyncTestingChannel {
         let login = LoginConfiguration(targets: [TargetDescription(name: Self.target)])
         let environment = ConnectionEnvironment(
-            login: { login }, targets: [Self.target: device], portalGroupTag: 1, queueDepth: 32,
+            login: { login }, targets: [Self.target: executor ?? device], portalGroupTag: 1, queueDepth: 32,
             nopInInterval: nopInInterval, nopInTimeout: nopInTimeout, registry: registry, logger: logger,
             limits: limits)
         let channel = NIOAsyncTestingChannel()
