@@ -88,10 +88,9 @@ public struct SessionStateMachine: Sendable {
     /// ``SessionParameters/maxImmediateCommands``).
     private(set) var immediateCommands = 0
 
-    /// The bytes a CDB makes the initiator send (SAM-5 SPDTL of a data-out
-    /// command) for a LUN, from the SCSI layer; nil when the CDB does not parse
-    /// or the LUN does not exist. A pure function of its arguments.
-    public typealias DataOutLengthOracle = @Sendable (_ lun: UInt64, _ cdb: [UInt8]) -> Int?
+    /// What the SCSI layer says of a CDB's write data for a LUN; nil when the
+    /// CDB does not parse or the LUN does not exist. A pure function of its arguments.
+    public typealias DataOutLengthOracle = @Sendable (_ lun: UInt64, _ cdb: [UInt8]) -> DataOutExpectation?
 
     /// Starts full feature phase after login.
     /// - Parameters:
@@ -330,10 +329,11 @@ public struct SessionStateMachine: Sendable {
         }
         window.update(activeCommands: windowedTasks)
         // The CDB's own data-out length (SAM-5 SPDTL), from the SCSI layer's descriptor table.
-        let cdbLength = command.write ? dataOutLength?(command.lun, command.cdb) : nil
+        let expectation = command.write ? dataOutLength?(command.lun, command.cdb) : nil
+        let cdbLength = expectation?.length
         if command.write, command.expectedDataTransferLength > 0 {
             var sequencer = DataOutSequencer(
-                expectedLength: Int(command.expectedDataTransferLength), bufferLimit: cdbLength,
+                expectedLength: Int(command.expectedDataTransferLength), bufferLimit: expectation?.solicited,
                 immediate: command.dataSegment, commandFinal: command.final, parameters: parameters)
             if sequencer.isComplete {
                 tasks[command.initiatorTaskTag] = Task(
@@ -789,5 +789,26 @@ extension SessionStateMachine {
         var actions: [SessionAction] = []
         tick(now: now, into: &actions)
         return actions
+    }
+}
+
+/// What the SCSI layer says of a CDB's write data (its descriptor table).
+public struct DataOutExpectation: Sendable, Equatable {
+    /// The bytes the CDB asks the initiator to send (SAM-5 SPDTL): write
+    /// residuals are measured against it (RFC 7143 §11.4.5.2).
+    public var length: Int
+    /// The bytes worth soliciting and keeping: `length`, or 0 when the command
+    /// fails whatever its data (more than the LUN's MAXIMUM TRANSFER LENGTH,
+    /// SBC-3 §6.6.4), so a host cannot make the target buffer what it will refuse.
+    public var solicited: Int
+
+    public init(length: Int, solicited: Int? = nil) {
+        self.length = length
+        self.solicited = solicited ?? length
+    }
+
+    /// `length`, solicited only when at most `maximum` (nil: no maximum).
+    public init(length: Int, maximum: Int?) {
+        self.init(length: length, solicited: maximum.map { length <= $0 ? length : 0 })
     }
 }

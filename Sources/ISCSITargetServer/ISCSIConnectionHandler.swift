@@ -446,8 +446,10 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     private func dataOutLengthOracle() -> SessionStateMachine.DataOutLengthOracle? {
         guard let executor, let nexus else { return nil }
         return { lun, cdb in
-            executor.expectedWriteLength(
-                for: SCSICommand(lun: lun, cdb: cdb, nexus: nexus, taskTag: 0, expectedDataTransferLength: 0))
+            let probe = SCSICommand(lun: lun, cdb: cdb, nexus: nexus, taskTag: 0, expectedDataTransferLength: 0)
+            return executor.expectedWriteLength(for: probe).map {
+                DataOutExpectation(length: $0, maximum: executor.maximumWriteLength(lun: lun))
+            }
         }
     }
 

@@ -45,7 +45,7 @@ private func dataOut(itt: UInt32, ttt: UInt32, dataSN: UInt32 = 0, offset: UInt3
 
 /// The SCSI layer's answer for WRITE(10) on a 512-byte-block LUN: blocks × 512.
 private let write10Length: SessionStateMachine.DataOutLengthOracle = { _, cdb in
-    cdb[0] == 0x2A ? (Int(cdb[7]) << 8 | Int(cdb[8])) * 512 : nil
+    cdb[0] == 0x2A ? DataOutExpectation(length: (Int(cdb[7]) << 8 | Int(cdb[8])) * 512, maximum: 8 << 20) : nil
 }
 
 private func machine(_ parameters: SessionParameters = SessionParameters(nopInInterval: nil)) -> SessionStateMachine {
@@ -139,6 +139,24 @@ struct WriteBoundedByCDBTests {
         let response = try #require(m.commandCompleted(command, SessionCommandResult(status: 0)).first?.response)
         #expect(response.residualUnderflow)
         #expect(response.residualCount == 65536)
+    }
+
+    /// A WRITE beyond the LUN's MAXIMUM TRANSFER LENGTH fails whatever its data: none is solicited.
+    @Test func writeBeyondTheMaximumTransferSolicitsNothing() throws {
+        let p = SessionParameters(initialR2T: true, immediateData: false, nopInInterval: nil)
+        var m = machine(p)
+        let edtl = UInt32(65535 * 512)
+        let actions = m.receive(write10(itt: 1, cmdSN: 10, edtl: edtl, blocks: 65535))
+        #expect(actions.compactMap(\.r2t).isEmpty)
+        let command = try #require(actions.first?.executed)
+        #expect(command.dataOutLength == 0)
+        // The SCSI layer refuses it (INVALID FIELD IN CDB); EDTL is the CDB's length: no residual.
+        let refused = SessionCommandResult(
+            status: 0x02, sense: [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0])
+        let response = try #require(m.commandCompleted(command, refused).first?.response)
+        #expect(response.status == 0x02)
+        #expect(response.residualOverflow == false)
+        #expect(response.residualCount == 0)
     }
 
     /// Without an oracle (the SCSI layer does not know the CDB) EDTL is all there is: as before.

@@ -10,7 +10,8 @@ max_immediate_commands = 16. Checks:
      another address is not affected;
   c. a WRITE whose ExpectedDataTransferLength is far above its CDB's length gets R2Ts for
      the CDB's length only, and a status with the underflow residual; one with EDTL below
-     the CDB's gets R2Ts for EDTL and the overflow residual;
+     the CDB's gets R2Ts for EDTL and the overflow residual; one beyond the LUN's maximum
+     transfer length gets no R2T at all, only its CHECK CONDITION;
   d. immediate commands over the bound get Reject reason 0x06 and the session goes on;
   e. a host that sends READs and never reads the responses: the daemon's RSS stays within
      +64 MiB while a second, well-behaved session (iscsi-perf) keeps completing I/O.
@@ -197,6 +198,12 @@ def write_bounded_by_cdb(args):
         check("write: EDTL 2048 below the CDB's 4096: R2Ts for 2048, overflow residual 2048",
               solicited == 2048 and r.flags & 0x04 and r.residual == 2048,
               f"{solicited} solicited, status {r.status}, flags {r.flags:#04x}, residual {r.residual}")
+        # A WRITE beyond MAXIMUM TRANSFER LENGTH (8 MiB) fails whatever its data: nothing is solicited.
+        task = s.start(scsi.write10(0, 65535), data_out=bytes(65535 * 512), hold=True)
+        r = s.wait(task, timeout=5)
+        check("write: 32 MiB WRITE beyond the maximum transfer: no R2T, ILLEGAL REQUEST / INVALID FIELD IN CDB",
+              not task.r2ts and r.status == ic.CHECK_CONDITION and r.key == 5 and r.asc_ascq == (0x24, 0),
+              f"{len(task.r2ts)} R2T(s), {r}")
         check("write: the session goes on", s.command(scsi.tur()).good)
 
 
