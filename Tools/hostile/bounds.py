@@ -239,11 +239,12 @@ def perf(url, seconds):
     except subprocess.TimeoutExpired:
         return None, "timed out"
     text = out.stdout + out.stderr
-    rates = re.findall(r"([0-9.]+)\s*MB/s", text)
-    iops = re.findall(r"([0-9]+)\s*IOPS", text)
-    if not rates:
-        return None, text.strip().splitlines()[-1] if text.strip() else f"rc {out.returncode}"
-    return float(rates[-1]), f"{rates[-1]} MB/s, {iops[-1] if iops else '?'} IOPS"
+    # iscsi-perf ends with "iops average N (M MB/s)"
+    averages = re.findall(r"iops average ([0-9]+) \(([0-9.]+) MB/s\)", text)
+    if not averages:
+        return None, text.strip().splitlines()[-1][-200:] if text.strip() else f"rc {out.returncode}"
+    iops, rate = averages[-1]
+    return float(rate), f"{rate} MB/s, {iops} IOPS (64 KiB reads, 8 in flight)"
 
 
 def never_reads(args):
