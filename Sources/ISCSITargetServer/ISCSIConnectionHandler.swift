@@ -583,17 +583,44 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             session?.taskManagementCompleted(initiatorTaskTag: request.initiatorTaskTag, response: .functionNotSupported, into: &actions)
             return
         }
+        let abortedHere = abortDeferredCommands(affectedBy: request)
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
         let tag = request.initiatorTaskTag
         let lun = request.lun
         Task(executorPreference: taskExecutor(for: eventLoop)) {
-            let result = await executor.taskManagement(function, lun: lun, nexus: nexus)
+            var result = await executor.taskManagement(function, lun: lun, nexus: nexus)
+            // The SCSI layer never saw a task that waited here: it was aborted all the same.
+            if abortedHere, request.function == .abortTask, result == .taskDoesNotExist { result = .functionComplete }
+            let response = SCSIBridge.responseCode(result)
             eventLoop.execute {
                 let bound = loopBound.value
-                bound.0.taskManagementCompleted(initiatorTaskTag: tag, response: SCSIBridge.responseCode(result), context: bound.1)
+                bound.0.taskManagementCompleted(initiatorTaskTag: tag, response: response, context: bound.1)
             }
         }
+    }
+
+    /// Commands held back by backpressure never reached the SCSI layer, so its task
+    /// management cannot see them: those the function covers end here, aborted
+    /// (SAM-5 §7, TAS=0: no response), as the SCSI layer would have ended them.
+    /// Returns whether any did.
+    private func abortDeferredCommands(affectedBy request: SessionTaskManagementRequest) -> Bool {
+        let affected: (SessionCommand) -> Bool
+        switch request.function {
+        case .abortTask: affected = { $0.initiatorTaskTag == request.referencedTaskTag }
+        case .abortTaskSet, .clearTaskSet, .logicalUnitReset: affected = { $0.lun == request.lun }
+        case .targetWarmReset, .targetColdReset: affected = { _ in true }
+        case .clearACA, .taskReassign: return false
+        }
+        let aborted = deferredCommands.filter(affected)
+        guard !aborted.isEmpty else { return false }
+        deferredCommands.removeAll(where: affected)
+        for command in aborted {
+            session?.commandCompleted(
+                taskID: command.taskID, initiatorTaskTag: command.initiatorTaskTag,
+                SessionCommandResult(status: 0, aborted: true), now: now, into: &actions)
+        }
+        return true
     }
 
     private func taskManagementCompleted(initiatorTaskTag: UInt32, response: TaskManagementResponseCode, context: ChannelHandlerContext) {

@@ -186,6 +186,45 @@ struct BoundsHandlerTests {
     }
 }
 
+extension BoundsHandlerTests {
+    private func tmf(_ function: TaskManagementFunctionCode, itt: UInt32, ref: UInt32, cmdSN: UInt32) -> ISCSIInbound {
+        .pdu(
+            .taskManagementRequest(
+                TaskManagementRequestPDU(
+                    immediate: true, function: 0x80 | function.rawValue, lun: 0, initiatorTaskTag: itt,
+                    referencedTaskTag: ref, cmdSN: cmdSN, expStatSN: 0)))
+    }
+
+    /// A command held back by backpressure never reached the SCSI layer: task management
+    /// ends it here (no response, SAM-5 §7 with TAS=0); ABORT TASK of it is "function complete".
+    @Test(arguments: [TaskManagementFunctionCode.abortTask, .logicalUnitReset])
+    func taskManagementAbortsHeldBackCommands(function: TaskManagementFunctionCode) async throws {
+        let device = FakeSCSIDevice()
+        let channel = try await harness.makeChannel(device: device)
+        let response = try await harness.login(channel)
+        try await channel.testingEventLoop.executeInContext {
+            channel.isWritable = false
+            channel.pipeline.fireChannelWritabilityChanged()
+        }
+        try await channel.writeInbound(harness.command([0x25], itt: 10, cmdSN: response.expCmdSN, length: 8))
+        try await channel.writeInbound(tmf(function, itt: 11, ref: 10, cmdSN: response.expCmdSN &+ 1))
+        guard case .taskManagementResponse(let answer) = try await channel.waitForOutboundWrite(as: ISCSIPDU.self)
+        else {
+            throw TestFailure("expected a Task Management Response")
+        }
+        #expect(answer.initiatorTaskTag == 11)
+        #expect(answer.response == TaskManagementResponseCode.functionComplete.rawValue)
+        try await channel.testingEventLoop.executeInContext {
+            channel.isWritable = true
+            channel.pipeline.fireChannelWritabilityChanged()
+        }
+        await channel.testingEventLoop.run()
+        #expect(device.commands.isEmpty, "the aborted command never runs")
+        #expect(try await channel.readOutbound(as: ISCSIPDU.self) == nil, "and gets no response")
+        try await channel.close()
+    }
+}
+
 /// A SCSI device whose commands end only when the test says so: shows which
 /// commands the connection has started.
 final class GatedSCSIDevice: SCSITaskExecutor, @unchecked Sendable {
