@@ -478,7 +478,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     private func mayStart(_ command: SessionCommand, context: ChannelHandlerContext) -> Bool {
         guard context.channel.isWritable else { return false }
         let cost = Self.readCost(command)
-        return cost == 0 || readBytesInFlight == 0 || readBytesInFlight + cost <= environment.limits.maxReadBytesInFlight
+        guard cost > 0, readBytesInFlight > 0 else { return true }
+        return readBytesInFlight + cost <= environment.limits.maxReadBytesInFlight
     }
 
     private func execute(_ command: SessionCommand, context: ChannelHandlerContext) {
