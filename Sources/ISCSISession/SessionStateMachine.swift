@@ -87,6 +87,8 @@ public struct SessionStateMachine: Sendable {
     /// Immediate SCSI commands and TMFs the target holds (bounded by
     /// ``SessionParameters/maxImmediateCommands``).
     private(set) var immediateCommands = 0
+    /// The unsolicited data the immediate writes among them may hold.
+    private(set) var immediateUnsolicitedBytes = 0
 
     /// What the SCSI layer says of a CDB's write data for a LUN; nil when the
     /// CDB does not parse or the LUN does not exist. A pure function of its arguments.
@@ -261,6 +263,13 @@ public struct SessionStateMachine: Sendable {
                 reject(pdu, reason: RejectReason.immediateCommandReject, into: &actions)
                 return
             }
+            // Unsolicited data is bounded by the window's worth, (MaxCmdSN − ExpCmdSN + 1) ×
+            // FirstBurstLength: every windowed command (delivered or held) may use one
+            // FirstBurstLength; an immediate one only what the window leaves unused.
+            if case .scsiCommand(let command) = pdu, !unsolicitedFits(command) {
+                reject(pdu, reason: RejectReason.immediateCommandReject, into: &actions)
+                return
+            }
             deliver(pdu, into: &actions)
             return
         }
@@ -324,6 +333,7 @@ public struct SessionStateMachine: Sendable {
         nextTaskID &+= 1
         if command.immediate {
             immediateCommands += 1
+            immediateUnsolicitedBytes += unsolicitedAllowance(command)
         } else {
             windowedTasks += 1
         }
@@ -620,10 +630,29 @@ public struct SessionStateMachine: Sendable {
     private mutating func release(_ task: Task) {
         if task.pdu.immediate {
             immediateCommands -= 1
+            immediateUnsolicitedBytes -= unsolicitedAllowance(task.pdu)
         } else {
             windowedTasks -= 1
         }
         window.update(activeCommands: windowedTasks)
+    }
+
+    /// The unsolicited data (immediate + Data-Out, RFC 7143 §13.10, §13.11, §13.14) a
+    /// write may carry and the target keeps until it ends.
+    private func unsolicitedAllowance(_ command: SCSICommandPDU) -> Int {
+        guard command.write, command.expectedDataTransferLength > 0 else { return 0 }
+        let edtl = Int(command.expectedDataTransferLength)
+        return parameters.initialR2T
+            ? min(command.dataSegment.readableBytes, edtl) : min(parameters.firstBurstLength, edtl)
+    }
+
+    /// Whether an immediate command's unsolicited data still fits in the window's
+    /// worth, next to one FirstBurstLength per windowed command (delivered or held).
+    private func unsolicitedFits(_ command: SCSICommandPDU) -> Bool {
+        let allowance = unsolicitedAllowance(command)
+        guard allowance > 0 else { return true }
+        let windowed = (windowedTasks + heldPDUs.count) * parameters.firstBurstLength
+        return windowed + immediateUnsolicitedBytes + allowance <= window.queueDepth * parameters.firstBurstLength
     }
 
     /// Immediate PDUs that outlive their arrival (a task, a pending TMF) and so count

@@ -208,6 +208,35 @@ struct ImmediateCommandBoundTests {
         #expect(m.activeTaskCount == 1)
     }
 
+    /// Unsolicited data stays within the window's worth, (MaxCmdSN − ExpCmdSN + 1) × FirstBurstLength:
+    /// an immediate write gets only what the windowed commands leave.
+    @Test func immediateWritesShareTheWindowsUnsolicitedBudget() throws {
+        let p = SessionParameters(
+            initialR2T: false, immediateData: true, firstBurstLength: 4096, queueDepth: 2, nopInInterval: nil)
+        var m = machine(p)
+        // A windowed write waiting for its unsolicited Data-Out: one FirstBurstLength.
+        #expect(
+            m.receive(write10(itt: 1, cmdSN: 10, edtl: 8192, blocks: 16, final: false)).compactMap(\.rejectReason)
+                .isEmpty)
+        // An immediate write takes the other one.
+        let second = m.receive(
+            write10(itt: 2, cmdSN: 11, edtl: 4096, blocks: 8, immediateData: bytes(4096), immediate: true))
+        let executed = try #require(second.compactMap(\.executed).first)
+        // A third would go past 2 × 4096: refused, and nothing of it is kept.
+        let third = m.receive(
+            write10(itt: 3, cmdSN: 11, edtl: 4096, blocks: 8, immediateData: bytes(4096), immediate: true))
+        #expect(third.map(\.rejectReason) == [RejectReason.immediateCommandReject])
+        #expect(m.immediateUnsolicitedBytes == 4096)
+        // An immediate command without write data is not concerned.
+        #expect(m.receive(read10(itt: 4, cmdSN: 11, immediate: true)).first?.executed != nil)
+        // Once the immediate write ends, its share is free again.
+        _ = m.commandCompleted(executed, SessionCommandResult(status: 0))
+        #expect(m.immediateUnsolicitedBytes == 0)
+        let again = m.receive(
+            write10(itt: 5, cmdSN: 11, edtl: 4096, blocks: 8, immediateData: bytes(4096), immediate: true))
+        #expect(again.compactMap(\.executed).count == 1)
+    }
+
     /// Immediate TMFs count too, and are given back when their response goes.
     @Test func immediateTaskManagementCounts() {
         var m = machine(SessionParameters(nopInInterval: nil, maxImmediateCommands: 1))
