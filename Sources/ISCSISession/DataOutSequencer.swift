@@ -112,6 +112,11 @@ struct DataOutSequencer: Sendable {
         store(offset: 0, bytes: immediate)
     }
 
+    /// No unsolicited data is due any more: R2Ts may go out.
+    var unsolicitedEnded: Bool { !unsolicitedOpen }
+    /// Bytes still to solicit with R2Ts.
+    var leftToSolicit: Int { max(0, bufferedLength - nextSolicitOffset) }
+
     /// All the bytes the target keeps are here and no unsolicited data is still due.
     var isComplete: Bool { received >= bufferedLength && !unsolicitedOpen }
 

@@ -39,6 +39,11 @@ public struct SessionParameters: Sendable, Equatable {
     /// immediate commands" (RFC 7143 §11.17.1). They bypass the CmdSN window
     /// (RFC 7143 §4.2.2.1), so without this bound a host could start any number.
     public var maxImmediateCommands: Int
+    /// Write data the target solicits with R2Ts at once, over all the session's
+    /// tasks, until they end: a task reserves what it has left to solicit before
+    /// its first R2T and waits, in order, when that does not fit (one alone
+    /// always does). Without it a window of large WRITEs is solicited at once.
+    public var maxSolicitedWriteBytes: Int
 
     public init(
         initialR2T: Bool = false, immediateData: Bool = true, firstBurstLength: Int = 65536,
@@ -46,8 +51,10 @@ public struct SessionParameters: Sendable, Equatable {
         initiatorMaxRecvDataSegmentLength: Int = 8192, targetMaxRecvDataSegmentLength: Int = 262144,
         dataPDUInOrder: Bool = true, dataSequenceInOrder: Bool = true, errorRecoveryLevel: Int = 0,
         defaultTime2Wait: Int = 2, defaultTime2Retain: Int = 0, queueDepth: Int = 128,
-        nopInInterval: Duration? = .seconds(5), nopInTimeout: Duration = .seconds(30), maxImmediateCommands: Int = 64
+        nopInInterval: Duration? = .seconds(5), nopInTimeout: Duration = .seconds(30), maxImmediateCommands: Int = 64,
+        maxSolicitedWriteBytes: Int = 16 << 20
     ) {
+        self.maxSolicitedWriteBytes = maxSolicitedWriteBytes
         self.initialR2T = initialR2T
         self.immediateData = immediateData
         self.firstBurstLength = firstBurstLength
@@ -80,6 +87,7 @@ public struct SessionParameters: Sendable, Equatable {
         p.maxOutstandingR2T = min(max(p.maxOutstandingR2T, 1), 65535)
         p.queueDepth = min(max(p.queueDepth, 1), 1 << 20)
         p.maxImmediateCommands = min(max(p.maxImmediateCommands, 1), 1 << 16)
+        p.maxSolicitedWriteBytes = max(p.maxSolicitedWriteBytes, 1)
         return p
     }
 }

@@ -40,6 +40,8 @@ public struct SessionStateMachine: Sendable {
         /// The bytes the CDB asks the initiator to send (SAM-5 SPDTL), when known:
         /// what write residuals are measured against (RFC 7143 §11.4.5.2).
         var cdbDataOutLength: Int?
+        /// Solicited write data this task holds of ``SessionParameters/maxSolicitedWriteBytes``.
+        var reservedWriteBytes = 0
     }
 
     /// A NOP-In ping the target sent and waits for.
@@ -89,6 +91,10 @@ public struct SessionStateMachine: Sendable {
     private(set) var immediateCommands = 0
     /// The unsolicited data the immediate writes among them may hold.
     private(set) var immediateUnsolicitedBytes = 0
+    /// Write data reserved by the tasks soliciting it (R2Ts), until each ends.
+    private(set) var solicitedWriteBytes = 0
+    /// Writes waiting, in arrival order, for ``solicitedWriteBytes`` to leave them room.
+    private var waitingForR2T: [UInt32] = []
 
     /// What the SCSI layer says of a CDB's write data for a LUN; nil when the
     /// CDB does not parse or the LUN does not exist. A pure function of its arguments.
@@ -200,6 +206,7 @@ public struct SessionStateMachine: Sendable {
                 finishTaskManagement(tag, into: &actions)
             }
         }
+        solicitWaiting(into: &actions)
     }
 
     /// The SCSI layer finished a task management function started by `.taskManagement`.
@@ -350,11 +357,9 @@ public struct SessionStateMachine: Sendable {
                     id: id, pdu: command, phase: .executing, cdbDataOutLength: cdbLength)
                 execute(id: id, command: command, sequencer: sequencer, into: &actions)
             } else {
-                let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
-                tasks[command.initiatorTaskTag] = Task(
-                    id: id, pdu: command, phase: .receivingData(sequencer), cdbDataOutLength: cdbLength)
+                var task = Task(id: id, pdu: command, phase: .executing, cdbDataOutLength: cdbLength)
                 actions.append(.taskArrived(initiatorTaskTag: command.initiatorTaskTag, lun: command.lun))
-                sendR2Ts(requests, for: command, into: &actions)
+                solicit(&task, &sequencer, into: &actions)
             }
         } else {
             tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing, cdbDataOutLength: cdbLength)
@@ -459,6 +464,7 @@ public struct SessionStateMachine: Sendable {
             release(task)
             let result = SessionCommandResult(status: Self.checkCondition, sense: SenseData(failure).bytes)
             respond(to: task.pdu, result: result, r2tCount: task.r2tCount, into: &actions)
+            solicitWaiting(into: &actions)
             return
         }
         if sequencer.isComplete {
@@ -466,10 +472,50 @@ public struct SessionStateMachine: Sendable {
             execute(id: task.id, command: task.pdu, sequencer: sequencer, announced: true, into: &actions)
             return
         }
+        solicit(&task, &sequencer, into: &actions)
+    }
+
+    /// Sends the R2Ts a write may have now and stores the task. Before its first
+    /// R2T a task reserves all it still has to solicit from
+    /// ``SessionParameters/maxSolicitedWriteBytes``; one that does not fit (and
+    /// every later one: first come, first served) waits in `waitingForR2T` until
+    /// earlier writes end. A whole reservation per task means every task that
+    /// started soliciting can finish, so waiting never deadlocks; one alone
+    /// always fits.
+    private mutating func solicit(
+        _ task: inout Task, _ sequencer: inout DataOutSequencer, into actions: inout [SessionAction]
+    ) {
+        let tag = task.pdu.initiatorTaskTag
+        if task.reservedWriteBytes == 0, sequencer.unsolicitedEnded, sequencer.leftToSolicit > 0 {
+            let need = sequencer.leftToSolicit
+            let queued = waitingForR2T.first.map { $0 != tag } ?? false
+            let fits = solicitedWriteBytes == 0 || solicitedWriteBytes + need <= parameters.maxSolicitedWriteBytes
+            guard !queued, fits else {
+                if !waitingForR2T.contains(tag) { waitingForR2T.append(tag) }
+                task.phase = .receivingData(sequencer)
+                tasks[tag] = task
+                return
+            }
+            if waitingForR2T.first == tag { waitingForR2T.removeFirst() }
+            task.reservedWriteBytes = need
+            solicitedWriteBytes += need
+        }
         let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
         task.phase = .receivingData(sequencer)
         tasks[tag] = task
         sendR2Ts(requests, for: task.pdu, into: &actions)
+    }
+
+    /// Writes that waited for the solicited-data budget get their R2Ts, in order, as far as it goes.
+    private mutating func solicitWaiting(into actions: inout [SessionAction]) {
+        while state == .fullFeature, let tag = waitingForR2T.first {
+            guard var task = tasks[tag], case .receivingData(var sequencer) = task.phase, sequencer.failure == nil else {
+                waitingForR2T.removeFirst()
+                continue
+            }
+            solicit(&task, &sequencer, into: &actions)
+            if task.reservedWriteBytes == 0 { return }
+        }
     }
 
     /// SAM-5 §5.3.1: CHECK CONDITION.
@@ -559,6 +605,8 @@ public struct SessionStateMachine: Sendable {
     // MARK: - Task management (RFC 7143 §11.5)
 
     private mutating func taskManagement(_ request: TaskManagementRequestPDU, into actions: inout [SessionAction]) {
+        // Writes it drops give back their share of the solicited-data budget.
+        defer { solicitWaiting(into: &actions) }
         guard let function = TaskManagementFunctionCode(rawValue: request.function & 0x7F) else {
             sendTaskManagementResponse(initiatorTaskTag: request.initiatorTaskTag, response: .functionNotSupported, into: &actions)
             return
@@ -628,6 +676,7 @@ public struct SessionStateMachine: Sendable {
 
     /// Gives back the window slot or immediate-command slot a task held.
     private mutating func release(_ task: Task) {
+        solicitedWriteBytes -= task.reservedWriteBytes
         if task.pdu.immediate {
             immediateCommands -= 1
             immediateUnsolicitedBytes -= unsolicitedAllowance(task.pdu)

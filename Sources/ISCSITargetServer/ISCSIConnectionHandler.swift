@@ -290,7 +290,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             parameters: SessionParameters(
                 negotiated: parameters, queueDepth: environment.queueDepth,
                 nopInInterval: environment.nopInInterval, nopInTimeout: environment.nopInTimeout,
-                maxImmediateCommands: environment.limits.maxImmediateCommands),
+                maxImmediateCommands: environment.limits.maxImmediateCommands,
+                maxSolicitedWriteBytes: environment.limits.maxWriteBytesInFlight),
             expCmdSN: outcome.expCmdSN, statSN: outcome.statSN, maxCmdSN: response.maxCmdSN, cid: outcome.cid,
             allowsSCSI: outcome.sessionType == .normal,
             textNegotiator: TextNegotiator(configuration: configuration, outcome: outcome),

@@ -76,6 +76,12 @@ public struct ISCSIServerLimits: Sendable, Hashable {
     /// in order, until some finish (one alone always runs). With the water marks
     /// this bounds what a connection's reads hold, whatever the CmdSN window.
     public var maxReadBytesInFlight: Int
+    /// `max_write_bytes_in_flight`: per session, the write data solicited with
+    /// R2Ts at once (a WRITE reserves what it has left to solicit before its
+    /// first R2T, and waits in order when that does not fit; one alone always
+    /// runs): with `queue_depth` × FirstBurstLength of unsolicited data, what a
+    /// session's writes can make the target hold.
+    public var maxWriteBytesInFlight: Int
 
     /// The default `login_timeout`.
     public static let defaultLoginTimeout: Duration = .seconds(15)
@@ -92,6 +98,8 @@ public struct ISCSIServerLimits: Sendable, Hashable {
     /// The default `max_read_bytes_in_flight`: 16 MiB, sixteen 1 MiB READs (far
     /// above a LAN's bandwidth-delay product, so it does not cost throughput).
     public static let defaultMaxReadBytesInFlight = 16 << 20
+    /// The default `max_write_bytes_in_flight`: 16 MiB, as for reads.
+    public static let defaultMaxWriteBytesInFlight = 16 << 20
 
     public init(
         loginTimeout: Duration = defaultLoginTimeout, maxConnections: Int = defaultMaxConnections,
@@ -99,8 +107,10 @@ public struct ISCSIServerLimits: Sendable, Hashable {
         maxImmediateCommands: Int = defaultMaxImmediateCommands,
         writeBufferHighWaterMark: Int = defaultWriteBufferHighWaterMark,
         writeBufferLowWaterMark: Int = defaultWriteBufferLowWaterMark,
-        maxReadBytesInFlight: Int = defaultMaxReadBytesInFlight
+        maxReadBytesInFlight: Int = defaultMaxReadBytesInFlight,
+        maxWriteBytesInFlight: Int = defaultMaxWriteBytesInFlight
     ) {
+        self.maxWriteBytesInFlight = maxWriteBytesInFlight
         self.maxReadBytesInFlight = maxReadBytesInFlight
         self.loginTimeout = loginTimeout
         self.maxConnections = maxConnections

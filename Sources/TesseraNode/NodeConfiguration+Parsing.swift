@@ -521,6 +521,7 @@ struct ConfigurationReader {
             allowed: [
                 "login_timeout", "max_connections", "max_connections_per_initiator_address", "max_immediate_commands",
                 "write_buffer_high_water_mark", "write_buffer_low_water_mark", "max_read_bytes_in_flight",
+                "max_write_bytes_in_flight",
             ])
         var limits = ISCSIServerLimits()
         if let value = integer(table, "login_timeout", path, in: 1...3600) { limits.loginTimeout = .seconds(value) }
@@ -542,6 +543,10 @@ struct ConfigurationReader {
         // Bytes of Data-In one connection's commands produce at once: 64 KiB to 1 GiB.
         if let value = integer(table, "max_read_bytes_in_flight", path, in: 65536...(1 << 30)) {
             limits.maxReadBytesInFlight = value
+        }
+        // Write data one session solicits at once: 64 KiB to 1 GiB.
+        if let value = integer(table, "max_write_bytes_in_flight", path, in: 65536...(1 << 30)) {
+            limits.maxWriteBytesInFlight = value
         }
         if limits.writeBufferLowWaterMark > limits.writeBufferHighWaterMark {
             error(

@@ -178,6 +178,56 @@ struct WriteBoundedByCDBTests {
     }
 }
 
+@Suite("Solicited write data bounded per session")
+struct SolicitedWriteBudgetTests {
+    /// 8 KiB allowed: A (8 KiB) gets R2Ts, B and C wait in order until A ends, then both
+    /// fit; a write larger than the bound alone still runs.
+    @Test func writesWaitForTheirShareInOrder() throws {
+        let p = SessionParameters(
+            initialR2T: true, immediateData: false, maxBurstLength: 4096, maxOutstandingR2T: 1, nopInInterval: nil,
+            maxSolicitedWriteBytes: 8192)
+        var m = machine(p)
+        let a = try #require(m.receive(write10(itt: 1, cmdSN: 10, edtl: 8192, blocks: 16)).compactMap(\.r2t).first)
+        #expect(m.receive(write10(itt: 2, cmdSN: 11, edtl: 4096, blocks: 8)).compactMap(\.r2t).isEmpty)
+        #expect(m.receive(write10(itt: 3, cmdSN: 12, edtl: 512, blocks: 1)).compactMap(\.r2t).isEmpty)
+        #expect(m.solicitedWriteBytes == 8192)
+        let a2 = try #require(
+            m.receive(dataOut(itt: 1, ttt: a.targetTransferTag, offset: 0, data: bytes(4096))).compactMap(\.r2t).first)
+        #expect(a2.bufferOffset == 4096)
+        let executed = m.receive(dataOut(itt: 1, ttt: a2.targetTransferTag, offset: 4096, data: bytes(4096)))
+        let command = try #require(executed.compactMap(\.executed).first)
+        #expect(executed.compactMap(\.r2t).isEmpty, "A holds its share until it ends")
+        let after = m.commandCompleted(command, SessionCommandResult(status: 0))
+        #expect(after.first?.response?.initiatorTaskTag == 1)
+        #expect(after.compactMap(\.r2t).map(\.initiatorTaskTag) == [2, 3])
+        #expect(m.solicitedWriteBytes == 4096 + 512)
+    }
+
+    @Test func aWriteAloneAboveTheBoundRuns() throws {
+        let p = SessionParameters(
+            initialR2T: true, immediateData: false, nopInInterval: nil, maxSolicitedWriteBytes: 4096)
+        var m = machine(p)
+        let r2t = try #require(m.receive(write10(itt: 1, cmdSN: 10, edtl: 65536, blocks: 128)).compactMap(\.r2t).first)
+        #expect(r2t.desiredDataTransferLength == 65536)
+    }
+
+    /// An aborted waiting write leaves the queue; one aborted while soliciting gives its share back.
+    @Test func abortedWritesGiveTheirShareBack() throws {
+        let p = SessionParameters(
+            initialR2T: true, immediateData: false, nopInInterval: nil, maxSolicitedWriteBytes: 8192)
+        var m = machine(p)
+        #expect(m.receive(write10(itt: 1, cmdSN: 10, edtl: 8192, blocks: 16)).compactMap(\.r2t).count == 1)
+        #expect(m.receive(write10(itt: 2, cmdSN: 11, edtl: 8192, blocks: 16)).compactMap(\.r2t).isEmpty)
+        let abort = ISCSIPDU.taskManagementRequest(
+            TaskManagementRequestPDU(
+                immediate: true, function: 0x80 | TaskManagementFunctionCode.abortTask.rawValue, lun: 0,
+                initiatorTaskTag: 9, referencedTaskTag: 1, cmdSN: 12, expStatSN: 0))
+        let actions = m.receive(abort)
+        #expect(actions.compactMap(\.r2t).map(\.initiatorTaskTag) == [2], "task 2 gets the share task 1 held")
+        #expect(m.solicitedWriteBytes == 8192)
+    }
+}
+
 @Suite("Immediate commands bounded per session (RFC 7143 §11.17.1 reason 0x06)")
 struct ImmediateCommandBoundTests {
     @Test func oneOverTheBoundIsRejectedAndTheSessionGoesOn() throws {

@@ -13,6 +13,7 @@ import Testing
         #expect(limits.writeBufferHighWaterMark == 4 << 20)
         #expect(limits.writeBufferLowWaterMark == 1 << 20)
         #expect(limits.maxReadBytesInFlight == 16 << 20)
+        #expect(limits.maxWriteBytesInFlight == 16 << 20)
     }
 
     @Test func everyKeyIsRead() throws {
@@ -26,6 +27,7 @@ import Testing
             write_buffer_high_water_mark = 65536
             write_buffer_low_water_mark = 32768
             max_read_bytes_in_flight = 1048576
+            max_write_bytes_in_flight = 2097152
             """
         ).limits
         #expect(limits.loginTimeout == .seconds(2))
@@ -35,6 +37,7 @@ import Testing
         #expect(limits.writeBufferHighWaterMark == 65536)
         #expect(limits.writeBufferLowWaterMark == 32768)
         #expect(limits.maxReadBytesInFlight == 1 << 20)
+        #expect(limits.maxWriteBytesInFlight == 2 << 20)
     }
 
     @Test(arguments: [

@@ -11,7 +11,8 @@ max_immediate_commands = 16. Checks:
   c. a WRITE whose ExpectedDataTransferLength is far above its CDB's length gets R2Ts for
      the CDB's length only, and a status with the underflow residual; one with EDTL below
      the CDB's gets R2Ts for EDTL and the overflow residual; one beyond the LUN's maximum
-     transfer length gets no R2T at all, only its CHECK CONDITION;
+     transfer length gets no R2T at all, only its CHECK CONDITION; 32 WRITEs of 1 MiB get
+     R2Ts for at most max_write_bytes_in_flight (16 MiB) at once, and all complete;
   d. immediate commands over the bound get Reject reason 0x06 and the session goes on;
   e. a host that sends READs and never reads the responses: the daemon's RSS stays within
      +64 MiB while a second, well-behaved session (iscsi-perf) keeps completing I/O.
@@ -204,6 +205,23 @@ def write_bounded_by_cdb(args):
         check("write: 32 MiB WRITE beyond the maximum transfer: no R2T, ILLEGAL REQUEST / INVALID FIELD IN CDB",
               not task.r2ts and r.status == ic.CHECK_CONDITION and r.key == 5 and r.asc_ascq == (0x24, 0),
               f"{len(task.r2ts)} R2T(s), {r}")
+        # 32 WRITEs of 1 MiB whose R2Ts the host holds: only max_write_bytes_in_flight (16 MiB) is solicited.
+        tasks = [s.start(scsi.write10(4096 + 2048 * i, 2048), data_out=bytes([i]) * (1 << 20), hold=True)
+                 for i in range(32)]
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                s.pump(deadline)
+            except ic.Timeout:
+                break
+        soliciting = sum(1 for t in tasks if t.r2ts)
+        check("write: 32 held 1 MiB WRITEs: R2Ts for at most 16 of them (max_write_bytes_in_flight 16 MiB)",
+              0 < soliciting <= 16, f"{soliciting} WRITEs got R2Ts")
+        for t in tasks:
+            s.release(t)
+        results = [s.wait(t, timeout=20) for t in tasks]
+        check("write: once the host answers, all 32 complete GOOD, in their turn",
+              all(r.good for r in results), ", ".join(sorted({str(r) for r in results})))
         check("write: the session goes on", s.command(scsi.tur()).good)
 
 

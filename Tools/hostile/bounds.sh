@@ -38,6 +38,7 @@ max_immediate_commands = 16
 write_buffer_high_water_mark = 4194304
 write_buffer_low_water_mark = 1048576
 max_read_bytes_in_flight = 16777216
+max_write_bytes_in_flight = 16777216
 
 [[target]]
 name = "$TARGET"
