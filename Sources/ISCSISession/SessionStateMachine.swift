@@ -509,7 +509,8 @@ public struct SessionStateMachine: Sendable {
     /// Writes that waited for the solicited-data budget get their R2Ts, in order, as far as it goes.
     private mutating func solicitWaiting(into actions: inout [SessionAction]) {
         while state == .fullFeature, let tag = waitingForR2T.first {
-            guard var task = tasks[tag], case .receivingData(var sequencer) = task.phase, sequencer.failure == nil else {
+            guard var task = tasks[tag], case .receivingData(var sequencer) = task.phase, sequencer.failure == nil
+            else {
                 waitingForR2T.removeFirst()
                 continue
             }
