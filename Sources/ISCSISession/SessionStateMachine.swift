@@ -8,7 +8,10 @@ import SCSIWire
 ///
 /// Covers the CmdSN window and ordered delivery, StatSN, immediate data,
 /// unsolicited Data-Out, R2T sequencing, Data-In splitting, residuals, task
-/// management, NOP ping and keepalive, logout, SNACK and Reject.
+/// management, NOP ping and keepalive, logout, SNACK and Reject; and what a
+/// host can make it hold: write data bounded by the CDB, immediate commands,
+/// unsolicited data within the window's worth, solicited data within
+/// ``SessionParameters/maxSolicitedWriteBytes``.
 ///
 /// One instance per connection; the session has one connection (MaxConnections=1),
 /// so the session's CmdSN window lives here too.
