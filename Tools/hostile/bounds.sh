@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounds on what a host can make the portal hold, against a real tesserad:
-# starts one on 127.0.0.1:4510 (store 14510, wire 14610) with a short
+# starts one on 127.0.0.1:4510 (store 14510, wire 14511) with a short
 # [limits] login_timeout and a small per-address connection bound, runs
 # Tools/hostile/bounds.py against it, stops it. Prints PASS/FAIL lines and
 # "N passed, M failed"; exits non-zero on any failure.
@@ -24,7 +24,7 @@ group = 1
 
 [cluster]
 peer = "127.0.0.1:$((PORT + 10000))"
-wire = "127.0.0.1:$((PORT + 10100))"
+wire = "127.0.0.1:$((PORT + 10001))"
 
 [iscsi]
 queue_depth = 128
