@@ -59,7 +59,8 @@ public final class ISCSIServer: Sendable {
                     .childChannelOption(
                         .writeBufferWaterMark,
                         value: ChannelOptions.Types.WriteBufferWaterMark(
-                            low: limits.writeBufferLowWaterMark, high: limits.writeBufferHighWaterMark))
+                            low: limits.writeBufferLowWaterMark, high: limits.writeBufferHighWaterMark)
+                    )
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             let frame = ISCSIFrameHandler()
