@@ -7,7 +7,12 @@ import SCSIWire
 /// MaxOutstandingR2T in flight (RFC 7143 §4.2.5, §11.7, §11.8).
 ///
 /// Collects the received bytes as slices; the handler copies them once into
-/// the SCSI layer's buffer.
+/// the SCSI layer's buffer. Only the first ``bufferedLength`` bytes are kept
+/// and solicited: the CDB's transfer length when it is below
+/// ExpectedDataTransferLength (SAM-5 §5.4.3: the target transfers at most what
+/// the command needs; RFC 7143 §11.4.5.2 reports the rest as a residual).
+/// Unsolicited data beyond it, which the initiator may send up to EDTL
+/// (RFC 7143 §13.14), is accepted on the wire and discarded.
 ///
 /// After a Data-Out goes wrong (``fail(_:after:)``) the data is useless, but the
 /// task's response still waits until every sequence the initiator has open ends
@@ -58,11 +63,13 @@ struct DataOutSequencer: Sendable {
 
     /// ExpectedDataTransferLength.
     let expectedLength: Int
+    /// The bytes kept and solicited: min(EDTL, the CDB's data-out length).
+    let bufferedLength: Int
     /// The most unsolicited data (immediate + Data-Out) this task may carry.
     let unsolicitedLimit: Int
     /// Received pieces.
     private(set) var segments: [DataOutSegment] = []
-    /// Bytes received so far.
+    /// Bytes kept so far (never more than ``bufferedLength``).
     private(set) var received = 0
     /// Unsolicited Data-Out still expected (F bit not yet seen).
     private(set) var unsolicitedOpen: Bool
@@ -80,15 +87,16 @@ struct DataOutSequencer: Sendable {
     private(set) var failure: SenseReason?
 
     /// Starts a write of `expectedLength` bytes whose command carried `immediate`
-    /// and had the F bit `commandFinal`.
-    init(expectedLength: Int, immediate: ByteBuffer, commandFinal: Bool, parameters: SessionParameters) {
+    /// and had the F bit `commandFinal`; `bufferLimit` is the CDB's data-out
+    /// length when the SCSI layer knows it (nil: EDTL is all there is to go by).
+    init(
+        expectedLength: Int, bufferLimit: Int? = nil, immediate: ByteBuffer, commandFinal: Bool,
+        parameters: SessionParameters
+    ) {
         self.expectedLength = expectedLength
+        self.bufferedLength = max(0, min(expectedLength, bufferLimit ?? expectedLength))
         self.dataPDUInOrder = parameters.dataPDUInOrder
         let immediateLength = immediate.readableBytes
-        if immediateLength > 0 {
-            segments.append(DataOutSegment(offset: 0, bytes: immediate))
-        }
-        received = immediateLength
         // RFC 7143 §13.10: with InitialR2T=No the initiator may send unsolicited
         // Data-Out up to FirstBurstLength; the command's F bit says whether any follows
         // (RFC 7143 §11.3.1).
@@ -101,10 +109,16 @@ struct DataOutSequencer: Sendable {
         }
         unsolicitedNextOffset = immediateLength
         nextSolicitOffset = immediateLength
+        store(offset: 0, bytes: immediate)
     }
 
-    /// All expected bytes are here.
-    var isComplete: Bool { received >= expectedLength && !unsolicitedOpen }
+    /// No unsolicited data is due any more: R2Ts may go out.
+    var unsolicitedEnded: Bool { !unsolicitedOpen }
+    /// Bytes still to solicit with R2Ts.
+    var leftToSolicit: Int { max(0, bufferedLength - nextSolicitOffset) }
+
+    /// All the bytes the target keeps are here and no unsolicited data is still due.
+    var isComplete: Bool { received >= bufferedLength && !unsolicitedOpen }
 
     /// Takes one Data-Out PDU.
     mutating func receive(_ pdu: DataOutPDU) throws(Violation) {
@@ -181,10 +195,13 @@ struct DataOutSequencer: Sendable {
     /// (RFC 7143 §7.8 b: "a Data PDU with the final bit set for all outstanding R2Ts").
     var isDrained: Bool { failure != nil && !unsolicitedOpen && outstanding.isEmpty }
 
+    /// Keeps the part of `bytes` below ``bufferedLength``; the rest is dropped here.
     private mutating func store(offset: Int, bytes: ByteBuffer) {
-        guard bytes.readableBytes > 0 else { return }
-        segments.append(DataOutSegment(offset: offset, bytes: bytes))
-        received += bytes.readableBytes
+        let kept = min(bytes.readableBytes, bufferedLength - offset)
+        guard kept > 0 else { return }
+        let slice = kept == bytes.readableBytes ? bytes : bytes.getSlice(at: bytes.readerIndex, length: kept)!
+        segments.append(DataOutSegment(offset: offset, bytes: slice))
+        received += kept
     }
 
     /// R2Ts to send now: as many as MaxOutstandingR2T allows, each at most
@@ -193,8 +210,9 @@ struct DataOutSequencer: Sendable {
     mutating func nextR2Ts(parameters: SessionParameters, tags: inout TargetTransferTags) -> ArraySlice<OutstandingR2T> {
         let first = outstanding.endIndex
         guard !unsolicitedOpen else { return outstanding[first...] }
-        while outstanding.count < parameters.maxOutstandingR2T, nextSolicitOffset < expectedLength {
-            let length = min(parameters.maxBurstLength, expectedLength - nextSolicitOffset)
+        // SAM-5 §5.4.3: never solicit past what the CDB transfers (bufferedLength ≤ EDTL).
+        while outstanding.count < parameters.maxOutstandingR2T, nextSolicitOffset < bufferedLength {
+            let length = min(parameters.maxBurstLength, bufferedLength - nextSolicitOffset)
             let tag = tags.take()
             let r2t = OutstandingR2T(
                 targetTransferTag: tag, r2tSN: nextR2TSN, bufferOffset: nextSolicitOffset,

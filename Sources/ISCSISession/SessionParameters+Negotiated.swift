@@ -1,6 +1,10 @@
 extension SessionParameters {
     /// The machine's parameters from a login's outcome plus the target's own limits.
-    public init(negotiated: NegotiatedParameters, queueDepth: Int = 128, nopInInterval: Duration? = .seconds(5), nopInTimeout: Duration = .seconds(30)) {
+    public init(
+        negotiated: NegotiatedParameters, queueDepth: Int = 128, nopInInterval: Duration? = .seconds(5),
+        nopInTimeout: Duration = .seconds(30),
+        maxImmediateCommands: Int = 64, maxSolicitedWriteBytes: Int = 16 << 20
+    ) {
         self.init(
             initialR2T: negotiated.initialR2T, immediateData: negotiated.immediateData,
             firstBurstLength: Int(negotiated.firstBurstLength), maxBurstLength: Int(negotiated.maxBurstLength),
@@ -10,6 +14,7 @@ extension SessionParameters {
             dataPDUInOrder: negotiated.dataPDUInOrder, dataSequenceInOrder: negotiated.dataSequenceInOrder,
             errorRecoveryLevel: Int(negotiated.errorRecoveryLevel), defaultTime2Wait: Int(negotiated.defaultTime2Wait),
             defaultTime2Retain: Int(negotiated.defaultTime2Retain), queueDepth: queueDepth,
-            nopInInterval: nopInInterval, nopInTimeout: nopInTimeout)
+            nopInInterval: nopInInterval, nopInTimeout: nopInTimeout, maxImmediateCommands: maxImmediateCommands,
+            maxSolicitedWriteBytes: maxSolicitedWriteBytes)
     }
 }

@@ -34,6 +34,16 @@ public struct SessionParameters: Sendable, Equatable {
     public var nopInInterval: Duration?
     /// How long a NOP-In ping may stay unanswered before the connection is closed.
     public var nopInTimeout: Duration
+    /// Immediate commands (I bit: SCSI commands and task management) the target
+    /// holds at once; one more is refused with Reject reason 0x06, "too many
+    /// immediate commands" (RFC 7143 §11.17.1). They bypass the CmdSN window
+    /// (RFC 7143 §4.2.2.1), so without this bound a host could start any number.
+    public var maxImmediateCommands: Int
+    /// Write data the target solicits with R2Ts at once, over all the session's
+    /// tasks, until they end: a task reserves what it has left to solicit before
+    /// its first R2T and waits, in order, when that does not fit (one alone
+    /// always does). Without it a window of large WRITEs is solicited at once.
+    public var maxSolicitedWriteBytes: Int
 
     public init(
         initialR2T: Bool = false, immediateData: Bool = true, firstBurstLength: Int = 65536,
@@ -41,8 +51,10 @@ public struct SessionParameters: Sendable, Equatable {
         initiatorMaxRecvDataSegmentLength: Int = 8192, targetMaxRecvDataSegmentLength: Int = 262144,
         dataPDUInOrder: Bool = true, dataSequenceInOrder: Bool = true, errorRecoveryLevel: Int = 0,
         defaultTime2Wait: Int = 2, defaultTime2Retain: Int = 0, queueDepth: Int = 128,
-        nopInInterval: Duration? = .seconds(5), nopInTimeout: Duration = .seconds(30)
+        nopInInterval: Duration? = .seconds(5), nopInTimeout: Duration = .seconds(30), maxImmediateCommands: Int = 64,
+        maxSolicitedWriteBytes: Int = 16 << 20
     ) {
+        self.maxSolicitedWriteBytes = maxSolicitedWriteBytes
         self.initialR2T = initialR2T
         self.immediateData = immediateData
         self.firstBurstLength = firstBurstLength
@@ -58,6 +70,7 @@ public struct SessionParameters: Sendable, Equatable {
         self.queueDepth = queueDepth
         self.nopInInterval = nopInInterval
         self.nopInTimeout = nopInTimeout
+        self.maxImmediateCommands = maxImmediateCommands
     }
 
     /// Clamps every value into the range the machine can work with, so a
@@ -73,6 +86,8 @@ public struct SessionParameters: Sendable, Equatable {
         // RFC 7143 §13.17: MaxOutstandingR2T is 1...65535.
         p.maxOutstandingR2T = min(max(p.maxOutstandingR2T, 1), 65535)
         p.queueDepth = min(max(p.queueDepth, 1), 1 << 20)
+        p.maxImmediateCommands = min(max(p.maxImmediateCommands, 1), 1 << 16)
+        p.maxSolicitedWriteBytes = max(p.maxSolicitedWriteBytes, 1)
         return p
     }
 }

@@ -8,7 +8,10 @@ import SCSIWire
 ///
 /// Covers the CmdSN window and ordered delivery, StatSN, immediate data,
 /// unsolicited Data-Out, R2T sequencing, Data-In splitting, residuals, task
-/// management, NOP ping and keepalive, logout, SNACK and Reject.
+/// management, NOP ping and keepalive, logout, SNACK and Reject; and what a
+/// host can make it hold: write data bounded by the CDB, immediate commands,
+/// unsolicited data within the window's worth, solicited data within
+/// ``SessionParameters/maxSolicitedWriteBytes``.
 ///
 /// One instance per connection; the session has one connection (MaxConnections=1),
 /// so the session's CmdSN window lives here too.
@@ -37,6 +40,11 @@ public struct SessionStateMachine: Sendable {
         var phase: Phase
         /// R2Ts sent for the task (ExpDataSN of a write's response, RFC 7143 §11.4.8).
         var r2tCount: UInt32 = 0
+        /// The bytes the CDB asks the initiator to send (SAM-5 SPDTL), when known:
+        /// what write residuals are measured against (RFC 7143 §11.4.5.2).
+        var cdbDataOutLength: Int?
+        /// Solicited write data this task holds of ``SessionParameters/maxSolicitedWriteBytes``.
+        var reservedWriteBytes = 0
     }
 
     /// A NOP-In ping the target sent and waits for.
@@ -59,6 +67,8 @@ public struct SessionStateMachine: Sendable {
     /// A TMF handed to the SCSI layer whose response is not sent yet.
     struct PendingTaskManagement: Sendable {
         var function: TaskManagementFunctionCode
+        /// Sent with the I bit: counted in ``immediateCommands``.
+        var immediate = false
         /// Executing tasks it affects whose completions have not come back; the
         /// TMF response follows theirs (RFC 7143 §4.2.3.3 via SAM-5 §7.2).
         var waitingFor: Set<UInt32>
@@ -77,6 +87,21 @@ public struct SessionStateMachine: Sendable {
     private let allowsSCSI: Bool
     /// Answers Text Requests; without one they become `.text` actions.
     private var textNegotiator: TextNegotiator?
+    /// The SCSI layer's descriptor table, asked for a CDB's data-out length.
+    private let dataOutLength: DataOutLengthOracle?
+    /// Immediate SCSI commands and TMFs the target holds (bounded by
+    /// ``SessionParameters/maxImmediateCommands``).
+    private(set) var immediateCommands = 0
+    /// The unsolicited data the immediate writes among them may hold.
+    private(set) var immediateUnsolicitedBytes = 0
+    /// Write data reserved by the tasks soliciting it (R2Ts), until each ends.
+    private(set) var solicitedWriteBytes = 0
+    /// Writes waiting, in arrival order, for ``solicitedWriteBytes`` to leave them room.
+    private var waitingForR2T: [UInt32] = []
+
+    /// What the SCSI layer says of a CDB's write data for a LUN; nil when the
+    /// CDB does not parse or the LUN does not exist. A pure function of its arguments.
+    public typealias DataOutLengthOracle = @Sendable (_ lun: UInt64, _ cdb: [UInt8]) -> DataOutExpectation?
 
     /// Starts full feature phase after login.
     /// - Parameters:
@@ -86,11 +111,14 @@ public struct SessionStateMachine: Sendable {
     ///   - cid: this connection's CID (Logout checks it).
     ///   - allowsSCSI: false for a discovery session.
     ///   - textNegotiator: answers Text Requests (SendTargets and others); nil hands them out as `.text`.
+    ///   - dataOutLength: a CDB's data-out length, so R2Ts and buffering stop at it; nil trusts EDTL.
     ///   - now: the current time.
     public init(
         parameters: SessionParameters, expCmdSN: UInt32, statSN: UInt32, maxCmdSN: UInt32? = nil, cid: UInt16 = 0,
-        allowsSCSI: Bool = true, textNegotiator: TextNegotiator? = nil, now: Duration = .zero
+        allowsSCSI: Bool = true, textNegotiator: TextNegotiator? = nil, dataOutLength: DataOutLengthOracle? = nil,
+        now: Duration = .zero
     ) {
+        self.dataOutLength = dataOutLength
         self.allowsSCSI = allowsSCSI
         self.textNegotiator = textNegotiator
         self.parameters = parameters.sanitized
@@ -167,11 +195,12 @@ public struct SessionStateMachine: Sendable {
         // A task aborted meanwhile is gone, or its tag already names a newer task.
         guard let task = tasks[initiatorTaskTag], task.id == taskID else { return }
         tasks[initiatorTaskTag] = nil
-        if !task.pdu.immediate { windowedTasks -= 1 }
-        window.update(activeCommands: windowedTasks)
+        release(task)
         guard state == .fullFeature else { return }
         // SAM-5 §7.2 (TAS=0): an aborted task ends without a response.
         if !result.aborted {
+            var result = result
+            if result.writeTransferLength == nil { result.writeTransferLength = task.cdbDataOutLength }
             respond(to: task.pdu, result: result, r2tCount: task.r2tCount, into: &actions)
         }
         if !pendingTaskManagement.isEmpty {
@@ -180,6 +209,7 @@ public struct SessionStateMachine: Sendable {
                 finishTaskManagement(tag, into: &actions)
             }
         }
+        solicitWaiting(into: &actions)
     }
 
     /// The SCSI layer finished a task management function started by `.taskManagement`.
@@ -192,6 +222,7 @@ public struct SessionStateMachine: Sendable {
     private mutating func finishTaskManagement(_ tag: UInt32, into actions: inout [SessionAction]) {
         guard let pending = pendingTaskManagement[tag], let response = pending.response, pending.waitingFor.isEmpty else { return }
         pendingTaskManagement[tag] = nil
+        if pending.immediate { immediateCommands -= 1 }
         sendTaskManagementResponse(initiatorTaskTag: tag, response: response, into: &actions)
         if pending.function == .targetColdReset, response == .functionComplete {
             // RFC 7143 §11.5.1: after TARGET COLD RESET the target closes the connections.
@@ -234,7 +265,21 @@ public struct SessionStateMachine: Sendable {
     private mutating func ordered(_ pdu: ISCSIPDU, cmdSN: UInt32, immediate: Bool, into actions: inout [SessionAction]) {
         if immediate {
             // RFC 7143 §4.2.2.1: immediate commands are delivered at once and
-            // do not advance ExpCmdSN.
+            // do not advance ExpCmdSN. Those the target holds on to (SCSI
+            // commands, TMFs) are bounded: RFC 7143 §11.17.1 reason 0x06,
+            // "Immediate command reject - too many immediate commands"; the
+            // PDU (and any immediate data it carries) is dropped, the session goes on.
+            if Self.holdsState(pdu), immediateCommands >= parameters.maxImmediateCommands {
+                reject(pdu, reason: RejectReason.immediateCommandReject, into: &actions)
+                return
+            }
+            // Unsolicited data is bounded by the window's worth, (MaxCmdSN − ExpCmdSN + 1) ×
+            // FirstBurstLength: every windowed command (delivered or held) may use one
+            // FirstBurstLength; an immediate one only what the window leaves unused.
+            if case .scsiCommand(let command) = pdu, !unsolicitedFits(command) {
+                reject(pdu, reason: RejectReason.immediateCommandReject, into: &actions)
+                return
+            }
             deliver(pdu, into: &actions)
             return
         }
@@ -296,23 +341,31 @@ public struct SessionStateMachine: Sendable {
         }
         let id = nextTaskID
         nextTaskID &+= 1
-        if !command.immediate { windowedTasks += 1 }
+        if command.immediate {
+            immediateCommands += 1
+            immediateUnsolicitedBytes += unsolicitedAllowance(command)
+        } else {
+            windowedTasks += 1
+        }
         window.update(activeCommands: windowedTasks)
+        // The CDB's own data-out length (SAM-5 SPDTL), from the SCSI layer's descriptor table.
+        let expectation = command.write ? dataOutLength?(command.lun, command.cdb) : nil
+        let cdbLength = expectation?.length
         if command.write, command.expectedDataTransferLength > 0 {
             var sequencer = DataOutSequencer(
-                expectedLength: Int(command.expectedDataTransferLength), immediate: command.dataSegment,
-                commandFinal: command.final, parameters: parameters)
+                expectedLength: Int(command.expectedDataTransferLength), bufferLimit: expectation?.solicited,
+                immediate: command.dataSegment, commandFinal: command.final, parameters: parameters)
             if sequencer.isComplete {
-                tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing)
+                tasks[command.initiatorTaskTag] = Task(
+                    id: id, pdu: command, phase: .executing, cdbDataOutLength: cdbLength)
                 execute(id: id, command: command, sequencer: sequencer, into: &actions)
             } else {
-                let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
-                tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .receivingData(sequencer))
+                var task = Task(id: id, pdu: command, phase: .executing, cdbDataOutLength: cdbLength)
                 actions.append(.taskArrived(initiatorTaskTag: command.initiatorTaskTag, lun: command.lun))
-                sendR2Ts(requests, for: command, into: &actions)
+                solicit(&task, &sequencer, into: &actions)
             }
         } else {
-            tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing)
+            tasks[command.initiatorTaskTag] = Task(id: id, pdu: command, phase: .executing, cdbDataOutLength: cdbLength)
             execute(id: id, command: command, sequencer: nil, into: &actions)
         }
     }
@@ -411,10 +464,10 @@ public struct SessionStateMachine: Sendable {
                 return
             }
             // The task never reached the SCSI layer; it ends here.
-            if !task.pdu.immediate { windowedTasks -= 1 }
-            window.update(activeCommands: windowedTasks)
+            release(task)
             let result = SessionCommandResult(status: Self.checkCondition, sense: SenseData(failure).bytes)
             respond(to: task.pdu, result: result, r2tCount: task.r2tCount, into: &actions)
+            solicitWaiting(into: &actions)
             return
         }
         if sequencer.isComplete {
@@ -422,10 +475,51 @@ public struct SessionStateMachine: Sendable {
             execute(id: task.id, command: task.pdu, sequencer: sequencer, announced: true, into: &actions)
             return
         }
+        solicit(&task, &sequencer, into: &actions)
+    }
+
+    /// Sends the R2Ts a write may have now and stores the task. Before its first
+    /// R2T a task reserves all it still has to solicit from
+    /// ``SessionParameters/maxSolicitedWriteBytes``; one that does not fit (and
+    /// every later one: first come, first served) waits in `waitingForR2T` until
+    /// earlier writes end. A whole reservation per task means every task that
+    /// started soliciting can finish, so waiting never deadlocks; one alone
+    /// always fits.
+    private mutating func solicit(
+        _ task: inout Task, _ sequencer: inout DataOutSequencer, into actions: inout [SessionAction]
+    ) {
+        let tag = task.pdu.initiatorTaskTag
+        if task.reservedWriteBytes == 0, sequencer.unsolicitedEnded, sequencer.leftToSolicit > 0 {
+            let need = sequencer.leftToSolicit
+            let queued = waitingForR2T.first.map { $0 != tag } ?? false
+            let fits = solicitedWriteBytes == 0 || solicitedWriteBytes + need <= parameters.maxSolicitedWriteBytes
+            guard !queued, fits else {
+                if !waitingForR2T.contains(tag) { waitingForR2T.append(tag) }
+                task.phase = .receivingData(sequencer)
+                tasks[tag] = task
+                return
+            }
+            if waitingForR2T.first == tag { waitingForR2T.removeFirst() }
+            task.reservedWriteBytes = need
+            solicitedWriteBytes += need
+        }
         let requests = sequencer.nextR2Ts(parameters: parameters, tags: &targetTransferTags)
         task.phase = .receivingData(sequencer)
         tasks[tag] = task
         sendR2Ts(requests, for: task.pdu, into: &actions)
+    }
+
+    /// Writes that waited for the solicited-data budget get their R2Ts, in order, as far as it goes.
+    private mutating func solicitWaiting(into actions: inout [SessionAction]) {
+        while state == .fullFeature, let tag = waitingForR2T.first {
+            guard var task = tasks[tag], case .receivingData(var sequencer) = task.phase, sequencer.failure == nil
+            else {
+                waitingForR2T.removeFirst()
+                continue
+            }
+            solicit(&task, &sequencer, into: &actions)
+            if task.reservedWriteBytes == 0 { return }
+        }
     }
 
     /// SAM-5 §5.3.1: CHECK CONDITION.
@@ -515,6 +609,8 @@ public struct SessionStateMachine: Sendable {
     // MARK: - Task management (RFC 7143 §11.5)
 
     private mutating func taskManagement(_ request: TaskManagementRequestPDU, into actions: inout [SessionAction]) {
+        // Writes it drops give back their share of the solicited-data budget.
+        defer { solicitWaiting(into: &actions) }
         guard let function = TaskManagementFunctionCode(rawValue: request.function & 0x7F) else {
             sendTaskManagementResponse(initiatorTaskTag: request.initiatorTaskTag, response: .functionNotSupported, into: &actions)
             return
@@ -579,15 +675,57 @@ public struct SessionStateMachine: Sendable {
 
     private mutating func abort(tag: UInt32) {
         guard let task = tasks.removeValue(forKey: tag) else { return }
-        if !task.pdu.immediate { windowedTasks -= 1 }
+        release(task)
+    }
+
+    /// Gives back the window slot or immediate-command slot a task held.
+    private mutating func release(_ task: Task) {
+        solicitedWriteBytes -= task.reservedWriteBytes
+        if task.pdu.immediate {
+            immediateCommands -= 1
+            immediateUnsolicitedBytes -= unsolicitedAllowance(task.pdu)
+        } else {
+            windowedTasks -= 1
+        }
         window.update(activeCommands: windowedTasks)
+    }
+
+    /// The unsolicited data (immediate + Data-Out, RFC 7143 §13.10, §13.11, §13.14) a
+    /// write may carry and the target keeps until it ends.
+    private func unsolicitedAllowance(_ command: SCSICommandPDU) -> Int {
+        guard command.write, command.expectedDataTransferLength > 0 else { return 0 }
+        let edtl = Int(command.expectedDataTransferLength)
+        return parameters.initialR2T
+            ? min(command.dataSegment.readableBytes, edtl) : min(parameters.firstBurstLength, edtl)
+    }
+
+    /// Whether an immediate command's unsolicited data still fits in the window's
+    /// worth, next to one FirstBurstLength per windowed command (delivered or held).
+    private func unsolicitedFits(_ command: SCSICommandPDU) -> Bool {
+        let allowance = unsolicitedAllowance(command)
+        guard allowance > 0 else { return true }
+        let windowed = (windowedTasks + heldPDUs.count) * parameters.firstBurstLength
+        return windowed + immediateUnsolicitedBytes + allowance <= window.queueDepth * parameters.firstBurstLength
+    }
+
+    /// Immediate PDUs that outlive their arrival (a task, a pending TMF) and so count
+    /// against ``SessionParameters/maxImmediateCommands``; NOP-Out, Text and
+    /// Logout are answered at once.
+    static func holdsState(_ pdu: ISCSIPDU) -> Bool {
+        switch pdu {
+        case .scsiCommand, .taskManagementRequest: true
+        default: false
+        }
     }
 
     private mutating func forward(
         _ request: TaskManagementRequestPDU, function: TaskManagementFunctionCode, waitingFor: Set<UInt32>,
         into actions: inout [SessionAction]
     ) {
-        pendingTaskManagement[request.initiatorTaskTag] = PendingTaskManagement(function: function, waitingFor: waitingFor)
+        if pendingTaskManagement[request.initiatorTaskTag]?.immediate == true { immediateCommands -= 1 }
+        if request.immediate { immediateCommands += 1 }
+        pendingTaskManagement[request.initiatorTaskTag] = PendingTaskManagement(
+            function: function, immediate: request.immediate, waitingFor: waitingFor)
         actions.append(
             .taskManagement(
                 SessionTaskManagementRequest(
@@ -625,9 +763,15 @@ public struct SessionStateMachine: Sendable {
         // our ping, or a one-way ping).
         guard nop.initiatorTaskTag != 0xFFFF_FFFF else { return }
         // RFC 7143 §11.19: the answer echoes the ping data and the ITT, TTT 0xffffffff.
+        // The decoder bounded the ping data by our MaxRecvDataSegmentLength; the echo
+        // is also bounded by the initiator's (RFC 7143 §11.18.5, §13.12), cut when larger.
+        var echo = nop.dataSegment
+        if echo.readableBytes > parameters.initiatorMaxRecvDataSegmentLength {
+            echo = echo.getSlice(at: echo.readerIndex, length: parameters.initiatorMaxRecvDataSegmentLength)!
+        }
         let nopIn = NOPInPDU(
             lun: nop.lun, initiatorTaskTag: nop.initiatorTaskTag, targetTransferTag: 0xFFFF_FFFF,
-            statSN: takeStatSN(), expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN, dataSegment: nop.dataSegment)
+            statSN: takeStatSN(), expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN, dataSegment: echo)
         actions.append(.send(.nopIn(nopIn)))
     }
 
@@ -727,5 +871,26 @@ extension SessionStateMachine {
         var actions: [SessionAction] = []
         tick(now: now, into: &actions)
         return actions
+    }
+}
+
+/// What the SCSI layer says of a CDB's write data (its descriptor table).
+public struct DataOutExpectation: Sendable, Equatable {
+    /// The bytes the CDB asks the initiator to send (SAM-5 SPDTL): write
+    /// residuals are measured against it (RFC 7143 §11.4.5.2).
+    public var length: Int
+    /// The bytes worth soliciting and keeping: `length`, or 0 when the command
+    /// fails whatever its data (more than the LUN's MAXIMUM TRANSFER LENGTH,
+    /// SBC-3 §6.6.4), so a host cannot make the target buffer what it will refuse.
+    public var solicited: Int
+
+    public init(length: Int, solicited: Int? = nil) {
+        self.length = length
+        self.solicited = solicited ?? length
+    }
+
+    /// `length`, solicited only when at most `maximum` (nil: no maximum).
+    public init(length: Int, maximum: Int?) {
+        self.init(length: length, solicited: maximum.map { length <= $0 ? length : 0 })
     }
 }

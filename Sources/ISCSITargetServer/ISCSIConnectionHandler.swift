@@ -16,6 +16,8 @@ struct ConnectionEnvironment: Sendable {
     var nopInTimeout: Duration
     var registry: SessionRegistry
     var logger: Logger
+    /// What a host can make the connection hold.
+    var limits = ISCSIServerLimits()
 }
 
 /// One iSCSI connection: runs the login machine, then the full-feature session
@@ -33,7 +35,18 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
 
     private var login: LoginStateMachine?
     private var session: SessionStateMachine?
+    /// The TSIH of the session this connection created, taken when its leading
+    /// login succeeded (a connection that never logs in takes none).
     private var reservedTSIH: UInt16?
+    /// Counted in the registry's connection bounds (false when refused at accept).
+    private var admitted = false
+    /// Closes the connection if login has not finished by ``ISCSIServerLimits/loginTimeout``.
+    private var loginTimer: Scheduled<Void>?
+    /// Commands the session machine started while the channel was not writable:
+    /// they run, in order, once it is (their Data-In would only queue up).
+    private var deferredCommands: [SessionCommand] = []
+    /// ExpectedDataTransferLength of the started commands with Data-In not finished yet.
+    private var readBytesInFlight = 0
     private var sessionKey: SessionRegistry.Key?
     private var nexus: ITNexus?
     private var executor: (any SCSITaskExecutor)?
@@ -59,20 +72,52 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     // MARK: - Channel events
 
     func channelActive(context: ChannelHandlerContext) {
-        guard let tsih = environment.registry.reserveTSIH() else {
-            logEnding("no TSIH free for a new session", context: context)
+        let address = context.channel.remoteAddress?.ipAddress ?? "-"
+        if let refusal = environment.registry.admitConnection(
+            connectionID, channel: context.channel, address: address, limits: environment.limits)
+        {
+            closing = true
+            let (log, suppressed) = environment.registry.shouldLogRefusal()
+            if log {
+                logEnding(
+                    "refused at accept: \(refusal)", context: context,
+                    ["refused-since-last-line": "\(suppressed)"])
+            }
             context.close(promise: nil)
             return
         }
-        reservedTSIH = tsih
-        environment.registry.connectionOpened(connectionID, channel: context.channel)
-        login = LoginStateMachine(configuration: environment.login(), newTSIH: tsih)
+        admitted = true
+        // The TSIH is the registry's to give when the leading login completes
+        // (``loginCompleted``); the machine's placeholder is replaced there.
+        login = LoginStateMachine(configuration: environment.login(), newTSIH: Self.placeholderTSIH)
+        let timeout = environment.limits.loginTimeout
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        loginTimer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            let (handler, context) = loopBound.value
+            handler.loginTimedOut(after: timeout, context: context)
+        }
         context.fireChannelActive()
+    }
+
+    /// Stands in for the TSIH in the login machine until the registry gives the real one.
+    static let placeholderTSIH: UInt16 = 0xFFFF
+
+    /// The login did not finish in time: the connection ends (the host may
+    /// have sent nothing at all, or stalled mid-negotiation).
+    private func loginTimedOut(after timeout: Duration, context: ChannelHandlerContext) {
+        loginTimer = nil
+        guard !closing, login != nil else { return }
+        logEnding("login not completed within login_timeout", context: context, ["login-timeout": "\(timeout)"])
+        closing = true
+        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         keepalive?.cancel()
         keepalive = nil
+        loginTimer?.cancel()
+        loginTimer = nil
+        deferredCommands.removeAll()
         closing = true
         session = nil
         login = nil
@@ -82,7 +127,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             environment.registry.startCleanup(key) { await executor.nexusLost(nexus) }
         }
         if let tsih = reservedTSIH { environment.registry.releaseTSIH(tsih) }
-        environment.registry.connectionClosed(connectionID)
+        reservedTSIH = nil
+        if admitted { environment.registry.connectionClosed(connectionID) }
         context.fireChannelInactive()
     }
 
@@ -148,8 +194,33 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func loginCompleted(_ response: LoginResponsePDU, _ outcome: LoginOutcome, context: ChannelHandlerContext) {
+    private func loginCompleted(_ final: LoginResponsePDU, _ completed: LoginOutcome, context: ChannelHandlerContext) {
         login = nil
+        // The host's part of login is over; what remains waits on the target only.
+        loginTimer?.cancel()
+        loginTimer = nil
+        var response = final
+        var outcome = completed
+        if completed.isLeadingConnection {
+            // RFC 7143 §11.13.4: a new session's TSIH is given in the final Login Response only.
+            guard let tsih = environment.registry.reserveTSIH() else {
+                // RFC 7143 §11.13.5: 0x0302 "Out of resources".
+                let failure = LoginResponsePDU.loginFailure(
+                    replacing: final, status: LoginStatus(statusClass: 3, statusDetail: 0x02))
+                logEnding("login refused: no TSIH free for a new session", context: context, ["status": "0x0302"])
+                sendThenClose(.loginResponse(failure), context: context)
+                return
+            }
+            reservedTSIH = tsih
+            response.tsih = tsih
+            outcome.tsih = tsih
+        }
+        startSession(response, outcome, context: context)
+    }
+
+    /// Login succeeded (the TSIH assigned): refuse a second connection, bind the
+    /// normal session to its device and nexus, then enter full feature phase.
+    private func startSession(_ response: LoginResponsePDU, _ outcome: LoginOutcome, context: ChannelHandlerContext) {
         initiatorName = outcome.initiatorName
         targetName = outcome.targetName
         if !outcome.isLeadingConnection {
@@ -215,18 +286,16 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     private func enterFullFeaturePhase(_ response: LoginResponsePDU, _ outcome: LoginOutcome, context: ChannelHandlerContext) {
         let parameters = outcome.parameters
         let configuration = environment.login()
-        if outcome.tsih != reservedTSIH, let tsih = reservedTSIH {
-            // The initiator joined an existing session; our reservation is not needed.
-            environment.registry.releaseTSIH(tsih)
-            reservedTSIH = nil
-        }
         session = SessionStateMachine(
             parameters: SessionParameters(
                 negotiated: parameters, queueDepth: environment.queueDepth,
-                nopInInterval: environment.nopInInterval, nopInTimeout: environment.nopInTimeout),
+                nopInInterval: environment.nopInInterval, nopInTimeout: environment.nopInTimeout,
+                maxImmediateCommands: environment.limits.maxImmediateCommands,
+                maxSolicitedWriteBytes: environment.limits.maxWriteBytesInFlight),
             expCmdSN: outcome.expCmdSN, statSN: outcome.statSN, maxCmdSN: response.maxCmdSN, cid: outcome.cid,
             allowsSCSI: outcome.sessionType == .normal,
-            textNegotiator: TextNegotiator(configuration: configuration, outcome: outcome), now: now)
+            textNegotiator: TextNegotiator(configuration: configuration, outcome: outcome),
+            dataOutLength: dataOutLengthOracle(), now: now)
         context.write(wrapOutboundOut(.loginResponse(response)), promise: nil)
         // RFC 7143 §13.1: digests start with the first PDU after the final login response.
         frameHandler.enableDigests(header: parameters.headerDigest, data: parameters.dataDigest)
@@ -373,7 +442,62 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
+    /// The SCSI layer's data-out length of a CDB (its descriptor table), for the
+    /// session machine to bound R2Ts and buffering by; nil in a discovery session.
+    private func dataOutLengthOracle() -> SessionStateMachine.DataOutLengthOracle? {
+        guard let executor, let nexus else { return nil }
+        return { lun, cdb in
+            let probe = SCSICommand(lun: lun, cdb: cdb, nexus: nexus, taskTag: 0, expectedDataTransferLength: 0)
+            return executor.expectedWriteLength(for: probe).map {
+                DataOutExpectation(length: $0, maximum: executor.maximumWriteLength(lun: lun))
+            }
+        }
+    }
+
+    // MARK: - Output backpressure
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The ReadGate in front stops and restarts reading; here the commands held back run.
+        if context.channel.isWritable { runDeferredCommands(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func runDeferredCommands(context: ChannelHandlerContext) {
+        while !closing, let next = deferredCommands.first, mayStart(next, context: context) {
+            deferredCommands.removeFirst()
+            start(next, context: context)
+        }
+    }
+
+    /// Data-In a command may produce, counted against ``ISCSIServerLimits/maxReadBytesInFlight``.
+    private static func readCost(_ command: SessionCommand) -> Int {
+        command.read ? Int(command.expectedDataTransferLength) : 0
+    }
+
+    /// The socket's queue is under the high-water mark and the command's Data-In fits
+    /// in the bound on reads in flight (a command alone always fits).
+    private func mayStart(_ command: SessionCommand, context: ChannelHandlerContext) -> Bool {
+        guard context.channel.isWritable else { return false }
+        let cost = Self.readCost(command)
+        guard cost > 0, readBytesInFlight > 0 else { return true }
+        return readBytesInFlight + cost <= environment.limits.maxReadBytesInFlight
+    }
+
     private func execute(_ command: SessionCommand, context: ChannelHandlerContext) {
+        // A host that does not read its responses cannot make the target produce
+        // more: while the socket's queue is above the high-water mark, or the
+        // reads running would produce more than maxReadBytesInFlight, commands
+        // wait (in order) here. Reading stops too while not writable, so at most
+        // the CmdSN window plus the immediate-command bound can wait.
+        guard deferredCommands.isEmpty, mayStart(command, context: context) else {
+            deferredCommands.append(command)
+            return
+        }
+        start(command, context: context)
+    }
+
+    /// Hands one command to the SCSI layer.
+    private func start(_ command: SessionCommand, context: ChannelHandlerContext) {
         guard let executor, let nexus else {
             // No SCSI in a discovery session; the machine refuses commands there.
             return
@@ -398,18 +522,19 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         scsiCommand.announced = command.announced
         let taskID = command.taskID
         let tag = command.initiatorTaskTag
+        let readCost = Self.readCost(command)
+        readBytesInFlight += readCost
         let eventLoop = context.eventLoop
         let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
-        let writeLength = command.write ? executor.expectedWriteLength(for: scsiCommand) : nil
         Task(executorPreference: taskExecutor(for: eventLoop)) {
             let response = await executor.execute(scsiCommand)
-            var converted = SCSIBridge.result(of: response, allocator: allocator)
-            converted.writeTransferLength = writeLength
-            let result = converted
+            // Write residuals come from the session machine (the CDB's length it learnt at arrival).
+            let result = SCSIBridge.result(of: response, allocator: allocator)
             let complete: @Sendable () -> Void = {
                 let bound = loopBound.value
                 bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
+                bound.0.readFinished(readCost, context: bound.1)
             }
             // With the loop as the task's executor this is the loop already; the
             // hop is for a device that resumed the task elsewhere.
@@ -441,6 +566,13 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// A started command ended: its Data-In is no longer being produced.
+    private func readFinished(_ cost: Int, context: ChannelHandlerContext) {
+        guard cost > 0 else { return }
+        readBytesInFlight -= cost
+        runDeferredCommands(context: context)
+    }
+
     private func commandCompleted(taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, context: ChannelHandlerContext) {
         guard !closing, session != nil else { return }
         session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: now, into: &actions)
@@ -453,17 +585,44 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             session?.taskManagementCompleted(initiatorTaskTag: request.initiatorTaskTag, response: .functionNotSupported, into: &actions)
             return
         }
+        let abortedHere = abortDeferredCommands(affectedBy: request)
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
         let tag = request.initiatorTaskTag
         let lun = request.lun
         Task(executorPreference: taskExecutor(for: eventLoop)) {
-            let result = await executor.taskManagement(function, lun: lun, nexus: nexus)
+            var result = await executor.taskManagement(function, lun: lun, nexus: nexus)
+            // The SCSI layer never saw a task that waited here: it was aborted all the same.
+            if abortedHere, request.function == .abortTask, result == .taskDoesNotExist { result = .functionComplete }
+            let response = SCSIBridge.responseCode(result)
             eventLoop.execute {
                 let bound = loopBound.value
-                bound.0.taskManagementCompleted(initiatorTaskTag: tag, response: SCSIBridge.responseCode(result), context: bound.1)
+                bound.0.taskManagementCompleted(initiatorTaskTag: tag, response: response, context: bound.1)
             }
         }
+    }
+
+    /// Commands held back by backpressure never reached the SCSI layer, so its task
+    /// management cannot see them: those the function covers end here, aborted
+    /// (SAM-5 §7, TAS=0: no response), as the SCSI layer would have ended them.
+    /// Returns whether any did.
+    private func abortDeferredCommands(affectedBy request: SessionTaskManagementRequest) -> Bool {
+        let affected: (SessionCommand) -> Bool
+        switch request.function {
+        case .abortTask: affected = { $0.initiatorTaskTag == request.referencedTaskTag }
+        case .abortTaskSet, .clearTaskSet, .logicalUnitReset: affected = { $0.lun == request.lun }
+        case .targetWarmReset, .targetColdReset: affected = { _ in true }
+        case .clearACA, .taskReassign: return false
+        }
+        let aborted = deferredCommands.filter(affected)
+        guard !aborted.isEmpty else { return false }
+        deferredCommands.removeAll(where: affected)
+        for command in aborted {
+            session?.commandCompleted(
+                taskID: command.taskID, initiatorTaskTag: command.initiatorTaskTag,
+                SessionCommandResult(status: 0, aborted: true), now: now, into: &actions)
+        }
+        return true
     }
 
     private func taskManagementCompleted(initiatorTaskTag: UInt32, response: TaskManagementResponseCode, context: ChannelHandlerContext) {

@@ -47,17 +47,25 @@ public final class ISCSIServer: Sendable {
                         configuration.targets.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }),
                     portalGroupTag: portal.portalGroupTag,
                     queueDepth: configuration.queueDepth, nopInInterval: configuration.nopInInterval,
-                    nopInTimeout: configuration.nopInTimeout, registry: registry, logger: logger)
+                    nopInTimeout: configuration.nopInTimeout, registry: registry, logger: logger,
+                    limits: configuration.limits)
+                let limits = configuration.limits
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 256)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelOption(.maxMessagesPerRead, value: 16)
+                    // Above the high mark the channel is not writable: ReadGate stops reading.
+                    .childChannelOption(
+                        .writeBufferWaterMark,
+                        value: ChannelOptions.Types.WriteBufferWaterMark(
+                            low: limits.writeBufferLowWaterMark, high: limits.writeBufferHighWaterMark)
+                    )
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             let frame = ISCSIFrameHandler()
                             let connection = ISCSIConnectionHandler(environment: environment, frameHandler: frame)
-                            try channel.pipeline.syncOperations.addHandlers(frame, connection)
+                            try channel.pipeline.syncOperations.addHandlers(ReadGate(), frame, connection)
                         }
                     }
                     .bind(host: portal.host, port: portal.port).get()

@@ -4,7 +4,8 @@ import SCSITarget
 
 /// The server's sessions across connections: TSIH assignment (unique, non-zero,
 /// RFC 7143 §11.12.6) and session reinstatement for the same
-/// (InitiatorName, ISID, TargetName) (RFC 7143 §6.3.5).
+/// (InitiatorName, ISID, TargetName) (RFC 7143 §6.3.5); and the node's
+/// connections, bounded in number overall and per initiator address.
 final class SessionRegistry: @unchecked Sendable {
     /// What names a session: the initiator port (name + ISID) and the target.
     struct Key: Hashable, Sendable {
@@ -27,7 +28,11 @@ final class SessionRegistry: @unchecked Sendable {
     private var usedTSIHs: Set<UInt16> = []
     private var nextTSIH: UInt16 = 1
     private var nextConnectionID: UInt64 = 1
-    private var connections: [UInt64: any Channel] = [:]
+    private var connections: [UInt64: (channel: any Channel, address: String)] = [:]
+    /// Open connections per remote IP address.
+    private var connectionsPerAddress: [String: Int] = [:]
+    /// The log line about refused connections, at most once a second.
+    private var refusalLog = RateLimitedLog(interval: .seconds(1))
     /// The nexus-loss cleanup of each session key still running, with its id.
     private var cleanups: [Key: (id: UInt64, task: Task<Void, Never>)] = [:]
     private var nextCleanupID: UInt64 = 1
@@ -106,22 +111,89 @@ final class SessionRegistry: @unchecked Sendable {
         }
     }
 
-    /// A connection opened (tracked for shutdown).
-    func connectionOpened(_ id: UInt64, channel: any Channel) {
-        lock.withLock { connections[id] = channel }
+    /// Why a connection was refused at accept.
+    enum ConnectionRefusal: Equatable, Sendable, CustomStringConvertible {
+        /// `max_connections` reached.
+        case nodeFull(limit: Int)
+        /// `max_connections_per_initiator_address` reached for this address.
+        case addressFull(limit: Int)
+
+        var description: String {
+            switch self {
+            case .nodeFull(let limit): "the node holds max_connections (\(limit)) connections"
+            case .addressFull(let limit):
+                "the initiator address holds max_connections_per_initiator_address (\(limit)) connections"
+            }
+        }
     }
 
-    /// A connection closed.
+    /// Counts a new connection from `address` (its IP) unless a bound is reached;
+    /// a refused one is not recorded (it takes no slot, no TSIH).
+    func admitConnection(
+        _ id: UInt64, channel: any Channel, address: String, limits: ISCSIServerLimits
+    ) -> ConnectionRefusal? {
+        lock.withLock {
+            if connections.count >= limits.maxConnections { return .nodeFull(limit: limits.maxConnections) }
+            let fromAddress = connectionsPerAddress[address, default: 0]
+            if fromAddress >= limits.maxConnectionsPerInitiatorAddress {
+                return .addressFull(limit: limits.maxConnectionsPerInitiatorAddress)
+            }
+            connections[id] = (channel, address)
+            connectionsPerAddress[address] = fromAddress + 1
+            return nil
+        }
+    }
+
+    /// Whether to log a refusal now, and how many went unlogged since the last line.
+    func shouldLogRefusal(now: ContinuousClock.Instant = .now) -> (log: Bool, suppressed: Int) {
+        lock.withLock { refusalLog.attempt(now: now) }
+    }
+
+    /// A connection closed (a refused one was never counted: nothing happens).
     func connectionClosed(_ id: UInt64) {
-        _ = lock.withLock { connections.removeValue(forKey: id) }
+        lock.withLock {
+            guard let closed = connections.removeValue(forKey: id) else { return }
+            let left = connectionsPerAddress[closed.address, default: 1] - 1
+            connectionsPerAddress[closed.address] = left > 0 ? left : nil
+        }
     }
 
     /// Every open connection.
-    var allConnections: [any Channel] { lock.withLock { Array(connections.values) } }
+    var allConnections: [any Channel] { lock.withLock { connections.values.map(\.channel) } }
+
+    /// Open connections, and those from `address`.
+    func connectionCount(from address: String? = nil) -> Int {
+        lock.withLock { address.map { connectionsPerAddress[$0, default: 0] } ?? connections.count }
+    }
+
+    /// TSIHs in use (sessions logged in, or logging in on a leading connection that has its TSIH).
+    var tsihsInUse: Int { lock.withLock { usedTSIHs.count } }
 
     /// Number of live normal sessions.
     var count: Int { lock.withLock { sessions.count } }
 
     /// Every live session's channel (for shutdown).
     var channels: [any Channel] { lock.withLock { sessions.values.map(\.channel) } }
+}
+
+/// At most one log line per `interval`; counts what it held back so the next
+/// line can say how many were suppressed. A host opening connections in a
+/// loop cannot fill the log.
+struct RateLimitedLog: Sendable {
+    let interval: Duration
+    private var lastLogged: ContinuousClock.Instant?
+    private var suppressed = 0
+
+    init(interval: Duration) { self.interval = interval }
+
+    /// Whether to log at `now`; when so, how many were suppressed before it.
+    mutating func attempt(now: ContinuousClock.Instant) -> (log: Bool, suppressed: Int) {
+        if let lastLogged, now - lastLogged < interval {
+            suppressed += 1
+            return (false, suppressed)
+        }
+        lastLogged = now
+        defer { suppressed = 0 }
+        return (true, suppressed)
+    }
 }

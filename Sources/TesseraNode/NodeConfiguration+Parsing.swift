@@ -1,5 +1,6 @@
 import ClusterModel
 import AIOBlockStorage
+import ISCSITargetServer
 import Logging
 import TOMLKit
 
@@ -159,11 +160,13 @@ struct ConfigurationReader {
     // MARK: Sections
 
     mutating func read(_ root: TOMLTable) -> NodeConfiguration {
-        checkKeys(root, "", allowed: ["node", "portal", "iscsi", "target", "discovery_chap", "cluster", "admin"])
+        checkKeys(
+            root, "", allowed: ["node", "portal", "iscsi", "target", "discovery_chap", "cluster", "admin", "limits"])
         var configuration = NodeConfiguration(portals: [], targets: [])
         if let node = table(root, "node", "") { configuration.node = readNode(node) }
         configuration.portals = readPortals(root)
         if let iscsi = table(root, "iscsi", "") { configuration.iscsi = readISCSI(iscsi) }
+        if let limits = table(root, "limits", "") { configuration.limits = readLimits(limits) }
         if let chap = table(root, "discovery_chap", "") {
             configuration.discoveryCHAP = readCHAP(chap, "discovery_chap")
         }
@@ -506,5 +509,51 @@ struct ConfigurationReader {
         lun.physicalBlockSize = physicalBlockSize.map { UInt32($0) }
         lun.backing = backing
         return lun
+    }
+
+    // MARK: [limits]
+
+    /// `[limits]`: what a host can make the portal hold (ISCSIServerLimits).
+    mutating func readLimits(_ table: TOMLTable) -> ISCSIServerLimits {
+        let path = "limits"
+        checkKeys(
+            table, path,
+            allowed: [
+                "login_timeout", "max_connections", "max_connections_per_initiator_address", "max_immediate_commands",
+                "write_buffer_high_water_mark", "write_buffer_low_water_mark", "max_read_bytes_in_flight",
+                "max_write_bytes_in_flight",
+            ])
+        var limits = ISCSIServerLimits()
+        if let value = integer(table, "login_timeout", path, in: 1...3600) { limits.loginTimeout = .seconds(value) }
+        if let value = integer(table, "max_connections", path, in: 1...1_048_576) { limits.maxConnections = value }
+        if let value = integer(table, "max_connections_per_initiator_address", path, in: 1...1_048_576) {
+            limits.maxConnectionsPerInitiatorAddress = value
+        }
+        if let value = integer(table, "max_immediate_commands", path, in: 1...65536) {
+            limits.maxImmediateCommands = value
+        }
+        // Bytes queued for one socket: 4 KiB to 1 GiB.
+        let marks = 4096...(1 << 30)
+        if let value = integer(table, "write_buffer_high_water_mark", path, in: marks) {
+            limits.writeBufferHighWaterMark = value
+        }
+        if let value = integer(table, "write_buffer_low_water_mark", path, in: marks) {
+            limits.writeBufferLowWaterMark = value
+        }
+        // Bytes of Data-In one connection's commands produce at once: 64 KiB to 1 GiB.
+        if let value = integer(table, "max_read_bytes_in_flight", path, in: 65536...(1 << 30)) {
+            limits.maxReadBytesInFlight = value
+        }
+        // Write data one session solicits at once: 64 KiB to 1 GiB.
+        if let value = integer(table, "max_write_bytes_in_flight", path, in: 65536...(1 << 30)) {
+            limits.maxWriteBytesInFlight = value
+        }
+        if limits.writeBufferLowWaterMark > limits.writeBufferHighWaterMark {
+            error(
+                "\(path).write_buffer_low_water_mark",
+                "\(limits.writeBufferLowWaterMark) exceeds write_buffer_high_water_mark "
+                    + "\(limits.writeBufferHighWaterMark)")
+        }
+        return limits
     }
 }

@@ -1,4 +1,5 @@
 import AIOBlockStorage
+import ISCSITargetServer
 import Logging
 
 /// A node's whole configuration, as read from TOML (`tesserad --config`) or
@@ -21,6 +22,8 @@ public struct NodeConfiguration: Sendable, Hashable {
     public var admin: AdminSettings?
     /// Problems that do not stop the node (short CHAP secrets, targets without LUNs).
     public var warnings: [ConfigurationDiagnostic]
+    /// `[limits]`: what a host can make the portal hold (login timeout, connection and command bounds, write buffer).
+    public var limits = ISCSIServerLimits()
 
     public init(
         node: NodeSettings = NodeSettings(), portals: [PortalConfiguration] = [PortalConfiguration()],

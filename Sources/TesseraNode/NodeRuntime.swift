@@ -110,6 +110,6 @@ enum NodeRuntime {
             targets: devices.mapValues { $0 as any SCSITaskExecutor },
             queueDepth: iscsi.queueDepth,
             nopInInterval: iscsi.nopInInterval == .zero ? nil : iscsi.nopInInterval,
-            nopInTimeout: iscsi.nopInTimeout)
+            nopInTimeout: iscsi.nopInTimeout, limits: configuration.limits)
     }
 }

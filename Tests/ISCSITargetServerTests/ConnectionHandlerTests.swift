@@ -16,19 +16,22 @@ struct ConnectionHandlerTests {
 
     func makeChannel(
         device: FakeSCSIDevice, registry: SessionRegistry = SessionRegistry(), logger: Logger = Logger(label: "test"),
-        nopInInterval: Duration? = nil, nopInTimeout: Duration = .seconds(30)
+        nopInInterval: Duration? = nil, nopInTimeout: Duration = .seconds(30),
+        limits: ISCSIServerLimits = ISCSIServerLimits(), peer: String = "127.0.0.1",
+        executor: (any SCSITaskExecutor)? = nil
     ) async throws -> NIOAsyncTestingChannel {
         let login = LoginConfiguration(targets: [TargetDescription(name: Self.target)])
         let environment = ConnectionEnvironment(
-            login: { login }, targets: [Self.target: device], portalGroupTag: 1, queueDepth: 32,
-            nopInInterval: nopInInterval, nopInTimeout: nopInTimeout, registry: registry, logger: logger)
+            login: { login }, targets: [Self.target: executor ?? device], portalGroupTag: 1, queueDepth: 32,
+            nopInInterval: nopInInterval, nopInTimeout: nopInTimeout, registry: registry, logger: logger,
+            limits: limits)
         let channel = NIOAsyncTestingChannel()
         try await channel.testingEventLoop.executeInContext {
             // Built on the loop: the handler is loop-bound, not Sendable.
             let handler = ISCSIConnectionHandler(environment: environment, frameHandler: ISCSIFrameHandler())
             try channel.pipeline.syncOperations.addHandler(handler)
         }
-        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 3260))
+        try await channel.connect(to: SocketAddress(ipAddress: peer, port: 3260))
         return channel
     }
 
