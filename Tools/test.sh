@@ -35,6 +35,11 @@ bash Tools/conformance/loopback.sh 2>&1 | tee .build/loopback.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/loopback.log
 
+stage "hostile hosts: login timeout, connection bounds, write data bounded by the CDB, immediate commands, a host that never reads"
+bash Tools/hostile/bounds.sh 2>&1 | tee .build/hostile-bounds.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/hostile-bounds.log
+
 stage "conformance: libiscsi iscsi-test-cu -t ALL, a read-only LUN, APTPL across kill -9"
 bash Tools/conformance/iscsi-test-all.sh 2>&1 | tee .build/conformance-all.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
