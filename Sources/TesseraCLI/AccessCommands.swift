@@ -158,9 +158,8 @@ struct CHAPCommand: AsyncParsableCommand {
             var stdinLines: [String] = []
             if secretStdin || mutualSecretStdin {
                 guard let text = environment.readStdin() else { throw CLIFailure("cannot read stdin", status: 2) }
-                stdinLines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-                    $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
-                }
+                // "\r\n" is one Character, and a newline.
+                stdinLines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
             }
             func file(_ path: String, _ option: String) throws(CLIFailure) -> String {
                 do {

@@ -117,7 +117,8 @@ final class AccessFakeState: AdminState {
         #expect(try status(added).acl == ["iqn.1994-05.com.redhat:h1", Self.host2])
         let chap = await send(
             "PUT", "/v1/targets/\(Self.target)/chap/\(Self.host2)",
-            json: #"{"user": "host2", "secret": "\#(Self.secret)", "mutual_user": "tgt", "mutual_secret": "\#(Self.mutualSecret)"}"#,
+            json:
+                #"{"user": "host2", "secret": "\#(Self.secret)", "mutual_user": "tgt", "mutual_secret": "\#(Self.mutualSecret)"}"#,
             state: state)
         #expect(chap.status == 200, "\(chap.body)")
         #expect(try status(chap).initiatorChap == [.init(initiator: Self.host2, user: "host2", mutual: true)])
@@ -257,7 +258,8 @@ final class AccessFakeState: AdminState {
     }
 
     @Test func secretsAreInNoDescriptionOfAChange() {
-        let setting = CHAPSetting(user: "host2", secret: Self.secret, mutualUser: "tgt", mutualSecret: Self.mutualSecret)
+        let setting = CHAPSetting(
+            user: "host2", secret: Self.secret, mutualUser: "tgt", mutualSecret: Self.mutualSecret)
         let change = AccessChange.setCHAP(target: Self.target, initiator: Self.host2, setting)
         var dumped = ""
         dump(change, to: &dumped)

@@ -46,7 +46,8 @@ private typealias S = LoginTestSupport
     }
 
     @Test func anInitiatorsOwnCHAPTakesThePlaceOfTheTargets() {
-        let own = CHAPCredentials(user: "host2", secret: "host2-secret-0", mutualUser: "t", mutualSecret: "t-secret-0123")
+        let own = CHAPCredentials(
+            user: "host2", secret: "host2-secret-0", mutualUser: "t", mutualSecret: "t-secret-0123")
         let shared = CHAPCredentials(user: "all", secret: "shared-secret-0")
         let access = TargetAccess(chap: shared, initiatorCHAP: ["iqn.2026-01.test:host2": own])
         #expect(access.chap(for: "iqn.2026-01.test:host2") == own)

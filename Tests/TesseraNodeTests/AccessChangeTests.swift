@@ -127,7 +127,9 @@ import Testing
         #expect(try decode(added).acl == ["iqn.1994-05.com.redhat:one", host2])
         let chap = await send(
             state, "PUT", "chap/\(host2)",
-            json: #"{"user": "host2", "secret": "\#(secret)", "mutual_user": "tgt2", "mutual_secret": "\#(mutualSecret)"}"#)
+            json:
+                #"{"user": "host2", "secret": "\#(secret)", "mutual_user": "tgt2", "mutual_secret": "\#(mutualSecret)"}"#
+        )
         answers.append(chap)
         #expect(chap.status == 200, "\(chap.body)")
         let status = try decode(chap)
@@ -162,7 +164,10 @@ import Testing
                 method: "POST", uri: "/v1/targets/iqn.2026-11.dev.tessera:nope/acls",
                 body: Array(#"{"initiator": "\#(host2)"}"#.utf8)), state: state, token: nil)
         #expect(unknown.status == 404)
-        #expect(try await StoreRepository(cluster.client).allowedInitiators(target: target) == ["iqn.1994-05.com.redhat:one"])
+        #expect(
+            try await StoreRepository(cluster.client).allowedInitiators(target: target) == [
+                "iqn.1994-05.com.redhat:one"
+            ])
 
         // One-way again: the mutual half goes; then the initiator's CHAP goes.
         let oneWay = await send(state, "PUT", "chap/\(host2)", json: #"{"user": "host2", "secret": "\#(secret)"}"#)
