@@ -22,12 +22,14 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              outside the ACL are refused; bad input exits 2 (a name) or 1 with the reason (a
              short secret, an unknown target, the last ACL entry); a request id replayed after
              the change was undone changes nothing; `acl remove` through node 1 refuses a new
-             login through node 2 within 5 s; no answer, output or log holds the secret
+             login through node 2 within 5 s; acl list shows every target; no answer or
+             output holds the secret
   failover   node 1 gets SIGKILL; `tessera --node <node1> --node <node2> lun show 0` answers
              through node 2 and (within 30 s) shows every replica on node 1 stale, and
              `cluster status` shows node 1 dead and its port group unavailable; then node 1
              restarts and `resync status` answers (every replica in sync again within 90 s)
-  nolog      the token string appears in no node's log (last, so it covers the whole run)
+  nolog      the token string and the CHAP secrets appear in no node's log (last, so it covers
+             the whole run)
 Then every node gets SIGTERM (SIGKILL after 10 s). Ends with "admin: N passed, M failed".
 
 Usage: admin-acceptance.py --tesserad BIN --tessera BIN [--base-port B] [--portal-base P] [--keep]
@@ -403,6 +405,9 @@ def check_access(c, r, work, args):
             rc == 1 and "last initiator" in err, short(out + err, 300))
     rc, out, err = cli("chap", "remove", c.target, SECOND, node=3)
     rc_list, listed, _ = cli("acl", "list", c.target, node=3)
+    rc_all, every, _ = cli("acl", "list", node=3)
+    r.check("access: acl list of every target shows the other target's CHAP as the target's",
+            rc_all == 0 and "user alice, mutual (target's)" in every and "any initiator" in every, short(every, 300))
     r.check("access: chap remove and acl list through node 3", rc == 0 and rc_list == 0 and "host2" not in listed
             and INITIATOR in listed, short(listed, 300))
     leaked = [f"tessera output {i}" for i, text in enumerate(outputs) if ACCESS_SECRET in text]
