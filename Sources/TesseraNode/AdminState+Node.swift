@@ -1,6 +1,7 @@
 import AdminAPI
 import ClusterModel
 import DistributedLUN
+import Logging
 import MetadataStore
 import SCSIWire
 import Synchronization
@@ -17,6 +18,7 @@ final class NodeAdminState: AdminState {
     private let cluster: ClusterNode
     private let served: ServedTargets
     private let runtime = Mutex<Runtime?>(nil)
+    private let logger: Logger
 
     /// What exists only once the node serves.
     private struct Runtime: Sendable {
@@ -25,9 +27,11 @@ final class NodeAdminState: AdminState {
         var data: DataPlane
     }
 
-    init(cluster: ClusterNode, served: ServedTargets) {
+    /// `logger` records each access change (never a secret: ``AccessChange`` redacts them).
+    init(cluster: ClusterNode, served: ServedTargets, logger: Logger = Logger(label: "tessera.admin")) {
         self.cluster = cluster
         self.served = served
+        self.logger = logger
     }
 
     /// Hands over the parts that report port groups, verdicts and resyncs.
@@ -205,8 +209,12 @@ final class NodeAdminState: AdminState {
                 try await Self.apply(change, to: StoreRepository(tx))
             }
             switch outcome {
-            case .applied(let name): stored = name
-            case .alreadyApplied: stored = nil
+            case .applied(let name):
+                stored = name
+                logger.notice("admin: \(change)", metadata: ["request-id": "\(id.rawValue)"])
+            case .alreadyApplied:
+                stored = nil
+                logger.info("admin: request already applied, nothing changed", metadata: ["request-id": "\(id.rawValue)"])
             }
         } catch let failure as AdminFailure {
             throw failure

@@ -39,7 +39,7 @@ public enum TesseraNode {
         // The admin endpoint answers while the cluster forms (health shows the
         // lease); it lists the served targets once they are loaded.
         let servedTargets = ServedTargets(configuration.targets)
-        let adminState = NodeAdminState(cluster: cluster, served: servedTargets)
+        let adminState = NodeAdminState(cluster: cluster, served: servedTargets, logger: logger)
         do {
             admin = try await startAdmin(
                 configuration: configuration, token: adminToken, state: adminState, logger: logger)
