@@ -140,6 +140,7 @@ let package = Package(
 
         // Admin HTTP endpoint (health, metrics) --------------------------------
         .target(name: "AdminAPI", dependencies: [
+            "ISCSISession",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

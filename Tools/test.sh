@@ -60,7 +60,7 @@ bash Tools/cluster/context-acceptance.sh 2>&1 | tee .build/cluster-context.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/cluster-context.log
 
-stage "admin API and tessera CLI: token, the same answers through every node, a killed node seen through the fallback"
+stage "admin API and tessera CLI: token, the same answers through every node, ACL and CHAP changes in force on every node's logins, a killed node seen through the fallback"
 bash Tools/cluster/admin-acceptance.sh 2>&1 | tee .build/cluster-admin.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/cluster-admin.log

@@ -356,13 +356,35 @@ public struct TargetStatus: Codable, Hashable, Sendable {
     public var acl: [String]
     /// CHAP required to log in, if any.
     public var chap: CHAP?
+    /// CHAP of single initiators, by initiator name; each takes the place of
+    /// ``chap`` for its initiator. Absent in answers of nodes that predate it.
+    public var initiatorChap: [InitiatorCHAP]?
 
-    public init(name: String, alias: String?, luns: [UInt64], acl: [String], chap: CHAP?) {
+    public init(
+        name: String, alias: String?, luns: [UInt64], acl: [String], chap: CHAP?, initiatorChap: [InitiatorCHAP]? = nil
+    ) {
         self.name = name
         self.alias = alias
         self.luns = luns
         self.acl = acl
         self.chap = chap
+        self.initiatorChap = initiatorChap
+    }
+
+    /// One initiator's CHAP as the API shows it: never the secret.
+    public struct InitiatorCHAP: Codable, Hashable, Sendable {
+        /// The initiator's iSCSI name.
+        public var initiator: String
+        /// CHAP_N it must send.
+        public var user: String
+        /// Whether the target authenticates itself too.
+        public var mutual: Bool
+
+        public init(initiator: String, user: String, mutual: Bool) {
+            self.initiator = initiator
+            self.user = user
+            self.mutual = mutual
+        }
     }
 
     /// CHAP as the API shows it.

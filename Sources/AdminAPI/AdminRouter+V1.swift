@@ -8,11 +8,19 @@ public struct AdminRequest: Hashable, Sendable {
     public var uri: String
     /// The `Authorization` header, if any.
     public var authorization: String?
+    /// The `Idempotency-Key` header, if any.
+    public var idempotencyKey: String?
+    /// The body (JSON for the changes; empty for a GET).
+    public var body: [UInt8]
 
-    public init(method: String, uri: String, authorization: String? = nil) {
+    public init(
+        method: String, uri: String, authorization: String? = nil, idempotencyKey: String? = nil, body: [UInt8] = []
+    ) {
         self.method = method
         self.uri = uri
         self.authorization = authorization
+        self.idempotencyKey = idempotencyKey
+        self.body = body
     }
 }
 
@@ -45,12 +53,28 @@ public enum AdminRoute: Hashable, Sendable {
     case reservations(LUNSelector)
     /// `GET /v1/targets`.
     case targets
+    /// `POST /v1/targets/{iqn}/acls`: adds an initiator to the ACL.
+    case acls(target: String)
+    /// `DELETE /v1/targets/{iqn}/acls/{initiator}`: removes it.
+    case acl(target: String, initiator: String)
+    /// `PUT` / `DELETE /v1/targets/{iqn}/chap/{initiator}`: one initiator's CHAP.
+    case chap(target: String, initiator: String)
 
     /// Whether the route needs the token (when one is configured).
     public var isProtected: Bool {
         switch self {
         case .health, .metrics: false
         default: true
+        }
+    }
+
+    /// The methods the route answers.
+    public var methods: [String] {
+        switch self {
+        case .acls: ["POST"]
+        case .acl: ["DELETE"]
+        case .chap: ["PUT", "DELETE"]
+        default: ["GET", "HEAD"]
         }
     }
 }
@@ -75,18 +99,29 @@ extension AdminRouter {
         case ["v1", "cluster"]: return .success(.cluster)
         case ["v1", "luns"]: return .success(.luns)
         case ["v1", "targets"]: return .success(.targets)
+        case _ where segments.count >= 4 && segments[0] == "v1" && segments[1] == "targets":
+            guard let target = segments[2].removingPercentEncoding, !target.isEmpty else { break }
+            let initiator = segments.count == 5 ? segments[4].removingPercentEncoding : nil
+            switch (segments[3], segments.count, initiator) {
+            case ("acls", 4, _): return .success(.acls(target: target))
+            case ("acls", 5, let initiator?): return .success(.acl(target: target, initiator: initiator))
+            case ("chap", 5, let initiator?): return .success(.chap(target: target, initiator: initiator))
+            default: break
+            }
         case _ where segments.count == 3 && segments[0] == "v1" && segments[1] == "luns":
             return selector(segments[2], query: query).map(AdminRoute.lun)
         case _
         where segments.count == 4 && segments[0] == "v1" && segments[1] == "luns" && segments[3] == "reservations":
             return selector(segments[2], query: query).map(AdminRoute.reservations)
         default:
-            return .failure(
-                AdminFailure(
-                    status: 404, error: "no resource at \(printable(path))",
-                    hint: "the API has /health, /metrics, /v1/cluster, /v1/luns, /v1/luns/{id}, "
-                        + "/v1/luns/{id}/reservations and /v1/targets"))
+            break
         }
+        return .failure(
+            AdminFailure(
+                status: 404, error: "no resource at \(printable(path))",
+                hint: "the API has /health, /metrics, /v1/cluster, /v1/luns, /v1/luns/{id}, "
+                    + "/v1/luns/{id}/reservations, /v1/targets, /v1/targets/{iqn}/acls[/{initiator}] "
+                    + "and /v1/targets/{iqn}/chap/{initiator}"))
     }
 
     /// Answers a request: 404 for an unknown path, 401 without the right
@@ -111,7 +146,7 @@ extension AdminRouter {
         if route.isProtected, let token, !token.accepts(authorization: request.authorization) {
             return unauthorized(request)
         }
-        guard allowedMethods.contains(request.method) else { return methodNotAllowed(request.method) }
+        guard route.methods.contains(request.method) else { return methodNotAllowed(request.method, route: route) }
         do {
             switch route {
             case .health, .metrics:
@@ -127,6 +162,8 @@ extension AdminRouter {
                 case .success(let lun): return ok(lun)
                 case .failure(let failure): return failure.response
                 }
+            case .acls, .acl, .chap:
+                return try await change(request, route: route, state: state)
             case .reservations(let selector):
                 switch pick(selector, from: try await state.luns()) {
                 case .failure(let failure): return failure.response
@@ -137,6 +174,8 @@ extension AdminRouter {
                     return ok(reservations)
                 }
             }
+        } catch let failure as AdminFailure {
+            return failure.response
         } catch {
             return AdminFailure(
                 status: 503, error: "this node cannot read the cluster state now: \(error)",
@@ -201,12 +240,13 @@ extension AdminRouter {
         return response
     }
 
-    private static func methodNotAllowed(_ method: String) -> AdminResponse {
+    private static func methodNotAllowed(_ method: String, route: AdminRoute? = nil) -> AdminResponse {
+        let methods = route?.methods ?? allowedMethods
         var response = AdminFailure(
             status: 405, error: "\(printable(method)) is not allowed here",
-            hint: "the admin API only reads so far: use GET"
+            hint: "this resource answers " + methods.joined(separator: ", ")
         ).response
-        response.headers["Allow"] = allowedMethods.joined(separator: ", ")
+        response.headers["Allow"] = methods.joined(separator: ", ")
         return response
     }
 
@@ -224,7 +264,7 @@ extension AdminRouter {
     }
 
     /// A request's text quoted for an error message: at most 100 characters, control characters escaped.
-    static func printable(_ text: String) -> String {
+    public static func printable(_ text: String) -> String {
         let clipped = text.count > 100 ? String(text.prefix(100)) + "…" : text
         return JSON.string(clipped)
     }
@@ -260,6 +300,8 @@ public struct AdminFailure: Error, Hashable, Sendable {
         case 401: "Unauthorized"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
+        case 409: "Conflict"
+        case 413: "Content Too Large"
         case 503: "Service Unavailable"
         default: "Error"
         }

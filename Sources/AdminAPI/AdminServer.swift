@@ -63,15 +63,19 @@ public final class AdminServer: Sendable {
     }
 }
 
-/// Answers each request from ``AdminRouter`` and closes the connection. The
-/// body of a request is ignored (every route is a GET).
+/// Answers each request from ``AdminRouter`` and closes the connection. A
+/// body is collected up to ``maximumBody`` bytes; a longer one gets 413. The
+/// handler logs nothing about a request (a body may hold a CHAP secret).
 final class AdminHTTPHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let state: any AdminState
     private let token: AdminToken?
-    private let request = NIOLockedValueBox<HTTPRequestHead?>(nil)
+    private let request = NIOLockedValueBox<(head: HTTPRequestHead, body: [UInt8], tooLarge: Bool)?>(nil)
+
+    /// The largest request body read (a change's JSON is a few hundred bytes).
+    static let maximumBody = 16 << 10
 
     init(state: any AdminState, token: AdminToken?) {
         self.state = state
@@ -81,13 +85,30 @@ final class AdminHTTPHandler: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            request.withLockedValue { $0 = head }
-        case .body:
-            break
+            request.withLockedValue { $0 = (head, [], false) }
+        case .body(let buffer):
+            request.withLockedValue { pending in
+                guard var current = pending, !current.tooLarge else { return }
+                if current.body.count + buffer.readableBytes > Self.maximumBody {
+                    current.tooLarge = true
+                    current.body = []
+                } else {
+                    current.body += buffer.readableBytesView
+                }
+                pending = current
+            }
         case .end:
-            guard let head = request.withLockedValue({ $0 }) else { return }
+            guard let (head, body, tooLarge) = request.withLockedValue({ $0 }) else { return }
+            if tooLarge {
+                let failure = AdminFailure(
+                    status: 413, error: "the body is longer than \(Self.maximumBody) bytes",
+                    hint: "a change's JSON is a few hundred bytes")
+                write(failure.response, head: head, context: context)
+                return
+            }
             let asked = AdminRequest(
-                method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "Authorization"))
+                method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "Authorization"),
+                idempotencyKey: head.headers.first(name: "Idempotency-Key"), body: body)
             let promise = context.eventLoop.makePromise(of: AdminResponse.self)
             let (state, token) = (self.state, self.token)
             promise.completeWithTask { await AdminRouter.respond(asked, state: state, token: token) }

@@ -13,6 +13,13 @@ public protocol AdminState: Sendable {
     func reservations(target: String, lun: UInt64) async throws -> ReservationStatus?
     /// Every target, by name.
     func targets() async throws -> [TargetStatus]
+    /// Applies one access change in one store transaction and returns the
+    /// target as it is afterwards; nil when there is no such target. With a
+    /// `requestID` that was applied before, nothing changes and the current
+    /// state is returned (a retry is harmless). Throws an ``AdminFailure``
+    /// for a change the state refuses (409, 404), ``AdminStateError`` when
+    /// the store cannot answer.
+    func apply(_ change: AccessChange, requestID: String?) async throws -> TargetStatus?
 }
 
 /// The node could not read what was asked (no store quorum, a store error).

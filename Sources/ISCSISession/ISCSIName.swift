@@ -1,12 +1,12 @@
 /// The shape of an iSCSI name (RFC 7143 §4.2.7), for telling a target name
 /// apart from a value that cannot be one (SendTargets=Alle).
-enum ISCSIName {
+public enum ISCSIName {
     /// RFC 7143 §4.2.7.1: an iSCSI name is at most 223 bytes.
-    static let maxLength = 223
+    public static let maxLength = 223
 
     /// Whether `name` has the form of an `iqn.`, `eui.` or `naa.` name.
     /// Compared after lower-casing, as names are normalized (RFC 7143 §4.2.7.2).
-    static func isWellFormed(_ name: String) -> Bool {
+    public static func isWellFormed(_ name: String) -> Bool {
         let bytes = Array(name.lowercased().utf8)
         guard bytes.count <= maxLength, bytes.count > 4 else { return false }
         // RFC 7143 §4.2.7.2: after normalization only dash, dot, colon, lower-case

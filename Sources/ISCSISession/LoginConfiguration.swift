@@ -53,9 +53,10 @@ public struct LoginConfiguration: Sendable {
         self.portalGroupTag = portalGroupTag
     }
 
-    /// The target called `name` (iSCSI names compare case-insensitively, RFC 7143 §4.2.7.1).
+    /// The target called `name` (iSCSI names compare case-insensitively, RFC 7143 §4.2.7.1),
+    /// with the ACL and CHAP in force now (``TargetDescription/snapshot``).
     public func target(named name: String) -> TargetDescription? {
         let lowered = name.lowercased()
-        return targets.first { $0.name.lowercased() == lowered }
+        return targets.first { $0.name.lowercased() == lowered }?.snapshot
     }
 }

@@ -275,7 +275,7 @@ public struct LoginStateMachine: Sendable {
 
     /// The CHAP credentials this login must prove, if any.
     private var credentialsRequired: CHAPCredentials? {
-        sessionType == .discovery ? configuration.discoveryCHAP : target?.chap
+        sessionType == .discovery ? configuration.discoveryCHAP : target?.chap(for: initiatorName ?? "")
     }
 
     /// Where one request leaves the security stage.

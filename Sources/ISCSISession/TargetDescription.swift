@@ -13,6 +13,13 @@ public struct TargetDescription: Sendable, Equatable {
     public var allowedInitiators: [String]
     /// CHAP credentials an initiator must prove; nil = AuthMethod=None is accepted.
     public var chap: CHAPCredentials?
+    /// CHAP credentials of one initiator, by its lower-cased name; they take
+    /// the place of ``chap`` for that initiator.
+    public var initiatorCHAP: [String: CHAPCredentials] = [:]
+    /// Where the ACL and CHAP are read while the node runs; when it holds an
+    /// entry for this target, that entry replaces ``allowedInitiators``,
+    /// ``chap`` and ``initiatorCHAP``.
+    public var accessRules: TargetAccessRules?
 
     /// Creates a target description.
     public init(
@@ -27,10 +34,32 @@ public struct TargetDescription: Sendable, Equatable {
         self.chap = chap
     }
 
+    /// The ACL and CHAP in force now: the live rules' entry, else this description's own.
+    public var access: TargetAccess {
+        accessRules?.access(target: name)
+            ?? TargetAccess(allowedInitiators: allowedInitiators, chap: chap, initiatorCHAP: initiatorCHAP)
+    }
+
+    /// This description with the access in force now written into it and no
+    /// live rules: what one login works with from start to end.
+    public var snapshot: TargetDescription {
+        var copy = self
+        let now = access
+        copy.allowedInitiators = now.allowedInitiators
+        copy.chap = now.chap
+        copy.initiatorCHAP = now.initiatorCHAP
+        copy.accessRules = nil
+        return copy
+    }
+
     /// Whether `initiatorName` passes this target's ACL (iSCSI names compare case-insensitively).
     public func allows(initiator initiatorName: String) -> Bool {
-        allowedInitiators.isEmpty
-            || allowedInitiators.contains { $0.lowercased() == initiatorName.lowercased() }
+        access.allows(initiator: initiatorName)
+    }
+
+    /// The CHAP credentials `initiatorName` must prove: its own, else the target's; nil = none.
+    public func chap(for initiatorName: String) -> CHAPCredentials? {
+        access.chap(for: initiatorName)
     }
 
     /// The SendTargets `TargetAddress` values, each with a portal group tag.

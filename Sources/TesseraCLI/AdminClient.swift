@@ -45,12 +45,36 @@ public struct AdminClient: Sendable {
 
     /// The body of `path` from the first node that answers it, and that node.
     public func get(_ path: String) async throws(CLIFailure) -> (body: [UInt8], node: NodeEndpoint) {
+        try await request("GET", path)
+    }
+
+    /// Sends a change to the first node that answers it. Every attempt
+    /// carries the same `Idempotency-Key`, so when a node took the change but
+    /// its answer was lost, the next node's attempt changes nothing again.
+    public func send(_ method: String, _ path: String, body: [UInt8], requestID: String) async throws(CLIFailure)
+        -> (body: [UInt8], node: NodeEndpoint)
+    {
+        try await request(method, path, body: body, extraHeaders: [("Idempotency-Key", requestID)])
+    }
+
+    /// `send` decoded as `T`.
+    public func send<T: Decodable>(
+        _ method: String, _ path: String, body: [UInt8], requestID: String, as type: T.Type
+    ) async throws(CLIFailure) -> (value: T, raw: [UInt8], node: NodeEndpoint) {
+        let (raw, node) = try await send(method, path, body: body, requestID: requestID)
+        return (try decode(T.self, raw, path: path, node: node), raw, node)
+    }
+
+    private func request(
+        _ method: String, _ path: String, body: [UInt8] = [], extraHeaders: [(String, String)] = []
+    ) async throws(CLIFailure) -> (body: [UInt8], node: NodeEndpoint) {
         var problems: [String] = []
-        let headers = token.map { [("Authorization", "Bearer \($0)")] } ?? []
+        let headers = (token.map { [("Authorization", "Bearer \($0)")] } ?? []) + extraHeaders
         for node in nodes {
             let answer: HTTPAnswer
             do {
-                answer = try await transport.get(node, path: path, headers: headers, timeout: timeout)
+                answer = try await transport.send(
+                    node, method: method, path: path, headers: headers, body: body, timeout: timeout)
             } catch {
                 note("\(node) did not answer: \(error)")
                 problems.append("\(node) (\(error))")
@@ -86,8 +110,14 @@ public struct AdminClient: Sendable {
         value: T, raw: [UInt8], node: NodeEndpoint
     ) {
         let (body, node) = try await get(path)
+        return (try decode(T.self, body, path: path, node: node), body, node)
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], path: String, node: NodeEndpoint)
+        throws(CLIFailure) -> T
+    {
         do {
-            return (try AdminJSON.decoder.decode(T.self, from: Data(body)), body, node)
+            return try AdminJSON.decoder.decode(T.self, from: Data(body))
         } catch {
             throw CLIFailure(
                 "\(node) answered \(path) with JSON this tessera does not understand (\(error)); "

@@ -26,6 +26,22 @@ public protocol AdminTransport: Sendable {
     /// not answer (refused, unreachable, timed out, closed early).
     func get(_ endpoint: NodeEndpoint, path: String, headers: [(String, String)], timeout: Duration) async throws
         -> HTTPAnswer
+    /// Sends `method` with a JSON `body` to `path` on `endpoint`; throws as ``get(_:path:headers:timeout:)``.
+    func send(
+        _ endpoint: NodeEndpoint, method: String, path: String, headers: [(String, String)], body: [UInt8],
+        timeout: Duration
+    ) async throws -> HTTPAnswer
+}
+
+extension AdminTransport {
+    /// A transport that only reads: a GET goes through ``get(_:path:headers:timeout:)``, anything else fails.
+    public func send(
+        _ endpoint: NodeEndpoint, method: String, path: String, headers: [(String, String)], body: [UInt8],
+        timeout: Duration
+    ) async throws -> HTTPAnswer {
+        guard method == "GET" else { throw TransportError(description: "this transport only reads") }
+        return try await get(endpoint, path: path, headers: headers, timeout: timeout)
+    }
 }
 
 /// A node's admin address.
@@ -74,6 +90,13 @@ public struct NIOAdminTransport: AdminTransport {
     public func get(_ endpoint: NodeEndpoint, path: String, headers: [(String, String)], timeout: Duration)
         async throws -> HTTPAnswer
     {
+        try await send(endpoint, method: "GET", path: path, headers: headers, body: [], timeout: timeout)
+    }
+
+    public func send(
+        _ endpoint: NodeEndpoint, method: String, path: String, headers: [(String, String)], body: [UInt8],
+        timeout: Duration
+    ) async throws -> HTTPAnswer {
         let group = MultiThreadedEventLoopGroup.singleton
         let milliseconds = Int64(
             timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
@@ -101,12 +124,21 @@ public struct NIOAdminTransport: AdminTransport {
             promise.fail(TransportError(description: "no answer within \(timeout)"))
             channel.close(promise: nil)
         }
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
         head.headers.add(name: "Host", value: endpoint.description)
         head.headers.add(name: "Accept", value: "application/json")
         head.headers.add(name: "Connection", value: "close")
+        if method != "GET" {
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: "\(body.count)")
+        }
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if !body.isEmpty {
+            var buffer = channel.allocator.buffer(capacity: body.count)
+            buffer.writeBytes(body)
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+        }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         defer {
             deadline.cancel()

@@ -87,17 +87,20 @@ public struct CLIEnvironment: Sendable {
     public var out: @Sendable (String) -> Void
     /// Writes to stderr.
     public var err: @Sendable (String) -> Void
+    /// Reads all of stdin (`--secret-stdin`); nil when it cannot be read.
+    public var readStdin: @Sendable () -> String?
 
     public init(
         variables: [String: String], transport: any AdminTransport,
         readFile: @escaping @Sendable (String) throws -> String, out: @escaping @Sendable (String) -> Void,
-        err: @escaping @Sendable (String) -> Void
+        err: @escaping @Sendable (String) -> Void, readStdin: @escaping @Sendable () -> String? = { nil }
     ) {
         self.variables = variables
         self.transport = transport
         self.readFile = readFile
         self.out = out
         self.err = err
+        self.readStdin = readStdin
     }
 
     /// The process's environment, NIO, the file system, stdout and stderr.
@@ -108,7 +111,12 @@ public struct CLIEnvironment: Sendable {
             out: { text in
                 FileHandle.standardOutput.write(Data(text.utf8))
             },
-            err: { text in FileHandle.standardError.write(Data(text.utf8)) })
+            err: { text in FileHandle.standardError.write(Data(text.utf8)) },
+            readStdin: {
+                // At most 64 KiB: two secrets of 255 bytes fit many times.
+                let data = FileHandle.standardInput.readData(ofLength: 64 << 10)
+                return String(data: data, encoding: .utf8)
+            })
     }
 }
 
@@ -118,9 +126,15 @@ protocol ReadingCommand: AsyncParsableCommand {
     var global: GlobalOptions { get }
     /// Reads through `client` and returns what to print.
     func output(_ client: AdminClient) async throws(CLIFailure) -> String
+    /// The same with the environment at hand (files, stdin); by default ``output(_:)``.
+    func output(_ client: AdminClient, environment: CLIEnvironment) async throws(CLIFailure) -> String
 }
 
 extension ReadingCommand {
+    func output(_ client: AdminClient, environment: CLIEnvironment) async throws(CLIFailure) -> String {
+        try await output(client)
+    }
+
     /// Runs the command against `environment`; returns the exit status (0, 1 or 2).
     func execute(in environment: CLIEnvironment) async -> Int32 {
         do throws(CLIFailure) {
@@ -131,7 +145,7 @@ extension ReadingCommand {
             let client = AdminClient(
                 nodes: nodes, token: token, transport: environment.transport,
                 note: { text in if verbose { err("tessera: \(text)\n") } })
-            environment.out(try await output(client))
+            environment.out(try await output(client, environment: environment))
             return 0
         } catch {
             environment.err("tessera: \(error.message)\n")

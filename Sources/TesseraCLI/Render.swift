@@ -123,6 +123,32 @@ enum Render {
         ).render()
     }
 
+    /// `tessera acl list|add|remove`, `tessera chap set|remove`: one row per
+    /// target and allowed initiator, with the CHAP that initiator must prove.
+    static func acl(_ targets: [TargetStatus]) -> String {
+        if targets.isEmpty { return "no targets\n" }
+        var rows: [[String]] = []
+        for t in targets {
+            let own = Dictionary(
+                (t.initiatorChap ?? []).map { ($0.initiator.lowercased(), $0) }, uniquingKeysWith: { first, _ in first })
+            func chap(_ initiator: String?) -> String {
+                if let initiator, let c = own[initiator.lowercased()] {
+                    return "user \(c.user)" + (c.mutual ? ", mutual" : "")
+                }
+                return t.chap.map { "user \($0.user)" + ($0.mutual ? ", mutual" : "") + " (target's)" } ?? "none"
+            }
+            if t.acl.isEmpty {
+                rows.append([t.name, "any initiator", chap(nil)])
+            }
+            for initiator in t.acl { rows.append([t.name, initiator, chap(initiator)]) }
+            // CHAP of initiators outside a non-empty ACL: set, but they cannot log in.
+            for c in t.initiatorChap ?? [] where !t.acl.isEmpty && !t.acl.contains(where: { $0.lowercased() == c.initiator.lowercased() }) {
+                rows.append([t.name, c.initiator + " (not in ACL)", chap(c.initiator)])
+            }
+        }
+        return TextTable(headers: ["TARGET", "INITIATOR", "CHAP"], rows: rows).render()
+    }
+
     /// `tessera resync status`: every replica that is not in sync, with the
     /// progress the answering node knows (it runs the resyncs it is primary for).
     static func resyncs(_ luns: [LUNStatus], answeredBy node: String) -> String {

@@ -18,8 +18,8 @@ public struct TesseraCommand: AsyncParsableCommand {
         commandName: "tessera",
         abstract: "Tessera management CLI.",
         discussion: """
-            Reads the cluster through any node's admin API ([admin] listen in the node's TOML). \
-            Exit status: 0 success, 1 failure, 2 usage error or a command that is not implemented yet.
+            Reads the cluster, and changes ACLs and CHAP, through any node's admin API \
+            ([admin] listen in the node's TOML). Exit status: 0 success, 1 failure, 2 usage error or a command that is not implemented yet.
             """,
         version: version,
         subcommands: [
@@ -43,7 +43,7 @@ let usageExitCode = ExitCode(2)
 /// Says plainly that `command` is not built, and exits 2.
 func notImplemented(_ command: String) throws -> Never {
     FileHandle.standardError.write(
-        Data("tessera \(command): not implemented yet (this version only reads the cluster)\n".utf8))
+        Data("tessera \(command): not implemented yet (this version reads the cluster and changes ACLs and CHAP only)\n".utf8))
     throw usageExitCode
 }
 
@@ -245,22 +245,6 @@ struct ResyncCommand: AsyncParsableCommand {
 }
 
 // MARK: not built yet
-
-/// `tessera acl`.
-struct ACLCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "acl", abstract: "Manage initiator ACLs (not implemented yet; tessera target list shows them).")
-    @Argument(parsing: .allUnrecognized) var rest: [String] = []
-    func run() async throws { try notImplemented("acl") }
-}
-
-/// `tessera chap`.
-struct CHAPCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "chap", abstract: "Manage CHAP credentials (not implemented yet).")
-    @Argument(parsing: .allUnrecognized) var rest: [String] = []
-    func run() async throws { try notImplemented("chap") }
-}
 
 /// `tessera node`.
 struct NodeCommand: AsyncParsableCommand {

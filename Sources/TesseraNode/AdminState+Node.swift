@@ -1,6 +1,7 @@
 import AdminAPI
 import ClusterModel
 import DistributedLUN
+import Logging
 import MetadataStore
 import SCSIWire
 import Synchronization
@@ -17,6 +18,7 @@ final class NodeAdminState: AdminState {
     private let cluster: ClusterNode
     private let served: ServedTargets
     private let runtime = Mutex<Runtime?>(nil)
+    private let logger: Logger
 
     /// What exists only once the node serves.
     private struct Runtime: Sendable {
@@ -25,9 +27,11 @@ final class NodeAdminState: AdminState {
         var data: DataPlane
     }
 
-    init(cluster: ClusterNode, served: ServedTargets) {
+    /// `logger` records each access change (never a secret: ``AccessChange`` redacts them).
+    init(cluster: ClusterNode, served: ServedTargets, logger: Logger = Logger(label: "tessera.admin")) {
         self.cluster = cluster
         self.served = served
+        self.logger = logger
     }
 
     /// Hands over the parts that report port groups, verdicts and resyncs.
@@ -172,17 +176,116 @@ final class NodeAdminState: AdminState {
             for target in try await repository.targets() {
                 let luns = try await repository.luns(target: target.iqn).map(\.key.lun)
                 let acl = try await repository.allowedInitiators(target: target.iqn)
-                // Only the name and whether it is mutual: the secrets stay in the store.
+                // Only the names and whether they are mutual: the secrets stay in the store.
                 let chap = try await repository.chap(target: target.iqn)
-                let initiator = chap.first { $0.direction == .initiator }
-                let mutual = chap.contains { $0.direction == .target }
+                func mutual(_ initiator: String) -> Bool {
+                    chap.contains { $0.direction == .target && $0.initiatorIQN == initiator }
+                }
+                let targetWide = chap.first { $0.direction == .initiator && $0.initiatorIQN.isEmpty }
+                let perInitiator = chap.filter { $0.direction == .initiator && !$0.initiatorIQN.isEmpty }.map {
+                    TargetStatus.InitiatorCHAP(
+                        initiator: $0.initiatorIQN, user: $0.username, mutual: mutual($0.initiatorIQN))
+                }
                 result.append(
                     TargetStatus(
                         name: target.iqn, alias: target.alias, luns: luns, acl: acl,
-                        chap: initiator.map { TargetStatus.CHAP(user: $0.username, mutual: mutual) }))
+                        chap: targetWide.map { TargetStatus.CHAP(user: $0.username, mutual: mutual("")) },
+                        initiatorChap: perInitiator))
             }
             return result
         }
+    }
+
+    /// Applies `change` in one store transaction through
+    /// ``MetadataStoreClient/mutate(requestID:_:)``: the request id (the
+    /// caller's, else a fresh one) is recorded with the change, so a retry
+    /// of a request whose answer was lost changes nothing again. Answers
+    /// with the target as the store holds it afterwards.
+    func apply(_ change: AccessChange, requestID: String?) async throws -> TargetStatus? {
+        let id = RequestID("admin-" + (requestID ?? RequestID.random().rawValue))
+        let stored: String?
+        do {
+            let outcome = try await cluster.client.mutate(requestID: id) { tx in
+                try await Self.apply(change, to: StoreRepository(tx))
+            }
+            switch outcome {
+            case .applied(let name):
+                stored = name
+                logger.notice("admin: \(change)", metadata: ["request-id": "\(id.rawValue)"])
+            case .alreadyApplied:
+                stored = nil
+                logger.info("admin: request already applied, nothing changed", metadata: ["request-id": "\(id.rawValue)"])
+            }
+        } catch let failure as AdminFailure {
+            throw failure
+        } catch {
+            throw AdminStateError("changing the access rules of \(change.target) failed: \(error)")
+        }
+        let lowered = change.target.lowercased()
+        return try await targets().first { $0.name == stored || $0.name.lowercased() == lowered }
+    }
+
+    /// The store statements of one change, on a transaction. Returns the
+    /// target's stored name. Throws an ``AdminFailure`` (which rolls the
+    /// transaction back) for an unknown target, for removing what is not
+    /// there, and for removing the last ACL entry: an empty ACL admits every
+    /// initiator, so emptying it would open the target instead of closing it.
+    static func apply(_ change: AccessChange, to repository: StoreRepository) async throws -> String {
+        let lowered = change.target.lowercased()
+        guard let target = try await repository.targets().first(where: { $0.iqn.lowercased() == lowered })?.iqn else {
+            throw AdminFailure(
+                status: 404, error: "no target \(AdminRouter.printable(change.target))",
+                hint: "GET /v1/targets (tessera target list) lists the targets")
+        }
+        let initiator = change.initiator
+        let acl = try await repository.allowedInitiators(target: target)
+        let chap = try await repository.chap(target: target).filter { $0.initiatorIQN.lowercased() == initiator }
+        switch change {
+        case .allow:
+            if !acl.contains(where: { $0.lowercased() == initiator }) {
+                try await repository.allowInitiator(initiator, target: target)
+            }
+        case .revoke:
+            let matching = acl.filter { $0.lowercased() == initiator }
+            guard !matching.isEmpty else {
+                throw AdminFailure(
+                    status: 404, error: "\(initiator) is not in the ACL of \(target)",
+                    hint: "tessera acl list \(target) shows the ACL")
+            }
+            guard matching.count < acl.count else {
+                throw AdminFailure(
+                    status: 409,
+                    error: "\(initiator) is the last initiator in the ACL of \(target); an empty ACL lets every "
+                        + "initiator log in",
+                    hint: "add the initiator that should remain first (tessera acl add \(target) IQN), then remove this one")
+            }
+            for name in matching { try await repository.revokeInitiator(name, target: target) }
+        case .setCHAP(_, _, let setting):
+            for record in chap where record.initiatorIQN != initiator {
+                try await repository.deleteCHAP(target: target, initiatorIQN: record.initiatorIQN, direction: record.direction)
+            }
+            try await repository.upsertCHAP(
+                CHAPRecord(
+                    targetIQN: target, initiatorIQN: initiator, direction: .initiator, username: setting.user,
+                    secret: setting.secret))
+            if let user = setting.mutualUser, let secret = setting.mutualSecret {
+                try await repository.upsertCHAP(
+                    CHAPRecord(
+                        targetIQN: target, initiatorIQN: initiator, direction: .target, username: user, secret: secret))
+            } else {
+                try await repository.deleteCHAP(target: target, initiatorIQN: initiator, direction: .target)
+            }
+        case .removeCHAP:
+            guard !chap.isEmpty else {
+                throw AdminFailure(
+                    status: 404, error: "\(initiator) has no CHAP credentials of its own on \(target)",
+                    hint: "tessera acl list \(target) shows who has")
+            }
+            for record in chap {
+                try await repository.deleteCHAP(target: target, initiatorIQN: record.initiatorIQN, direction: record.direction)
+            }
+        }
+        return target
     }
 
     /// Runs a store read; a failure becomes an ``AdminStateError`` naming what was read.

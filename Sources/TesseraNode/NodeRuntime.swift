@@ -78,14 +78,20 @@ enum NodeRuntime {
     /// and the negotiation offers from `[iscsi]`.
     /// `clusterPortals`, when given, is what SendTargets lists for every
     /// target: every member node's portals, each with its own group tag.
-    static func loginConfiguration(_ configuration: NodeConfiguration, clusterPortals: [String]? = nil) -> LoginConfiguration {
+    /// `accessRules`, when given, are the live ACL and CHAP every target's
+    /// login reads (``AccessRulesFollower``), in place of the configuration's.
+    static func loginConfiguration(
+        _ configuration: NodeConfiguration, clusterPortals: [String]? = nil, accessRules: TargetAccessRules? = nil
+    ) -> LoginConfiguration {
         let targets = configuration.targets.map { target in
-            TargetDescription(
+            var description = TargetDescription(
                 name: target.name, alias: target.alias,
                 portalGroupTag: portals(of: target, in: configuration).first?.groupTag ?? 1,
                 // RFC 7143 §13.3 / Appendix C: TargetAddress=domainname[:port][,portal-group-tag]
                 sendTargetsAddresses: clusterPortals ?? portals(of: target, in: configuration).map { "\($0.address),\($0.groupTag)" },
                 allowedInitiators: target.allowedInitiators, chap: credentials(target.chap))
+            description.accessRules = accessRules
+            return description
         }
         var login = LoginConfiguration(targets: targets, discoveryCHAP: credentials(configuration.discoveryCHAP))
         let iscsi = configuration.iscsi
@@ -99,14 +105,15 @@ enum NodeRuntime {
     }
 
     static func serverConfiguration(
-        _ configuration: NodeConfiguration, devices: [String: SCSITargetDevice], clusterPortals: [String]? = nil
+        _ configuration: NodeConfiguration, devices: [String: SCSITargetDevice], clusterPortals: [String]? = nil,
+        accessRules: TargetAccessRules? = nil
     ) -> ISCSIServerConfiguration {
         let iscsi = configuration.iscsi
         return ISCSIServerConfiguration(
             portals: configuration.portals.map {
                 .init(host: $0.host, port: Int($0.port), portalGroupTag: $0.groupTag)
             },
-            login: loginConfiguration(configuration, clusterPortals: clusterPortals),
+            login: loginConfiguration(configuration, clusterPortals: clusterPortals, accessRules: accessRules),
             targets: devices.mapValues { $0 as any SCSITaskExecutor },
             queueDepth: iscsi.queueDepth,
             nopInInterval: iscsi.nopInInterval == .zero ? nil : iscsi.nopInInterval,

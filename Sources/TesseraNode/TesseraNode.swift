@@ -3,6 +3,7 @@ import BlockStorage
 import ClusterModel
 import Dispatch
 import Logging
+import ISCSISession
 import ISCSITargetServer
 import Synchronization
 
@@ -38,7 +39,7 @@ public enum TesseraNode {
         // The admin endpoint answers while the cluster forms (health shows the
         // lease); it lists the served targets once they are loaded.
         let servedTargets = ServedTargets(configuration.targets)
-        let adminState = NodeAdminState(cluster: cluster, served: servedTargets)
+        let adminState = NodeAdminState(cluster: cluster, served: servedTargets, logger: logger)
         do {
             admin = try await startAdmin(
                 configuration: configuration, token: adminToken, state: adminState, logger: logger)
@@ -74,13 +75,20 @@ public enum TesseraNode {
         failover.start(isAlone: { [data] in data.members.count <= 1 })
         servedTargets.reportReplication { failover.health }
         adminState.attach(portGroups: portGroups, failover: failover, data: data)
+        // ACL and CHAP changes reach the logins without a restart (AccessRulesFollower.swift).
+        let accessRules = TargetAccessRules((try? await AccessRulesFollower.load(cluster.client)) ?? [:])
+        let accessFollower = Task {
+            await AccessRulesFollower.follow(client: cluster.client, rules: accessRules, logger: logger)
+        }
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(
-                served, devices: devices, clusterPortals: NodeRuntime.clusterPortals(data.members)),
+                served, devices: devices, clusterPortals: NodeRuntime.clusterPortals(data.members),
+                accessRules: accessRules),
             logger: logger)
         do {
             try await server.start()
         } catch {
+            accessFollower.cancel()
             await data.stop()
             await admin?.shutdown()
             await cluster.stop()
@@ -98,6 +106,7 @@ public enum TesseraNode {
         let received = await termination.wait()
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
         membership.cancel()
+        accessFollower.cancel()
         leaseFollower.cancel()
         failover.stop()
         await server.shutdown()

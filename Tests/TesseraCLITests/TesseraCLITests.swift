@@ -105,7 +105,7 @@ func run(
     @Test(arguments: [
         ["lun", "create", "--size", "10GiB"], ["lun", "resize", "0"], ["lun", "delete", "0"],
         ["target", "create", "iqn.x:y"],
-        ["acl", "add", "x"], ["chap", "set"], ["node", "add", "x"], ["node", "drain", "2"], ["node", "remove", "2"],
+        ["node", "add", "x"], ["node", "drain", "2"], ["node", "remove", "2"],
         ["session", "list"], ["session", "close", "1"], ["pr", "clear", "0"],
     ])
     func notBuiltCommandsParseAndAreNotReadingCommands(arguments: [String]) throws {

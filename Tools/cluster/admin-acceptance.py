@@ -15,11 +15,21 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              `tessera cluster status`, `lun show 0`, `pr show 0`, `target list` through node 2
              and through node 3 agree (same members, same sub-unit map, same PR state) and
              show the reservation; no answer holds a CHAP secret
+  access     with the CLI only: through node 2 `acl add` the acceptance initiator and a
+             second one and `chap set` per-initiator CHAP for the second (secret from a file,
+             then from stdin); then through node 3 (another node) iscsi-inq with the second
+             name and the right secret logs in within 5 s, a wrong secret, no CHAP, and a name
+             outside the ACL are refused; bad input exits 2 (a name) or 1 with the reason (a
+             short secret, an unknown target, the last ACL entry); a request id replayed after
+             the change was undone changes nothing; `acl remove` through node 1 refuses a new
+             login through node 2 within 5 s; acl list shows every target; no answer or
+             output holds the secret
   failover   node 1 gets SIGKILL; `tessera --node <node1> --node <node2> lun show 0` answers
              through node 2 and (within 30 s) shows every replica on node 1 stale, and
              `cluster status` shows node 1 dead and its port group unavailable; then node 1
              restarts and `resync status` answers (every replica in sync again within 90 s)
-  nolog      the token string appears in no node's log (last, so it covers the whole run)
+  nolog      the token string and the CHAP secrets appear in no node's log (last, so it covers
+             the whole run)
 Then every node gets SIGTERM (SIGKILL after 10 s). Ends with "admin: N passed, M failed".
 
 Usage: admin-acceptance.py --tesserad BIN --tessera BIN [--base-port B] [--portal-base P] [--keep]
@@ -46,9 +56,15 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "failover", "nolog"]
+ALL_CHECKS = ["refuse", "auth", "agree", "access", "failover", "nolog"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
+SECOND = "iqn.2026-11.dev.tessera:access-host2"
+STRANGER = "iqn.2026-11.dev.tessera:access-stranger"
+ACCESS_SECRET = "access-chap-secret-93f1c"
+WRONG_SECRET = "access-chap-wrong-00000"
+# How long a change may take to reach every node's logins (the follower reads once a second).
+ACCESS_BOUND = 5.0
 
 # A second target with CHAP on node 1, so the CHAP secrets are in the store.
 NODE1_EXTRA = f"""
@@ -67,9 +83,14 @@ sub_unit_size = "8MiB"
 """
 
 
-def http(port, path, token=None, method="GET", authorization=None, timeout=10):
+def http(port, path, token=None, method="GET", authorization=None, timeout=10, body=None, headers=None):
     """(status, headers, body text) of one request to 127.0.0.1:port."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=data)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     if authorization is not None:
         request.add_header("Authorization", authorization)
     elif token is not None:
@@ -83,15 +104,19 @@ def http(port, path, token=None, method="GET", authorization=None, timeout=10):
         return None, {}, str(e)
 
 
-def tessera(args, *cli, env_token=True, timeout=30):
-    """(exit status, stdout, stderr) of the CLI."""
+def tessera(args, *cli, env_token=True, timeout=30, stdin=None):
+    """(exit status, stdout, stderr) of the CLI; `stdin` text is fed to it."""
     env = dict(os.environ)
     env.pop("TESSERA_NODE", None)
     env.pop("TESSERA_TOKEN", None)
     if env_token:
         env["TESSERA_TOKEN"] = TOKEN
-    p = subprocess.run([args.tessera, *cli], capture_output=True, text=True, timeout=timeout, env=env,
-                       stdin=subprocess.DEVNULL)
+    if stdin is None:
+        p = subprocess.run([args.tessera, *cli], capture_output=True, text=True, timeout=timeout, env=env,
+                           stdin=subprocess.DEVNULL)
+    else:
+        p = subprocess.run([args.tessera, *cli], capture_output=True, text=True, timeout=timeout, env=env,
+                           input=stdin)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -260,9 +285,146 @@ def check_agree(c, r, work, args):
             not leaked, ", ".join(sorted(set(leaked))[:6]))
 
 
+def inq(c, node, initiator, user=None, secret=None):
+    """(exit status, output) of iscsi-inq on LUN 0 through `node`'s portal as `initiator`, with CHAP if given."""
+    auth = f"{user}%{secret}@" if user else ""
+    return run(["iscsi-inq", "-i", initiator, f"iscsi://{auth}127.0.0.1:{c.portal(node)}/{c.target}/0"], timeout=30)
+
+
+def until(predicate, bound):
+    """(whether `predicate()` held within `bound` seconds, seconds it took, its last value)."""
+    started = time.monotonic()
+    value = predicate()
+    while not value[0] and time.monotonic() - started < bound:
+        time.sleep(0.2)
+        value = predicate()
+    return value[0], time.monotonic() - started, value
+
+
+def check_access(c, r, work, args):
+    secret_file = os.path.join(work, "host2.secret")
+    with open(secret_file, "w") as f:
+        f.write(ACCESS_SECRET + "\n")
+    os.chmod(secret_file, 0o600)
+    outputs = []
+
+    def cli(*cmd, node, stdin=None):
+        rc, out, err = tessera(args, *cmd, *node_flag(c, node), stdin=stdin)
+        outputs.append(out + err)
+        save_sample(args, f"access-{len(outputs):02d}-" + "-".join(x for x in cmd[:2]) + f"-node{node}",
+                    "tessera " + " ".join(list(cmd) + node_flag(c, node)), out + err)
+        return rc, out, err
+
+    # Through node 2: the acceptance initiator first (so that the other checks' logins stay
+    # allowed once the ACL is not empty): then an initiator outside it is refused through node 3.
+    rc1, out1, err1 = cli("acl", "add", c.target, INITIATOR, node=2)
+    changed = time.monotonic()
+    refused, _, (_, (_, sout)) = until(lambda: (lambda res: (res[0] != 0, res))(inq(c, 3, SECOND)), ACCESS_BOUND)
+    info(f"{SECOND} refused through node 3 {time.monotonic() - changed:.2f} s after the first acl add")
+    r.check(f"access: once tessera acl add through node 2 made the ACL non-empty, {SECOND} is refused through "
+            f"node 3 within {ACCESS_BOUND:.0f} s", rc1 == 0 and refused and "Authorization failure" in sout,
+            short(out1 + err1 + sout, 300))
+    # The second initiator is added through node 2 and can log in through node 3.
+    rc2, out2, err2 = cli("acl", "add", c.target, SECOND, node=2)
+    changed = time.monotonic()
+    r.check("access: tessera acl add through node 2 exits 0 and lists both initiators",
+            rc2 == 0 and INITIATOR in out2 and SECOND in out2, short(out2 + err2, 300))
+    ok, _, (_, (_, aout)) = until(lambda: (lambda res: (res[0] == 0, res))(inq(c, 3, SECOND)), ACCESS_BOUND)
+    info(f"{SECOND} accepted through node 3 {time.monotonic() - changed:.2f} s after its acl add")
+    r.check(f"access: after acl add, iscsi-inq -i {SECOND} logs in through node 3 within {ACCESS_BOUND:.0f} s",
+            ok and "DIRECT_ACCESS" in aout, short(aout, 200))
+    # Per-initiator CHAP, the secret from a file.
+    rc, out, err = cli("chap", "set", c.target, SECOND, "--user", "host2", "--secret-file", secret_file, node=2)
+    changed = time.monotonic()
+    r.check("access: tessera chap set --secret-file through node 2 exits 0 and shows the user, not the secret",
+            rc == 0 and "user host2" in out and ACCESS_SECRET not in out + err, short(out + err, 300))
+    ok, _, (_, (_, wout)) = until(
+        lambda: (lambda res: (res[0] != 0, res))(inq(c, 3, SECOND, "host2", WRONG_SECRET)), ACCESS_BOUND)
+    info(f"a wrong secret refused through node 3 {time.monotonic() - changed:.2f} s after chap set")
+    r.check(f"access: after chap set, a wrong secret is refused through node 3 within {ACCESS_BOUND:.0f} s",
+            ok and "Authentication failure" in wout, short(wout, 200))
+    rc, out = inq(c, 3, SECOND, "host2", ACCESS_SECRET)
+    r.check(f"access: iscsi-inq -i {SECOND} with the right CHAP secret logs in through node 3",
+            rc == 0 and "DIRECT_ACCESS" in out, short(out, 200))
+    rc, out = inq(c, 3, SECOND)
+    r.check("access: the same initiator without CHAP is refused through node 3", rc != 0, short(out, 200))
+    rc, out = inq(c, 3, STRANGER, "host2", ACCESS_SECRET)
+    r.check("access: an initiator outside the ACL is refused through node 3, even with the secret", rc != 0
+            and "Authorization failure" in out, short(out, 200))
+    rc, out = inq(c, 3, INITIATOR)
+    r.check("access: the acceptance initiator (in the ACL, no CHAP of its own) still logs in", rc == 0,
+            short(out, 200))
+    # The secret from stdin, mutual CHAP; then the one-way credentials again.
+    rc, out, err = cli("chap", "set", c.target, SECOND, "--user", "host2", "--secret-stdin", "--mutual-user", "tgt2",
+                       "--mutual-secret-stdin", node=3, stdin=ACCESS_SECRET + "\nmutual-secret-for-host2\n")
+    r.check("access: chap set --secret-stdin --mutual-secret-stdin shows mutual CHAP", rc == 0 and "mutual" in out,
+            short(out + err, 300))
+    rc, out, err = cli("chap", "set", c.target, SECOND, "--user", "host2", "--secret-stdin", node=2,
+                       stdin=ACCESS_SECRET + "\n")
+    r.check("access: chap set --secret-stdin back to one-way CHAP", rc == 0 and "mutual" not in out,
+            short(out + err, 300))
+    # Bad input: exit 2 for a name tessera can check, 1 with the node's reason otherwise.
+    short_file = os.path.join(work, "short.secret")
+    with open(short_file, "w") as f:
+        f.write("tooshort\n")
+    bad = [cli("acl", "add", c.target, "host2", node=2), cli("chap", "set", c.target, SECOND, "--user", "u", node=2),
+           cli("chap", "set", c.target, SECOND, "--user", "u", "--secret-file", short_file, node=2),
+           cli("acl", "add", "iqn.2026-11.dev.tessera:nope", SECOND, node=2),
+           cli("acl", "remove", c.target, STRANGER, node=2)]
+    r.check("access: a bad initiator name and a missing secret exit 2; a short secret, an unknown target and "
+            "an initiator not in the ACL exit 1 with the reason",
+            [b[0] for b in bad] == [2, 2, 1, 1, 1] and "not an iSCSI initiator name" in bad[0][2]
+            and "12...255 bytes" in bad[2][2] and "no target" in bad[3][2] and "is not in the ACL" in bad[4][2],
+            "; ".join(f"{b[0]} {short(b[2], 90)}" for b in bad))
+    # A retry is harmless: a request id replayed after its change was undone changes nothing.
+    third = "iqn.2026-11.dev.tessera:access-retry"
+    path = f"/v1/targets/{c.target}/acls"
+    s1, _, b1 = http(c.admin(2), path, token=TOKEN, method="POST", body={"initiator": third},
+                     headers={"Idempotency-Key": "acceptance-retry-1"})
+    s2, _, b2 = http(c.admin(3), f"{path}/{third}", token=TOKEN, method="DELETE",
+                     headers={"Idempotency-Key": "acceptance-retry-2"})
+    s3, _, b3 = http(c.admin(1), path, token=TOKEN, method="POST", body={"initiator": third},
+                     headers={"Idempotency-Key": "acceptance-retry-1"})
+    acl = lambda body: (json.loads(body).get("acl") if body.startswith("{") else None) or []
+    r.check("access: POST acls with an Idempotency-Key, DELETE, then the same POST replayed: the replay "
+            "answers 200 and does not add the initiator again",
+            (s1, s2, s3) == (200, 200, 200) and third in acl(b1) and third not in acl(b2) and third not in acl(b3),
+            f"{s1} {s2} {s3} {short(b3, 200)}")
+    # Removing through node 1; a new login through node 2 is refused within the bound.
+    rc, out, err = cli("acl", "remove", c.target, SECOND, node=1)
+    changed = time.monotonic()
+    r.check("access: tessera acl remove through node 1 exits 0 and the ACL no longer lists it",
+            rc == 0 and (SECOND not in out or SECOND + " (not in ACL)" in out), short(out + err, 300))
+    ok, took, (_, (irc, iout)) = until(
+        lambda: (lambda res: (res[0] != 0, res))(inq(c, 2, SECOND, "host2", ACCESS_SECRET)), ACCESS_BOUND)
+    info(f"login through node 2 refused {time.monotonic() - changed:.2f} s after acl remove")
+    r.check(f"access: after acl remove, a new login through node 2 is refused within {ACCESS_BOUND:.0f} s",
+            ok, short(iout, 200))
+    rc, out, err = cli("acl", "remove", c.target, INITIATOR, node=1)
+    r.check("access: removing the last initiator of an ACL is refused (an empty ACL admits everyone)",
+            rc == 1 and "last initiator" in err, short(out + err, 300))
+    rc, out, err = cli("chap", "remove", c.target, SECOND, node=3)
+    rc_list, listed, _ = cli("acl", "list", c.target, node=3)
+    rc_all, every, _ = cli("acl", "list", node=3)
+    r.check("access: acl list of every target shows the other target's CHAP as the target's",
+            rc_all == 0 and "user alice, mutual (target's)" in every and "any initiator" in every, short(every, 300))
+    r.check("access: chap remove and acl list through node 3", rc == 0 and rc_list == 0 and "host2" not in listed
+            and INITIATOR in listed, short(listed, 300))
+    leaked = [f"tessera output {i}" for i, text in enumerate(outputs) if ACCESS_SECRET in text]
+    for i in localcluster.NODES:
+        for path in ("/v1/targets", "/v1/cluster", "/health"):
+            _, _, body = http(c.admin(i), path, token=TOKEN)
+            if ACCESS_SECRET in body:
+                leaked.append(f"node {i} {path}")
+    r.check("access: the CHAP secret is in no answer and no tessera output", not leaked, ", ".join(leaked))
+
+
 def check_nolog(c, r, work, args):
     hits = [i for i in localcluster.NODES if TOKEN in c.log_text(i)]
     r.check("nolog: the token string appears in no node's log", not hits, f"in the logs of nodes {hits}" if hits else "")
+    secrets = (ACCESS_SECRET, "mutual-secret-for-host2") + CHAP_SECRETS
+    hits = [i for i in localcluster.NODES if any(s in c.log_text(i) for s in secrets)]
+    r.check("nolog: no CHAP secret appears in any node's log", not hits, f"in the logs of nodes {hits}" if hits else "")
     lines = sum(len(c.log_text(i).splitlines()) for i in localcluster.NODES)
     info(f"searched {lines} log lines")
 
@@ -346,8 +508,8 @@ def check_failover(c, r, work, args):
             rc == 0 and "every replica is in sync" in out, short(out + err, 300))
 
 
-CHECKS = {"refuse": check_refuse, "auth": check_auth, "agree": check_agree, "nolog": check_nolog,
-          "failover": check_failover}
+CHECKS = {"refuse": check_refuse, "auth": check_auth, "agree": check_agree, "access": check_access,
+          "nolog": check_nolog, "failover": check_failover}
 
 
 def main():

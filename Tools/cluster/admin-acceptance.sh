@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The admin API and the tessera CLI against three real tesserad nodes from
 # Targets/cluster-node{1,2,3}.toml with a token in every [admin]: auth (401s),
-# the same answers through node 2 and node 3, no secret or token in any answer
-# or log, and a SIGKILLed node 1 seen through the fallback node (see
+# the same answers through node 2 and node 3, ACL and per-initiator CHAP set with
+# the CLI through one node and in force for iscsi-inq logins through another, no
+# secret or token in any answer or log, and a SIGKILLed node 1 seen through the fallback node (see
 # admin-acceptance.py for the checks).
 # Prints "PASS name"/"FAIL name" per check and "admin: N passed, N failed".
 # Usage: Tools/cluster/admin-acceptance.sh [--base-port B] [--portal-base P] [--keep] [--checks a,b,..] [--samples DIR]
