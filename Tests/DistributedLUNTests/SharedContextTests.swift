@@ -154,8 +154,14 @@ extension SCSIResponse {
             done.withLock { $0 = true }
             return response
         }
-        // Sleeping, not yielding in a loop: a spinning test starves the other tests' tasks.
-        try? await Task.sleep(for: .milliseconds(100))
+        // The change has gone to node 1 (polled with sleeps, not yields: a
+        // spinning test starves the other tests' tasks), and node 1 had time
+        // to start its abort; on a loaded run the push alone can take longer
+        // than any fixed pause.
+        for _ in 0..<1000 where !c.network.requests(from: Self.n2, to: Self.n1).contains(.contextChange) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        try? await Task.sleep(for: .milliseconds(200))
         #expect(!done.withLock { $0 }, "GOOD came before the aborted task on node 1 ended")
         _ = held.complete()
         #expect(await abort.value.status == .good)
