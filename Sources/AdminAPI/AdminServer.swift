@@ -38,6 +38,10 @@ public final class AdminServer: Sendable {
         let bound = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A client that closes its sending side after the request (busybox
+            // `nc`, `curl --http1.0` with a body from stdin) still gets the
+            // answer: the router's answer comes from a task, after the EOF.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
                     channel.pipeline.addHandler(AdminHTTPHandler(state: state, token: token))

@@ -23,10 +23,22 @@ import Testing
         func targets() async throws -> [TargetStatus] { [] }
     }
 
-    func withServer(_ body: (NodeEndpoint) async throws -> Void) async throws {
+    /// The same state, answering `/v1/luns` only after a pause.
+    struct SlowState: AdminState {
+        func health() -> HealthReport { State().health() }
+        func cluster() async throws -> ClusterStatus { try await State().cluster() }
+        func luns() async throws -> [LUNStatus] {
+            try await Task.sleep(for: .milliseconds(300))
+            return [sampleLUN]
+        }
+        func reservations(target: String, lun: UInt64) async throws -> ReservationStatus? { nil }
+        func targets() async throws -> [TargetStatus] { [] }
+    }
+
+    func withServer(state: any AdminState = State(), _ body: (NodeEndpoint) async throws -> Void) async throws {
         var logger = Logger(label: "test.admin")
         logger.logLevel = .critical
-        let server = AdminServer(host: "127.0.0.1", port: 0, logger: logger, token: AdminToken("tok"), state: State())
+        let server = AdminServer(host: "127.0.0.1", port: 0, logger: logger, token: AdminToken("tok"), state: state)
         try await server.start()
         let port = try #require(server.boundPort)
         do {
@@ -55,6 +67,18 @@ import Testing
         }
     }
 
+    /// busybox `nc` in the kernel-initiator guest closes its sending side
+    /// once the request is out; the answer must still come back.
+    @Test(.timeLimit(.minutes(1)))
+    func aClientThatClosesItsSendingSideGetsTheAnswer() async throws {
+        try await withServer(state: SlowState()) { node in
+            let answer = try halfClosedExchange(
+                port: node.port, "GET /v1/luns HTTP/1.0\r\nAuthorization: Bearer tok\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.0 200"), "\(answer.prefix(120))")
+            #expect(answer.contains("\"sub_units\""))
+        }
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func theCommandFallsBackOverTheWire() async throws {
         try await withServer { node in
@@ -76,4 +100,33 @@ import Testing
             #expect(output.err.withLock { $0 }.contains("answered by \(node)"))
         }
     }
+}
+
+/// Sends `request` on a new TCP connection to 127.0.0.1:`port`, shuts down
+/// the sending side, and reads until the server closes (at most 10 s).
+private func halfClosedExchange(port: Int, _ request: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let bytes = Array(request.utf8)
+    guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw POSIXError(.EIO) }
+    shutdown(fd, Int32(SHUT_WR))
+    var answer: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { break }
+        answer += chunk.prefix(count)
+    }
+    return String(decoding: answer, as: UTF8.self)
 }
