@@ -1,38 +1,9 @@
 import Foundation
 import ISCSISession
 
-/// CHAP credentials as a request sets them. The secrets never leave this
-/// value through its descriptions: printing or dumping it shows the users only.
-public struct CHAPSetting: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible,
-    CustomReflectable
-{
-    /// CHAP_N the initiator sends.
-    public var user: String
-    /// The secret the initiator proves it knows.
-    public var secret: String
-    /// CHAP_N the target answers with in mutual CHAP.
-    public var mutualUser: String?
-    /// The secret the target proves it knows in mutual CHAP.
-    public var mutualSecret: String?
-
-    public init(user: String, secret: String, mutualUser: String? = nil, mutualSecret: String? = nil) {
-        self.user = user
-        self.secret = secret
-        self.mutualUser = mutualUser
-        self.mutualSecret = mutualSecret
-    }
-
-    /// Whether the target authenticates itself too.
-    public var isMutual: Bool { mutualUser != nil && mutualSecret != nil }
-
-    public var description: String {
-        "CHAP(user: \(user), secret: <redacted>"
-            + (mutualUser.map { ", mutual_user: \($0), mutual_secret: <redacted>" } ?? "")
-            + ")"
-    }
-    public var debugDescription: String { description }
-    public var customMirror: Mirror { Mirror(self, children: ["user": user, "mutualUser": mutualUser as Any]) }
-}
+/// CHAP credentials as a request sets them: the login's own type, whose
+/// descriptions never show a secret.
+public typealias CHAPSetting = CHAPCredentials
 
 /// One change to a target's access rules, as a request asks for it (validated).
 public enum AccessChange: Hashable, Sendable, CustomStringConvertible {

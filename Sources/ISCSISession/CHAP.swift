@@ -1,7 +1,11 @@
 import COpenSSL
 
-/// CHAP secrets for one direction or both (RFC 7143 §12.1.3).
-public struct CHAPCredentials: Sendable, Equatable {
+/// CHAP secrets for one direction or both (RFC 7143 §12.1.3). The secrets
+/// never leave this value through its descriptions: printing or dumping it
+/// shows the users only.
+public struct CHAPCredentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     /// The name the initiator must send in CHAP_N.
     public var user: String
     /// The secret the initiator proves it knows.
@@ -18,6 +22,17 @@ public struct CHAPCredentials: Sendable, Equatable {
         self.mutualUser = mutualUser
         self.mutualSecret = mutualSecret
     }
+
+    /// Whether the target authenticates itself too.
+    public var isMutual: Bool { mutualUser != nil && mutualSecret != nil }
+
+    public var description: String {
+        "CHAP(user: \(user), secret: <redacted>"
+            + (mutualUser.map { ", mutual_user: \($0), mutual_secret: <redacted>" } ?? "")
+            + ")"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["user": user, "mutualUser": mutualUser as Any]) }
 }
 
 /// The CHAP digest algorithms the target accepts, by their CHAP_A number.
