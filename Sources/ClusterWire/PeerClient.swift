@@ -27,11 +27,18 @@ public final class PeerClient: PeerTransport {
     ///   - address: The peer port of a node, asked on every send (a new
     ///     connection goes to the address of the send that opens it); nil
     ///     for a node that is not known, whose requests get `unavailable`.
+    /// How long a new connection may wait for the peer's hello answer.
+    private let handshakeTimeout: TimeAmount
+    /// The default of that wait: a peer on the cluster network answers in well under a millisecond.
+    public static let defaultHandshakeTimeout = TimeAmount.milliseconds(500)
+
     public init(
         nodeID: NodeID, address: @escaping @Sendable (NodeID) -> NodeAddress?,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        handshakeTimeout: TimeAmount = PeerClient.defaultHandshakeTimeout,
         logger: Logger = Logger(label: "tessera.peer.client")
     ) {
+        self.handshakeTimeout = handshakeTimeout
         self.nodeID = nodeID
         self.address = address
         self.group = group
@@ -53,7 +60,8 @@ public final class PeerClient: PeerTransport {
             guard !state.isClosed else { return nil }
             if let connection = state.connections[node] { return connection }
             let connection = PeerClientConnection(
-                localNode: nodeID, remoteNode: node, eventLoop: group.next(), logger: logger)
+                localNode: nodeID, remoteNode: node, eventLoop: group.next(), handshakeTimeout: handshakeTimeout,
+                logger: logger)
             state.connections[node] = connection
             return connection
         }

@@ -13,7 +13,7 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
     /// How long connecting may take.
     static let connectTimeout = TimeAmount.milliseconds(500)
     /// How long the server may take to answer the hello.
-    static let handshakeTimeout = TimeAmount.milliseconds(500)
+    private let handshakeTimeout: TimeAmount
 
     let localNode: NodeID
     let remoteNode: NodeID
@@ -48,7 +48,11 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
     private var flushScheduled = false
     private var isClosed = false
 
-    init(localNode: NodeID, remoteNode: NodeID, eventLoop: any EventLoop, logger: Logger) {
+    init(
+        localNode: NodeID, remoteNode: NodeID, eventLoop: any EventLoop,
+        handshakeTimeout: TimeAmount = PeerClient.defaultHandshakeTimeout, logger: Logger
+    ) {
+        self.handshakeTimeout = handshakeTimeout
         self.localNode = localNode
         self.remoteNode = remoteNode
         self.eventLoop = eventLoop
@@ -161,7 +165,7 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
                     minVersion: PeerFrame.protocolVersions.lowerBound,
                     maxVersion: PeerFrame.protocolVersions.upperBound, nodeID: localNode)),
             promise: nil)
-        handshakeTimer = eventLoop.scheduleTask(in: Self.handshakeTimeout) {
+        handshakeTimer = eventLoop.scheduleTask(in: handshakeTimeout) {
             guard generation == self.generation, case .handshaking = self.phase else { return }
             self.logger.notice("no helloAck in time; closing")
             self.connectionLost(generation: generation, reason: "\(self.remoteNode) did not answer hello in time")

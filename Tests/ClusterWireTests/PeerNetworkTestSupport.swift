@@ -121,7 +121,7 @@ struct PeerHarness {
             nodeID: clientNode,
             address: { node in
                 node == serverNode ? NodeAddress(host: "127.0.0.1", port: port) : nil
-            })
+            }, handshakeTimeout: .seconds(10))
         return PeerHarness(server: server, client: client, port: port)
     }
 
