@@ -21,6 +21,7 @@ let package = Package(
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
         .systemLibrary(name: "CAIO", path: "Sources/CAIO", providers: [.apt(["libaio-dev"])]),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CClusterAuth", path: "Sources/CClusterAuth", linkerSettings: [.linkedLibrary("crypto")]),
 
         // Pure protocol cores -----------------------------------------------
         .target(name: "ISCSIWire", dependencies: [
@@ -45,7 +46,7 @@ let package = Package(
         ]),
         .target(name: "TesseraNode", dependencies: [
             "ISCSITargetServer", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "ISCSISession",
-            "MetadataStore", "ClusterModel", "AdminAPI", "DistributedLUN", "ClusterWire",
+            "MetadataStore", "ClusterModel", "AdminAPI", "DistributedLUN", "ClusterWire", "ClusterAuth",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -98,10 +99,10 @@ let package = Package(
 
         // Metadata store (dqlite) -------------------------------------------
         .systemLibrary(name: "CDqlite", path: "Sources/CDqlite", pkgConfig: "dqlite", providers: [.apt(["libdqlite-dev"])]),
-        .target(name: "CDqliteShim", dependencies: ["CDqlite"], path: "Sources/CDqliteShim"),
+        .target(name: "CDqliteShim", dependencies: ["CDqlite", "CClusterAuth"], path: "Sources/CDqliteShim"),
         .target(name: "ClusterModel", dependencies: ["BlockStorage"]),
         .target(name: "MetadataStore", dependencies: [
-            "ClusterModel", "CDqlite", "CDqliteShim",
+            "ClusterModel", "ClusterAuth", "CDqlite", "CDqliteShim",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -111,7 +112,7 @@ let package = Package(
             "MetadataStore", "ClusterModel",
         ]),
         .testTarget(name: "MetadataStoreTests", dependencies: [
-            "MetadataStore", "ClusterModel",
+            "MetadataStore", "ClusterModel", "ClusterAuth",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
@@ -121,10 +122,22 @@ let package = Package(
             "BlockStorage", "ClusterModel", "SCSITarget",
         ]),
         .target(name: "ClusterWire", dependencies: [
-            "ClusterModel", "BlockStorage",
+            "ClusterModel", "ClusterAuth", "BlockStorage",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Cluster authentication: the handshake every store and peer connection opens with.
+        .target(name: "ClusterAuth", dependencies: [
+            "CClusterAuth",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "ClusterAuthTests", dependencies: [
+            "ClusterAuth", "CClusterAuth",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ClusterModelTests", dependencies: ["ClusterModel", "BlockStorage"]),
@@ -132,7 +145,7 @@ let package = Package(
             "DistributedLUN", "ClusterModel", "BlockStorage", "TesseraTestKit", "SCSITarget", "SCSIWire",
         ]),
         .testTarget(name: "ClusterWireTests", dependencies: [
-            "ClusterWire", "ClusterModel", "BlockStorage",
+            "ClusterWire", "ClusterModel", "ClusterAuth", "BlockStorage",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

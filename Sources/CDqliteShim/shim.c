@@ -1,5 +1,11 @@
 #include "CDqliteShim.h"
 
+#include <CClusterAuth.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/un.h>
+
 #include <dqlite.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -10,9 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int tessera_dqlite_connect_nodelay(void *arg, const char *address, int *fd)
+/* Connects to "host:port" over TCP with TCP_NODELAY. */
+static int connect_tcp(const char *address, int *fd)
 {
-	(void)arg;
 	char host[256];
 	const char *port;
 	const char *colon = strrchr(address, ':');
@@ -61,9 +67,94 @@ int tessera_dqlite_connect_nodelay(void *arg, const char *address, int *fd)
 	return rv;
 }
 
+int tessera_dqlite_connect_nodelay(void *arg, const char *address, int *fd)
+{
+	(void)arg;
+	return connect_tcp(address, fd);
+}
+
 int tessera_dqlite_install_nodelay_connect(struct dqlite_node *node)
 {
 	return dqlite_node_set_connect_func(node, tessera_dqlite_connect_nodelay, NULL);
+}
+
+struct tessera_dqlite_secret {
+	size_t length;
+	uint8_t bytes[];
+};
+
+/* The handshake's bound: Raft connects from libuv's thread pool, and a
+ * member that accepts TCP but never answers (SIGSTOP) must not hold a worker
+ * for long. */
+#define AUTHENTICATED_CONNECT_TIMEOUT_MS 2000
+
+int tessera_dqlite_connect_authenticated(void *arg, const char *address, int *fd)
+{
+	const struct tessera_dqlite_secret *secret = arg;
+	int sock = -1;
+	if (connect_tcp(address, &sock) != 0) {
+		return DQLITE_ERROR;
+	}
+	if (tessera_auth_initiate(sock, secret->bytes, secret->length, TESSERA_AUTH_PURPOSE_STORE,
+				  AUTHENTICATED_CONNECT_TIMEOUT_MS) != 0) {
+		close(sock);
+		return DQLITE_ERROR;
+	}
+	*fd = sock;
+	return 0;
+}
+
+void *tessera_dqlite_install_authenticated_connect(struct dqlite_node *node, const unsigned char *secret, unsigned long length,
+						   int *rc)
+{
+	struct tessera_dqlite_secret *copy = malloc(sizeof *copy + length);
+	if (copy == NULL) {
+		*rc = DQLITE_NOMEM;
+		return NULL;
+	}
+	copy->length = length;
+	memcpy(copy->bytes, secret, length);
+	*rc = dqlite_node_set_connect_func(node, tessera_dqlite_connect_authenticated, copy);
+	if (*rc != 0) {
+		free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+void tessera_dqlite_free_connect_secret(void *secret)
+{
+	struct tessera_dqlite_secret *copy = secret;
+	if (copy != NULL) {
+		tessera_auth_wipe(copy->bytes, copy->length);
+		free(copy);
+	}
+}
+
+int tessera_connect_abstract(const char *name)
+{
+	struct sockaddr_un address;
+	size_t length = strlen(name);
+	if (length + 1 > sizeof address.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memset(&address, 0, sizeof address);
+	address.sun_family = AF_UNIX;
+	/* Abstract namespace: sun_path starts with a NUL byte. */
+	memcpy(address.sun_path + 1, name, length);
+	int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0) {
+		return -1;
+	}
+	socklen_t size = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+	if (connect(sock, (struct sockaddr *)&address, size) != 0) {
+		int saved = errno;
+		close(sock);
+		errno = saved;
+		return -1;
+	}
+	return sock;
 }
 
 void tessera_ignore_sigpipe(void)

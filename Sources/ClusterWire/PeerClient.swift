@@ -1,3 +1,4 @@
+import ClusterAuth
 import ClusterModel
 import Logging
 import NIOConcurrencyHelpers
@@ -29,16 +30,19 @@ public final class PeerClient: PeerTransport {
     ///     for a node that is not known, whose requests get `unavailable`.
     /// How long a new connection may wait for the peer's hello answer.
     private let handshakeTimeout: TimeAmount
+    /// The cluster secret every connection proves before its hello.
+    private let secret: ClusterSecret?
     /// The default of that wait: a peer on the cluster network answers in well under a millisecond.
     public static let defaultHandshakeTimeout = TimeAmount.milliseconds(500)
 
     public init(
         nodeID: NodeID, address: @escaping @Sendable (NodeID) -> NodeAddress?,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        handshakeTimeout: TimeAmount = PeerClient.defaultHandshakeTimeout,
+        handshakeTimeout: TimeAmount = PeerClient.defaultHandshakeTimeout, secret: ClusterSecret? = nil,
         logger: Logger = Logger(label: "tessera.peer.client")
     ) {
         self.handshakeTimeout = handshakeTimeout
+        self.secret = secret
         self.nodeID = nodeID
         self.address = address
         self.group = group
@@ -61,7 +65,7 @@ public final class PeerClient: PeerTransport {
             if let connection = state.connections[node] { return connection }
             let connection = PeerClientConnection(
                 localNode: nodeID, remoteNode: node, eventLoop: group.next(), handshakeTimeout: handshakeTimeout,
-                logger: logger)
+                secret: secret, logger: logger)
             state.connections[node] = connection
             return connection
         }

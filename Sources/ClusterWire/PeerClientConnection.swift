@@ -1,3 +1,4 @@
+import ClusterAuth
 import ClusterModel
 import Logging
 import NIOCore
@@ -14,6 +15,9 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
     static let connectTimeout = TimeAmount.milliseconds(500)
     /// How long the server may take to answer the hello.
     private let handshakeTimeout: TimeAmount
+    /// The cluster secret this node proves before its hello (the handshake
+    /// holds the hello until the server accepted); nil sends the hello at once.
+    private let secret: ClusterSecret?
 
     let localNode: NodeID
     let remoteNode: NodeID
@@ -50,9 +54,10 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
 
     init(
         localNode: NodeID, remoteNode: NodeID, eventLoop: any EventLoop,
-        handshakeTimeout: TimeAmount = PeerClient.defaultHandshakeTimeout, logger: Logger
+        handshakeTimeout: TimeAmount = PeerClient.defaultHandshakeTimeout, secret: ClusterSecret? = nil, logger: Logger
     ) {
         self.handshakeTimeout = handshakeTimeout
+        self.secret = secret
         self.localNode = localNode
         self.remoteNode = remoteNode
         self.eventLoop = eventLoop
@@ -134,8 +139,13 @@ final class PeerClientConnection: @unchecked Sendable {  // mutable state confin
         if let userTimeout = PeerSocketOptions.userTimeout {
             bootstrap = bootstrap.channelOption(userTimeout, value: PeerSocketOptions.userTimeoutMilliseconds)
         }
+        let (secret, handshakeTimeout) = (secret, handshakeTimeout)
         bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
+                if let secret {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClusterAuthInitiatorHandler(secret: secret, purpose: .peer, timeout: handshakeTimeout))
+                }
                 try channel.pipeline.syncOperations.addHandlers(
                     ByteToMessageHandler(PeerFrameDecoder()),
                     PeerFrameEncoder(),

@@ -1,3 +1,4 @@
+import ClusterAuth
 import ClusterModel
 import Logging
 import NIOConcurrencyHelpers
@@ -7,7 +8,9 @@ import NIOPosix
 /// The peer port: accepts connections from other nodes and answers their
 /// requests with a ``PeerRequestHandler``.
 ///
-/// Per connection the first frame must be a hello; the server answers with
+/// With a cluster secret, a connection must first prove it (the cluster
+/// handshake, purpose peer); nothing it sends before reaches the frame
+/// decoder. Per connection the first frame must then be a hello; the server answers with
 /// the highest common version. Then requests run concurrently (at most
 /// ``maxInFlightPerConnection``, beyond which the connection stops reading)
 /// and replies go out as they complete. Undecodable bytes, an oversized
@@ -27,6 +30,7 @@ public final class PeerServer: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let helloTimeout: TimeAmount
+    private let secret: ClusterSecret?
     private let state = NIOLockedValueBox(ServerState())
 
     private struct ServerState {
@@ -42,10 +46,11 @@ public final class PeerServer: Sendable {
     public init(
         host: String, port: Int, nodeID: NodeID, handler: any PeerRequestHandler,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        helloTimeout: TimeAmount = PeerServer.defaultHelloTimeout,
+        helloTimeout: TimeAmount = PeerServer.defaultHelloTimeout, secret: ClusterSecret? = nil,
         logger: Logger = Logger(label: "tessera.peer")
     ) {
         self.helloTimeout = helloTimeout
+        self.secret = secret
         self.host = host
         self.port = port
         self.nodeID = nodeID
@@ -59,7 +64,7 @@ public final class PeerServer: Sendable {
     /// Binds the port and starts accepting connections. A server starts once;
     /// after ``shutdown()`` make a new one (on the same port if wanted).
     public func start() async throws {
-        let (nodeID, handler, logger, state, helloTimeout) = (nodeID, handler, logger, state, helloTimeout)
+        let (nodeID, handler, logger, state, helloTimeout, secret) = (nodeID, handler, logger, state, helloTimeout, secret)
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -79,6 +84,11 @@ public final class PeerServer: Sendable {
                 _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
             }
             return channel.eventLoop.makeCompletedFuture {
+                if let secret {
+                    // The hello timer below bounds the handshake as well.
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClusterAuthResponderHandler(secret: secret, purpose: .peer, timeout: helloTimeout, logger: logger))
+                }
                 try channel.pipeline.syncOperations.addHandlers(
                     ByteToMessageHandler(PeerFrameDecoder()),
                     PeerFrameEncoder(),

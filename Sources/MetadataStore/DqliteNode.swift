@@ -1,5 +1,6 @@
 import CDqlite
 import CDqliteShim
+import ClusterAuth
 import ClusterModel
 import Foundation
 import Logging
@@ -31,11 +32,18 @@ public struct DqliteNodeConfiguration: Sendable {
     public var networkLatencyMilliseconds: UInt32
     /// Failure domain tag reported by DESCRIBE.
     public var failureDomain: UInt64?
+    /// The cluster secret. With one, the node binds an abstract Unix socket
+    /// only its own process can reach (a ``StoreTunnel`` on `address` leads
+    /// there after the cluster handshake), and every Raft connection it opens
+    /// proves the secret first. Without one it listens on `address` itself,
+    /// open to anyone who reaches it (tests and the store benchmark).
+    public var secret: ClusterSecret?
 
     public init(
         id: NodeID, address: NodeAddress, bindAddress: NodeAddress? = nil, dataDirectory: String,
-        networkLatencyMilliseconds: UInt32 = 20, failureDomain: UInt64? = nil
+        networkLatencyMilliseconds: UInt32 = 20, failureDomain: UInt64? = nil, secret: ClusterSecret? = nil
     ) {
+        self.secret = secret
         self.id = id
         self.address = address
         self.bindAddress = bindAddress
@@ -55,6 +63,8 @@ public final class DqliteNode: @unchecked Sendable {
     private let lock = NSLock()
     private var handle: OpaquePointer?
     private var running = false
+    /// libdqlite's copy of the secret for its connect function; freed after the node.
+    private var connectSecret: UnsafeMutableRawPointer?
 
     /// Creates and configures the node (does not start it). Ignores SIGPIPE for
     /// the process: a peer that dies otherwise kills the survivors.
@@ -84,16 +94,24 @@ public final class DqliteNode: @unchecked Sendable {
         }
         handle = node
         do {
-            let bind = (configuration.bindAddress ?? configuration.address).description
+            let bind = configuration.secret == nil ? (configuration.bindAddress ?? configuration.address).description : "@"
             try check(dqlite_node_set_bind_address(node, bind), "dqlite_node_set_bind_address")
             try check(dqlite_node_set_network_latency_ms(node, configuration.networkLatencyMilliseconds), "dqlite_node_set_network_latency_ms")
-            try check(tessera_dqlite_install_nodelay_connect(node), "dqlite_node_set_connect_func")
+            if let secret = configuration.secret {
+                var rc: Int32 = 0
+                connectSecret = secret.withBytes { tessera_dqlite_install_authenticated_connect(node, $0.baseAddress, UInt($0.count), &rc) }
+                try check(connectSecret == nil ? (rc == 0 ? -1 : rc) : 0, "dqlite_node_set_connect_func")
+            } else {
+                try check(tessera_dqlite_install_nodelay_connect(node), "dqlite_node_set_connect_func")
+            }
             if let domain = configuration.failureDomain {
                 try check(dqlite_node_set_failure_domain(node, domain), "dqlite_node_set_failure_domain")
             }
         } catch {
             dqlite_node_destroy(node)
             handle = nil
+            tessera_dqlite_free_connect_secret(connectSecret)
+            connectSecret = nil
             throw error
         }
     }
@@ -103,6 +121,13 @@ public final class DqliteNode: @unchecked Sendable {
             if running { _ = dqlite_node_stop(handle) }
             dqlite_node_destroy(handle)
         }
+        tessera_dqlite_free_connect_secret(connectSecret)
+    }
+
+    /// Where dqlite accepts connections: "host:port", or "@name" for the
+    /// abstract socket it binds when the configuration has a secret.
+    public var boundAddress: String {
+        lock.withLock { handle.flatMap { dqlite_node_get_bind_address($0).map { String(cString: $0) } } ?? "" }
     }
 
     /// True between a successful `start()` and `stop()`.

@@ -1,3 +1,4 @@
+import ClusterAuth
 import ClusterModel
 import Logging
 import NIOConcurrencyHelpers
@@ -29,12 +30,16 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         public var probeTimeout: Duration
         /// How long one operation keeps retrying before `.unavailable`.
         public var retryDeadline: Duration
+        /// The cluster secret every connection proves first (the store port
+        /// of a node started with one, ``StoreTunnel``, takes nothing else).
+        public var secret: ClusterSecret?
 
         public init(
             seeds: [NodeAddress], database: String = "tessera", requestTimeout: Duration = .seconds(5),
             connectTimeout: Duration = .milliseconds(500), retryDeadline: Duration = .seconds(10),
-            probeTimeout: Duration = .milliseconds(300)
+            probeTimeout: Duration = .milliseconds(300), secret: ClusterSecret? = nil
         ) {
+            self.secret = secret
             self.probeTimeout = probeTimeout
             self.seeds = seeds
             self.database = database
@@ -265,7 +270,7 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
     private func connect(_ address: NodeAddress) async throws -> DqliteConnection {
         try await DqliteConnection.connect(
             to: address, group: group, connectTimeout: Self.timeAmount(configuration.connectTimeout),
-            requestTimeout: Self.timeAmount(configuration.requestTimeout))
+            requestTimeout: Self.timeAmount(configuration.requestTimeout), secret: configuration.secret)
     }
 
     private static func timeAmount(_ duration: Duration) -> TimeAmount {

@@ -1,3 +1,4 @@
+import ClusterAuth
 import ClusterModel
 import Foundation
 import Logging
@@ -23,7 +24,11 @@ public final class ClusterNode: Sendable {
     public let client: MetadataStoreClient
     /// The store lease; also the SCSI layer's ``ContextChangeGate``.
     public let lease: StoreLeaseKeeper
+    /// The cluster secret this node proves on every store and peer
+    /// connection, and asks of every connection to its own ports.
+    public let secret: ClusterSecret
     private let node: DqliteNode
+    private let tunnel: StoreTunnel
     private let heartbeatClient: MetadataStoreClient
     let logger: Logger
     private let heartbeatTask = Mutex<Task<Void, Never>?>(nil)
@@ -56,33 +61,46 @@ public final class ClusterNode: Sendable {
         }
         let base = dataDirectory.hasSuffix("/") ? String(dataDirectory.dropLast()) : dataDirectory
         let directory = settings.storeDirectory ?? "\(base)/store"
+        try DataDirectory.prepare(dataDirectory, logger: logger)
+        let secret = try ClusterSecretFile.resolve(settings, dataDirectory: dataDirectory, logger: logger)
         var storeLogger = logger
         storeLogger[metadataKey: "store"] = "\(address)"
         // Seeds first, then the node itself: after a restart the node knows
         // the cluster from its own Raft log even when the seeds are down.
         var seeds = settings.join.compactMap(NodeAddress.init(parsing:)).filter { $0 != address }
         if id == .bootstrap, !seeds.isEmpty, isEmptyDirectory(directory) {
-            try await refuseSecondBootstrap(seeds: seeds, logger: logger)
+            try await refuseSecondBootstrap(seeds: seeds, secret: secret, logger: logger)
         }
         seeds.append(address)
         let node: DqliteNode
         do {
-            node = try DqliteNode(DqliteNodeConfiguration(id: id, address: address, dataDirectory: directory), logger: storeLogger)
+            node = try DqliteNode(
+                DqliteNodeConfiguration(id: id, address: address, dataDirectory: directory, secret: secret), logger: storeLogger)
             try node.start()
         } catch {
             throw NodeStartupError(message: "cannot start the store node on \(address) in \(directory): \(error)")
         }
+        // dqlite listens on an abstract socket only this process reaches;
+        // the store port is the tunnel, which asks for the cluster secret.
+        let tunnel: StoreTunnel
+        do {
+            tunnel = try await StoreTunnel.start(listen: address, dqliteSocket: node.boundAddress, secret: secret, logger: storeLogger)
+        } catch {
+            await node.stop()
+            throw NodeStartupError(message: "cannot listen on the store port \(address): \(error)")
+        }
         let leaseDuration = settings.lease
         let client = MetadataStoreClient(
             .init(
-                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration, .seconds(1))),
+                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration, .seconds(1)), secret: secret),
             logger: Logger(label: "tessera.store.client"))
         let heartbeatClient = MetadataStoreClient(
             .init(
-                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration / 2, .milliseconds(500))),
+                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration / 2, .milliseconds(500)),
+                secret: secret),
             logger: Logger(label: "tessera.store.heartbeat"))
         let cluster = ClusterNode(
-            id: id, address: address, node: node, client: client, heartbeatClient: heartbeatClient,
+            id: id, address: address, secret: secret, node: node, tunnel: tunnel, client: client, heartbeatClient: heartbeatClient,
             lease: StoreLeaseKeeper(lease: leaseDuration, logger: logger), logger: logger)
         do {
             let role = try await cluster.duringStartup("join") { try await client.join(id: id, address: address) }
@@ -99,11 +117,12 @@ public final class ClusterNode: Sendable {
     /// Node 1 with an empty store bootstraps a new cluster. If the seeds
     /// already answer as a cluster (node 1's data was wiped), bootstrapping
     /// would split it in two: refuse, and tell the operator to use a new id.
-    static func refuseSecondBootstrap(seeds: [NodeAddress], logger: Logger) async throws {
+    static func refuseSecondBootstrap(seeds: [NodeAddress], secret: ClusterSecret, logger: Logger) async throws {
         var quiet = Logger(label: "tessera.store.probe")
         quiet.logLevel = .critical
         let probe = MetadataStoreClient(
-            .init(seeds: seeds, requestTimeout: .milliseconds(500), retryDeadline: .milliseconds(500)), logger: quiet)
+            .init(seeds: seeds, requestTimeout: .milliseconds(500), retryDeadline: .milliseconds(500), secret: secret),
+            logger: quiet)
         defer { Task { await probe.close() } }
         guard let members = try? await probe.members(), !members.isEmpty else { return }
         throw NodeStartupError(
@@ -117,11 +136,13 @@ public final class ClusterNode: Sendable {
     }
 
     private init(
-        id: NodeID, address: NodeAddress, node: DqliteNode, client: MetadataStoreClient, heartbeatClient: MetadataStoreClient,
-        lease: StoreLeaseKeeper, logger: Logger
+        id: NodeID, address: NodeAddress, secret: ClusterSecret, node: DqliteNode, tunnel: StoreTunnel,
+        client: MetadataStoreClient, heartbeatClient: MetadataStoreClient, lease: StoreLeaseKeeper, logger: Logger
     ) {
         self.id = id
         self.address = address
+        self.secret = secret
+        self.tunnel = tunnel
         self.node = node
         self.client = client
         self.heartbeatClient = heartbeatClient
@@ -300,6 +321,7 @@ public final class ClusterNode: Sendable {
         await heartbeatClient.close()
         await client.close()
         await node.stop()
+        await tunnel.stop()
     }
 }
 

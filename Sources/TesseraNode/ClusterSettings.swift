@@ -45,6 +45,11 @@ public struct ClusterSettings: Sendable, Hashable {
     public static let defaultReplaceAfter = Duration.seconds(600)
     /// `store_dir`: the store's data directory; nil means `data_dir/store`.
     public var storeDirectory: String?
+    /// `secret_file`: the cluster secret every member proves before its
+    /// store and peer connections carry anything (``ClusterSecretFile``);
+    /// nil means `data_dir/cluster.secret`, made on first start by a node
+    /// without `join`.
+    public var secretFile: String?
     /// Host part of `wire`: the node-to-node port for sub-unit I/O
     /// (forwarding and replication); nil means the peer host.
     public var wireHost: String?

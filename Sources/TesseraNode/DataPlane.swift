@@ -47,7 +47,8 @@ final class DataPlane: Sendable {
         configuration: NodeConfiguration, served: ClusterNode.Served, cluster: ClusterNode, logger: Logger
     ) async throws -> DataPlane {
         let addresses = PeerAddressBook(members: served.members, client: cluster.client)
-        let client = PeerClient(nodeID: cluster.id, address: { addresses.address(of: $0) }, logger: logger)
+        let client = PeerClient(
+            nodeID: cluster.id, address: { addresses.address(of: $0) }, secret: cluster.secret, logger: logger)
         let source = StoreMapSource(client: cluster.client)
         let node = ReplicaNode(
             id: cluster.id, transport: client, mapSource: source, resyncRate: configuration.cluster.resyncRate)
@@ -113,7 +114,8 @@ final class DataPlane: Sendable {
         }
         var wireLogger = logger
         wireLogger[metadataKey: "wire"] = "\(wire)"
-        let server = PeerServer(host: wire.host, port: wire.port, nodeID: cluster.id, handler: node, logger: wireLogger)
+        let server = PeerServer(
+            host: wire.host, port: wire.port, nodeID: cluster.id, handler: node, secret: cluster.secret, logger: wireLogger)
         do {
             try await server.start()
         } catch {

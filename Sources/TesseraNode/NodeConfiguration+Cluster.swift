@@ -2,10 +2,10 @@ import AdminAPI
 import TOMLKit
 
 extension ConfigurationReader {
-    /// `[cluster]`: node_id, peer, wire, join, lease, resync_rate, replace_after, store_dir.
+    /// `[cluster]`: node_id, peer, wire, join, lease, resync_rate, replace_after, store_dir, secret_file.
     mutating func readCluster(_ table: TOMLTable) -> ClusterSettings {
         let path = "cluster"
-        checkKeys(table, path, allowed: ["node_id", "peer", "wire", "join", "lease", "resync_rate", "replace_after", "store_dir"])
+        checkKeys(table, path, allowed: ["node_id", "peer", "wire", "join", "lease", "resync_rate", "replace_after", "store_dir", "secret_file"])
         var settings = ClusterSettings()
         // dqlite node ids are non-zero 64-bit integers; TOML integers are signed 64-bit.
         if let id = integer(table, "node_id", path, in: 1...Int.max) { settings.nodeID = UInt64(id) }
@@ -84,6 +84,9 @@ extension ConfigurationReader {
         }
         if let dir = string(table, "store_dir", path) {
             if dir.isEmpty { error("\(path).store_dir", "must not be empty") } else { settings.storeDirectory = dir }
+        }
+        if let file = string(table, "secret_file", path) {
+            if file.isEmpty { error("\(path).secret_file", "must not be empty") } else { settings.secretFile = file }
         }
         // Only the bootstrap node (id 1) may start a cluster on its own; any
         // other node with an empty store would wait forever for a member.

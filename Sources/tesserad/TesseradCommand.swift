@@ -27,6 +27,13 @@ struct TesseradCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Validate the configuration, print a summary and exit.")
     var checkConfig = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write a new random cluster secret to this file (mode 600, never over an existing file) and exit. "
+                + "Every node of a cluster needs a copy (cluster.secret_file).", valueName: "file"))
+    var newClusterSecret: String?
+
     func validate() throws {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -34,6 +41,15 @@ struct TesseradCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let newClusterSecret {
+            do {
+                print(try ClusterSecretFile.makeNew(at: newClusterSecret))
+                return
+            } catch {
+                Self.printError("\(error)")
+                throw ExitCode.failure
+            }
+        }
         let source = config ?? "built-in default"
         let configuration: NodeConfiguration
         do {

@@ -1,3 +1,4 @@
+import ClusterAuth
 import BlockStorage
 import ClusterModel
 import NIOCore
@@ -101,8 +102,10 @@ func expectedEcho(_ request: PeerRequest) -> [UInt8] {
 
 /// A server on 127.0.0.1 whose hello timeout outlasts any stall of a loaded
 /// test run: the tests that use it are about other things.
-func patientServer(_ handler: any PeerRequestHandler, port: Int = 0, nodeID: NodeID = serverNode) -> PeerServer {
-    PeerServer(host: "127.0.0.1", port: port, nodeID: nodeID, handler: handler, helloTimeout: .seconds(60))
+func patientServer(
+    _ handler: any PeerRequestHandler, port: Int = 0, nodeID: NodeID = serverNode, secret: ClusterSecret? = nil
+) -> PeerServer {
+    PeerServer(host: "127.0.0.1", port: port, nodeID: nodeID, handler: handler, helloTimeout: .seconds(60), secret: secret)
 }
 
 /// A server on 127.0.0.1 and a client that knows its address.
@@ -111,17 +114,20 @@ struct PeerHarness {
     let client: PeerClient
     let port: Int
 
-    static func start(handler: any PeerRequestHandler, port: Int = 0, nodeID: NodeID = serverNode) async throws
-        -> PeerHarness
-    {
-        let server = patientServer(handler, port: port, nodeID: nodeID)
+    /// `serverSecret` and `clientSecret`: the cluster secrets each side
+    /// holds (nil: no cluster handshake on that side).
+    static func start(
+        handler: any PeerRequestHandler, port: Int = 0, nodeID: NodeID = serverNode, serverSecret: ClusterSecret? = nil,
+        clientSecret: ClusterSecret? = nil
+    ) async throws -> PeerHarness {
+        let server = patientServer(handler, port: port, nodeID: nodeID, secret: serverSecret)
         try await server.start()
         let port = try #require(server.boundPort)
         let client = PeerClient(
             nodeID: clientNode,
             address: { node in
                 node == serverNode ? NodeAddress(host: "127.0.0.1", port: port) : nil
-            }, handshakeTimeout: .seconds(10))
+            }, handshakeTimeout: .seconds(10), secret: clientSecret)
         return PeerHarness(server: server, client: client, port: port)
     }
 

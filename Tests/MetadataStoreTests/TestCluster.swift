@@ -1,3 +1,4 @@
+import ClusterAuth
 import ClusterModel
 import Foundation
 import Logging
@@ -40,18 +41,29 @@ func freeLoopbackPort() -> Int {
 final class TestCluster: @unchecked Sendable {
     let root: String
     var nodes: [DqliteNode] = []
+    /// With a secret: each node's store port (dqlite itself is on an abstract socket).
+    var tunnels: [StoreTunnel] = []
+    let secret: ClusterSecret?
 
-    init(size: Int) async throws {
+    /// With `secret`, every node is reached through a ``StoreTunnel`` and
+    /// proves the secret on its Raft connections, as a daemon's store is.
+    init(size: Int, secret: ClusterSecret? = nil) async throws {
         root = NSTemporaryDirectory() + "tessera-store-" + UUID().uuidString
+        self.secret = secret
         var logger = Logger(label: "test.store")
         logger.logLevel = .warning
         for index in 1...size {
             let config = DqliteNodeConfiguration(
                 id: NodeID(UInt64(index)), address: NodeAddress(host: "127.0.0.1", port: freeLoopbackPort()),
-                dataDirectory: root + "/node\(index)")
+                dataDirectory: root + "/node\(index)", secret: secret)
             let node = try DqliteNode(config, logger: logger)
             try node.start()
             nodes.append(node)
+            if let secret {
+                tunnels.append(
+                    try await StoreTunnel.start(
+                        listen: config.address, dqliteSocket: node.boundAddress, secret: secret, logger: logger))
+            }
         }
         if size > 1 {
             let client = self.client()
@@ -64,10 +76,12 @@ final class TestCluster: @unchecked Sendable {
 
     var addresses: [NodeAddress] { nodes.map(\.configuration.address) }
 
-    func client(retryDeadline: Duration = .seconds(15)) -> MetadataStoreClient {
+    /// A client of the cluster; by default it proves the cluster's secret (if any).
+    func client(retryDeadline: Duration = .seconds(15), secret: ClusterSecret?? = nil) -> MetadataStoreClient {
         var logger = Logger(label: "test.store.client")
         logger.logLevel = .warning
-        return MetadataStoreClient(.init(seeds: addresses, retryDeadline: retryDeadline), logger: logger)
+        return MetadataStoreClient(
+            .init(seeds: addresses, retryDeadline: retryDeadline, secret: secret ?? self.secret), logger: logger)
     }
 
     func node(_ id: NodeID) -> DqliteNode? { nodes.first { $0.configuration.id == id } }
@@ -78,7 +92,10 @@ final class TestCluster: @unchecked Sendable {
     func shutdown() {
         let stopping = nodes
         let root = root
+        let tunnels = tunnels
         nodes.removeAll()
+        self.tunnels.removeAll()
+        Task { for tunnel in tunnels { await tunnel.stop() } }
         Thread.detachNewThread {
             for node in stopping { node.stopBlocking() }
             try? FileManager.default.removeItem(atPath: root)

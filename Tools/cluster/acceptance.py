@@ -25,6 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster_secret  # noqa: E402
 import urllib.error
 import urllib.request
 
@@ -71,6 +74,7 @@ node_id = {i}
 peer = "{self.peer(i)}"
 join = [{join}]
 lease = "2s"
+secret_file = "{self.work}/cluster.secret"
 
 [admin]
 listen = "127.0.0.1:{self.admin(i)}"
@@ -79,6 +83,7 @@ listen = "127.0.0.1:{self.admin(i)}"
             f.write(text)
 
     def start(self, i):
+        cluster_secret.ensure(f"{self.work}/cluster.secret")
         log = open(f"{self.work}/node{i}.log", "a")
         self.procs[i] = subprocess.Popen(
             [self.args.tesserad, "--config", f"{self.work}/node{i}.toml"],

@@ -53,6 +53,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "Tools", "lib"))
 import localcluster  # noqa: E402
 import peerwire  # noqa: E402
+import cluster_secret  # noqa: E402
 import scsi_cmds as scsi  # noqa: E402
 from iscsi_client import Session  # noqa: E402
 from stagekit import info, run, run_stage, short  # noqa: E402
@@ -323,15 +324,36 @@ def check_hostile(c, r, work, args):
     loop.start()
     time.sleep(1.0)
     T = args.wire_timeout
+    key = cluster_secret.read(c.secret_path(2))
 
     def connect():
-        return peerwire.Connection("127.0.0.1", port, timeout=T)
+        return peerwire.Connection("127.0.0.1", port, timeout=T, secret=key)
 
     def refused(outcome):
         kind, frame, _ = outcome
         return kind == "closed" or (kind == "frame" and frame[0] == peerwire.ERROR)
 
-    # (i) garbage, before any hello
+    # (o) the cluster handshake: nothing reaches the peer protocol without the secret
+    outcomes = {}
+    for what, secret in (("the cluster's secret", key), ("another secret", b"0123456789abcdef-not-the-secret")):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=T) as sock:
+                outcomes[what] = cluster_secret.handshake(sock, secret, b"PEER")
+        except OSError as e:
+            outcomes[what] = f"connect failed: {e}"
+    try:
+        with peerwire.Connection("127.0.0.1", port, timeout=T) as conn:
+            conn.send(peerwire.hello(1, 1, 99))
+            outcomes["a hello without the handshake"] = conn.outcome()[0]
+    except (OSError, peerwire.Closed) as e:
+        outcomes["a hello without the handshake"] = f"closed: {e}"
+    r.check("hostile (o): node 2's wire port takes the cluster handshake with the secret and refuses another "
+            "secret and a hello without the handshake",
+            outcomes.get("the cluster's secret") == "accepted" and outcomes.get("another secret") == "refused"
+            and str(outcomes.get("a hello without the handshake")).startswith("closed"),
+            "; ".join(f"{w}: {o}" for w, o in outcomes.items()))
+
+    # (i) garbage after the handshake, before any hello
     results = []
     seeded = random.Random(0x7e55e4a).randbytes(4096)
     cases = [("4 KiB of random bytes, then end of stream", seeded, True),

@@ -25,6 +25,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster_secret  # noqa: E402
+
 try:
     import tomllib
 except ImportError:  # Python < 3.11: the shape is fixed, a regex is enough
@@ -138,7 +141,15 @@ class LocalCluster:
         return busy
 
     # --- processes -------------------------------------------------------
+    def secret_path(self, i):
+        """Node i's cluster secret file (its TOML's secret_file, relative to the work directory)."""
+        m = re.search(r'(?m)^secret_file\s*=\s*"([^"]*)"', open(self.node[i]["config"]).read())
+        return os.path.join(self.work, m.group(1)) if m else None
+
     def start(self, i):
+        path = self.secret_path(i)
+        if path:
+            cluster_secret.ensure(path)
         log_path = os.path.join(self.work, f"node{i}.log")
         log = open(log_path, "a")
         self.procs[i] = subprocess.Popen([self.tesserad, "--config", self.node[i]["config"]], cwd=self.work,

@@ -26,8 +26,13 @@ Sources/TesseraNode/NodeRuntime.swift.
 Only a test tool: it builds frames (valid or deliberately not) and parses
 whatever comes back, with every wait bounded by the socket timeout.
 """
+import os
 import socket
 import struct
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster_secret  # noqa: E402
 
 HELLO, HELLO_ACK, REQUEST, REPLY, ERROR = 1, 2, 3, 4, 5
 TYPE_NAMES = {HELLO: "hello", HELLO_ACK: "helloAck", REQUEST: "request", REPLY: "reply", ERROR: "error"}
@@ -141,9 +146,16 @@ class Connection:
 
     MAX_ACCEPTED_FRAME = 64 << 20  # what this client is willing to read back
 
-    def __init__(self, host, port, timeout=5.0):
+    def __init__(self, host, port, timeout=5.0, secret=None):
+        """With `secret` (the cluster secret's key bytes), runs the cluster
+        handshake first (purpose PEER) and raises Closed unless accepted."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
+        if secret is not None:
+            outcome = cluster_secret.handshake(self.sock, secret, b"PEER")
+            if outcome != "accepted":
+                self.close()
+                raise Closed(f"cluster handshake: {outcome}")
 
     def close(self):
         try:

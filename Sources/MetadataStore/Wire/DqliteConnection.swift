@@ -1,4 +1,6 @@
+import ClusterAuth
 import ClusterModel
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -110,26 +112,46 @@ public final class DqliteConnection: Sendable {
         self.requestTimeout = requestTimeout
     }
 
-    /// Connects and sends the protocol version.
+    /// Connects and sends the protocol version. With a `secret`, the
+    /// cluster handshake runs first (``ClusterAuthInitiatorHandler``) and
+    /// must succeed within `connectTimeout`; a refusal is a `connectFailed`
+    /// that says so.
     public static func connect(
         to address: NodeAddress, group: EventLoopGroup, connectTimeout: TimeAmount = .seconds(2),
-        requestTimeout: TimeAmount = .seconds(10)
+        requestTimeout: TimeAmount = .seconds(10), secret: ClusterSecret? = nil
     ) async throws -> DqliteConnection {
+        // The handshake's outcome, taken from the handler as it is added:
+        // by the time `connect` returns, a refusal may have closed the channel.
+        let handshake = NIOLockedValueBox<EventLoopFuture<Void>?>(nil)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let secret {
+                        let initiator = ClusterAuthInitiatorHandler(secret: secret, purpose: .store, timeout: connectTimeout)
+                        try channel.pipeline.syncOperations.addHandler(initiator)
+                        handshake.withLockedValue { $0 = initiator.authenticated }
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(DqliteFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(DqliteClientHandler())
                 }
             }
+        let channel: any Channel
         do {
-            let channel = try await bootstrap.connect(host: address.host, port: address.port).get()
-            return DqliteConnection(address: address, channel: channel, requestTimeout: requestTimeout)
+            channel = try await bootstrap.connect(host: address.host, port: address.port).get()
         } catch {
             throw DqliteConnectionError.connectFailed("\(address): \(error)")
         }
+        if let authenticated = handshake.withLockedValue({ $0 }) {
+            do {
+                try await authenticated.get()
+            } catch {
+                channel.close(promise: nil)
+                throw DqliteConnectionError.connectFailed("\(address): \(error)")
+            }
+        }
+        return DqliteConnection(address: address, channel: channel, requestTimeout: requestTimeout)
     }
 
     /// True while the TCP connection is open.

@@ -150,6 +150,10 @@ cluster_start() {
 		tesserad --config "$conf" --check-config 2>&1 | sed "s/^/  node$i check-config| /"
 		i=$((i + 1))
 	done
+	# one cluster secret for every node (the TOMLs' secret_file, relative to /tmp/cluster)
+	mkdir -p /tmp/cluster/tessera-data
+	[ -f /tmp/cluster/tessera-data/cluster.secret ] ||
+		tesserad --new-cluster-secret /tmp/cluster/tessera-data/cluster.secret | sed 's/^/  /'
 	i=1
 	while [ "$i" -le "$n" ]; do
 		(cd /tmp/cluster && exec tesserad --config "/tmp/cluster-node$i.toml") >"/tmp/target-node$i.log" 2>&1 &
