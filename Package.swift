@@ -109,7 +109,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "tessera-store-bench", dependencies: [
-            "MetadataStore", "ClusterModel",
+            "MetadataStore", "ClusterModel", "ClusterAuth",
         ]),
         .testTarget(name: "MetadataStoreTests", dependencies: [
             "MetadataStore", "ClusterModel", "ClusterAuth",

@@ -85,7 +85,7 @@ public final class ClusterAuthInitiatorHandler: ChannelDuplexHandler, RemovableC
         case .send(let proof):
             context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: proof)), promise: nil)
         case .refused(let reason):
-            fail(context, ClusterAuthError(reason), close: true)
+            fail(context, ClusterAuthError(reason, isMismatch: true), close: true)
         case .accepted(let rest):
             finished = true
             timer?.cancel()

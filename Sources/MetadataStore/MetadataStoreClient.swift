@@ -283,9 +283,16 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
         if let connection, connection.isActive { return connection }
         dropConnection()
         var failures: [String] = []
+        var refusals: [String] = []
+        defer {
+            if !refusals.isEmpty { logger.warning("store members refused this node's cluster secret", metadata: ["refusals": "\(refusals)"]) }
+        }
         for address in knownAddresses {
             let probe: DqliteConnection
-            do { probe = try await connect(address) } catch {
+            do { probe = try await connect(address) } catch DqliteConnectionError.refused(let detail) {
+                refusals.append(detail)
+                continue
+            } catch {
                 failures.append("\(address): \(error)")
                 continue
             }
@@ -328,6 +335,8 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
                 failures.append("\(parsed): \(error)")
             }
         }
+        // Where a member answered with another secret, retrying cannot help.
+        if !refusals.isEmpty { throw MetadataStoreError(.refused(refusals.joined(separator: "; "))) }
         throw LeaderNotFound(detail: failures.joined(separator: "; "))
     }
 

@@ -14,6 +14,9 @@ public struct MetadataStoreError: Error, Hashable, Sendable, CustomStringConvert
         case decoding(String)
         /// The server answered with a response type that does not fit.
         case protocolViolation(String)
+        /// The members reached hold another cluster secret: they refused
+        /// this client (or could not prove theirs). Not retried.
+        case refused(String)
     }
 
     /// The failure kind.
@@ -27,6 +30,8 @@ public struct MetadataStoreError: Error, Hashable, Sendable, CustomStringConvert
         case .unavailable(let last): "store unavailable: \(last)"
         case .decoding(let what): "store row decoding: \(what)"
         case .protocolViolation(let what): "store protocol violation: \(what)"
+        case .refused(let what):
+            "the store refused this node's cluster secret (every node needs the same cluster.secret_file): \(what)"
         }
     }
 

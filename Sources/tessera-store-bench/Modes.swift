@@ -1,3 +1,4 @@
+import ClusterAuth
 import ClusterModel
 import Foundation
 import MetadataStore
@@ -7,8 +8,19 @@ func seeds() -> [NodeAddress] {
     (string("--seeds") ?? "").split(separator: ",").compactMap { NodeAddress(parsing: String($0)) }
 }
 
+/// --secret-file FILE: the cluster secret, for a store whose port asks for it (tesserad's).
+func secret() -> ClusterSecret? {
+    guard let path = string("--secret-file") else { return nil }
+    do {
+        return try ClusterSecret.load(path: path)
+    } catch {
+        print("\(error)")
+        exit(2)
+    }
+}
+
 func storeClient(deadline: Duration = .seconds(30)) -> MetadataStoreClient {
-    MetadataStoreClient(.init(seeds: seeds(), requestTimeout: .seconds(1), retryDeadline: deadline))
+    MetadataStoreClient(.init(seeds: seeds(), requestTimeout: .seconds(1), retryDeadline: deadline, secret: secret()))
 }
 
 /// node --id N --address H:P --data DIR [--join H:P]: one dqlite node in this

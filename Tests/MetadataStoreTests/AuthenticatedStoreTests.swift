@@ -45,9 +45,20 @@ import Testing
             #expect("\(error)".contains("secret"))
         }
         // Neither can read or write through the client either.
-        let rogue = cluster.client(retryDeadline: .seconds(1), secret: .some(Self.other))
+        let rogue = cluster.client(retryDeadline: .seconds(30), secret: .some(Self.other))
         defer { Task { await rogue.close() } }
-        await #expect(throws: (any Error).self) { _ = try await rogue.query("SELECT 1", []) }
+        // Refused at once, not retried until the deadline: another secret will not start to match.
+        let started = ContinuousClock.now
+        do {
+            _ = try await rogue.query("SELECT 1", [])
+            Issue.record("a client with another secret read the store")
+        } catch let error as MetadataStoreError {
+            guard case .refused = error.code else {
+                Issue.record("not a refusal: \(error)")
+                return
+            }
+            #expect(ContinuousClock.now - started < .seconds(10))
+        }
         let open = cluster.client(retryDeadline: .seconds(1), secret: .some(nil))
         defer { Task { await open.close() } }
         await #expect(throws: (any Error).self) { _ = try await open.exec("CREATE TABLE x (v)", []) }

@@ -21,6 +21,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,7 @@ class Cluster:
     def __init__(self, args):
         self.args = args
         self.work = tempfile.mkdtemp(prefix="tessera-cluster-")
+        self.secret = f"{self.work}/cluster.secret"
         self.base = args.base_port
         self.procs = {}
         self.peers = ",".join(self.peer(i) for i in (1, 2, 3))
@@ -74,7 +77,7 @@ node_id = {i}
 peer = "{self.peer(i)}"
 join = [{join}]
 lease = "2s"
-secret_file = "{self.work}/cluster.secret"
+secret_file = "{self.secret}"
 
 [admin]
 listen = "127.0.0.1:{self.admin(i)}"
@@ -83,7 +86,7 @@ listen = "127.0.0.1:{self.admin(i)}"
             f.write(text)
 
     def start(self, i):
-        cluster_secret.ensure(f"{self.work}/cluster.secret")
+        cluster_secret.ensure(self.secret)
         log = open(f"{self.work}/node{i}.log", "a")
         self.procs[i] = subprocess.Popen(
             [self.args.tesserad, "--config", f"{self.work}/node{i}.toml"],
@@ -139,7 +142,9 @@ listen = "127.0.0.1:{self.admin(i)}"
         return False
 
     def bench(self, *argv, timeout=60):
-        return subprocess.run([self.args.bench, *argv], capture_output=True, text=True, timeout=timeout)
+        """tessera-store-bench with the cluster's secret (tesserad's store port asks for it)."""
+        return subprocess.run([self.args.bench, *argv, "--secret-file", self.secret], capture_output=True, text=True,
+                              timeout=timeout)
 
     def leader(self):
         r = self.bench("leader", "--seeds", self.peers, timeout=20)
@@ -196,6 +201,86 @@ def pr(port, *argv):
         return None, "timeout"
 
 
+def dqlite_leader_request():
+    """dqlite's protocol version word, then a LEADER request (doc/protocol.md):
+    header = UInt32 body words | UInt8 type 0 | UInt8 schema | UInt16 0, body = one UInt64."""
+    return struct.pack("<Q", 1) + struct.pack("<IBBH", 1, 0, 0, 0) + struct.pack("<Q", 0)
+
+
+def store_exchange(port, key=None, timeout=5.0):
+    """(handshake outcome or None, bytes answered to a LEADER request) on node's store port."""
+    outcome, answer = None, b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            if key is not None:
+                outcome = cluster_secret.handshake(sock, key, b"STOR", check_responder=False)
+                if outcome != "accepted":
+                    return outcome, b""
+            sock.sendall(dqlite_leader_request())
+            while len(answer) < 8:
+                part = sock.recv(4096)
+                if not part:
+                    break
+                answer += part
+    except OSError as e:
+        outcome = outcome or f"closed ({type(e).__name__})"
+    return outcome, answer
+
+
+def check_cluster_secret(c, r):
+    """Nothing reaches the store without the cluster secret: a plain dqlite
+    client, a client with another secret, and a node with another secret
+    that tries to join are each refused; a client with the secret is answered."""
+    port = c.base + 12
+    key = cluster_secret.read(c.secret)
+    wrong = os.path.join(c.work, "other.secret")
+    cluster_secret.ensure(wrong)
+    _, plain = store_exchange(port)
+    r.check("cluster secret: a dqlite client without the handshake gets no answer from node 2's store port",
+            plain == b"", f"{len(plain)} bytes answered")
+    outcome, _ = store_exchange(port, cluster_secret.read(wrong))
+    r.check("cluster secret: a handshake with another secret is refused by node 2's store port",
+            outcome == "refused", f"handshake: {outcome}")
+    outcome, answer = store_exchange(port, key)
+    r.check("cluster secret: with the cluster's secret the same request is answered (LEADER)",
+            outcome == "accepted" and len(answer) >= 8, f"handshake: {outcome}, {len(answer)} bytes")
+    w = subprocess.run([c.args.bench, "write-once", "--seeds", c.peers, "--deadline-ms", "3000", "--secret-file", wrong],
+                       capture_output=True, text=True, timeout=30)
+    r.check("cluster secret: a store client with another secret can neither read nor write (write-once fails)",
+            w.returncode != 0, f"exit {w.returncode}: {(w.stdout + w.stderr).strip()[:200]}")
+    # A fourth node with another secret tries to join through the members.
+    rogue_dir = os.path.join(c.work, "rogue")
+    os.makedirs(rogue_dir, exist_ok=True)
+    toml = os.path.join(c.work, "rogue.toml")
+    with open(toml, "w") as f:
+        f.write(f"""[node]
+data_dir = "{rogue_dir}"
+[[portal]]
+listen = "127.0.0.1:{c.base + 9}"
+[cluster]
+node_id = 9
+peer = "127.0.0.1:{c.base + 19}"
+join = [{", ".join(f'"{c.peer(i)}"' for i in (1, 2, 3))}]
+secret_file = "{wrong}"
+""")
+    try:
+        p = subprocess.run([c.args.tesserad, "--config", toml], capture_output=True, text=True, timeout=60)
+        out, code = p.stdout + p.stderr, p.returncode
+    except subprocess.TimeoutExpired as e:
+        out, code = str(e.stderr or ""), "timeout"
+    members = None
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{c.admin(1)}/v1/cluster", timeout=5) as resp:
+            members = [m.get("id") for m in json.loads(resp.read()).get("members", [])]
+    except (OSError, ValueError):
+        pass
+    r.check("cluster secret: a node with another secret cannot join (exits, says the store refused its secret; "
+            "the members stay 1, 2, 3)",
+            code not in (0, "timeout") and "refused this node's cluster secret" in out and members is not None
+            and sorted(members) == [1, 2, 3],
+            f"exit {code}; members {members}; {out.strip().splitlines()[-1][:240] if out.strip() else ''}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tesserad", required=True)
@@ -223,6 +308,7 @@ def main():
         reports = [c.health(i)[1] or {} for i in (1, 2, 3)]
         r.check("every node serves the target seeded by node 1 (store is the source of truth)",
                 all(TARGET in rep.get("targets", []) for rep in reports), json.dumps(reports[2]))
+        check_cluster_secret(c, r)
         listing = iscsi_ls(c.iscsi(3))
         if listing is not None:
             r.check("node 3 (no targets in its TOML) lists the target over iSCSI discovery",
@@ -238,7 +324,7 @@ def main():
                     rc1 == 0 and rc2 == 0, f"{out1} {out2}")
 
         writer = subprocess.Popen(
-            [args.bench, "writer", "--seeds", c.peers, "--log", f"{c.work}/acked.log"],
+            [args.bench, "writer", "--seeds", c.peers, "--log", f"{c.work}/acked.log", "--secret-file", c.secret],
             stdout=open(f"{c.work}/writer.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
         r.check("writer commits", wait_for(lambda: c.acked() > 50, 20), f"{c.acked()} acknowledged")
 

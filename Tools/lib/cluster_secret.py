@@ -45,15 +45,20 @@ def _recv_exact(sock, n):
     return data
 
 
-def handshake(sock, key, purpose):
+def handshake(sock, key, purpose, check_responder=True):
     """Runs the initiator's side on a connected socket (purpose b"STOR" or
     b"PEER"). Returns "accepted", "refused" (the other side found our proof
-    wrong), "impostor" (the other side's proof is wrong) or "closed"."""
+    wrong), "impostor" (the other side's proof is wrong) or "closed".
+    check_responder=False sends a proof even to a responder whose own proof
+    is wrong, as a node with another secret that skipped the check would (a
+    test of the responder's refusal)."""
     nonce = secrets.token_bytes(32)
     try:
         sock.sendall(MAGIC + purpose + nonce)
         challenge = _recv_exact(sock, 68)
-        if challenge[:4] != MAGIC or not hmac.compare_digest(
+        if challenge[:4] != MAGIC:
+            return "impostor"
+        if check_responder and not hmac.compare_digest(
                 challenge[36:], _proof(key, purpose, b"R", nonce, challenge[4:36])):
             return "impostor"
         sock.sendall(_proof(key, purpose, b"I", nonce, challenge[4:36]))

@@ -12,6 +12,9 @@ public enum DqliteConnectionError: Error, Hashable, Sendable {
     case closed
     /// No answer within the request timeout; the connection was closed.
     case timedOut
+    /// The node's store port holds another cluster secret than this client's
+    /// (``ClusterAuthError/isMismatch``): it refused the connection.
+    case refused(String)
 }
 
 /// A request waiting for its answer, in the order requests were written.
@@ -146,6 +149,9 @@ public final class DqliteConnection: Sendable {
         if let authenticated = handshake.withLockedValue({ $0 }) {
             do {
                 try await authenticated.get()
+            } catch let error as ClusterAuthError where error.isMismatch {
+                channel.close(promise: nil)
+                throw DqliteConnectionError.refused("\(address): \(error)")
             } catch {
                 channel.close(promise: nil)
                 throw DqliteConnectionError.connectFailed("\(address): \(error)")
