@@ -72,6 +72,8 @@ def parse_args():
     ap.add_argument("--sample-every", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=None, help="default: a quarter of --time, at most 60 s")
     ap.add_argument("--io-timeout", type=float, default=20.0, help="bound on every command and login")
+    ap.add_argument("--unavailable-patience", type=float, default=10.0,
+                    help="how long a command is retried while the port says unavailable (02/04/0A, 02/04/0C)")
     ap.add_argument("--rss-bound-mib", type=float, default=16.0)
     ap.add_argument("--rss-bound-pct", type=float, default=10.0)
     ap.add_argument("--fd-slack", type=int, default=4)
@@ -161,14 +163,14 @@ def steady_other_fds(rows, name, warmup):
     return statistics.median(others) if others else None
 
 
-def log_problems(paths):
-    """The daemon log lines at level error or critical."""
+def log_lines(paths, levels):
+    """The daemon log lines ("TIMESTAMP LEVEL LABEL: ...") at one of `levels`."""
     out = []
     for path in paths:
         try:
             with open(path, errors="replace") as f:
                 out += [f"{os.path.basename(path)}: {line.strip()[:300]}" for line in f
-                        if " error " in line or " critical " in line]
+                        if line.split(" ", 2)[1:2] and line.split(" ", 2)[1] in levels]
         except OSError as e:
             out.append(f"{path}: {e}")
     return out
@@ -204,7 +206,7 @@ def main():
             i, a.portals, a.target, f"iqn.2026-11.dev.tessera:soak-host{h + 1}",
             bytes.fromhex("800000") + i.to_bytes(3, "big"), f"127.0.1.{h + 1}", i * per, per, block_size,
             errors, phase, io_timeout=a.io_timeout, read_share=a.read_share, churn_every=churn,
-            abrupt_every=a.abrupt_every, seed=a.seed))
+            abrupt_every=a.abrupt_every, seed=a.seed, patience=a.unavailable_patience))
     print(f"LUN: {blocks} blocks of {block_size} bytes; {a.sessions} sessions of {per * UNIT >> 20} MiB "
           f"({per} units) through {len(a.portals)} portals from {a.hosts} hosts; {churners} churn every "
           f"{a.churn_every:g} s; {a.time:g} s of I/O, warm-up {a.warmup:g} s", flush=True)
@@ -252,7 +254,8 @@ def main():
           f"({total('read_bytes') / 1e6:.0f} MB), {total('writes')} writes ({total('written_bytes') / 1e6:.0f} MB); "
           f"{total('verified_units')} units verified (with the read-back)")
     print(f"sessions: {total('logins')} logins, {total('logouts')} logouts, {total('abrupt')} abrupt closes, "
-          f"{total('cycles')} churn cycles, {total('attentions')} unit attentions retried; "
+          f"{total('cycles')} churn cycles, {total('attentions')} unit attentions retried, "
+          f"{total('unavailable')} retries on a port unavailable (02/04/0A, 02/04/0C); "
           f"slowest command {max(s.max_latency for s in sessions):.2f} s, "
           f"slowest login {max(s.max_login for s in sessions):.2f} s")
     fds_of = lambda p: f"{p.fds} ({p.isc} iSCSI)"  # noqa: E731
@@ -263,8 +266,10 @@ def main():
     print(f"errors: {sum(errors.counts.values())}" + "".join(f", {k} {v}" for k, v in sorted(errors.counts.items())))
     for line in errors.examples:
         print(f"  {line}")
-    problems = log_problems(a.log)
-    for line in problems[:10]:
+    problems = log_lines(a.log, ("error", "critical"))
+    lapses = [line for line in log_lines(a.log, ("warning",)) if "lease LAPSED" in line]
+    print(f"store: {len(lapses)} lease lapses logged (a node serves nothing until it renews its lease)")
+    for line in log_lines(a.log, ("warning", "error", "critical"))[:10]:
         print(f"  log: {line}")
 
     # --- checks --------------------------------------------------------------

@@ -10,7 +10,7 @@
 #   --nodes 1: one tesserad with four [[portal]]s (four portal groups) and a
 #     256 MiB file-backed LUN.
 # Usage: Tools/soak/soak.sh [--time SECONDS] [--sessions N] [--nodes 1|3] [--keep] [driver options]
-#   --time: seconds of I/O (default 600); --keep: keep the work dir (.build/soak).
+#   --time: seconds of I/O (default 600); --keep: keep the work dir ($SOAK_WORK, default .build/soak).
 #   Other options go to soak.py (see its header). Ports: portals SOAK_PORT+1.. (4601..),
 #   store/wire/admin from SOAK_PEER_PORT (14600). Binary: $TESSERAD_BIN, else the debug build.
 set -uo pipefail
@@ -36,7 +36,7 @@ case "$NODES" in 1|3) ;; *) check 1 "soak: --nodes is 1 or 3" "got '$NODES'"; fi
 BIN=${TESSERAD_BIN:-$(swift build --show-bin-path)/tesserad}
 [ -x "$BIN" ] || swift build --product tesserad
 PORT=${SOAK_PORT:-4600} PEER=${SOAK_PEER_PORT:-14600}
-WORK=$PWD/.build/soak
+WORK=${SOAK_WORK:-$PWD/.build/soak}
 rm -rf "$WORK"; mkdir -p "$WORK"
 PIDS=() PORTALS=() LOGS=() NAMES=()
 

@@ -16,6 +16,10 @@ Churn (a churner only): every `churn_every` seconds it logs out (or, every
 `abrupt_every`-th cycle, closes the socket without a Logout, as a host that
 crashed) and logs in again through the next portal with the same ISID.
 
+A unit attention is retried at once; NOT READY 04/0A or 04/0C (the node's
+store lease lapsed: it serves nothing until it renews it) is retried for up to
+`patience` seconds, as a host waits for a path, and counted apart.
+
 Every wait is bounded by `io_timeout` (iscsi_client raises Timeout past it);
 a timed-out or broken session is closed, counted, and replaced by a new login.
 The thread's life: log in, `ready`; wait for `go`; I/O (and churn) until
@@ -36,6 +40,9 @@ import verifying_writer as vw  # noqa: E402
 UNIT = 4096
 SIZES = (1, 1, 1, 2, 2, 4, 4, 8, 16, 32, 64)   # units per I/O: mostly small, up to 256 KiB
 MAX_UA_RETRIES = 8
+# NOT READY, ASYMMETRIC ACCESS STATE TRANSITION / TARGET PORT IN UNAVAILABLE STATE: the node
+# serves nothing for now (its store lease lapsed); the command was not run, and is retried
+UNAVAILABLE = {(0x04, 0x0A), (0x04, 0x0C)}
 
 
 class Errors:
@@ -68,7 +75,8 @@ class Phase:
 
 class SoakSession(threading.Thread):
     def __init__(self, index, portals, target, initiator, isid, source, first_unit, units, block_size,
-                 errors, phase, io_timeout=20.0, read_share=0.6, churn_every=None, abrupt_every=3, seed=0):
+                 errors, phase, io_timeout=20.0, read_share=0.6, churn_every=None, abrupt_every=3, seed=0,
+                 patience=10.0):
         super().__init__(name=f"soak-{index}", daemon=True)
         self.index, self.portals, self.target = index, list(portals), target
         self.initiator, self.isid, self.source = initiator, isid, source
@@ -76,7 +84,7 @@ class SoakSession(threading.Thread):
         self.block_size = block_size
         self.unit_blocks = UNIT // block_size
         self.errors, self.phase = errors, phase
-        self.io_timeout, self.read_share = io_timeout, read_share
+        self.io_timeout, self.read_share, self.patience = io_timeout, read_share, patience
         self.churn_every, self.abrupt_every = churn_every, abrupt_every
         self.rng = random.Random(seed * 1000003 + index)
         self.portal = index % len(self.portals)
@@ -85,7 +93,7 @@ class SoakSession(threading.Thread):
         self.gen = 0
         self.ready, self.parked = threading.Event(), threading.Event()
         self.stats = dict(reads=0, writes=0, read_bytes=0, written_bytes=0, logins=0, logouts=0,
-                          abrupt=0, cycles=0, attentions=0, verified_units=0)
+                          abrupt=0, cycles=0, attentions=0, unavailable=0, verified_units=0)
         self.max_latency = 0.0
         self.max_login = 0.0
         self.first_churn = None   # when the first churn was due (for the expected cycle count)
@@ -145,18 +153,26 @@ class SoakSession(threading.Thread):
 
     # --- I/O -----------------------------------------------------------------
     def command(self, what, cdb, data_out=b"", read_length=0):
-        """The GOOD Result of one command (unit attentions retried), or None (counted as an error)."""
+        """The GOOD Result of one command, or None (counted as an error). A unit attention is retried
+        at once (up to 8 times), a port unavailable every 0.25 s for up to `patience` s."""
         if not self.connected and not self.login():
             return None
-        for _ in range(MAX_UA_RETRIES):
+        attentions, give_up = 0, time.monotonic() + self.patience
+        while True:
             t = time.monotonic()
             result, _ = vw.bounded_command(self.session, cdb, data_out, read_length, timeout=self.io_timeout)
             self.max_latency = max(self.max_latency, time.monotonic() - t)
             if result.good:
                 return result
-            if not result.unit_attention():
-                break
-            self.stats["attentions"] += 1
+            if result.unit_attention() and attentions < MAX_UA_RETRIES:
+                attentions += 1
+                self.stats["attentions"] += 1
+                continue
+            if result.key == 0x02 and result.asc_ascq in UNAVAILABLE and time.monotonic() < give_up:
+                self.stats["unavailable"] += 1
+                time.sleep(0.25)
+                continue
+            break
         kind = "scsi" if result.status is not None else vw.failure_kind(result)
         self.errors.add(kind, self.who, f"{what}: {result}")
         if not self.session or self.session.closed:
