@@ -141,7 +141,10 @@ def rss_verdict(rows, name, warmup, bound_mib, bound_pct):
     what still moves is allocator noise, arenas trimmed and grown by a few MiB. A leak that grows
     with the work is far larger over a soak: ~1000 I/Os/s leaking 64 bytes each is 37 MiB in
     10 minutes, ~3 logins/s leaking 8 KiB each is 14 MiB; 10 % allows for noise that scales with
-    a larger daemon. A short run catches only fast leaks; the 10-minute run is the real figure."""
+    a larger daemon. A short run catches only fast leaks; the 10-minute run is the real figure.
+    A fresh cluster node also grows by ~2 MiB/min for its first ~23 minutes, whatever the load (its
+    store's Raft log filling up to dqlite's 8,192 trailing entries of lease heartbeats), so the long
+    run starts against nodes that have idled that long (soak.sh --idle)."""
     steady = [(t, procs[name].rss) for t, procs in rows if t >= warmup and procs[name].rss is not None]
     if len(steady) < 6:
         return False, f"only {len(steady)} samples after the {warmup:.0f} s warm-up (need 6: longer --time)"

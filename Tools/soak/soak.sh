@@ -9,14 +9,17 @@
 #     sessions spread over the three nodes' portals;
 #   --nodes 1: one tesserad with four [[portal]]s (four portal groups) and a
 #     256 MiB file-backed LUN.
-# Usage: Tools/soak/soak.sh [--time SECONDS] [--sessions N] [--nodes 1|3] [--keep] [driver options]
-#   --time: seconds of I/O (default 600); --keep: keep the work dir ($SOAK_WORK, default .build/soak).
+# Usage: Tools/soak/soak.sh [--time SECONDS] [--sessions N] [--nodes 1|3] [--idle SECONDS] [--keep]
+#                           [driver options]
+#   --time: seconds of I/O (default 600); --keep: keep the work dir ($SOAK_WORK, default .build/soak);
+#   --idle: wait this long between the start and the driver (a fresh node's RSS grows with its
+#   store's Raft log for about 23 minutes, then stays: see the README's Soak section).
 #   Other options go to soak.py (see its header). Ports: portals SOAK_PORT+1.. (4601..),
 #   store/wire/admin from SOAK_PEER_PORT (14600). Binary: $TESSERAD_BIN, else the debug build.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source Tools/env.sh
-TIME=600 SESSIONS=64 NODES=3 KEEP=0
+TIME=600 SESSIONS=64 NODES=3 KEEP=0 IDLE=0
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +27,7 @@ while [ $# -gt 0 ]; do
     --sessions) SESSIONS="$2"; shift 2 ;;
     --nodes) NODES="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --idle) IDLE="$2"; shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -82,6 +86,9 @@ else
   check $? "soak: tesserad with four portals starts and logs 'tesserad ready'" "$(tail -2 "$WORK/tesserad.log" | tr '\n' ' ')"
 fi
 
+if [ "$failed" -eq 0 ] && [ "$IDLE" != 0 ]; then
+  echo "  idle for $IDLE s before the driver starts"; sleep "$IDLE"
+fi
 if [ "$failed" -eq 0 ]; then
   dargs=(--time "$TIME" --sessions "$SESSIONS" --target "$TARGET")
   for p in "${PORTALS[@]}"; do dargs+=(--portal "$p"); done
