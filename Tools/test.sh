@@ -70,6 +70,11 @@ bash Tools/cluster/fault-campaign.sh --rounds 10 --gone 2>&1 | tee .build/cluste
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/cluster-failover.log
 
+stage "soak: 64 sessions of verified mixed I/O through three nodes' portals while hosts log out and in; no errors, RSS flat, no fd leak"
+bash Tools/soak/soak.sh --time 45 2>&1 | tee .build/soak.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/soak.log
+
 if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
   stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest"
   TARGET=tesserad TESSERAD_BIN="$(swift build --show-bin-path)/tesserad" bash Tools/vm/test-vm.sh 2>&1 | tee .build/vm.log

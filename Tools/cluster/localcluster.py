@@ -5,10 +5,11 @@ The TOMLs are copied into a work directory and run from there (their
 data_dir = "./tessera-data/nodeN" is relative to it). With a base port B the
 ports are rewritten keeping the same shape: portal 3260+i -> B+i, store
 9000+i -> B+10+i, wire 9100+i -> B+20+i, admin 8080+i -> B+30+i (every
-"127.0.0.1:PORT" in the files, so `join` follows).
+"127.0.0.1:PORT" in the files, so `join` follows). With --peer-base-port P as
+well, store, wire and admin move to P+10+i, P+20+i, P+30+i instead.
 
 Used as a module (data-acceptance.py) and from the shell (the benchmark):
-  localcluster.py up   --work DIR [--tesserad BIN] [--base-port B] [--node1-extra FILE]
+  localcluster.py up   --work DIR [--tesserad BIN] [--base-port B] [--peer-base-port P] [--node1-extra FILE]
                        [--all-extra FILE] [--lun-size 256MiB] [--strip-new-keys]
 (readiness is the "tesserad ready" log line: keep log_level at info or notice)
   localcluster.py down --work DIR
@@ -66,7 +67,7 @@ def _ports(text):
 
 class LocalCluster:
     def __init__(self, tesserad, work, base_port=None, node1_extra="", all_extra="", lun_size=None,
-                 strip_new_keys=False, targets_dir=None):
+                 strip_new_keys=False, targets_dir=None, peer_base_port=None):
         self.tesserad = tesserad
         self.work = work
         self.procs = {}
@@ -77,12 +78,13 @@ class LocalCluster:
         shapes = {i: _ports(originals[i]) for i in NODES}
         mapping = {}
         if base_port is not None:
+            peer = base_port if peer_base_port is None else peer_base_port
             for i in NODES:
                 mapping[shapes[i]["portal"]] = base_port + i
-                mapping[shapes[i]["store"]] = base_port + 10 + i
+                mapping[shapes[i]["store"]] = peer + 10 + i
                 if "wire" in shapes[i]:
-                    mapping[shapes[i]["wire"]] = base_port + 20 + i
-                mapping[shapes[i]["admin"]] = base_port + 30 + i
+                    mapping[shapes[i]["wire"]] = peer + 20 + i
+                mapping[shapes[i]["admin"]] = peer + 30 + i
         self.node = {}
         for i in NODES:
             text = re.sub(r"127\.0\.0\.1:(\d+)",
@@ -275,6 +277,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--tesserad", default=os.path.join(REPO, ".build", "debug", "tesserad"))
     ap.add_argument("--base-port", type=int, default=None)
+    ap.add_argument("--peer-base-port", type=int, default=None, help="store/wire/admin ports from here (with --base-port)")
     ap.add_argument("--node1-extra", default=None, help="TOML appended to node 1's file")
     ap.add_argument("--all-extra", default=None, help="TOML appended to every node's file")
     ap.add_argument("--lun-size", default=None)
@@ -285,7 +288,7 @@ def main():
         return 0
     read = lambda p: open(p).read() if p else ""
     c = LocalCluster(a.tesserad, a.work, a.base_port, read(a.node1_extra), read(a.all_extra), a.lun_size,
-                     a.strip_new_keys)
+                     a.strip_new_keys, peer_base_port=a.peer_base_port)
     busy = c.busy_ports()
     if busy:
         print(f"ports already in use: {busy}", file=sys.stderr)

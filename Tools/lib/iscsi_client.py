@@ -192,7 +192,7 @@ class Session:
     """One iSCSI session (one connection) to HOST:PORT, logged in to `target` as `initiator` with `isid`."""
 
     def __init__(self, host, port, initiator, target, isid=b"\x80\x00\x00\x00\x00\x01", offer=None,
-                 timeout=10.0, lun=0):
+                 timeout=10.0, lun=0, source=None):
         if len(isid) != 6:
             raise ValueError("an ISID is 6 bytes")
         self.host, self.port, self.initiator, self.target, self.isid = host, port, initiator, target, bytes(isid)
@@ -211,7 +211,9 @@ class Session:
         self.target_keys = {}    # every key the target sent during login
         self.negotiated = dict(RFC_DEFAULTS)
         self.closed = False
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        # source: the local address to connect from (another 127.x address is another host)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         offered = dict(DEFAULT_OFFER)
         offered.update(offer or {})
