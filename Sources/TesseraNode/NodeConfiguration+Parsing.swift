@@ -39,6 +39,10 @@ struct ConfigurationReader {
     let index: TOMLLineIndex
     var errors: [ConfigurationDiagnostic] = []
     var warnings: [ConfigurationDiagnostic] = []
+    /// `[iscsi] protected_network`: the operator says the iSCSI network is
+    /// protected (IPsec, an isolated storage network), so a CHAP secret
+    /// shorter than 96 bits is a warning there instead of an error.
+    var protectedNetwork = false
 
     init(index: TOMLLineIndex) { self.index = index }
 
@@ -247,8 +251,9 @@ struct ConfigurationReader {
             table, path,
             allowed: [
                 "queue_depth", "max_recv_data_segment_length", "max_burst_length", "first_burst_length",
-                "immediate_data", "initial_r2t", "nop_in_interval", "nop_in_timeout",
+                "immediate_data", "initial_r2t", "nop_in_interval", "nop_in_timeout", "protected_network",
             ])
+        protectedNetwork = bool(table, "protected_network", path) ?? false
         var settings = ISCSISettings()
         if let value = integer(table, "queue_depth", path, in: 1...65536) { settings.queueDepth = value }
         // RFC 7143 §13.12, §13.13, §13.14: 512 to 2^24 - 1.
@@ -305,10 +310,19 @@ struct ConfigurationReader {
             valid = false
         }
         // RFC 7143 §9.2.1: CHAP secrets shorter than 96 bits are open to
-        // off-line dictionary attacks without IPsec.
+        // off-line dictionary attacks without IPsec: refused unless the
+        // operator says the network is protected.
         for (key, value) in [("secret", secret), ("mutual_secret", mutualSecret)] {
             if let value, !value.isEmpty, value.utf8.count < 12 {
-                warning("\(path).\(key)", "shorter than 12 bytes; RFC 7143 §9.2.1 recommends at least 96 bits")
+                if protectedNetwork {
+                    warning("\(path).\(key)", "shorter than 12 bytes; RFC 7143 §9.2.1 recommends at least 96 bits")
+                } else {
+                    error(
+                        "\(path).\(key)",
+                        "shorter than 12 bytes: RFC 7143 §9.2.1 asks for at least 96 bits without IPsec (e.g. openssl rand -base64 12); "
+                            + "set [iscsi] protected_network = true if the iSCSI network is protected")
+                    valid = false
+                }
             }
         }
         guard valid, let user, let secret else { return nil }

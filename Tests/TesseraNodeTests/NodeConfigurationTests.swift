@@ -209,11 +209,14 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
         #expect(found.map(\.line) == [2, 4, 5])
     }
 
-    @Test func aShortCHAPSecretIsAWarningNotAnError() throws {
-        let configuration = try parse(
-            Self.minimalTarget + "\n[target.chap]\nuser = \"u\"\nsecret = \"short\"")
+    @Test func aShortCHAPSecretIsAnErrorUnlessTheNetworkIsProtected() throws {
+        let chap = "\n[target.chap]\nuser = \"u\"\nsecret = \"short\""
+        let found = diagnostics(Self.minimalTarget + chap)
+        #expect(found.map(\.key) == ["target[0].chap.secret"])
+        #expect(found.first?.message.contains("protected_network") == true)
+        let configuration = try parse("[iscsi]\nprotected_network = true\n" + Self.minimalTarget + chap)
         #expect(configuration.warnings.map(\.key) == ["target[0].chap.secret"])
-        #expect(configuration.warnings.first?.line == 9)
+        #expect(configuration.warnings.first?.line == 11)
         #expect(configuration.targets.first?.chap == CHAPConfiguration(user: "u", secret: "short"))
     }
 
