@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile input against a running target (issue 2, acceptance 4).
+"""Hostile input against a running target.
 
 A well-behaved session logs in first and answers NOP pings between every hostile
 case; each hostile case runs on its own connection and must end in a Reject PDU,
@@ -16,7 +16,7 @@ import sys
 import time
 
 OP_NOP_OUT, OP_SCSI_CMD, OP_LOGIN, OP_DATA_OUT = 0x00, 0x01, 0x03, 0x05
-OP_NOP_IN, OP_SCSI_RSP, OP_LOGIN_RSP, OP_REJECT = 0x20, 0x21, 0x23, 0x3F
+OP_NOP_IN, OP_SCSI_RSP, OP_LOGIN_RSP, OP_R2T, OP_REJECT = 0x20, 0x21, 0x23, 0x31, 0x3F
 
 
 def pad4(n):
@@ -45,6 +45,7 @@ class Connection:
         self.cmdsn = 1
         self.expstatsn = 0
         self.itt = 0x100
+        self.data_digest = False   # the target's PDUs carry a data digest after a data segment
 
     def send(self, raw):
         self.sock.sendall(raw)
@@ -62,10 +63,12 @@ class Connection:
         h = self.recv_exact(48)
         ahs = h[4] * 4
         dlen = int.from_bytes(h[5:8], "big")
-        body = self.recv_exact(ahs + dlen + pad4(dlen))
+        digest = 4 if self.data_digest and dlen else 0
+        body = self.recv_exact(ahs + dlen + pad4(dlen) + digest)
         return h, body[ahs:ahs + dlen]
 
-    def login(self, initiator, target, extra=()):
+    def login(self, initiator, target, extra=(), operational=None):
+        """`operational` overrides the operational keys offered (e.g. DataDigest)."""
         isid = os.urandom(6)
         keys = [("InitiatorName", initiator), ("TargetName", target), ("SessionType", "Normal"),
                 ("AuthMethod", "None")]
@@ -81,15 +84,19 @@ class Connection:
             if h[36] != 0:
                 raise RuntimeError(f"login failed: class {h[36]:#x} detail {h[37]:#x}")
             self.expstatsn = int.from_bytes(h[24:28], "big") + 1
+            if b"DataDigest=CRC32C" in body:
+                self.data_digest = True
             transit, rsp_nsg = h[1] & 0x80, h[1] & 0x03
             if transit and rsp_nsg == 3:
                 return
             if transit:
                 csg, nsg = rsp_nsg, 3
-                keys = [("HeaderDigest", "None"), ("DataDigest", "None"), ("ImmediateData", "Yes"),
-                        ("InitialR2T", "No"), ("MaxRecvDataSegmentLength", "262144"),
-                        ("MaxBurstLength", "262144"), ("FirstBurstLength", "65536"),
-                        ("ErrorRecoveryLevel", "0"), ("MaxConnections", "1")]
+                offered = {"HeaderDigest": "None", "DataDigest": "None", "ImmediateData": "Yes",
+                           "InitialR2T": "No", "MaxRecvDataSegmentLength": "262144",
+                           "MaxBurstLength": "262144", "FirstBurstLength": "65536",
+                           "ErrorRecoveryLevel": "0", "MaxConnections": "1"}
+                offered.update(operational or {})
+                keys = list(offered.items())
             else:
                 keys = []
         raise RuntimeError("login did not finish in 6 PDUs")
@@ -109,11 +116,12 @@ class Connection:
                 self.send(bhs(OP_NOP_OUT, 0x80, True, b"", itt=0xFFFFFFFF,
                               rest=ttt + self.cmdsn.to_bytes(4, "big") + self.expstatsn.to_bytes(4, "big")))
 
-    def scsi(self, cdb, edtl=0, read=True, cmdsn=None):
+    def scsi(self, cdb, edtl=0, read=True, cmdsn=None, write=False):
         self.itt += 1
         rest = edtl.to_bytes(4, "big") + (cmdsn if cmdsn is not None else self.cmdsn).to_bytes(4, "big") \
             + self.expstatsn.to_bytes(4, "big") + cdb.ljust(16, b"\0")
-        self.send(bhs(OP_SCSI_CMD, 0x80 | (0x40 if read else 0) | 1, False, b"", itt=self.itt, rest=rest))
+        flags = 0x80 | (0x40 if read else 0) | (0x20 if write else 0) | 1
+        self.send(bhs(OP_SCSI_CMD, flags, False, b"", itt=self.itt, rest=rest))
         if cmdsn is None:
             self.cmdsn += 1
 
@@ -122,6 +130,21 @@ class Connection:
             self.sock.close()
         except OSError:
             pass
+
+
+def task_outcome(conn, itt, wait=5.0):
+    """How the task `itt` ended: 'ended' (its SCSI Response came, after any
+    Rejects), 'closed', or 'hung' when neither happened within `wait`."""
+    conn.sock.settimeout(wait)
+    try:
+        while True:
+            h, _ = conn.recv_pdu()
+            if h[0] & 0x3F == OP_SCSI_RSP and int.from_bytes(h[16:20], "big") == itt:
+                return "ended"
+    except (ConnectionError, ConnectionResetError, BrokenPipeError):
+        return "closed"
+    except socket.timeout:
+        return "hung"
 
 
 def outcome(conn, wait=5.0):
@@ -212,12 +235,50 @@ def main():
         c.send(bhs(OP_LOGIN, 0x81, True, data, itt=1))
         return outcome(c)
 
+    def solicited_write(operational):
+        """A session with InitialR2T and no immediate data, a WRITE(10) of 2
+        blocks, and the target's R2T for it: (connection, ITT, R2T header)."""
+        c = Connection(h, p)
+        c.login(args.initiator, t, operational={"InitialR2T": "Yes", "ImmediateData": "No", **operational})
+        c.scsi(b"\x2a\x00\x00\x00\x00\x10\x00\x00\x02\x00", edtl=1024, read=False, write=True)
+        itt = c.itt
+        c.sock.settimeout(5.0)
+        while True:
+            r2t, _ = c.recv_pdu()
+            if r2t[0] & 0x3F == OP_R2T:
+                return c, itt, r2t
+
+    def data_out(c, itt, r2t, data, offset, final=True, digest=b""):
+        rest = r2t[20:24] + b"\0" * 4 + c.expstatsn.to_bytes(4, "big") + b"\0" * 4 + offset.to_bytes(4, "big") \
+            + b"\0" * 4
+        c.send(bhs(OP_DATA_OUT, 0x80 if final else 0, False, data, itt=itt, rest=rest) + digest)
+
+    def bad_data_digest():
+        # RFC 7143 §7.8: a Protocol Service CRC error on Data-Out ends the
+        # command (ABORTED COMMAND) or, at ErrorRecoveryLevel 0, the connection.
+        c, itt, r2t = solicited_write({"DataDigest": "CRC32C"})
+        if not c.data_digest:
+            return "DataDigest=CRC32C not negotiated"
+        data_out(c, itt, r2t, b"\x5a" * 1024, 0, digest=b"\xde\xad\xbe\xef")
+        return task_outcome(c, itt)
+
+    def data_out_sequence_error():
+        # Data-Out at buffer offset 512 when the R2T asked for 0...1023 (RFC
+        # 7143 §11.7.5): a protocol error; the task must still end.
+        c, itt, r2t = solicited_write({})
+        data_out(c, itt, r2t, b"\x5a" * 512, 512)
+        return task_outcome(c, itt)
+
     case("garbage bytes on a new connection", {"closed", "reject"}, garbage)
     case("DataSegmentLength above MaxRecvDataSegmentLength", {"closed", "reject"}, oversize_segment)
     case("unknown opcode", {"closed", "reject"}, unknown_opcode)
     case("CmdSN outside the window", {"closed", "reject", "silent"}, out_of_window_cmdsn)
     case("Data-Out for an unknown task", {"closed", "reject"}, data_out_unknown_task)
     case("login with a 64 KiB key", {"closed", "reject"}, huge_login_key)
+    case("a Data-Out with a bad data digest: the write ends (response or close), never hangs", {"ended", "closed"},
+         bad_data_digest)
+    case("a Data-Out at the wrong buffer offset: the write ends (response or close), never hangs", {"ended", "closed"},
+         data_out_sequence_error)
     good.close()
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")
