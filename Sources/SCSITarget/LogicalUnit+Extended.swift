@@ -119,6 +119,9 @@ extension LogicalUnit {
         sanitizeState.withLock { $0 = (running: false, failed: failed) }
     }
 
+    /// The bytes of the medium one GET LBA STATUS looks at, at most.
+    static let maximumLBAStatusSpan: UInt64 = 1 << 30
+
     /// GET LBA STATUS (SBC-3 §5.5) from the device's real allocation state.
     func getLBAStatus(lba: UInt64, allocationLength: UInt32) async throws(SenseData) -> SCSIResponse {
         guard thin else { throw SenseData.invalidField(byte: 1, bit: 4) }
@@ -126,7 +129,13 @@ extension LogicalUnit {
         guard lba < geometry.blockCount else { throw SenseData(.lbaOutOfRange) }
         // SBC-3 §5.5.1: fewer than 24 bytes of allocation is allowed; the header is cut.
         let room = max(1, (Int(allocationLength) - 8) / 16)
-        let span = min(geometry.blockCount - lba, UInt64(UInt32.max))
+        // Bounded work per command: the device walks at most
+        // `maximumLBAStatusSpan` bytes of its allocation map (a badly
+        // fragmented sparse file would otherwise cost a pair of lseek calls
+        // per hole over the whole LUN). SBC-3 §5.5.2 lets the descriptors end
+        // before the medium does; the host asks again from where they stopped.
+        let spanLimit = max(1, Self.maximumLBAStatusSpan / UInt64(geometry.blockSize))
+        let span = min(geometry.blockCount - lba, UInt64(UInt32.max), spanLimit)
         let extents: [BlockExtent]
         do { extents = try await device.allocation(lba: lba, blockCount: span) } catch {
             throw Self.sense(for: error, writing: false)

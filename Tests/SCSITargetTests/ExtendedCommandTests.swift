@@ -1,5 +1,6 @@
 import BlockStorage
 import Foundation
+import Synchronization
 import Testing
 import TesseraTestKit
 
@@ -306,5 +307,43 @@ import TesseraTestKit
         // REQUEST SENSE with DESC = 1.
         #expect(await t.run([0x03, 0x01, 0, 0, 252, 0]).data.prefix(4) == [0x72, 0, 0, 0])
         #expect(SenseData.descriptorFormat(fromFixed: SenseData(.lbaOutOfRange).bytes) == SenseData(.lbaOutOfRange).descriptorBytes)
+    }
+}
+
+/// A 4 TiB device that holds nothing and records what allocation was asked.
+private final class VastEmptyDevice: BlockDevice, @unchecked Sendable {
+    let geometry = BlockGeometry(blockSize: 512, blockCount: 1 << 33)
+    let supportsUnmap = true
+    private let asked = Mutex<[UInt64]>([])
+    var allocationRequests: [UInt64] { asked.withLock { $0 } }
+
+    func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError) {}
+    func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool) async throws(BlockDeviceError) {
+        throw BlockDeviceError(.readOnly)
+    }
+    func flush() async throws(BlockDeviceError) {}
+    func unmap(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) {}
+    func close() async {}
+    func allocation(lba: UInt64, blockCount: UInt64) async throws(BlockDeviceError) -> [BlockExtent] {
+        asked.withLock { $0.append(blockCount) }
+        return [BlockExtent(lba: lba, blockCount: blockCount, mapped: false)]
+    }
+}
+
+@Suite struct LBAStatusBoundTests {
+    /// SBC-3 §5.5.2 lets the descriptors stop before the medium does: one
+    /// GET LBA STATUS walks at most 1 GiB of the allocation map.
+    @Test func oneCommandLooksAtOneGiBAtMost() async {
+        let device = VastEmptyDevice()
+        let unit = LogicalUnit(configuration: Fixture.configuration(), device: device)
+        let t = SCSITargetDevice(logicalUnits: [0: unit])
+        _ = await t.run(CDB.testUnitReady)
+        let d = await t.run(ExtendedCommandTests.getLBAStatus(0)).data
+        #expect(device.allocationRequests == [(1 << 30) / 512])
+        #expect(d.count == 8 + 16)
+        #expect(d.be64(8) == 0 && d.be32(16) == (1 << 30) / 512 && d[20] == 1)
+        // The host goes on from where the descriptors stopped.
+        let next = await t.run(ExtendedCommandTests.getLBAStatus((1 << 30) / 512)).data
+        #expect(next.be64(8) == (1 << 30) / 512)
     }
 }
