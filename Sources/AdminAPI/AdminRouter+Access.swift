@@ -74,4 +74,9 @@ extension AdminState {
     public func apply(_ change: AccessChange, requestID: String?) async throws -> TargetStatus? {
         throw AdminStateError("this node does not take changes")
     }
+
+    /// A node that takes no changes answers 503.
+    public func clearReservations(target: String, lun: UInt64, requestID: String?) async throws -> ReservationStatus? {
+        throw AdminStateError("this node does not take changes")
+    }
 }

@@ -49,7 +49,8 @@ public enum AdminRoute: Hashable, Sendable {
     case luns
     /// `GET /v1/luns/{id}`.
     case lun(LUNSelector)
-    /// `GET /v1/luns/{id}/reservations`.
+    /// `GET /v1/luns/{id}/reservations`; `DELETE` clears them (an
+    /// administrator's PERSISTENT RESERVE OUT CLEAR).
     case reservations(LUNSelector)
     /// `GET /v1/targets`.
     case targets
@@ -74,6 +75,7 @@ public enum AdminRoute: Hashable, Sendable {
         case .acls: ["POST"]
         case .acl: ["DELETE"]
         case .chap: ["PUT", "DELETE"]
+        case .reservations: ["GET", "HEAD", "DELETE"]
         default: ["GET", "HEAD"]
         }
     }
@@ -168,6 +170,18 @@ extension AdminRouter {
                 switch pick(selector, from: try await state.luns()) {
                 case .failure(let failure): return failure.response
                 case .success(let lun):
+                    if request.method == "DELETE" {
+                        let requestID: String?
+                        switch AccessValidation.requestID(header: request.idempotencyKey, field: nil) {
+                        case .success(let found): requestID = found
+                        case .failure(let failure): return failure.response
+                        }
+                        guard
+                            let cleared = try await state.clearReservations(
+                                target: lun.target, lun: lun.lun, requestID: requestID)
+                        else { return notFound(selector) }
+                        return ok(cleared)
+                    }
                     guard let reservations = try await state.reservations(target: lun.target, lun: lun.lun) else {
                         return notFound(selector)
                     }

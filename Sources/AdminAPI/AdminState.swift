@@ -20,6 +20,11 @@ public protocol AdminState: Sendable {
     /// for a change the state refuses (409, 404), ``AdminStateError`` when
     /// the store cannot answer.
     func apply(_ change: AccessChange, requestID: String?) async throws -> TargetStatus?
+    /// Clears one LUN's persistent reservations as an administrator (every
+    /// registration and the reservation; each registrant gets RESERVATIONS
+    /// PREEMPTED) and returns them as they are afterwards; nil when there
+    /// is no such LUN. A `requestID` applied before changes nothing.
+    func clearReservations(target: String, lun: UInt64, requestID: String?) async throws -> ReservationStatus?
 }
 
 /// The node could not read what was asked (no store quorum, a store error).

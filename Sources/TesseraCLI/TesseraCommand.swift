@@ -146,7 +146,7 @@ func lunPath(_ id: UInt64, target: String?, suffix: String = "") -> String {
 /// `tessera pr`.
 struct PRCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pr", abstract: "Show persistent reservations (clear is not implemented yet).",
+        commandName: "pr", abstract: "Show or clear persistent reservations.",
         subcommands: [Show.self, Clear.self])
 
     /// `tessera pr show LUN`.
@@ -167,11 +167,37 @@ struct PRCommand: AsyncParsableCommand {
         }
     }
 
-    /// `tessera pr clear`.
-    struct Clear: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Clear a LUN's reservations (not implemented yet).")
-        @Argument(parsing: .allUnrecognized) var rest: [String] = []
-        func run() async throws { try notImplemented("pr clear") }
+    /// `tessera pr clear LUN --yes`.
+    struct Clear: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Clear a LUN's persistent reservations as an administrator.",
+            discussion: """
+                Removes every registration and the reservation, as PERSISTENT RESERVE OUT CLEAR does, \
+                for example when the host that held them is gone for good. Every registered host is told \
+                (RESERVATIONS PREEMPTED) through whichever node it uses. An SPC-2 reservation is not touched: \
+                a LU reset from a host releases it. Needs --yes.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The LUN number.") var lun: UInt64
+        @Option(help: ArgumentHelp("The target, when several have this LUN number.", valueName: "iqn"))
+        var target: String?
+        @Flag(help: "Confirm: the hosts lose their reservations at once.") var yes = false
+
+        func validate() throws {
+            try validateLUN(lun)
+            guard yes else {
+                throw ValidationError(
+                    "clearing takes every host's reservations on LUN \(lun) away at once; run `tessera pr show \(lun)` "
+                        + "to see them, then add --yes")
+            }
+        }
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (status, raw, _) = try await client.send(
+                "DELETE", lunPath(lun, target: target, suffix: "/reservations"), body: [], requestID: newRequestID(),
+                as: ReservationStatus.self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.reservations(status)
+        }
     }
 }
 

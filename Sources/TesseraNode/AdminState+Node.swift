@@ -15,10 +15,10 @@ import Synchronization
 /// liveness verdicts, port group states and resync progress are this node's
 /// own, once its data plane runs (``attach(portGroups:failover:data:)``).
 final class NodeAdminState: AdminState {
-    private let cluster: ClusterNode
+    let cluster: ClusterNode
     private let served: ServedTargets
     private let runtime = Mutex<Runtime?>(nil)
-    private let logger: Logger
+    let logger: Logger
 
     /// What exists only once the node serves.
     private struct Runtime: Sendable {

@@ -15,6 +15,8 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              `tessera cluster status`, `lun show 0`, `pr show 0`, `target list` through node 2
              and through node 3 agree (same members, same sub-unit map, same PR state) and
              show the reservation; no answer holds a CHAP secret
+  prclear    `tessera pr clear 0 --yes` through node 2: gone through node 3, 2A/03 to the
+             registered nexus through node 1, logged; without --yes, exit 2
   access     with the CLI only: through node 2 `acl add` the acceptance initiator and a
              second one and `chap set` per-initiator CHAP for the second (secret from a file,
              then from stdin); then through node 3 (another node) iscsi-inq with the second
@@ -56,7 +58,7 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "access", "failover", "nolog"]
+ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "access", "failover", "nolog"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
 SECOND = "iqn.2026-11.dev.tessera:access-host2"
@@ -165,7 +167,7 @@ wire = "127.0.0.1:{port + 3}"
     usage = [tessera(args, "lun", "show", "abc"), tessera(args, "lun", "show"), tessera(args, "frob")]
     r.check("refuse: tessera exits 2 on bad usage", all(u[0] == 2 for u in usage),
             "; ".join(f"{u[0]} {short(u[2], 80)}" for u in usage))
-    pending = [tessera(args, *cmd) for cmd in (["lun", "create", "--size", "1GiB"], ["node", "drain", "2"], ["pr", "clear", "0"])]
+    pending = [tessera(args, *cmd) for cmd in (["lun", "create", "--size", "1GiB"], ["node", "drain", "2"], ["session", "list"])]
     r.check("refuse: commands not built yet say 'not implemented yet' and exit 2",
             all(u[0] == 2 and "not implemented yet" in u[2] for u in pending),
             "; ".join(f"{u[0]} {short(u[2], 80)}" for u in pending))
@@ -508,7 +510,50 @@ def check_failover(c, r, work, args):
             rc == 0 and "every replica is in sync" in out, short(out + err, 300))
 
 
-CHECKS = {"refuse": check_refuse, "auth": check_auth, "agree": check_agree, "access": check_access,
+def check_prclear(c, r, work, args):
+    """The registration and reservation `agree` made through node 1, cleared
+    by an administrator through node 2: gone through node 3, the registered
+    nexus told RESERVATIONS PREEMPTED (2A/03) through node 1, the clear logged."""
+    s = Session("127.0.0.1", c.portal(1), INITIATOR, c.target, bytes([0x80, 0, 0, 0, 0x41, 1]))
+    try:
+        for _ in range(5):   # the login's own unit attentions first
+            if s.command(scsi.tur()).good:
+                break
+        rc, out, err = tessera(args, "pr", "clear", "0", *node_flag(c, 2))
+        r.check("prclear: without --yes, tessera pr clear exits 2 and says what to add",
+                rc == 2 and "--yes" in err, f"exit {rc}: {short(err, 200)}")
+        rc, out, err = tessera(args, "pr", "clear", "0", "--yes", "--json", *node_flag(c, 2))
+        cleared = json.loads(out) if rc == 0 else {}
+        r.check("prclear: tessera pr clear 0 --yes through node 2 answers with no registration and no reservation",
+                rc == 0 and cleared.get("registrations") == [] and not cleared.get("reservation"),
+                short(out + err, 300))
+        rc, out, err = tessera(args, "pr", "show", "0", "--json", *node_flag(c, 3))
+        seen = json.loads(out) if rc == 0 else {}
+        r.check("prclear: pr show 0 through node 3 agrees (the generation moved on)",
+                rc == 0 and seen.get("registrations") == [] and not seen.get("reservation")
+                and seen.get("generation") == cleared.get("generation"), short(out + err, 300))
+        told = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            result = s.command(scsi.tur())
+            if result.unit_attention():
+                told = result.asc_ascq
+                break
+            time.sleep(0.2)
+        r.check("prclear: the registered nexus through node 1 gets RESERVATIONS PREEMPTED (2A/03)",
+                told == (0x2A, 0x03), f"unit attention {told}")
+    finally:
+        try:
+            s.logout()
+        except Exception:  # noqa: BLE001 - the checks above are what matter
+            pass
+        s.close()
+    r.check("prclear: node 2 logged the administrator's clear",
+            "persistent reservations cleared by an administrator" in c.log_text(2), "")
+
+
+CHECKS = {"refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
+          "access": check_access,
           "nolog": check_nolog, "failover": check_failover}
 
 
