@@ -9,7 +9,7 @@ import Testing
         LoginTestSupport.hex(hex).withUnsafeBytes(entry)
     }
 
-    /// corpus/fuzz-login/crash-mrdsl-reject-twice: a malformed MaxRecvDataSegmentLength
+    /// corpus/login/crash-mrdsl-reject-twice: a malformed MaxRecvDataSegmentLength
     /// ("8192IteratorPr") was answered Reject and the target's own declaration followed
     /// in the same response, so the key appeared twice in one text.
     @Test func malformedMaxRecvDataSegmentLengthIsAnsweredOnce() {
