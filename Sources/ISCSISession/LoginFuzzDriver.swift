@@ -48,16 +48,17 @@ struct LoginFuzzDriver {
             isid: request.bit(6) ? 0x8000_0000_0002 : 0x8000_0000_0001, tsih: request.bit(7) ? 1 : 0,
             initiatorTaskTag: 7, cmdSN: cmdSN, expStatSN: 0)
         pdu.dataSegment.writeBytes(answeringCHAP(request.text))
-        switch login.receive(pdu) {
+        let action = login.receive(pdu)
+        guard output.accept(action) else { return false }
+        switch action {
         case .send(let response):
-            return accept(response)
-        case .sendAndClose(let response):
+            rememberChallenge(response)
+            return true
+        case .sendAndClose:
             closed = true
-            return accept(response) && response.statusClass != 0 && !response.transit
-        case .complete(let response, let outcome):
-            guard accept(response), response.statusClass == 0, Self.inRange(outcome.parameters),
-                Self.mayLogIn(outcome)
-            else { return false }
+            return true
+        case .complete(_, let outcome):
+            guard Self.inRange(outcome.parameters), Self.mayLogIn(outcome) else { return false }
             let negotiator = TextNegotiator(configuration: FuzzLoginConfiguration.configuration, outcome: outcome)
             text = negotiator
             textSegmentLimit = negotiator.segmentLimit
@@ -89,17 +90,13 @@ struct LoginFuzzDriver {
         }
     }
 
-    /// A Login Response decodes back to itself and its text parses; a challenge in it is kept.
-    private mutating func accept(_ response: LoginResponsePDU) -> Bool {
-        guard output.accept(.loginResponse(response)),
-            let keys = try? TextParameters.parse(Array(response.dataSegment.readableBytesView))
-        else { return false }
-        if let a = keys["CHAP_A"].flatMap({ UInt8($0) }).flatMap(CHAPAlgorithm.init(rawValue:)),
+    /// Keeps the CHAP challenge a response carries.
+    private mutating func rememberChallenge(_ response: LoginResponsePDU) {
+        guard let keys = try? TextParameters.parse(Array(response.dataSegment.readableBytesView)),
+            let a = keys["CHAP_A"].flatMap({ UInt8($0) }).flatMap(CHAPAlgorithm.init(rawValue:)),
             let i = keys["CHAP_I"].flatMap({ UInt8($0) }), let c = keys["CHAP_C"].flatMap(Self.hexBytes)
-        {
-            challenge = (a, i, c)
-        }
-        return true
+        else { return }
+        challenge = (a, i, c)
     }
 
     /// `text` with `CHAP_R=fuzz` answered for the CHAP target's secret and the last challenge.

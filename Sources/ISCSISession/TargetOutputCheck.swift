@@ -41,6 +41,24 @@ struct TargetOutputCheck {
         return true
     }
 
+    /// A login action's response is well formed and its text parses (each key
+    /// once); a failure ends the login without a transition, a completion is a
+    /// success into full feature phase.
+    mutating func accept(_ action: LoginAction) -> Bool {
+        let response: LoginResponsePDU
+        let shaped: Bool
+        switch action {
+        case .send(let r):
+            (response, shaped) = (r, r.statusClass == 0)
+        case .sendAndClose(let r):
+            (response, shaped) = (r, r.statusClass != 0 && !r.transit)
+        case .complete(let r, _):
+            (response, shaped) = (r, r.statusClass == 0 && r.transit && r.nextStage == .fullFeaturePhase)
+        }
+        return shaped && accept(.loginResponse(response))
+            && (try? TextParameters.parse(Array(response.dataSegment.readableBytesView))) != nil
+    }
+
     /// `to - from` in serial-number arithmetic (RFC 1982, 32 bits).
     static func serialDistance(from: UInt32, to: UInt32) -> Int32 { Int32(bitPattern: to &- from) }
 
