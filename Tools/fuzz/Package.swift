@@ -6,6 +6,12 @@
 // Tools/fuzz/run.sh (it passes -sanitize=fuzzer,address).
 import PackageDescription
 
+/// One fuzz target: its main.swift and the root package's products it exercises.
+func fuzzTarget(_ name: String, _ products: [String]) -> Target {
+    .executableTarget(
+        name: name, dependencies: ["FuzzSupport"] + products.map { .product(name: $0, package: "Tessera") })
+}
+
 let package = Package(
     name: "TesseraFuzz",
     platforms: [.macOS(.v14)],
@@ -13,28 +19,13 @@ let package = Package(
         .package(name: "Tessera", path: "../.."),
     ],
     targets: [
+        // libFuzzer's LLVMFuzzerRunDriver, declared for Swift.
         .target(name: "CFuzzer"),
         .target(name: "FuzzSupport", dependencies: ["CFuzzer"]),
-        .executableTarget(name: "fuzz-iscsi-pdu", dependencies: [
-            "FuzzSupport",
-            .product(name: "ISCSIWire", package: "Tessera"),
-            .product(name: "ISCSISession", package: "Tessera"),
-        ]),
-        .executableTarget(name: "fuzz-login", dependencies: [
-            "FuzzSupport",
-            .product(name: "ISCSISession", package: "Tessera"),
-        ]),
-        .executableTarget(name: "fuzz-scsi", dependencies: [
-            "FuzzSupport",
-            .product(name: "SCSITarget", package: "Tessera"),
-        ]),
-        .executableTarget(name: "fuzz-dqlite-wire", dependencies: [
-            "FuzzSupport",
-            .product(name: "MetadataStore", package: "Tessera"),
-        ]),
-        .executableTarget(name: "fuzz-peer-wire", dependencies: [
-            "FuzzSupport",
-            .product(name: "ClusterWire", package: "Tessera"),
-        ]),
+        fuzzTarget("fuzz-iscsi-pdu", ["ISCSIWire", "ISCSISession"]),
+        fuzzTarget("fuzz-login", ["ISCSISession"]),
+        fuzzTarget("fuzz-scsi", ["SCSITarget"]),
+        fuzzTarget("fuzz-dqlite-wire", ["MetadataStore"]),
+        fuzzTarget("fuzz-peer-wire", ["ClusterWire"]),
     ]
 )
