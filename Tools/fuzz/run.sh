@@ -37,8 +37,9 @@ SCRATCH=$ROOT/.build/fuzz
 [ $CONFIG = debug ] && SCRATCH=$ROOT/.build/fuzz-debug
 echo "building the fuzz targets ($CONFIG, -sanitize=fuzzer,address)"
 start=$(date +%s)
-if ! (cd Tools/fuzz && swift build -c $CONFIG --scratch-path "$SCRATCH" -Xswiftc -sanitize=fuzzer,address \
-      >"$ROOT/.build/fuzz-build.log" 2>&1); then
+# No index store and line tables only: a tenth less compile time, and crash reports keep their lines.
+if ! (cd Tools/fuzz && swift build -c $CONFIG --scratch-path "$SCRATCH" --disable-index-store \
+      -Xswiftc -sanitize=fuzzer,address -Xswiftc -gline-tables-only >"$ROOT/.build/fuzz-build.log" 2>&1); then
   grep -E 'error' "$ROOT/.build/fuzz-build.log" | head -20
   for t in "${TARGETS[@]}"; do echo "fuzz $t: build failed"; done
   echo "0 passed, ${#TARGETS[@]} failed"
