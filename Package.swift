@@ -9,6 +9,14 @@ let package = Package(
     products: [
         .executable(name: "tesserad", targets: ["tesserad"]),
         .executable(name: "tessera", targets: ["tessera"]),
+        // The modules Tools/fuzz builds its libFuzzer targets against.
+        .library(name: "ISCSIWire", targets: ["ISCSIWire"]),
+        .library(name: "ISCSISession", targets: ["ISCSISession"]),
+        .library(name: "SCSIWire", targets: ["SCSIWire"]),
+        .library(name: "SCSITarget", targets: ["SCSITarget"]),
+        .library(name: "BlockStorage", targets: ["BlockStorage"]),
+        .library(name: "MetadataStore", targets: ["MetadataStore"]),
+        .library(name: "ClusterWire", targets: ["ClusterWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),

@@ -35,6 +35,11 @@ bash Tools/conformance/loopback.sh 2>&1 | tee .build/loopback.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/loopback.log
 
+stage "fuzz: libFuzzer targets (PDU stream through login and session, negotiation, CDBs, dqlite wire, peer wire), 10 s each"
+bash Tools/fuzz/run.sh --time 10 2>&1 | tee .build/fuzz.log
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+count .build/fuzz.log
+
 stage "hostile hosts: login timeout, connection bounds, write data bounded by the CDB, immediate commands, a host that never reads"
 bash Tools/hostile/bounds.sh 2>&1 | tee .build/hostile-bounds.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1

@@ -202,7 +202,10 @@ public struct LoginStateMachine: Sendable {
                 }
                 authentication = .done
             }
-            if !declaredMaxRecvDataSegmentLength {
+            // A key appears once in a text (RFC 7143 §6.2): when this reply already
+            // answers the initiator's MaxRecvDataSegmentLength (Reject of a malformed
+            // value), the target's own declaration waits for the next response.
+            if !declaredMaxRecvDataSegmentLength, reply["MaxRecvDataSegmentLength"] == nil {
                 // RFC 7143 §13.12: the target declares what it receives.
                 reply.append("MaxRecvDataSegmentLength", String(configuration.maxRecvDataSegmentLength))
                 declaredMaxRecvDataSegmentLength = true
