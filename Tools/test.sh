@@ -10,7 +10,9 @@ bash Tools/install-deps.sh --test || exit 1
 
 status=0
 passed=0 failed=0
-stage() { echo; echo "=== $*"; }
+started=$(date +%s)
+# stage TEXT: a header with the time into the run, so a slow stage shows in CI logs
+stage() { echo; echo "=== $* ($(( $(date +%s) - started )) s into the run)"; }
 # count LOG: adds the last "N passed, N failed" line of a stage's output to the totals
 count() {
   local line
@@ -88,6 +90,7 @@ if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
 fi
 
 echo
+echo "test command: $(( $(date +%s) - started )) s"
 if [ $status -eq 0 ]; then echo "all stages passed"; else echo "SOME STAGES FAILED"; fi
 [ $status -ne 0 ] && [ $failed -eq 0 ] && failed=1
 echo "tests: $passed passed, $failed failed"
