@@ -37,8 +37,8 @@ bash Tools/conformance/loopback.sh 2>&1 | tee .build/loopback.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/loopback.log
 
-stage "fuzz: libFuzzer targets (PDU stream through login and session, negotiation, CDBs, dqlite wire, peer wire), 10 s each"
-bash Tools/fuzz/run.sh --time 10 2>&1 | tee .build/fuzz.log
+stage "fuzz: libFuzzer targets (PDU stream through login and session, negotiation, CDBs, dqlite wire, peer wire), 6 s each"
+bash Tools/fuzz/run.sh --time 6 2>&1 | tee .build/fuzz.log
 [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 count .build/fuzz.log
 

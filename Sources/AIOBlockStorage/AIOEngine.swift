@@ -26,7 +26,9 @@ final class AIORequest: @unchecked Sendable {
 /// Submission never blocks on a full queue: requests beyond `depth` wait in a
 /// software queue, and whichever thread finds no submitter running (a caller,
 /// or the completion thread after reaping) drains it with one `io_submit` per
-/// batch.
+/// batch. A caller never sleeps (it may be an event loop): when the kernel
+/// has no aio slots (EAGAIN), the rest goes to the completion thread, which
+/// backs off there 1 ms at a time.
 final class AIOEngine: @unchecked Sendable {
     private let context: io_context_t
     /// The eventfd every iocb signals on completion.
@@ -88,7 +90,7 @@ final class AIOEngine: @unchecked Sendable {
             switch action {
             case .refuse: continuation.resume(returning: -Int(EBADF))
             case .queued: break
-            case .drain: drain()
+            case .drain: drain(mayWait: false)
             }
         }
     }
@@ -97,7 +99,9 @@ final class AIOEngine: @unchecked Sendable {
 
     /// Submits queued requests in batches until the queue is empty or the
     /// kernel queue is full; the caller must have set `submitting`.
-    private func drain() {
+    /// `mayWait` is true only on the completion thread: a caller of
+    /// ``perform(_:)`` may be an event loop, which must never sleep.
+    private func drain(mayWait: Bool) {
         while true {
             let batch: [AIORequest] = state.withLock { s in
                 let room = depth - s.inFlight
@@ -112,11 +116,13 @@ final class AIOEngine: @unchecked Sendable {
                 return taken
             }
             if batch.isEmpty { return }
-            submit(batch)
+            guard submit(batch, mayWait: mayWait) else { return }
         }
     }
 
-    private func submit(_ batch: [AIORequest]) {
+    /// Submits `batch`. Returns false when the kernel had no room and the
+    /// rest was handed to the completion thread.
+    private func submit(_ batch: [AIORequest], mayWait: Bool) -> Bool {
         var pointers: [UnsafeMutablePointer<iocb>?] = batch.map { request in
             request.iocb.pointee.data = Unmanaged.passRetained(request).toOpaque()
             return request.iocb
@@ -130,8 +136,13 @@ final class AIOEngine: @unchecked Sendable {
             if rc > 0 {
                 next += Int(rc)
                 eagainRetries = 0
+            } else if rc == -EAGAIN && !mayWait {
+                // Kernel-wide aio slots exhausted (fs.aio-max-nr): this
+                // thread may be an event loop, so it does not wait; the
+                // completion thread takes the rest and backs off there.
+                handOver(Array(batch[next...]))
+                return false
             } else if rc == -EAGAIN && eagainRetries < 100 {
-                // Kernel-wide aio slots exhausted (fs.aio-max-nr): back off briefly.
                 eagainRetries += 1
                 usleep(1000)
             } else if rc == -EINTR {
@@ -143,6 +154,22 @@ final class AIOEngine: @unchecked Sendable {
                 next += 1
             }
         }
+        return true
+    }
+
+    /// Puts requests io_submit refused back at the front of the queue and
+    /// wakes the completion thread to submit them.
+    private func handOver(_ requests: [AIORequest]) {
+        for request in requests {
+            Unmanaged<AIORequest>.fromOpaque(UnsafeRawPointer(request.iocb.pointee.data)).release()
+        }
+        state.withLock { s in
+            s.queue.insert(contentsOf: requests, at: 0)
+            s.inFlight -= requests.count
+            s.submitting = false
+        }
+        var one: UInt64 = 1
+        _ = write(eventFD, &one, MemoryLayout<UInt64>.size)
     }
 
     private func fail(_ request: AIORequest, result: Int) {
@@ -192,7 +219,7 @@ final class AIOEngine: @unchecked Sendable {
             }
             switch next {
             case .wait: continue
-            case .drain: drain()
+            case .drain: drain(mayWait: true)
             case .stop(let waiter):
                 waiter?.resume()
                 return

@@ -56,10 +56,11 @@ static int set_timeouts(int fd, int timeout_ms)
 	return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-static int send_all(int fd, const uint8_t *bytes, size_t length)
+/* Sends (or receives) exactly `length` bytes; -1 on an error, a timeout or a close. */
+static int transfer_all(int fd, uint8_t *bytes, size_t length, int sending)
 {
 	while (length > 0) {
-		ssize_t n = send(fd, bytes, length, MSG_NOSIGNAL);
+		ssize_t n = sending ? send(fd, bytes, length, MSG_NOSIGNAL) : recv(fd, bytes, length, 0);
 		if (n < 0 && errno == EINTR) {
 			continue;
 		}
@@ -72,20 +73,14 @@ static int send_all(int fd, const uint8_t *bytes, size_t length)
 	return 0;
 }
 
+static int send_all(int fd, const uint8_t *bytes, size_t length)
+{
+	return transfer_all(fd, (uint8_t *)bytes, length, 1);
+}
+
 static int receive_all(int fd, uint8_t *bytes, size_t length)
 {
-	while (length > 0) {
-		ssize_t n = recv(fd, bytes, length, 0);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			return -1;
-		}
-		bytes += n;
-		length -= (size_t)n;
-	}
-	return 0;
+	return transfer_all(fd, bytes, length, 0);
 }
 
 int tessera_auth_initiate(int fd, const uint8_t *secret, size_t secret_length, const char *purpose, int timeout_ms)

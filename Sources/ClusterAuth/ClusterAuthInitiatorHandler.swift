@@ -27,7 +27,7 @@ public final class ClusterAuthInitiatorHandler: ChannelDuplexHandler, RemovableC
     private var failure: ClusterAuthError?
 
     public init(secret: ClusterSecret, purpose: ClusterHandshakePurpose, timeout: TimeAmount = ClusterAuthResponderHandler.defaultTimeout) {
-        self.machine = ClusterHandshakeInitiator(secret: secret, purpose: purpose)
+        self.machine = ClusterHandshakeSide(secret: secret, purpose: purpose).map(ClusterHandshakeInitiator.init)
         self.timeout = timeout
     }
 

@@ -28,7 +28,7 @@ public final class ClusterAuthResponderHandler: ChannelInboundHandler, Removable
         secret: ClusterSecret, purpose: ClusterHandshakePurpose, timeout: TimeAmount = defaultTimeout, logger: Logger,
         onAccepted: @escaping (any Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
     ) {
-        self.machine = ClusterHandshakeResponder(secret: secret, purpose: purpose)
+        self.machine = ClusterHandshakeSide(secret: secret, purpose: purpose).map(ClusterHandshakeResponder.init)
         self.purpose = purpose
         self.timeout = timeout
         self.logger = logger

@@ -45,6 +45,27 @@ enum ClusterHandshakeWire {
     }
 }
 
+/// What one end of a handshake holds: the secret, the port's purpose and
+/// its own nonce, fresh for every connection.
+public struct ClusterHandshakeSide: Sendable {
+    let secret: ClusterSecret
+    let purpose: ClusterHandshakePurpose
+    let nonce: [UInt8]
+
+    /// With a given nonce (tests pass their own).
+    public init(secret: ClusterSecret, purpose: ClusterHandshakePurpose, nonce: [UInt8]) {
+        self.secret = secret
+        self.purpose = purpose
+        self.nonce = nonce
+    }
+
+    /// With a fresh random nonce; nil without a random source.
+    public init?(secret: ClusterSecret, purpose: ClusterHandshakePurpose) {
+        guard let nonce = ClusterHandshakeWire.nonce() else { return nil }
+        self.init(secret: secret, purpose: purpose, nonce: nonce)
+    }
+}
+
 /// The accepting side of the handshake, as a pure machine: bytes in, what
 /// to do out. The responder proves the secret first (its challenge carries
 /// its proof), then checks the initiator's.
@@ -69,24 +90,14 @@ public struct ClusterHandshakeResponder: Sendable {
         case done
     }
 
-    private let secret: ClusterSecret
-    private let purpose: ClusterHandshakePurpose
-    private let nonce: [UInt8]
+    private let side: ClusterHandshakeSide
+    private var secret: ClusterSecret { side.secret }
+    private var purpose: ClusterHandshakePurpose { side.purpose }
+    private var nonce: [UInt8] { side.nonce }
     private var state = State.awaitingHello
     private var buffered: [UInt8] = []
 
-    /// `nonce` must be fresh for every connection (``ClusterHandshakeWire.nonce()``; tests pass their own).
-    public init(secret: ClusterSecret, purpose: ClusterHandshakePurpose, nonce: [UInt8]) {
-        self.secret = secret
-        self.purpose = purpose
-        self.nonce = nonce
-    }
-
-    /// A responder with a fresh random nonce; nil without a random source.
-    public init?(secret: ClusterSecret, purpose: ClusterHandshakePurpose) {
-        guard let nonce = ClusterHandshakeWire.nonce() else { return nil }
-        self.init(secret: secret, purpose: purpose, nonce: nonce)
-    }
+    public init(_ side: ClusterHandshakeSide) { self.side = side }
 
     /// Takes bytes from the connection.
     public mutating func receive(_ bytes: some Sequence<UInt8>) -> Action {
@@ -160,24 +171,14 @@ public struct ClusterHandshakeInitiator: Sendable {
         case done
     }
 
-    private let secret: ClusterSecret
-    private let purpose: ClusterHandshakePurpose
-    private let nonce: [UInt8]
+    private let side: ClusterHandshakeSide
+    private var secret: ClusterSecret { side.secret }
+    private var purpose: ClusterHandshakePurpose { side.purpose }
+    private var nonce: [UInt8] { side.nonce }
     private var state = State.awaitingChallenge
     private var buffered: [UInt8] = []
 
-    /// `nonce` must be fresh for every connection.
-    public init(secret: ClusterSecret, purpose: ClusterHandshakePurpose, nonce: [UInt8]) {
-        self.secret = secret
-        self.purpose = purpose
-        self.nonce = nonce
-    }
-
-    /// An initiator with a fresh random nonce; nil without a random source.
-    public init?(secret: ClusterSecret, purpose: ClusterHandshakePurpose) {
-        guard let nonce = ClusterHandshakeWire.nonce() else { return nil }
-        self.init(secret: secret, purpose: purpose, nonce: nonce)
-    }
+    public init(_ side: ClusterHandshakeSide) { self.side = side }
 
     /// The first message, sent as soon as the connection is up.
     public var hello: [UInt8] { ClusterHandshakeWire.magic + purpose.tag + nonce }

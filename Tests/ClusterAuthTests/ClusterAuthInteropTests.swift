@@ -36,7 +36,7 @@ import Testing
         let responderEnd = fds[1]
         let outcome = Handoff<ClusterHandshakeResponder.Action>(fallback: .wait)
         Thread {
-            var machine = ClusterHandshakeResponder(secret: responder, purpose: .store)!
+            var machine = ClusterHandshakeResponder(ClusterHandshakeSide(secret: responder, purpose: .store)!)
             var last = ClusterHandshakeResponder.Action.wait
             var buffer = [UInt8](repeating: 0, count: 256)
             loop: while true {

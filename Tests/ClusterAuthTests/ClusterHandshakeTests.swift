@@ -103,7 +103,7 @@ import Testing
 
     @Test func nonceChangesTheProof() {
         var a = ClusterHandshakeResponder(secret: Self.secret, purpose: .store, nonce: Self.responderNonce)
-        var b = ClusterHandshakeResponder(secret: Self.secret, purpose: .store, nonce: [UInt8](repeating: 0x33, count: 32))
+        var b = ClusterHandshakeResponder(.init(secret: Self.secret, purpose: .store, nonce: [UInt8](repeating: 0x33, count: 32)))
         let hello = ClusterHandshakeInitiator(secret: Self.secret, purpose: .store, nonce: Self.initiatorNonce).hello
         #expect(a.receive(hello) != b.receive(hello))
     }
@@ -112,5 +112,18 @@ import Testing
         #expect(ClusterSecret(text: "short secret") == nil)
         #expect(ClusterSecret(text: "  0123456789abcdef \n") != nil)
         #expect(!"\(Self.secret)".contains("0123"))
+    }
+}
+
+/// The machines with a given nonce, as the tests build them.
+extension ClusterHandshakeInitiator {
+    init(secret: ClusterSecret, purpose: ClusterHandshakePurpose, nonce: [UInt8]) {
+        self.init(ClusterHandshakeSide(secret: secret, purpose: purpose, nonce: nonce))
+    }
+}
+
+extension ClusterHandshakeResponder {
+    init(secret: ClusterSecret, purpose: ClusterHandshakePurpose, nonce: [UInt8]) {
+        self.init(ClusterHandshakeSide(secret: secret, purpose: purpose, nonce: nonce))
     }
 }
