@@ -36,19 +36,7 @@ public struct ClusterSecret: Sendable, Hashable, CustomStringConvertible {
     /// neither its group nor others can read or write (chmod 600), since
     /// anyone who reads it can join the cluster.
     public static func load(path: String) throws(ClusterSecretError) -> ClusterSecret {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw ClusterSecretError("cannot read the cluster secret file \(path): \(String(cString: strerror(errno)))")
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw ClusterSecretError("the cluster secret \(path) is not a regular file") }
-        guard info.st_mode & 0o077 == 0 else {
-            throw ClusterSecretError(
-                "the cluster secret file \(path) is readable or writable by others (mode \(String(info.st_mode & 0o777, radix: 8))): "
-                    + "chmod 600 it; anyone who reads it can join the cluster")
-        }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ClusterSecretError("cannot read the cluster secret file \(path)")
-        }
+        let text = try OwnerOnlyFile.read(path, what: "the cluster secret file")
         guard let secret = ClusterSecret(text: text) else {
             throw ClusterSecretError("the cluster secret in \(path) is shorter than \(minimumLength) bytes")
         }

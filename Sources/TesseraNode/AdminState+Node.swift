@@ -1,3 +1,4 @@
+import ClusterAuth
 import AdminAPI
 import ClusterModel
 import DistributedLUN
@@ -329,25 +330,11 @@ enum AdminTokenFile {
     /// The token in `path`, surrounding whitespace removed. Throws when the
     /// file cannot be read, is empty, or group or others may read or write it.
     static func load(_ path: String) throws -> AdminToken {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw NodeStartupError(
-                message: "admin.token_file \(path): \(String(cString: strerror(errno))); create it with the token "
-                    + "and chmod 600")
+        let text: String
+        do { text = try OwnerOnlyFile.read(path, what: "admin.token_file") } catch {
+            throw NodeStartupError(message: error.description)
         }
-        guard info.st_mode & 0o077 == 0 else {
-            throw NodeStartupError(
-                message: "admin.token_file \(path) is readable or writable by group or others (mode "
-                    + String(info.st_mode & 0o777, radix: 8) + "): chmod 600 \(path)")
-        }
-        guard let file = fopen(path, "r") else {
-            throw NodeStartupError(message: "admin.token_file \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var bytes = [UInt8](repeating: 0, count: 4097)
-        let count = fread(&bytes, 1, bytes.count, file)
-        guard count <= 4096 else { throw NodeStartupError(message: "admin.token_file \(path) is longer than 4 KiB") }
-        guard let token = AdminToken(String(decoding: bytes[0..<count], as: UTF8.self)) else {
+        guard let token = AdminToken(text) else {
             throw NodeStartupError(message: "admin.token_file \(path) is empty: write the token into it")
         }
         return token
