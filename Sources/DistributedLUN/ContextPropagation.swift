@@ -8,8 +8,9 @@ import SCSITarget
 /// (ARCHITECTURE.md "Shared context" rule 1).
 ///
 /// Why the wait is bounded by the lease: a member renews its lease only by a
-/// store write whose transaction also reads the LUNs' context versions, and
-/// it counts a renewal only once it has caught up with them. A renewal sent
+/// store write followed by a read of the LUNs' context versions, and it
+/// counts a renewal (from the time it was sent) only once it has caught up
+/// with them. A renewal sent
 /// before this change was committed keeps that member's lease for at most
 /// `lease` after it was sent; one sent after it sees the new version. So once
 /// `lease` (plus a margin for clock rates) has passed since the commit, a

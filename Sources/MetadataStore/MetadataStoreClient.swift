@@ -58,7 +58,10 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
     private var connection: DqliteConnection?
     private var databaseID: UInt64 = 0
     private var knownAddresses: [NodeAddress]
-    private var currentLeader: DqliteNodeInfo?
+    private var currentLeader: DqliteNodeInfo? {
+        didSet { connectedLeaderID.withLockedValue { $0 = currentLeader.map { NodeID($0.id) } } }
+    }
+    private let connectedLeaderID = NIOLockedValueBox<NodeID?>(nil)
 
     public init(
         _ configuration: Configuration, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -76,6 +79,10 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
     public func heartbeat() async throws {
         _ = try await query("SELECT 1")
     }
+
+    /// The leader this client is connected to now (nil between connections):
+    /// read without a round trip, so it may be a moment old.
+    public var connectedLeader: NodeID? { connectedLeaderID.withLockedValue { $0 } }
 
     /// Drops the leader connection.
     public func close() async {

@@ -241,8 +241,8 @@ public final class ClusterNode: Sendable {
     public func onRejoin(_ handler: @escaping @Sendable () async -> Void) { rejoinHandler.withLock { $0 = Handler(handler) } }
 
     /// Starts the heartbeat: every lease/4 a write through the quorum (a read
-    /// the leader may answer alone would prove nothing), in the same
-    /// transaction as a read of every LUN's context version; the lease keeper
+    /// the leader may answer alone would prove nothing), then a read of the
+    /// members' renewals and of every LUN's context version; the lease keeper
     /// turns outcomes into held/lapsed.
     public func startHeartbeat() {
         let interval = max(lease.duration / 4, .milliseconds(50))
@@ -251,15 +251,18 @@ public final class ClusterNode: Sendable {
             while !Task.isCancelled {
                 let sentAt = clock.now
                 do {
-                    let member = try await heartbeatClient.leader()
-                    self.leader.withLock { $0 = member.id }
+                    // The renewal is one statement: a write transaction held
+                    // over several round trips would lock the other members'
+                    // renewals out (SQLITE_BUSY) while it is open. The reads
+                    // come after it, so they see every change committed before
+                    // this beat was sent (dqlite reads on the leader after a
+                    // barrier), which is what the lease promises.
                     let id = self.id
-                    let (renewed, versions, observation) = try await heartbeatClient.transaction { tx in
-                        let repository = StoreRepository(tx)
-                        let renewed = try await repository.renewLease(id)
-                        let observation = LeaseObservation(beats: try await repository.leaseBeats(), at: clock.now)
-                        return (renewed, try await repository.contextVersions(), observation)
-                    }
+                    let repository = StoreRepository(heartbeatClient)
+                    let renewed = try await repository.renewLease(id)
+                    self.leader.withLock { $0 = heartbeatClient.connectedLeader }
+                    let observation = LeaseObservation(beats: try await repository.leaseBeats(), at: clock.now)
+                    let versions = try await repository.contextVersions()
                     var observed = observation
                     observed.at = clock.now
                     leaseObserver.withLock { $0 }?.call(observed)

@@ -38,6 +38,25 @@ dump_logs() {
 	echo "----- dmesg (tail)"; dmesg | tail -n 30
 }
 
+# A scenario that outlives its budget is killed from the host, and whatever
+# the daemons logged would be lost: VM_WATCHDOG seconds in (run.sh sets it to
+# the host's timeout less 40 s) every target log's warnings and tail, the
+# sessions and the kernel's last lines go to the console first.
+watchdog_dump() {
+	echo "  WATCHDOG: ${VM_WATCHDOG}s into the scenario and still running; the state before the host's timeout:"
+	for f in /tmp/target*.log /tmp/iscsid.log /tmp/multipathd.log; do
+		[ -s "$f" ] || continue
+		echo "----- $f: warnings and errors (last 40)"
+		grep -E ' (warning|error|critical) ' "$f" | tail -n 40
+		echo "----- $f: tail"; tail -n 15 "$f"
+	done
+	echo "----- iscsiadm -m session"; iscsiadm -m session 2>&1 | head -n 10
+	echo "----- dmesg (tail)"; dmesg | tail -n 30
+}
+if [ -n "${VM_WATCHDOG:-}" ]; then
+	( sleep "$VM_WATCHDOG"; watchdog_dump ) &
+fi
+
 # wait_until <seconds> cmd... : poll every 0.5 s
 wait_until() {
 	local n=$(( $1 * 2 )); shift
@@ -170,15 +189,18 @@ vpd_port() {
 	     "$(echo "$out" | sed -n 's/^ *Relative target port: //p' | head -n1)"
 }
 
-# sg_retry <sg command>...: an sg3-utils command run again (up to 3 times)
-# while it reports a unit attention, as the kernel retries its own commands
-# (ALUA state changes and resets queue one for every I_T nexus)
+# sg_retry <sg command>...: an sg3-utils command run again while it reports a
+# unit attention (up to 3 times) or NOT READY (up to 6 times, 1 s apart), as
+# the kernel retries its own commands: ALUA state changes and resets queue a
+# unit attention for every I_T nexus, and scsi_dh_alua retries a command that
+# met an access state in transition (02/04/0A) for a while
 sg_retry() {
 	local n=0 out rc
 	while :; do
 		out=$("$@" 2>&1); rc=$?
 		n=$((n + 1))
 		[ "$rc" != 0 ] && [ "$n" -lt 3 ] && echo "$out" | grep -qi 'unit attention' && continue
+		if [ "$rc" != 0 ] && [ "$n" -lt 6 ] && echo "$out" | grep -qi 'not ready'; then sleep 1; continue; fi
 		echo "$out"
 		return $rc
 	done
