@@ -75,6 +75,12 @@ extension AdminState {
         throw AdminStateError("this node does not take changes")
     }
 
+    /// A state without an iSCSI server has no sessions.
+    public func sessions() async throws -> [SessionStatus] { [] }
+
+    /// A state without an iSCSI server has no session to close.
+    public func closeSession(node: UInt64, tsih: UInt16) async throws -> SessionClose? { nil }
+
     /// A node that takes no changes answers 503.
     public func clearReservations(target: String, lun: UInt64, requestID: String?) async throws -> ReservationStatus? {
         throw AdminStateError("this node does not take changes")

@@ -60,6 +60,10 @@ public enum AdminRoute: Hashable, Sendable {
     case acl(target: String, initiator: String)
     /// `PUT` / `DELETE /v1/targets/{iqn}/chap/{initiator}`: one initiator's CHAP.
     case chap(target: String, initiator: String)
+    /// `GET /v1/sessions`: every live session of the cluster.
+    case sessions
+    /// `GET` / `DELETE /v1/sessions/{node}/{tsih}`: one session; DELETE closes it.
+    case session(node: UInt64, tsih: UInt16)
 
     /// Whether the route needs the token (when one is configured).
     public var isProtected: Bool {
@@ -75,7 +79,7 @@ public enum AdminRoute: Hashable, Sendable {
         case .acls: ["POST"]
         case .acl: ["DELETE"]
         case .chap: ["PUT", "DELETE"]
-        case .reservations: ["GET", "HEAD", "DELETE"]
+        case .reservations, .session: ["GET", "HEAD", "DELETE"]
         default: ["GET", "HEAD"]
         }
     }
@@ -101,6 +105,9 @@ extension AdminRouter {
         case ["v1", "cluster"]: return .success(.cluster)
         case ["v1", "luns"]: return .success(.luns)
         case ["v1", "targets"]: return .success(.targets)
+        case ["v1", "sessions"]: return .success(.sessions)
+        case _ where segments.count == 4 && segments[0] == "v1" && segments[1] == "sessions":
+            return sessionRoute(node: segments[2], tsih: segments[3])
         case _ where segments.count >= 4 && segments[0] == "v1" && segments[1] == "targets":
             guard let target = segments[2].removingPercentEncoding, !target.isEmpty else { break }
             let initiator = segments.count == 5 ? segments[4].removingPercentEncoding : nil
@@ -122,8 +129,8 @@ extension AdminRouter {
             AdminFailure(
                 status: 404, error: "no resource at \(printable(path))",
                 hint: "the API has /health, /metrics, /v1/cluster, /v1/luns, /v1/luns/{id}, "
-                    + "/v1/luns/{id}/reservations, /v1/targets, /v1/targets/{iqn}/acls[/{initiator}] "
-                    + "and /v1/targets/{iqn}/chap/{initiator}"))
+                    + "/v1/luns/{id}/reservations, /v1/targets, /v1/targets/{iqn}/acls[/{initiator}], "
+                    + "/v1/targets/{iqn}/chap/{initiator}, /v1/sessions and /v1/sessions/{node}/{tsih}"))
     }
 
     /// Answers a request: 404 for an unknown path, 401 without the right
@@ -166,6 +173,23 @@ extension AdminRouter {
                 }
             case .acls, .acl, .chap:
                 return try await change(request, route: route, state: state)
+            case .sessions:
+                return ok(try await state.sessions())
+            case .session(let node, let tsih):
+                if request.method == "DELETE" {
+                    guard let closed = try await state.closeSession(node: node, tsih: tsih) else {
+                        return noSession(node: node, tsih: tsih)
+                    }
+                    var response = ok(closed)
+                    if closed.outcome == "requested" {
+                        response.status = 202
+                        response.reason = AdminFailure.reason(202)
+                    }
+                    return response
+                }
+                guard let session = try await state.sessions().first(where: { $0.node == node && $0.tsih == tsih })
+                else { return noSession(node: node, tsih: tsih) }
+                return ok(session)
             case .reservations(let selector):
                 switch pick(selector, from: try await state.luns()) {
                 case .failure(let failure): return failure.response
@@ -223,6 +247,34 @@ extension AdminRouter {
     }
 
     private static func notFound(_ selector: LUNSelector) -> AdminResponse { notFoundFailure(selector).response }
+
+    private static func noSession(node: UInt64, tsih: UInt16) -> AdminResponse {
+        AdminFailure(
+            status: 404, error: "no session \(tsih) on node \(node)",
+            hint: "GET /v1/sessions (tessera session list) lists the sessions; a session that just ended is gone"
+        ).response
+    }
+
+    /// `/v1/sessions/{node}/{tsih}`: a node id from 1, a TSIH 1...65535
+    /// (decimal, or hex with 0x as the kernel prints it).
+    static func sessionRoute(node: String, tsih: String) -> Result<AdminRoute, AdminFailure> {
+        guard let nodeID = UInt64(node), nodeID > 0 else {
+            return .failure(
+                AdminFailure(
+                    status: 400, error: "\(printable(node)) is not a node id",
+                    hint: "use the node's number from tessera cluster status, e.g. /v1/sessions/2/5"))
+        }
+        let lowered = tsih.lowercased()
+        let parsed = lowered.hasPrefix("0x") ? UInt16(lowered.dropFirst(2), radix: 16) : UInt16(lowered)
+        // RFC 7143 §11.12.6: TSIH 0 is reserved for a login that creates a session.
+        guard let value = parsed, value > 0 else {
+            return .failure(
+                AdminFailure(
+                    status: 400, error: "\(printable(tsih)) is not a TSIH",
+                    hint: "use the session's TSIH, 1...65535, from GET /v1/sessions (tessera session list)"))
+        }
+        return .success(.session(node: nodeID, tsih: value))
+    }
 
     private static func selector(_ id: String, query: [String: String]) -> Result<LUNSelector, AdminFailure> {
         guard let lun = UInt64(id), lun <= maximumLUN else {
@@ -310,6 +362,7 @@ public struct AdminFailure: Error, Hashable, Sendable {
     static func reason(_ status: Int) -> String {
         switch status {
         case 200: "OK"
+        case 202: "Accepted"
         case 400: "Bad Request"
         case 401: "Unauthorized"
         case 404: "Not Found"

@@ -25,6 +25,12 @@ public protocol AdminState: Sendable {
     /// PREEMPTED) and returns them as they are afterwards; nil when there
     /// is no such LUN. A `requestID` applied before changes nothing.
     func clearReservations(target: String, lun: UInt64, requestID: String?) async throws -> ReservationStatus?
+    /// Every live iSCSI session of the cluster, by node and TSIH.
+    func sessions() async throws -> [SessionStatus]
+    /// Closes one session: at once when this node holds it, else by asking
+    /// its node through the store; nil when no such session is listed.
+    /// Repeating it is harmless.
+    func closeSession(node: UInt64, tsih: UInt16) async throws -> SessionClose?
 }
 
 /// The node could not read what was asked (no store quorum, a store error).

@@ -110,6 +110,25 @@ public final class ISCSIServer: Sendable {
     /// Number of live normal sessions.
     public var sessionCount: Int { registry.count }
 
+    /// Every live normal session, by TSIH.
+    public var sessions: [ISCSISessionInfo] { registry.snapshot() }
+
+    /// Ends the session with `tsih` as an administrator asked (its connection
+    /// is closed; the host sees the connection drop and logs in again unless
+    /// it is told otherwise); false when no such session is live.
+    @discardableResult
+    public func closeSession(tsih: UInt16, reason: String) -> Bool {
+        guard let channel = registry.channel(tsih: tsih) else { return false }
+        logger.notice(
+            "closing a session as an administrator asked",
+            metadata: [
+                "tsih": "\(tsih)", "initiator-address": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                "reason": "\(reason)",
+            ])
+        channel.close(promise: nil)
+        return true
+    }
+
     /// Stops listening and closes every connection.
     public func shutdown() async {
         let channels = state.withLock { state in

@@ -25,6 +25,8 @@ final class SessionRegistry: @unchecked Sendable {
 
     private let lock = NSLock()
     private var sessions: [Key: Entry] = [:]
+    /// When each live session logged in, by connection id.
+    private var loggedInAt: [UInt64: Date] = [:]
     private var usedTSIHs: Set<UInt16> = []
     private var nextTSIH: UInt16 = 1
     private var nextConnectionID: UInt64 = 1
@@ -98,6 +100,8 @@ final class SessionRegistry: @unchecked Sendable {
         lock.withLock {
             let old = sessions[key]
             sessions[key] = entry
+            if let old { loggedInAt[old.connectionID] = nil }
+            loggedInAt[entry.connectionID] = Date()
             return old
         }
     }
@@ -107,6 +111,7 @@ final class SessionRegistry: @unchecked Sendable {
         lock.withLock {
             guard let entry = sessions[key], entry.connectionID == connectionID else { return false }
             sessions[key] = nil
+            loggedInAt[connectionID] = nil
             return true
         }
     }
@@ -171,6 +176,31 @@ final class SessionRegistry: @unchecked Sendable {
 
     /// Number of live normal sessions.
     var count: Int { lock.withLock { sessions.count } }
+
+    /// Every live session, by TSIH (the tag is the nexus' portal group, which
+    /// the connection's portal gave it).
+    func snapshot() -> [ISCSISessionInfo] {
+        lock.withLock {
+            sessions.map { key, entry in
+                ISCSISessionInfo(
+                    tsih: entry.tsih, initiatorName: key.initiatorName, isid: key.isid, targetName: key.targetName,
+                    portalGroupTag: entry.nexus.targetPortGroup,
+                    portal: Self.text(entry.channel.localAddress), initiatorAddress: Self.text(entry.channel.remoteAddress),
+                    loggedInAt: loggedInAt[entry.connectionID] ?? Date())
+            }.sorted { $0.tsih < $1.tsih }
+        }
+    }
+
+    /// The channel of the session with `tsih`, if one is live.
+    func channel(tsih: UInt16) -> (any Channel)? {
+        lock.withLock { sessions.values.first { $0.tsih == tsih }?.channel }
+    }
+
+    private static func text(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress else { return "?" }
+        let host = ip.contains(":") ? "[\(ip)]" : ip
+        return address.port.map { "\(host):\($0)" } ?? host
+    }
 
     /// Every live session's channel (for shutdown).
     var channels: [any Channel] { lock.withLock { sessions.values.map(\.channel) } }

@@ -31,6 +31,48 @@ enum Render {
         return text
     }
 
+    /// `tessera session list`.
+    static func sessions(_ sessions: [SessionStatus], now: UInt64) -> String {
+        if sessions.isEmpty { return "no sessions\n" }
+        var text = TextTable(
+            headers: ["NODE", "TSIH", "INITIATOR", "ISID", "TARGET", "PORTAL", "FROM", "FOR", "SOURCE"],
+            rows: sessions.map { s in
+                [
+                    "\(s.node)", "\(s.tsih)", s.initiator, s.isid, s.target, "\(s.portal),\(s.portalGroup)",
+                    s.initiatorAddress, duration(seconds: now >= s.loggedInAt ? now - s.loggedInAt : 0), s.source,
+                ]
+            }
+        ).render()
+        let down = Set(sessions.filter { $0.source == "node_down" }.map(\.node)).sorted()
+        if !down.isEmpty {
+            text +=
+                "\nnode \(down.map(String.init).joined(separator: ", ")) is not renewing its lease: "
+                + "its sessions are as it last published them, and are likely gone\n"
+        }
+        return text
+    }
+
+    /// `tessera session close`.
+    static func sessionClose(_ close: SessionClose) -> String {
+        let s = close.session
+        let who = "session \(s.tsih) of \(s.initiatorPort) on node \(s.node)"
+        return close.outcome == "closed"
+            ? "closed \(who); the host sees its connection drop and may log in again\n"
+            : "asked node \(s.node) to close \(who); it does within about a second "
+                + "(tessera session list shows when it is gone)\n"
+    }
+
+    /// "45s", "12m", "3h05m", "2d04h".
+    static func duration(seconds: UInt64) -> String {
+        func two(_ value: UInt64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        switch seconds {
+        case ..<60: return "\(seconds)s"
+        case ..<3600: return "\(seconds / 60)m"
+        case ..<86400: return "\(seconds / 3600)h" + two(seconds % 3600 / 60) + "m"
+        default: return "\(seconds / 86400)d" + two(seconds % 86400 / 3600) + "h"
+        }
+    }
+
     /// Replicas of `lun` that are not in sync.
     static func notInSync(_ lun: LUNStatus) -> Int {
         lun.subUnits.reduce(0) { $0 + $1.replicas.filter { $0.state != "in_sync" }.count }

@@ -18,7 +18,8 @@ public struct TesseraCommand: AsyncParsableCommand {
         commandName: "tessera",
         abstract: "Tessera management CLI.",
         discussion: """
-            Reads the cluster, and changes ACLs and CHAP, through any node's admin API \
+            Reads the cluster, changes ACLs and CHAP, clears reservations and lists or closes sessions, \
+            through any node's admin API \
             ([admin] listen in the node's TOML). Exit status: 0 success, 1 failure, 2 usage error or a command that is not implemented yet.
             """,
         version: version,
@@ -43,7 +44,7 @@ let usageExitCode = ExitCode(2)
 /// Says plainly that `command` is not built, and exits 2.
 func notImplemented(_ command: String) throws -> Never {
     FileHandle.standardError.write(
-        Data("tessera \(command): not implemented yet (this version reads the cluster and changes ACLs and CHAP only)\n".utf8))
+        Data("tessera \(command): not implemented yet (this version reads the cluster, changes ACLs and CHAP, clears reservations and lists or closes sessions)\n".utf8))
     throw usageExitCode
 }
 
@@ -283,9 +284,65 @@ struct NodeCommand: AsyncParsableCommand {
 /// `tessera session`.
 struct SessionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "session", abstract: "List or close iSCSI sessions (not implemented yet).")
-    @Argument(parsing: .allUnrecognized) var rest: [String] = []
-    func run() async throws { try notImplemented("session" + (rest.first.map { " \($0)" } ?? "")) }
+        commandName: "session", abstract: "List or close iSCSI sessions on every node.",
+        subcommands: [List.self, Close.self])
+
+    /// `tessera session list`.
+    struct List: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every node's iSCSI sessions: initiator, ISID, target, portal, how long, and how current.",
+            discussion: """
+                The node asked lists its own sessions as they are now and the other nodes' as they last \
+                published them (within about a second of a change). A node that is down shows its last list, \
+                marked node_down.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("node-id"), help: ArgumentHelp("Only the sessions on this node.", valueName: "id"))
+        var nodeID: UInt64?
+        @Option(help: ArgumentHelp("Only the sessions of this initiator name.", valueName: "iqn"))
+        var initiator: String?
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (all, _, _) = try await client.get("/v1/sessions", as: [SessionStatus].self)
+            let picked = all.filter { s in
+                (nodeID == nil || s.node == nodeID) && (initiator.map { s.initiator == $0.lowercased() } ?? true)
+            }
+            if global.json { return AdminJSON.encode(picked) }
+            return Render.sessions(picked, now: UInt64(max(0, Date().timeIntervalSince1970)))
+        }
+    }
+
+    /// `tessera session close NODE TSIH --yes`.
+    struct Close: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Close one session (its connection) on whichever node holds it.",
+            discussion: """
+                The host sees its connection drop; open-iscsi logs in again after its replacement timeout \
+                unless the session is logged out on the host (iscsiadm -m node -u). Through the node that \
+                holds it, the session is closed at once; through another node, that node is asked through \
+                the store and closes it within about a second. Needs --yes.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The node holding the session (tessera session list).") var node: UInt64
+        @Argument(help: "The session's TSIH (tessera session list).") var tsih: UInt16
+        @Flag(help: "Confirm: the host loses this path until it logs in again.") var yes = false
+
+        func validate() throws {
+            guard node > 0 else { throw ValidationError("node ids start at 1 (tessera cluster status lists them)") }
+            guard tsih > 0 else { throw ValidationError("TSIH 0 names no session (tessera session list lists them)") }
+            guard yes else {
+                throw ValidationError(
+                    "closing drops the host's connection on node \(node); run `tessera session list` to see who it is, "
+                        + "then add --yes")
+            }
+        }
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (closed, raw, _) = try await client.send(
+                "DELETE", "/v1/sessions/\(node)/\(tsih)", body: [], requestID: newRequestID(), as: SessionClose.self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.sessionClose(closed)
+        }
+    }
 }
 
 extension TesseraCommand {

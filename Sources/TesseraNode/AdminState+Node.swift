@@ -2,6 +2,7 @@ import ClusterAuth
 import AdminAPI
 import ClusterModel
 import DistributedLUN
+import ISCSITargetServer
 import Logging
 import MetadataStore
 import SCSIWire
@@ -19,6 +20,7 @@ final class NodeAdminState: AdminState {
     let cluster: ClusterNode
     private let served: ServedTargets
     private let runtime = Mutex<Runtime?>(nil)
+    private let server = Mutex<ISCSIServer?>(nil)
     let logger: Logger
 
     /// What exists only once the node serves.
@@ -38,6 +40,18 @@ final class NodeAdminState: AdminState {
     /// Hands over the parts that report port groups, verdicts and resyncs.
     func attach(portGroups: PortGroupStates, failover: FailoverController, data: DataPlane) {
         runtime.withLock { $0 = Runtime(portGroups: portGroups, failover: failover, data: data) }
+    }
+
+    /// Hands over the iSCSI server, whose sessions the API lists and closes.
+    func attach(server: ISCSIServer) { self.server.withLock { $0 = server } }
+
+    /// The iSCSI server, once it runs.
+    var iscsiServer: ISCSIServer? { server.withLock { $0 } }
+
+    /// Another member's liveness as this node's failover controller judges
+    /// it (``liveness(_:)``); nil before the data plane runs.
+    func memberVerdict(_ node: NodeID) -> String? {
+        runtime.withLock { $0 }.map { Self.liveness($0.failover.verdict(of: node)) }
     }
 
     func health() -> HealthReport {
@@ -290,7 +304,7 @@ final class NodeAdminState: AdminState {
     }
 
     /// Runs a store read; a failure becomes an ``AdminStateError`` naming what was read.
-    private func read<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
+    func read<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch {

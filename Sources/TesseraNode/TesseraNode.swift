@@ -95,6 +95,10 @@ public enum TesseraNode {
             throw NodeStartupError(message: "cannot listen on \(configuration.portals.map(\.address)): \(error)")
         }
         servedTargets.markServing()
+        adminState.attach(server: server)
+        let sessionPublisher = Task {
+            await SessionPublisher.follow(state: adminState, server: server, cluster: cluster, logger: logger)
+        }
         let membership = Task { await Self.followMembership(data: data, server: server, portGroups: portGroups) }
         logger.notice(
             "tesserad ready",
@@ -106,6 +110,7 @@ public enum TesseraNode {
         let received = await termination.wait()
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
         membership.cancel()
+        sessionPublisher.cancel()
         accessFollower.cancel()
         leaseFollower.cancel()
         failover.stop()

@@ -87,6 +87,28 @@ struct FakeState: AdminState {
                 chap: .init(user: "alice", mutual: true))
         ]
     }
+
+    /// Node 2 (this one) holds TSIH 5 live; node 3 published TSIH 1.
+    static let sessions = [
+        SessionStatus(
+            node: 2, tsih: 5, initiator: "iqn.1994-05.com.redhat:h1", isid: "0x23d000001", target: target,
+            portalGroup: 2, portal: "127.0.0.1:3262", initiatorAddress: "127.0.0.1:51000", loggedInAt: 1_800_000_000,
+            source: "live"),
+        SessionStatus(
+            node: 3, tsih: 1, initiator: "iqn.1994-05.com.redhat:h2", isid: "0x23d000002", target: target,
+            portalGroup: 3, portal: "127.0.0.1:3263", initiatorAddress: "127.0.0.1:51001", loggedInAt: 1_800_000_100,
+            source: "published"),
+    ]
+
+    func sessions() async throws -> [SessionStatus] {
+        if failing { throw AdminStateError("no quorum") }
+        return Self.sessions
+    }
+
+    func closeSession(node: UInt64, tsih: UInt16) async throws -> SessionClose? {
+        guard let session = try await sessions().first(where: { $0.node == node && $0.tsih == tsih }) else { return nil }
+        return SessionClose(session: session, outcome: node == 2 ? "closed" : "requested")
+    }
 }
 
 @Suite struct AdminRouterV1Tests {

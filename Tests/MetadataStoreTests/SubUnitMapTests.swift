@@ -87,12 +87,14 @@ struct SubUnitMapTests {
         let cluster = try await TestCluster(size: 1)
         defer { cluster.shutdown() }
         let client = cluster.client()
-        let all = ["0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing"]
+        let all = ["0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions"]
         #expect(try await Migrator.migrate(client) == all)
         #expect(try await Migrator.migrate(client) == [])
         #expect(try await Migrator.appliedMigrations(client) == all)
         #expect(try await Self.columns(client, "context_events") == ["target_iqn", "lun", "version", "request_id", "effects"])
         #expect(try await Self.columns(client, "node_leases") == ["node_id", "beats", "fenced"])
+        #expect(try await Self.columns(client, "node_sessions") == ["node_id", "sessions", "published_at"])
+        #expect(try await Self.columns(client, "session_close_requests") == ["node_id", "tsih", "requested_at"])
         #expect(try await Self.columns(client, "members").last == "portals")
         #expect(
             try await Self.columns(client, "lun_layouts") == [
@@ -117,11 +119,14 @@ struct SubUnitMapTests {
             "INSERT INTO members (node_id, store_address, iscsi_portal, failure_domain) VALUES (?, ?, ?, ?)",
             [.int(2), .text("127.0.0.1:9002"), .text("127.0.0.1:3262"), .int(5)])
 
-        #expect(try await Migrator.migrate(client) == ["0002_distributed_lun", "0003_shared_context", "0004_fencing"])
+        #expect(
+            try await Migrator.migrate(client) == [
+                "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions",
+            ])
         #expect(try await Migrator.migrate(client) == [])
         #expect(
             try await Migrator.appliedMigrations(client) == [
-                "0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing",
+                "0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions",
             ])
         #expect(
             try await StoreRepository(client).members() == [

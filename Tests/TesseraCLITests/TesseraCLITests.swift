@@ -106,7 +106,6 @@ func run(
         ["lun", "create", "--size", "10GiB"], ["lun", "resize", "0"], ["lun", "delete", "0"],
         ["target", "create", "iqn.x:y"],
         ["node", "add", "x"], ["node", "drain", "2"], ["node", "remove", "2"],
-        ["session", "list"], ["session", "close", "1"],
     ])
     func notBuiltCommandsParseAndAreNotReadingCommands(arguments: [String]) throws {
         let command = try TesseraCommand.parseAsRoot(arguments)

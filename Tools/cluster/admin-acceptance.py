@@ -26,6 +26,11 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              the change was undone changes nothing; `acl remove` through node 1 refuses a new
              login through node 2 within 5 s; acl list shows every target; no answer or
              output holds the secret
+  sessions   sessions held through node 3 and node 2 are listed through node 1 (with the
+             portal and the host's address) and node 2's as live through node 2; node 3's
+             closed through node 1 (asked through the store) and node 2's through node 2
+             (at once): both connections drop, both leave the list; without --yes exit 2,
+             a session that is gone exit 1
   failover   node 1 gets SIGKILL; `tessera --node <node1> --node <node2> lun show 0` answers
              through node 2 and (within 30 s) shows every replica on node 1 stale, and
              `cluster status` shows node 1 dead and its port group unavailable; then node 1
@@ -58,7 +63,7 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "access", "failover", "nolog"]
+ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "access", "sessions", "failover", "nolog"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
 SECOND = "iqn.2026-11.dev.tessera:access-host2"
@@ -552,8 +557,75 @@ def check_prclear(c, r, work, args):
             "persistent reservations cleared by an administrator" in c.log_text(2), "")
 
 
+def dropped(session, bound):
+    """True once `session`'s connection is closed by the target (within `bound` seconds)."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        try:
+            session.nop(timeout=1)
+        except Exception:  # noqa: BLE001 - EOF, reset or a timeout on a closed connection
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def check_sessions(c, r, work, args):
+    """Sessions held through node 3 and node 2, listed through node 1 (and node 2 for its
+    own, live); node 3's closed through node 1 (asked through the store), node 2's through
+    node 2 (at once); both connections dropped, both gone from the list through node 3."""
+    s3 = Session("127.0.0.1", c.portal(3), INITIATOR, c.target, bytes([0x80, 0, 0, 0, 0x53, 3]))
+    s2 = Session("127.0.0.1", c.portal(2), INITIATOR, c.target, bytes([0x80, 0, 0, 0, 0x53, 2]))
+    try:
+        def listed(node):
+            rc, out, err = tessera(args, "session", "list", "--json", *node_flag(c, node))
+            return {(s["node"], s["tsih"]): s for s in json.loads(out)} if rc == 0 else {}
+
+        want = {(3, s3.tsih), (2, s2.tsih)}
+        _, _, (_, seen) = until(lambda: (lambda found: (want <= set(found), found))(listed(1)), 10)
+        r.check("sessions: both sessions (node 3's, node 2's) listed through node 1 within 10 s",
+                want <= set(seen), f"listed {sorted(seen)}, want {sorted(want)}")
+        one = seen.get((3, s3.tsih), {})
+        r.check("sessions: node 3's entry names the initiator port, portal and the host's address",
+                one.get("initiator") == INITIATOR and one.get("isid") == "0x800000005303"
+                and one.get("portal") == f"127.0.0.1:{c.portal(3)}"
+                and one.get("initiator_address") == f"127.0.0.1:{s3.sock.getsockname()[1]}"
+                and one.get("source") == "published", short(json.dumps(one), 300))
+        own = listed(2).get((2, s2.tsih), {})
+        r.check("sessions: node 2 lists its own session live", own.get("source") == "live", short(json.dumps(own), 200))
+        rc, out, err = tessera(args, "session", "list", *node_flag(c, 1))
+        save_sample(args, "session-list", "tessera session list " + " ".join(node_flag(c, 1)), out)
+        r.check("sessions: the table has a header and a row per session",
+                rc == 0 and out.startswith("NODE") and len(out.strip().splitlines()) >= 3, short(out + err, 300))
+
+        rc, out, err = tessera(args, "session", "close", "3", str(s3.tsih), *node_flag(c, 1))
+        r.check("sessions: close without --yes exits 2 and says what to add", rc == 2 and "--yes" in err,
+                f"exit {rc}: {short(err, 200)}")
+        rc, out, err = tessera(args, "session", "close", "3", str(s3.tsih), "--yes", "--json", *node_flag(c, 1))
+        answer = json.loads(out) if rc == 0 else {}
+        r.check("sessions: node 3's session closed through node 1 is 'requested'",
+                answer.get("outcome") == "requested", short(out + err, 300))
+        gone3 = dropped(s3, 5)
+        r.check("sessions: node 3 drops that connection within 5 s", gone3, "" if gone3 else "still answering NOP-Outs")
+        rc, out, err = tessera(args, "session", "close", "2", str(s2.tsih), "--yes", *node_flag(c, 2))
+        r.check("sessions: node 2's session closed through node 2 is closed at once",
+                rc == 0 and out.startswith("closed session"), short(out + err, 300))
+        gone2 = dropped(s2, 2)
+        r.check("sessions: node 2 drops that connection within 2 s", gone2, "" if gone2 else "still answering NOP-Outs")
+        gone, _, (_, left) = until(lambda: (lambda found: (not (want & set(found)), found))(listed(3)), 10)
+        r.check("sessions: within 10 s neither is listed through node 3", gone,
+                "" if gone else f"still {sorted(want & set(left))}")
+        rc, out, err = tessera(args, "session", "close", "3", str(s3.tsih), "--yes", *node_flag(c, 1))
+        r.check("sessions: closing a session that is gone exits 1 and says how to list them",
+                rc == 1 and "session list" in err, f"exit {rc}: {short(err, 200)}")
+        r.check("sessions: node 3 logged the close it was asked for",
+                "session closed as asked through another node" in c.log_text(3), "")
+    finally:
+        for s in (s3, s2):
+            s.close()
+
+
 CHECKS = {"refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
-          "access": check_access,
+          "access": check_access, "sessions": check_sessions,
           "nolog": check_nolog, "failover": check_failover}
 
 

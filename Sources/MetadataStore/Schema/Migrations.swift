@@ -251,5 +251,26 @@ public enum Schema {
         Migration("0004_fencing", [
             "ALTER TABLE node_leases ADD COLUMN fenced INTEGER NOT NULL DEFAULT 0"
         ]),
+        // Each node's live iSCSI sessions, as it last published them (one row
+        // a node, rewritten when its set changes), so any node can list the
+        // cluster's; and the closes asked of a node through another one, which
+        // the owning node carries out and deletes.
+        Migration("0005_sessions", [
+            """
+            CREATE TABLE node_sessions (
+                node_id INTEGER PRIMARY KEY,
+                sessions TEXT NOT NULL,
+                published_at INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE session_close_requests (
+                node_id INTEGER NOT NULL,
+                tsih INTEGER NOT NULL,
+                requested_at INTEGER NOT NULL,
+                PRIMARY KEY (node_id, tsih)
+            )
+            """,
+        ]),
     ]
 }

@@ -1,0 +1,38 @@
+import ClusterModel
+import Testing
+
+@testable import MetadataStore
+
+/// The published session lists and the close requests, against a real dqlite node.
+struct SessionTablesTests {
+    @Test(.timeLimit(.minutes(1)))
+    func publishedListsReplaceEachOtherAndCloseRequestsAreKeptUntilRemoved() async throws {
+        let cluster = try await TestCluster(size: 1)
+        defer { cluster.shutdown() }
+        let client = cluster.client()
+        try await Migrator.migrate(client)
+        let repo = StoreRepository(client)
+        let one = NodeID(1)
+        let two = NodeID(2)
+
+        try await repo.publishSessions(two, json: "[2]")
+        try await repo.publishSessions(one, json: "[1]")
+        try await repo.publishSessions(one, json: "[1, 1]")
+        let published = try await repo.publishedSessions()
+        #expect(published.map(\.node) == [one, two])
+        #expect(published.map(\.json) == ["[1, 1]", "[2]"])
+        #expect(published.allSatisfy { $0.publishedAt > 1_700_000_000 })
+
+        try await repo.requestSessionClose(two, tsih: 7)
+        try await repo.requestSessionClose(two, tsih: 7)
+        try await repo.requestSessionClose(two, tsih: 3)
+        try await repo.requestSessionClose(one, tsih: 9)
+        #expect(try await repo.sessionCloseRequests(two) == [3, 7])
+        try await repo.removeSessionCloseRequests(two, tsihs: [7])
+        #expect(try await repo.sessionCloseRequests(two) == [3])
+        #expect(try await repo.sessionCloseRequests(one) == [9], "another node's requests are its own")
+        try await repo.removeSessionCloseRequests(two, tsihs: [])
+        #expect(try await repo.sessionCloseRequests(two) == [3])
+        await client.close()
+    }
+}
