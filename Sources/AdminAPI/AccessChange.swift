@@ -15,11 +15,19 @@ public enum AccessChange: Hashable, Sendable, CustomStringConvertible {
     case setCHAP(target: String, initiator: String, CHAPSetting)
     /// `DELETE /v1/targets/{iqn}/chap/{initiator}`: its own credentials are gone.
     case removeCHAP(target: String, initiator: String)
+    /// `PUT /v1/targets/{iqn}/luns/{n}/initiators/{initiator}`: the initiator
+    /// sees the LUN; a LUN with a mask is hidden from every initiator not in it.
+    case mask(target: String, lun: UInt16, initiator: String)
+    /// `DELETE /v1/targets/{iqn}/luns/{n}/initiators/{initiator}`: it does not any more.
+    case unmask(target: String, lun: UInt16, initiator: String)
+    /// `DELETE /v1/targets/{iqn}/luns/{n}/initiators`: no mask; every initiator sees the LUN.
+    case clearMask(target: String, lun: UInt16)
 
     /// The target the change applies to.
     public var target: String {
         switch self {
-        case .allow(let target, _), .revoke(let target, _), .setCHAP(let target, _, _), .removeCHAP(let target, _):
+        case .allow(let target, _), .revoke(let target, _), .setCHAP(let target, _, _), .removeCHAP(let target, _),
+            .mask(let target, _, _), .unmask(let target, _, _), .clearMask(let target, _):
             target
         }
     }
@@ -28,8 +36,9 @@ public enum AccessChange: Hashable, Sendable, CustomStringConvertible {
     public var initiator: String {
         switch self {
         case .allow(_, let initiator), .revoke(_, let initiator), .setCHAP(_, let initiator, _),
-            .removeCHAP(_, let initiator):
+            .removeCHAP(_, let initiator), .mask(_, _, let initiator), .unmask(_, _, let initiator):
             initiator
+        case .clearMask: ""
         }
     }
 
@@ -39,6 +48,9 @@ public enum AccessChange: Hashable, Sendable, CustomStringConvertible {
         case .revoke: "revoke \(initiator) on \(target)"
         case .setCHAP(_, _, let chap): "set \(chap) for \(initiator) on \(target)"
         case .removeCHAP: "remove CHAP of \(initiator) on \(target)"
+        case .mask(_, let lun, _): "show LUN \(lun) of \(target) to \(initiator)"
+        case .unmask(_, let lun, _): "hide LUN \(lun) of \(target) from \(initiator)"
+        case .clearMask(_, let lun): "show LUN \(lun) of \(target) to every initiator"
         }
     }
 }

@@ -359,9 +359,14 @@ public struct TargetStatus: Codable, Hashable, Sendable {
     /// CHAP of single initiators, by initiator name; each takes the place of
     /// ``chap`` for its initiator. Absent in answers of nodes that predate it.
     public var initiatorChap: [InitiatorCHAP]?
+    /// The LUNs with a mask and who sees them, by LUN; a LUN not listed is
+    /// seen by every initiator the ACL admits. Absent in answers of nodes
+    /// that predate it.
+    public var lunMasks: [LUNMask]?
 
     public init(
-        name: String, alias: String?, luns: [UInt64], acl: [String], chap: CHAP?, initiatorChap: [InitiatorCHAP]? = nil
+        name: String, alias: String?, luns: [UInt64], acl: [String], chap: CHAP?, initiatorChap: [InitiatorCHAP]? = nil,
+        lunMasks: [LUNMask]? = nil
     ) {
         self.name = name
         self.alias = alias
@@ -369,6 +374,20 @@ public struct TargetStatus: Codable, Hashable, Sendable {
         self.acl = acl
         self.chap = chap
         self.initiatorChap = initiatorChap
+        self.lunMasks = lunMasks
+    }
+
+    /// One LUN's mask: the only initiators that see it.
+    public struct LUNMask: Codable, Hashable, Sendable {
+        /// The LUN number.
+        public var lun: UInt64
+        /// The initiators that see it (lower case, sorted).
+        public var initiators: [String]
+
+        public init(lun: UInt64, initiators: [String]) {
+            self.lun = lun
+            self.initiators = initiators
+        }
     }
 
     /// One initiator's CHAP as the API shows it: never the secret.

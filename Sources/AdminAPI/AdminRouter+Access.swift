@@ -44,6 +44,12 @@ extension AdminRouter {
             }
         case (.chap(let target, let initiator), _):
             return checked(initiator) { .success(.removeCHAP(target: target, initiator: $0)) }
+        case (.lunMask(let target, let lun, let initiator?), "PUT"):
+            return checked(initiator) { .success(.mask(target: target, lun: lun, initiator: $0)) }
+        case (.lunMask(let target, let lun, let initiator?), _):
+            return checked(initiator) { .success(.unmask(target: target, lun: lun, initiator: $0)) }
+        case (.lunMask(let target, let lun, nil), _):
+            return .success((.clearMask(target: target, lun: lun), requestID))
         default:
             return .failure(AdminFailure(status: 404, error: "not an access route", hint: "see GET /v1/targets"))
         }

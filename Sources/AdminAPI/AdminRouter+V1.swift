@@ -60,6 +60,10 @@ public enum AdminRoute: Hashable, Sendable {
     case acl(target: String, initiator: String)
     /// `PUT` / `DELETE /v1/targets/{iqn}/chap/{initiator}`: one initiator's CHAP.
     case chap(target: String, initiator: String)
+    /// `PUT` / `DELETE /v1/targets/{iqn}/luns/{n}/initiators/{initiator}`:
+    /// one initiator in or out of a LUN's mask; without the initiator,
+    /// `DELETE` removes the whole mask.
+    case lunMask(target: String, lun: UInt16, initiator: String?)
     /// `GET /v1/sessions`: every live session of the cluster.
     case sessions
     /// `GET` / `DELETE /v1/sessions/{node}/{tsih}`: one session; DELETE closes it.
@@ -79,6 +83,7 @@ public enum AdminRoute: Hashable, Sendable {
         case .acls: ["POST"]
         case .acl: ["DELETE"]
         case .chap: ["PUT", "DELETE"]
+        case .lunMask(_, _, let initiator): initiator == nil ? ["DELETE"] : ["PUT", "DELETE"]
         case .reservations, .session: ["GET", "HEAD", "DELETE"]
         default: ["GET", "HEAD"]
         }
@@ -108,6 +113,19 @@ extension AdminRouter {
         case ["v1", "sessions"]: return .success(.sessions)
         case _ where segments.count == 4 && segments[0] == "v1" && segments[1] == "sessions":
             return sessionRoute(node: segments[2], tsih: segments[3])
+        case _
+        where (6...7).contains(segments.count) && segments[0] == "v1" && segments[1] == "targets"
+            && segments[3] == "luns" && segments[5] == "initiators":
+            guard let target = segments[2].removingPercentEncoding, !target.isEmpty else { break }
+            guard let lun = UInt16(segments[4]), UInt64(lun) <= maximumLUN else {
+                return .failure(
+                    AdminFailure(
+                        status: 400, error: "\(printable(segments[4])) is not a LUN id",
+                        hint: "use the LUN number, 0...\(maximumLUN); GET /v1/targets lists each target's LUNs"))
+            }
+            let initiator = segments.count == 7 ? segments[6].removingPercentEncoding : nil
+            if segments.count == 7 && initiator == nil { break }
+            return .success(.lunMask(target: target, lun: lun, initiator: initiator))
         case _ where segments.count >= 4 && segments[0] == "v1" && segments[1] == "targets":
             guard let target = segments[2].removingPercentEncoding, !target.isEmpty else { break }
             let initiator = segments.count == 5 ? segments[4].removingPercentEncoding : nil
@@ -130,7 +148,8 @@ extension AdminRouter {
                 status: 404, error: "no resource at \(printable(path))",
                 hint: "the API has /health, /metrics, /v1/cluster, /v1/luns, /v1/luns/{id}, "
                     + "/v1/luns/{id}/reservations, /v1/targets, /v1/targets/{iqn}/acls[/{initiator}], "
-                    + "/v1/targets/{iqn}/chap/{initiator}, /v1/sessions and /v1/sessions/{node}/{tsih}"))
+                    + "/v1/targets/{iqn}/chap/{initiator}, /v1/targets/{iqn}/luns/{n}/initiators[/{initiator}], "
+                    + "/v1/sessions and /v1/sessions/{node}/{tsih}"))
     }
 
     /// Answers a request: 404 for an unknown path, 401 without the right
@@ -171,7 +190,7 @@ extension AdminRouter {
                 case .success(let lun): return ok(lun)
                 case .failure(let failure): return failure.response
                 }
-            case .acls, .acl, .chap:
+            case .acls, .acl, .chap, .lunMask:
                 return try await change(request, route: route, state: state)
             case .sessions:
                 return ok(try await state.sessions())

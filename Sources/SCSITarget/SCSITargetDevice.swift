@@ -13,10 +13,18 @@ public final class SCSITargetDevice: Sendable {
     let copyResults = CopyResultsTable()
     /// The target port groups and their access states (nil: one group, always active/optimized).
     let portGroupSource: (any TargetPortGroupSource)?
+    /// Which initiators see which LUNs (nil: every initiator sees every LUN).
+    let masks: LUNMasks?
 
-    public init(logicalUnits: [UInt16: LogicalUnit], portGroups: (any TargetPortGroupSource)? = nil) {
+    /// `masks`, with the target's name, hides LUNs from the initiators they do not name.
+    public init(
+        logicalUnits: [UInt16: LogicalUnit], portGroups: (any TargetPortGroupSource)? = nil,
+        masks: (table: LUNMasks, targetName: String)? = nil
+    ) {
         self.logicalUnits = logicalUnits
         self.portGroupSource = portGroups
+        self.masks = masks?.table
+        self.maskedTargetName = masks?.targetName ?? ""
         let tasks = self.tasks
         for (number, unit) in logicalUnits {
             let context = unit.context
@@ -57,10 +65,21 @@ public final class SCSITargetDevice: Sendable {
         self.init(logicalUnits: [:])
     }
 
+    /// The target's name as ``masks`` knows it.
+    private let maskedTargetName: String
+
+    /// The logical unit `number` as `nexus` sees it: nil when there is none
+    /// or when its mask leaves this initiator out.
+    func visibleUnit(_ number: UInt16, for nexus: ITNexus) -> LogicalUnit? {
+        guard let unit = logicalUnits[number] else { return nil }
+        if let masks, !masks.sees(nexus.initiatorName, target: maskedTargetName, lun: number) { return nil }
+        return unit
+    }
+
     /// Runs one command to completion (never throws: failures become sense data).
     public func execute(_ command: SCSICommand) async -> SCSIResponse {
         let lunNumber = LUNAddress.decode(command.lun)
-        let unit = lunNumber.flatMap { logicalUnits[$0] }
+        let unit = lunNumber.flatMap { visibleUnit($0, for: command.nexus) }
         let key = TaskKey(nexus: command.nexus, taskTag: command.taskTag)
         switch tasks.begin(key, lun: unit == nil ? nil : lunNumber, announced: command.announced) {
         case .started: break
@@ -96,7 +115,7 @@ public final class SCSITargetDevice: Sendable {
             return SCSIResponse(status: .checkCondition, sense: error.bytes)
         }
         let operation = parsed.1
-        guard let unit else { return notConnected(operation) }
+        guard let unit else { return notConnected(operation, nexus: command.nexus) }
         // SPC-4 §5.9 / SAM-5 §5.14: INQUIRY, REPORT LUNS and REQUEST SENSE do not report unit attentions.
         let reportsUnitAttention: Bool
         switch operation {
@@ -136,7 +155,7 @@ public final class SCSITargetDevice: Sendable {
         }
         switch operation {
         case .reportLUNs(let select, let allocationLength):
-            return reportLUNs(selectReport: select, allocationLength: allocationLength)
+            return reportLUNs(selectReport: select, allocationLength: allocationLength, nexus: command.nexus)
         case .extendedCopy(let length):
             return await extendedCopy(parameterListLength: Int(length), command, unit: unit)
         case .receiveCopyResults(let action, let listIdentifier, let allocationLength):
@@ -163,12 +182,12 @@ public final class SCSITargetDevice: Sendable {
     }
 
     /// A command to a LUN that does not exist (SPC-4 §6.6.2, §6.39, SAM-5 §5.9).
-    private func notConnected(_ operation: CDBCommand) -> SCSIResponse {
+    private func notConnected(_ operation: CDBCommand, nexus: ITNexus) -> SCSIResponse {
         switch operation {
         case .inquiry(let q) where !q.evpd:
             return .data(InquiryData.notConnected(), allocationLength: Int(q.allocationLength))
         case .reportLUNs(let select, let allocationLength):
-            return reportLUNs(selectReport: select, allocationLength: allocationLength)
+            return reportLUNs(selectReport: select, allocationLength: allocationLength, nexus: nexus)
         case .requestSense(_, let allocationLength):
             return .data(SenseData(.logicalUnitNotSupported).bytes, allocationLength: Int(allocationLength))
         default:
@@ -176,9 +195,9 @@ public final class SCSITargetDevice: Sendable {
         }
     }
 
-    /// REPORT LUNS parameter data (SPC-4 §6.33).
-    private func reportLUNs(selectReport: UInt8, allocationLength: UInt32) -> SCSIResponse {
-        let luns = logicalUnits.keys.sorted()
+    /// REPORT LUNS parameter data (SPC-4 §6.33): the LUNs `nexus` sees.
+    private func reportLUNs(selectReport: UInt8, allocationLength: UInt32, nexus: ITNexus) -> SCSIResponse {
+        let luns = logicalUnits.keys.filter { visibleUnit($0, for: nexus) != nil }.sorted()
         var data = [UInt8](repeating: 0, count: 8 + 8 * luns.count)
         let listLength = UInt32(8 * luns.count)
         for k in 0..<4 { data[k] = UInt8(truncatingIfNeeded: listLength >> (24 - 8 * k)) }
@@ -197,7 +216,7 @@ public final class SCSITargetDevice: Sendable {
     /// size R2Ts and compute residuals; nil when the CDB does not parse or the
     /// LUN does not exist.
     public func expectedDataTransfer(for command: SCSICommand) -> DataTransfer? {
-        guard let lun = LUNAddress.decode(command.lun), let unit = logicalUnits[lun],
+        guard let lun = LUNAddress.decode(command.lun), let unit = visibleUnit(lun, for: command.nexus),
             let parsed = try? CommandDescriptor.parse(command.cdb)
         else { return nil }
         return parsed.1.dataTransfer(blockSize: unit.geometry.blockSize)
@@ -210,7 +229,7 @@ public final class SCSITargetDevice: Sendable {
         -> TaskManagementResult
     {
         let lunNumber = LUNAddress.decode(lun)
-        let unit = lunNumber.flatMap { logicalUnits[$0] }
+        let unit = lunNumber.flatMap { visibleUnit($0, for: nexus) }
         switch function {
         case .abortTask(let tag):
             // SAM-5 §7.2: aborts the task with this tag from this nexus.
@@ -271,6 +290,16 @@ public final class SCSITargetDevice: Sendable {
     public func arrived(nexus: ITNexus, taskTag: UInt32, lun: UInt64) {
         let number = LUNAddress.decode(lun)
         tasks.arrive(TaskKey(nexus: nexus, taskTag: taskTag), lun: number.flatMap { logicalUnits[$0] == nil ? nil : $0 })
+    }
+
+    /// The LUNs some initiators see changed (``LUNMasks``): every nexus gets
+    /// REPORTED LUNS DATA HAS CHANGED (06/3F/0E, SPC-4 §6.33) through every
+    /// unit, so a host rescans whichever LUN it uses next. Hosts whose view
+    /// did not change rescan too and find the same list.
+    public func reportedLUNsChanged() async {
+        for unit in logicalUnits.values {
+            await unit.context.establishUnitAttention(.reportedLunsDataHasChanged, scope: .allNexuses)
+        }
     }
 
     /// A new I_T nexus logged in.

@@ -154,12 +154,15 @@ enum Render {
     static func targets(_ targets: [TargetStatus]) -> String {
         if targets.isEmpty { return "no targets\n" }
         return TextTable(
-            headers: ["TARGET", "ALIAS", "LUNS", "ACL", "CHAP"],
+            headers: ["TARGET", "ALIAS", "LUNS", "ACL", "CHAP", "MASKED LUNS"],
             rows: targets.map { t in
                 [
                     t.name, t.alias ?? "-", t.luns.isEmpty ? "-" : t.luns.map { "\($0)" }.joined(separator: ","),
                     t.acl.isEmpty ? "any initiator" : t.acl.joined(separator: " "),
                     t.chap.map { "user \($0.user)" + ($0.mutual ? ", mutual" : "") } ?? "none",
+                    (t.lunMasks ?? []).isEmpty
+                        ? "none"
+                        : (t.lunMasks ?? []).map { "\($0.lun) (\($0.initiators.count) initiators)" }.joined(separator: ", "),
                 ]
             }
         ).render()

@@ -73,8 +73,9 @@ struct ClusterCommand: AsyncParsableCommand {
 /// `tessera lun`.
 struct LUNCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lun", abstract: "Show logical units (create, resize and delete are not implemented yet).",
-        subcommands: [List.self, Show.self, Create.self, Resize.self, Delete.self])
+        commandName: "lun",
+        abstract: "Show logical units and map them to initiators (create, resize and delete are not implemented yet).",
+        subcommands: [List.self, Show.self, Map.self, Unmap.self, Create.self, Resize.self, Delete.self])
 
     /// `tessera lun list`.
     struct List: ReadingCommand {

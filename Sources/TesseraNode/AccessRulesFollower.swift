@@ -1,12 +1,15 @@
 import ISCSISession
 import Logging
 import MetadataStore
+import SCSITarget
 
-/// Keeps a node's login rules (every target's ACL and CHAP) equal to the
-/// store's without a restart: the store has no watch, so the follower
-/// re-reads the `acls` and `chap_credentials` of every target once a second
-/// in one read transaction and replaces the rules the logins consult
-/// (``TargetAccessRules``) when they differ. A change made through any node
+/// Keeps a node's login rules (every target's ACL and CHAP) and its LUN
+/// masks equal to the store's without a restart: the store has no watch, so
+/// the follower re-reads the `acls`, `chap_credentials` and `lun_masks` of
+/// every target once a second in one read transaction and replaces the rules
+/// the logins consult (``TargetAccessRules``) and the masks the SCSI targets
+/// consult (``LUNMasks``) when they differ; a mask change gives every nexus
+/// of that target REPORTED LUNS DATA HAS CHANGED. A change made through any node
 /// is thus in force on every node within about a second (plus one store
 /// round trip). While the store cannot be read, the last rules read stay in
 /// force: a node without its quorum keeps admitting the initiators it
@@ -46,39 +49,61 @@ enum AccessRulesFollower {
         return result
     }
 
-    /// Reads every target's rules in one transaction.
-    static func load(_ client: MetadataStoreClient) async throws -> [String: TargetAccess] {
+    /// What the follower reads: the login rules and the LUN masks, by target.
+    struct Snapshot: Sendable {
+        var access: [String: TargetAccess]
+        var masks: LUNMasks.Table
+    }
+
+    /// Reads every target's rules and masks in one transaction.
+    static func load(_ client: MetadataStoreClient) async throws -> Snapshot {
         try await client.transaction { tx in
             let repository = StoreRepository(tx)
             let targets = try await repository.targets().map(\.iqn)
             var acls: [String: [String]] = [:]
             var chap: [String: [CHAPRecord]] = [:]
+            var masks: LUNMasks.Table = [:]
             for target in targets {
                 acls[target] = try await repository.allowedInitiators(target: target)
                 chap[target] = try await repository.chap(target: target)
+                for (lun, initiators) in try await repository.lunMasks(target: target) {
+                    guard let number = UInt16(exactly: lun) else { continue }
+                    masks[target, default: [:]][number] = Set(initiators)
+                }
             }
-            return rules(targets: targets, acls: acls, chap: chap)
+            return Snapshot(access: rules(targets: targets, acls: acls, chap: chap), masks: masks)
         }
     }
 
-    /// Refreshes `rules` from the store every ``interval`` until cancelled.
-    /// Logs when the rules change and when the store cannot be read (once
-    /// per outage); never a secret: only target names and counts.
-    static func follow(client: MetadataStoreClient, rules: TargetAccessRules, logger: Logger) async {
+    /// Refreshes `rules` and `masks` from the store every ``interval`` until
+    /// cancelled; `devices` (by target name) are told when their masks
+    /// changed. Logs when the rules change and when the store cannot be read
+    /// (once per outage); never a secret: only target names and counts.
+    static func follow(
+        client: MetadataStoreClient, rules: TargetAccessRules, masks: LUNMasks,
+        devices: [String: SCSITargetDevice], logger: Logger
+    ) async {
+        let byName = Dictionary(devices.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
         var failing = false
         while !Task.isCancelled {
             do {
                 let now = try await load(client)
                 if failing { logger.info("access rules: store readable again") }
                 failing = false
-                if rules.replace(with: now) {
+                if rules.replace(with: now.access) {
                     logger.info(
                         "access rules changed",
                         metadata: [
-                            "targets": "\(now.count)",
-                            "acl-entries": "\(now.values.reduce(0) { $0 + $1.allowedInitiators.count })",
-                            "initiator-chap": "\(now.values.reduce(0) { $0 + $1.initiatorCHAP.count })",
+                            "targets": "\(now.access.count)",
+                            "acl-entries": "\(now.access.values.reduce(0) { $0 + $1.allowedInitiators.count })",
+                            "initiator-chap": "\(now.access.values.reduce(0) { $0 + $1.initiatorCHAP.count })",
                         ])
+                }
+                let changed = masks.replace(with: now.masks)
+                for target in Set(changed.map(\.target)).sorted() {
+                    let luns = changed.filter { $0.target == target }.map { "\($0.lun)" }.joined(separator: ",")
+                    logger.notice("LUN masks changed; every nexus is told", metadata: ["target": "\(target)", "luns": "\(luns)"])
+                    await byName[target]?.reportedLUNsChanged()
                 }
             } catch {
                 if !failing {

@@ -201,11 +201,14 @@ final class NodeAdminState: AdminState {
                     TargetStatus.InitiatorCHAP(
                         initiator: $0.initiatorIQN, user: $0.username, mutual: mutual($0.initiatorIQN))
                 }
+                let masks = try await repository.lunMasks(target: target.iqn).sorted { $0.key < $1.key }.map {
+                    TargetStatus.LUNMask(lun: $0.key, initiators: $0.value)
+                }
                 result.append(
                     TargetStatus(
                         name: target.iqn, alias: target.alias, luns: luns, acl: acl,
                         chap: targetWide.map { TargetStatus.CHAP(user: $0.username, mutual: mutual("")) },
-                        initiatorChap: perInitiator))
+                        initiatorChap: perInitiator, lunMasks: masks))
             }
             return result
         }
@@ -299,8 +302,49 @@ final class NodeAdminState: AdminState {
             for record in chap {
                 try await repository.deleteCHAP(target: target, initiatorIQN: record.initiatorIQN, direction: record.direction)
             }
+        case .mask(_, let lun, _), .unmask(_, let lun, _), .clearMask(_, let lun):
+            try await applyMask(change, lun: lun, target: target, initiator: initiator, repository: repository)
         }
         return target
+    }
+
+    /// A LUN mask change: the LUN must exist; the last initiator of a mask
+    /// cannot be removed alone (an empty mask shows the LUN to everyone),
+    /// only the whole mask.
+    private static func applyMask(
+        _ change: AccessChange, lun: UInt16, target: String, initiator: String, repository: StoreRepository
+    ) async throws {
+        guard try await repository.luns(target: target).contains(where: { $0.key.lun == UInt64(lun) }) else {
+            throw AdminFailure(
+                status: 404, error: "\(target) has no LUN \(lun)", hint: "tessera target list shows each target's LUNs")
+        }
+        let mask = try await repository.lunMasks(target: target)[UInt64(lun)] ?? []
+        switch change {
+        case .mask:
+            try await repository.maskLUN(UInt64(lun), of: target, to: initiator)
+        case .unmask:
+            guard mask.contains(initiator) else {
+                throw AdminFailure(
+                    status: 404, error: "\(initiator) is not in the mask of LUN \(lun) of \(target)",
+                    hint: "tessera target list shows who sees each LUN")
+            }
+            guard mask.count > 1 else {
+                throw AdminFailure(
+                    status: 409,
+                    error: "\(initiator) is the last initiator that sees LUN \(lun) of \(target); a LUN without a "
+                        + "mask is seen by every initiator",
+                    hint: "show it to the initiator that should keep it first (tessera lun map \(lun) IQN), or "
+                        + "let everyone see it again (tessera lun unmap \(lun) --all)")
+            }
+            try await repository.unmaskLUN(UInt64(lun), of: target, from: initiator)
+        default:
+            guard !mask.isEmpty else {
+                throw AdminFailure(
+                    status: 404, error: "LUN \(lun) of \(target) has no mask; every initiator sees it",
+                    hint: "tessera lun map \(lun) IQN shows it to one initiator only")
+            }
+            for name in mask { try await repository.unmaskLUN(UInt64(lun), of: target, from: name) }
+        }
     }
 
     /// Runs a store read; a failure becomes an ``AdminStateError`` naming what was read.

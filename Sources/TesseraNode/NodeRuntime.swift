@@ -48,7 +48,7 @@ enum NodeRuntime {
     /// `portGroups` defaults to this node's portal groups, all active/optimized (no store).
     static func targetDevices(
         configuration: NodeConfiguration, units: [OpenedLogicalUnit], reservationStore: (any ReservationStateStore)? = nil,
-        portGroups: (any TargetPortGroupSource)? = nil,
+        portGroups: (any TargetPortGroupSource)? = nil, masks: LUNMasks? = nil,
         context: (String, UInt16) -> (any LogicalUnitContext)? = { _, _ in nil }
     ) -> [String: SCSITargetDevice] {
         let portGroups = portGroups ?? PortGroupStates(localGroups: configuration.portals.map(\.groupTag))
@@ -60,7 +60,8 @@ enum NodeRuntime {
                     configuration: logicalUnitConfiguration(targetName: target.name, lun: unit.lun), device: unit.device,
                     context: context(target.name, unit.lun.id), reservationStore: reservationStore)
             }
-            devices[target.name] = SCSITargetDevice(logicalUnits: luns, portGroups: portGroups)
+            devices[target.name] = SCSITargetDevice(
+                logicalUnits: luns, portGroups: portGroups, masks: masks.map { ($0, target.name) })
         }
         return devices
     }

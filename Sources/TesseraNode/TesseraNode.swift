@@ -3,6 +3,7 @@ import BlockStorage
 import ClusterModel
 import Dispatch
 import Logging
+import SCSITarget
 import ISCSISession
 import ISCSITargetServer
 import Synchronization
@@ -62,7 +63,10 @@ public enum TesseraNode {
         let (portGroups, leaseFollower) = await PortGroupStates.start(
             configuration: served, cluster: cluster, members: data.members)
         // Each LUN's SCSI context is the cluster's: in the store, behind the lease.
-        let devices = NodeRuntime.targetDevices(configuration: served, units: units, portGroups: portGroups) {
+        let masks = LUNMasks()
+        let devices = NodeRuntime.targetDevices(
+            configuration: served, units: units, portGroups: portGroups, masks: masks
+        ) {
             target, lun in data.sharedContext(target: target, lun: lun, cluster: cluster, logger: logger)
         }
         portGroups.notify(Array(devices.values))
@@ -75,10 +79,13 @@ public enum TesseraNode {
         failover.start(isAlone: { [data] in data.members.count <= 1 })
         servedTargets.reportReplication { failover.health }
         adminState.attach(portGroups: portGroups, failover: failover, data: data)
-        // ACL and CHAP changes reach the logins without a restart (AccessRulesFollower.swift).
-        let accessRules = TargetAccessRules((try? await AccessRulesFollower.load(cluster.client)) ?? [:])
+        // ACL, CHAP and LUN mask changes are in force without a restart (AccessRulesFollower.swift).
+        let loaded = try? await AccessRulesFollower.load(cluster.client)
+        let accessRules = TargetAccessRules(loaded?.access ?? [:])
+        masks.replace(with: loaded?.masks ?? [:])
         let accessFollower = Task {
-            await AccessRulesFollower.follow(client: cluster.client, rules: accessRules, logger: logger)
+            await AccessRulesFollower.follow(
+                client: cluster.client, rules: accessRules, masks: masks, devices: devices, logger: logger)
         }
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(

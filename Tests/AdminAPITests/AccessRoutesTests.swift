@@ -52,6 +52,7 @@ final class AccessFakeState: AdminState {
                 store.acl.removeAll { $0 == initiator }
             case .setCHAP(_, let initiator, let setting): store.chap[initiator] = setting
             case .removeCHAP(_, let initiator): store.chap[initiator] = nil
+            case .mask, .unmask, .clearMask: break
             }
             store.changes.append(change)
             if let requestID { store.applied.insert(requestID) }

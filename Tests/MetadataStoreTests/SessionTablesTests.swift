@@ -36,3 +36,26 @@ struct SessionTablesTests {
         await client.close()
     }
 }
+
+/// The LUN mask rows, against a real dqlite node.
+struct LUNMaskTablesTests {
+    @Test(.timeLimit(.minutes(1)))
+    func masksAreAddedOnceAndRemovedPerInitiator() async throws {
+        let cluster = try await TestCluster(size: 1)
+        defer { cluster.shutdown() }
+        let client = cluster.client()
+        try await Migrator.migrate(client)
+        let repo = StoreRepository(client)
+        try await repo.upsertTarget(TargetRecord(iqn: "iqn.t:a", alias: nil))
+        try await repo.maskLUN(1, of: "iqn.t:a", to: "iqn.h:2")
+        try await repo.maskLUN(1, of: "iqn.t:a", to: "iqn.h:1")
+        try await repo.maskLUN(1, of: "iqn.t:a", to: "iqn.h:1")
+        try await repo.maskLUN(0, of: "iqn.t:a", to: "iqn.h:1")
+        #expect(try await repo.lunMasks(target: "iqn.t:a") == [0: ["iqn.h:1"], 1: ["iqn.h:1", "iqn.h:2"]])
+        #expect(try await repo.unmaskLUN(1, of: "iqn.t:a", from: "iqn.h:2"))
+        #expect(try await repo.unmaskLUN(1, of: "iqn.t:a", from: "iqn.h:2") == false)
+        #expect(try await repo.lunMasks(target: "iqn.t:a") == [0: ["iqn.h:1"], 1: ["iqn.h:1"]])
+        #expect(try await repo.lunMasks(target: "iqn.t:other").isEmpty)
+        await client.close()
+    }
+}

@@ -139,7 +139,7 @@ import Testing
 
         // What the logins will read: the follower's load of the store.
         let rules = try await AccessRulesFollower.load(cluster.client)
-        let access = try #require(rules[target])
+        let access = try #require(rules.access[target])
         #expect(access.allows(initiator: host2))
         #expect(
             access.chap(for: host2)
@@ -152,7 +152,7 @@ import Testing
         answers.append(replay)
         #expect(replay.status == 200)
         #expect(try decode(replay).acl == ["iqn.1994-05.com.redhat:one"])
-        #expect(try await AccessRulesFollower.load(cluster.client)[target]?.allows(initiator: host2) == false)
+        #expect(try await AccessRulesFollower.load(cluster.client).access[target]?.allows(initiator: host2) == false)
 
         // Refusals roll back and say why.
         let last = await send(state, "DELETE", "acls/iqn.1994-05.com.redhat:one")
@@ -176,6 +176,19 @@ import Testing
         #expect(try decode(removed).initiatorChap == [])
         #expect(await send(state, "DELETE", "chap/\(host2)").status == 404)
         answers += [oneWay, removed, last, absent, unknown]
+
+        // LUN masks: in the store and in what the follower loads; the last
+        // initiator of a mask cannot leave alone; an unknown LUN is a 404.
+        let mapped = await send(state, "PUT", "luns/0/initiators/\(host2)")
+        #expect(mapped.status == 200, "\(mapped.body)")
+        #expect(try decode(mapped).lunMasks == [.init(lun: 0, initiators: [host2])])
+        #expect(try await AccessRulesFollower.load(cluster.client).masks[target]?[0] == [host2])
+        #expect(await send(state, "DELETE", "luns/0/initiators/\(host2)").status == 409)
+        #expect(await send(state, "PUT", "luns/9/initiators/\(host2)").status == 404)
+        let cleared = await send(state, "DELETE", "luns/0/initiators")
+        #expect(try decode(cleared).lunMasks == [])
+        #expect(try await AccessRulesFollower.load(cluster.client).masks[target] == nil)
+        #expect(await send(state, "DELETE", "luns/0/initiators").status == 404)
 
         for answer in answers {
             for hidden in [secret, mutualSecret, tomlSecret] {

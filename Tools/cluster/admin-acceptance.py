@@ -26,6 +26,10 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              the change was undone changes nothing; `acl remove` through node 1 refuses a new
              login through node 2 within 5 s; acl list shows every target; no answer or
              output holds the secret
+  masks      `tessera lun map 0 <acceptance initiator>` through node 2: another initiator's
+             session through node 3 stops seeing LUN 0 (REPORT LUNS empty, 05/25/00) within 5 s,
+             the mapped one through node 1 gets 06/3F/0E and keeps it; the last initiator
+             cannot be unmapped alone (exit 1); `unmap 0 --all` through node 3 shows it again
   sessions   sessions held through node 3 and node 2 are listed through node 1 (with the
              portal and the host's address) and node 2's as live through node 2; node 3's
              closed through node 1 (asked through the store) and node 2's through node 2
@@ -63,7 +67,7 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "access", "sessions", "failover", "nolog"]
+ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "masks", "access", "sessions", "failover", "nolog"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
 SECOND = "iqn.2026-11.dev.tessera:access-host2"
@@ -624,8 +628,60 @@ def check_sessions(c, r, work, args):
             s.close()
 
 
+def check_masks(c, r, work, args):
+    """LUN 0 mapped to the acceptance initiator only, through node 2: another initiator's
+    session through node 3 stops seeing it (REPORT LUNS empty, TUR 05/25/00) within 5 s,
+    the mapped initiator's session through node 1 is told 06/3F/0E and keeps it; the last
+    initiator cannot leave alone (exit 1); unmap --all through node 3 shows it again."""
+    other_name = "iqn.2026-11.dev.tessera:mask-other"
+    mine = Session("127.0.0.1", c.portal(1), INITIATOR, c.target, bytes([0x80, 0, 0, 0, 0x4D, 1]))
+    other = Session("127.0.0.1", c.portal(3), other_name, c.target, bytes([0x80, 0, 0, 0, 0x4D, 3]))
+    try:
+        for s in (mine, other):
+            for _ in range(5):   # the login's own unit attentions first
+                if s.command(scsi.tur()).good:
+                    break
+        def luns(s):
+            result = s.command(scsi.report_luns(), read_length=4096)
+            return scsi.parse_report_luns(result.data) if result.good else None
+        r.check("masks: before, both initiators see LUN 0", luns(mine) == [0] and luns(other) == [0],
+                f"{luns(mine)} {luns(other)}")
+        rc, out, err = tessera(args, "lun", "map", "0", INITIATOR, *node_flag(c, 2))
+        save_sample(args, "lun-map", f"tessera lun map 0 {INITIATOR} " + " ".join(node_flag(c, 2)), out)
+        r.check("masks: tessera lun map 0 through node 2 shows LUN 0 seen by the acceptance initiator only",
+                rc == 0 and re.search(rf"(?m)^\S+\s+0\s+{re.escape(INITIATOR)}$", out) is not None, short(out + err, 300))
+        hidden, took, _ = until(lambda: (luns(other) == [], None), 5)
+        r.check("masks: within 5 s, the other initiator's REPORT LUNS through node 3 is empty",
+                hidden, f"after {took:.1f} s: {luns(other)}")
+        result = other.command(scsi.tur())
+        r.check("masks: its TEST UNIT READY to LUN 0 gets LOGICAL UNIT NOT SUPPORTED (05/25/00)",
+                result.key == 0x5 and result.asc_ascq == (0x25, 0x00), str(result))
+        told = None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and told is None:
+            result = mine.command(scsi.tur())
+            if result.unit_attention():
+                told = result.asc_ascq
+            time.sleep(0.2)
+        r.check("masks: the mapped initiator's session through node 1 is told REPORTED LUNS DATA HAS CHANGED (06/3F/0E)",
+                told == (0x3F, 0x0E), f"unit attention {told}")
+        r.check("masks: and still sees LUN 0", luns(mine) == [0] and mine.command(scsi.tur()).good, f"{luns(mine)}")
+        rc, out, err = tessera(args, "lun", "unmap", "0", INITIATOR, *node_flag(c, 1))
+        r.check("masks: unmapping the last initiator alone exits 1 and says to use --all",
+                rc == 1 and "--all" in err, f"exit {rc}: {short(err, 200)}")
+        rc, out, err = tessera(args, "lun", "unmap", "0", "--all", *node_flag(c, 3))
+        r.check("masks: tessera lun unmap 0 --all through node 3 shows LUN 0 to every initiator",
+                rc == 0 and "every initiator the ACL admits" in out, short(out + err, 300))
+        shown, took, _ = until(lambda: (luns(other) == [0], None), 5)
+        r.check("masks: within 5 s the other initiator sees LUN 0 again", shown, f"after {took:.1f} s: {luns(other)}")
+        r.check("masks: node 3 logged the mask change", "LUN masks changed" in c.log_text(3), "")
+    finally:
+        for s in (mine, other):
+            s.close()
+
+
 CHECKS = {"refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
-          "access": check_access, "sessions": check_sessions,
+          "access": check_access, "sessions": check_sessions, "masks": check_masks,
           "nolog": check_nolog, "failover": check_failover}
 
 

@@ -26,6 +26,17 @@ def tur():
     return bytes(6)
 
 
+def report_luns(length=4096):
+    """REPORT LUNS (SPC-4 §6.33), SELECT REPORT 0."""
+    return bytes([0xA0, 0, 0, 0, 0, 0]) + length.to_bytes(4, "big") + bytes(2)
+
+
+def parse_report_luns(data):
+    """The LUN numbers (flat or peripheral addressing, SAM-5 §4.6) a REPORT LUNS answer lists."""
+    count = int.from_bytes(data[0:4], "big") // 8
+    return [int.from_bytes(data[8 + 8 * i:10 + 8 * i], "big") & 0x3FFF for i in range(count) if 16 + 8 * i <= len(data)]
+
+
 def inquiry(page=None, length=255):
     return bytes([0x12, 1 if page is not None else 0, page or 0]) + length.to_bytes(2, "big") + b"\0"
 

@@ -272,5 +272,17 @@ public enum Schema {
             )
             """,
         ]),
+        // LUN masking: a LUN with rows here is seen only by the initiators
+        // they name; a LUN without rows by every initiator the ACL admits.
+        Migration("0006_lun_masks", [
+            """
+            CREATE TABLE lun_masks (
+                target_iqn TEXT NOT NULL REFERENCES targets(iqn) ON DELETE CASCADE,
+                lun INTEGER NOT NULL,
+                initiator_iqn TEXT NOT NULL,
+                PRIMARY KEY (target_iqn, lun, initiator_iqn)
+            )
+            """
+        ]),
     ]
 }
