@@ -106,6 +106,7 @@ public enum TesseraNode {
         let sessionPublisher = Task {
             await SessionPublisher.follow(state: adminState, server: server, cluster: cluster, logger: logger)
         }
+        let janitor = Task { await StoreJanitor.run(client: cluster.client, logger: logger) }
         let membership = Task { await Self.followMembership(data: data, server: server, portGroups: portGroups) }
         logger.notice(
             "tesserad ready",
@@ -118,6 +119,7 @@ public enum TesseraNode {
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
         membership.cancel()
         sessionPublisher.cancel()
+        janitor.cancel()
         accessFollower.cancel()
         leaseFollower.cancel()
         failover.stop()

@@ -59,3 +59,24 @@ struct LUNMaskTablesTests {
         await client.close()
     }
 }
+
+/// Old request ids are forgotten, recent ones kept.
+struct AppliedRequestPruningTests {
+    @Test(.timeLimit(.minutes(1)))
+    func onlyIdsOlderThanTheRetentionGo() async throws {
+        let cluster = try await TestCluster(size: 1)
+        defer { cluster.shutdown() }
+        let client = cluster.client()
+        try await Migrator.migrate(client)
+        let repo = StoreRepository(client)
+        _ = try await client.mutate(requestID: RequestID("recent")) { _ in 1 }
+        try await client.exec(
+            "INSERT INTO applied_requests(id, applied_at) VALUES ('old', CAST(strftime('%s','now') AS INTEGER) - 90000)")
+        #expect(try await repo.pruneAppliedRequests(olderThan: 86_400) == 1)
+        let left = try await client.query("SELECT id FROM applied_requests ORDER BY id").map { try $0.string("id") }
+        #expect(left == ["recent"])
+        let again = try await client.mutate(requestID: RequestID("recent")) { _ in 2 }
+        if case .applied = again { Issue.record("a kept id was applied again") }
+        await client.close()
+    }
+}

@@ -58,3 +58,16 @@ extension StoreRepository {
             [.int(node.rawValue)] + tsihs.map { .int(UInt64($0)) })
     }
 }
+
+extension StoreRepository {
+    /// Forgets the request ids applied more than `seconds` ago (one
+    /// statement); returns how many went. A retry with such an id would be
+    /// applied again, so keep `seconds` far above any client's retry window.
+    @discardableResult
+    public func pruneAppliedRequests(olderThan seconds: UInt64) async throws -> UInt64 {
+        try await db.exec(
+            "DELETE FROM applied_requests WHERE applied_at < CAST(strftime('%s','now') AS INTEGER) - ?",
+            [.int(seconds)]
+        ).rowsAffected
+    }
+}
