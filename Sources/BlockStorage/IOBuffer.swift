@@ -9,6 +9,11 @@ import Darwin
 /// Reference type so a buffer can be filled by the transport (Data-Out),
 /// handed to a device, and read back without copies. Not synchronised: one
 /// owner at a time, as the command lifecycle guarantees.
+///
+/// A buffer either owns its memory (allocated here, freed on deinit) or lives
+/// in memory another object owns (``init(adopting:count:owner:)``): a
+/// transport's send buffer, so the data a device reads into it goes out
+/// without a copy.
 public final class IOBuffer: @unchecked Sendable {
     /// The alignment every buffer gets; covers 512- and 4096-byte sector devices.
     public static let defaultAlignment = 4096
@@ -17,6 +22,9 @@ public final class IOBuffer: @unchecked Sendable {
     public let baseAddress: UnsafeMutableRawPointer
     /// Size in bytes.
     public let count: Int
+    /// The object whose memory this is, kept alive while the buffer is; nil
+    /// when the buffer allocated the memory itself.
+    public let owner: AnyObject?
 
     /// Allocates `count` bytes (zero-filled when `zeroed`).
     public init(count: Int, alignment: Int = IOBuffer.defaultAlignment, zeroed: Bool = false) {
@@ -26,6 +34,7 @@ public final class IOBuffer: @unchecked Sendable {
         guard rc == 0, let pointer else { preconditionFailure("posix_memalign(\(count)) failed: \(rc)") }
         self.baseAddress = pointer
         self.count = count
+        self.owner = nil
         if zeroed { memset(pointer, 0, max(count, 1)) }
     }
 
@@ -35,7 +44,17 @@ public final class IOBuffer: @unchecked Sendable {
         UnsafeMutableRawBufferPointer(start: baseAddress, count: count).copyBytes(from: bytes)
     }
 
-    deinit { free(baseAddress) }
+    /// A buffer over `count` bytes at `baseAddress`, memory that `owner` keeps
+    /// valid for as long as it lives; the buffer holds `owner` and never frees
+    /// the memory. The caller is responsible for any alignment the memory needs.
+    public init(adopting baseAddress: UnsafeMutableRawPointer, count: Int, owner: AnyObject) {
+        precondition(count >= 0, "negative buffer size")
+        self.baseAddress = baseAddress
+        self.count = count
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { free(baseAddress) } }
 
     /// The whole buffer as a raw buffer pointer.
     public var bytes: UnsafeMutableRawBufferPointer {
@@ -51,4 +70,12 @@ public final class IOBuffer: @unchecked Sendable {
 
     /// Fills the buffer with zeros.
     public func zero() { memset(baseAddress, 0, count) }
+}
+
+/// Where a command's read data is allocated: a transport provides one whose
+/// buffers it can send as they are, so the device fills the bytes that go on
+/// the wire. Buffers must be aligned to ``IOBuffer/defaultAlignment``.
+public protocol IOBufferAllocator: Sendable {
+    /// An uninitialised buffer of `count` bytes, aligned to ``IOBuffer/defaultAlignment``.
+    func buffer(count: Int) -> IOBuffer
 }

@@ -520,6 +520,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             expectedDataTransferLength: command.expectedDataTransferLength, dataOut: dataOut,
             dataOutLength: command.dataOutLength)
         scsiCommand.announced = command.announced
+        if command.read { scsiCommand.dataInAllocator = SendBufferAllocator(allocator: context.channel.allocator) }
         let taskID = command.taskID
         let tag = command.initiatorTaskTag
         let readCost = Self.readCost(command)
@@ -635,14 +636,14 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
 
 /// Conversions between the SCSI layer's types and the session machine's.
 enum SCSIBridge {
-    /// Turns the SCSI layer's answer into the session machine's input (one copy of the data).
+    /// Turns the SCSI layer's answer into the session machine's input. Data in a
+    /// ``SendBufferAllocator`` buffer (every READ's) is sent as it is; other
+    /// data (INQUIRY, MODE SENSE, …) is copied once.
     static func result(of response: SCSIResponse, allocator: ByteBufferAllocator) -> SessionCommandResult {
         var dataIn: ByteBuffer?
         if let buffer = response.dataIn, response.dataInLength > 0 {
-            let length = min(response.dataInLength, buffer.count)
-            var bytes = allocator.buffer(capacity: length)
-            bytes.writeBytes(UnsafeRawBufferPointer(start: buffer.baseAddress, count: length))
-            dataIn = bytes
+            dataIn = SendBufferAllocator.payload(
+                buffer, length: min(response.dataInLength, buffer.count), allocator: allocator)
         }
         return SessionCommandResult(
             status: response.status.rawValue, sense: response.sense, dataIn: dataIn, aborted: response.aborted)

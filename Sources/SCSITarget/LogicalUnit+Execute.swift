@@ -96,7 +96,7 @@ extension LogicalUnit {
             if loadEject && powerCondition == 0 { throw SenseData.invalidField(byte: 4, bit: 1) }
             return .good
         case .read(let t):
-            return try await read(t)
+            return try await read(t, into: command.dataInAllocator)
         case .write(let t):
             return try await write(t, command)
         case .inquiry(let q):
@@ -220,12 +220,14 @@ extension LogicalUnit {
         if blocks > maximumTransferBlocks { throw SenseData(.invalidFieldInCDB) }
     }
 
-    func read(_ t: BlockTransfer) async throws(SenseData) -> SCSIResponse {
+    /// The device reads straight into a buffer from `allocator` when there is one
+    /// (the transport's send buffer: no copy between device and wire).
+    func read(_ t: BlockTransfer, into allocator: (any IOBufferAllocator)?) async throws(SenseData) -> SCSIResponse {
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }  // SBC-3 §5.9: zero blocks is not an error
         try checkTransferLength(t.transferLength)
         let count = Int(t.transferLength) * Int(geometry.blockSize)
-        let buffer = IOBuffer(count: count)
+        let buffer = allocator?.buffer(count: count) ?? IOBuffer(count: count)
         do {
             try await device.read(lba: t.lba, blockCount: t.transferLength, into: buffer, offset: 0)
         } catch {

@@ -61,6 +61,9 @@ public struct SCSICommand: Sendable {
     /// The transport announced the task when it arrived, before its data
     /// (``SCSITargetDevice/arrived(nexus:taskTag:lun:)``).
     public var announced = false
+    /// Where a READ's data buffer comes from: the transport's, so the buffer
+    /// the device fills is the one it sends. Nil: a buffer of the SCSI layer's own.
+    public var dataInAllocator: (any IOBufferAllocator)?
 
     public init(
         lun: UInt64, cdb: [UInt8], nexus: ITNexus, taskTag: UInt32, attribute: TaskAttribute = .simple,

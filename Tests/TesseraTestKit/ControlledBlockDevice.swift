@@ -141,22 +141,43 @@ public final class FailingBlockDevice: BlockDevice {
     public func close() async { await backing.close() }
 }
 
-/// Counts operations on a wrapped device (tests that check FUA, flushes, unmaps reach the device).
+/// Counts operations on a wrapped device (tests that check FUA, flushes, unmaps reach the device),
+/// and keeps each read's result: where the data went and what it was, so a test can check
+/// that what a host receives is that memory, unchanged (no copy on the way), byte for byte.
 public final class RecordingBlockDevice: BlockDevice {
+    /// One read as the wrapped device completed it.
+    public struct FilledRead: Sendable, Hashable {
+        public var lba: UInt64
+        public var blockCount: UInt32
+        /// Where the data starts (the buffer's base address plus the offset).
+        public var address: UInt
+        /// The bytes as they were when the read completed.
+        public var bytes: [UInt8]
+    }
+
     public let backing: any BlockDevice
     public var geometry: BlockGeometry { backing.geometry }
     public var supportsUnmap: Bool { backing.supportsUnmap }
     private let log = Mutex<[ControlledBlockDevice.Operation]>([])
+    private let filled = Mutex<[FilledRead]>([])
 
     public init(_ backing: any BlockDevice) { self.backing = backing }
 
     /// Every operation so far, in order.
     public var operations: [ControlledBlockDevice.Operation] { log.withLock { $0 } }
 
+    /// Every read that succeeded, oldest first.
+    public var reads: [FilledRead] { filled.withLock { $0 } }
+
     public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
     {
         log.withLock { $0.append(.read(lba: lba, blockCount: blockCount)) }
         try await backing.read(lba: lba, blockCount: blockCount, into: buffer, offset: offset)
+        let length = Int(blockCount) * Int(geometry.blockSize)
+        let read = FilledRead(
+            lba: lba, blockCount: blockCount, address: UInt(bitPattern: buffer.baseAddress + offset),
+            bytes: buffer.array(offset..<offset + length))
+        filled.withLock { $0.append(read) }
     }
 
     public func write(lba: UInt64, blockCount: UInt32, from buffer: IOBuffer, offset: Int, fua: Bool)

@@ -4,12 +4,24 @@
 # Two I/O modes, so like is compared with like: "page cache" (tesserad
 # direct_io = false, tgt's rdwr backend as shipped) and "O_DIRECT" (tesserad
 # libaio + O_DIRECT, tgt rdwr with --bsoflags direct). For each mode and
-# workload (4 KiB random read at QD32 and QD1, 1 MiB sequential read at QD4)
-# runs libiscsi's iscsi-perf against each target and prints IOPS, MB/s, the
+# workload it prints IOPS, MB/s (2^20 bytes, as iscsi-perf counts), the
 # target process's CPU time per I/O (utime+stime from /proc), and the
-# tesserad/tgt ratios. A benchmark: it reports figures, it does not pass/fail.
+# tesserad/tgt ratios:
+#   reads   libiscsi's iscsi-perf: 4 KiB random at QD32 and QD1, 1 MiB
+#           sequential at QD4
+#   writes  qemu-img bench -w (Debian's iscsi-perf cannot write): 4 KiB at
+#           QD32 and QD1 with offsets striding by 7919 x 4 KiB modulo the LUN
+#           (qemu-img bench has no random mode; the stride visits every 4 KiB
+#           block once per cycle), 1 MiB sequential at QD4. Each run writes its
+#           own byte pattern; afterwards every block it wrote is read back from
+#           the backing file and compared ("check": ok, or how many differ).
+# Before the targets start, a loopback TCP stream (python3, one socket over
+# 127.0.0.1) gives the ceiling a single connection could reach on this
+# machine; each mode's 1 MiB sequential read is printed as a fraction of it.
+# A benchmark: it reports figures, it does not pass/fail.
 #
 # Usage: Tools/bench/iscsi-perf-vs-tgt.sh [seconds-per-run (default 10)]
+#   TESSERAD=/path/to/tesserad skips the release build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-10}
@@ -19,11 +31,19 @@ PORT_T=3270 PORT_G=3271 CTRL=17
 IMG=$WORK/bench.img
 SIZE_MB=512
 
-command -v iscsi-perf >/dev/null && command -v tgtd >/dev/null || {
-  echo "needs iscsi-perf (libiscsi-bin) and tgtd (tgt): bash Tools/install-deps.sh --test" >&2; exit 2; }
+for tool in iscsi-perf tgtd qemu-img python3; do
+  command -v "$tool" >/dev/null || {
+    echo "needs iscsi-perf (libiscsi-bin), tgtd (tgt), qemu-img (qemu-utils) and python3: bash Tools/install-deps.sh --test" >&2
+    exit 2
+  }
+done
 
-swift build -c release --product tesserad >/dev/null
-BIN=$(swift build -c release --show-bin-path)/tesserad
+if [ -n "${TESSERAD:-}" ]; then
+  BIN=$TESSERAD
+else
+  swift build -c release --product tesserad >/dev/null
+  BIN=$(swift build -c release --show-bin-path)/tesserad
+fi
 
 if [ ! -f "$IMG" ] || [ "$(stat -c %s "$IMG")" -ne $((SIZE_MB * 1024 * 1024)) ]; then
   echo "filling ${SIZE_MB} MiB backing file (so reads hit data, not holes)"
@@ -89,9 +109,84 @@ stop_targets() {
 
 T_URL="iscsi://127.0.0.1:$PORT_T/iqn.2026-11.dev.tessera:bench/0"
 G_URL="iscsi://127.0.0.1:$PORT_G/iqn.2026-11.dev.tessera:tgt/1"
+STRIDE=$((4096 * 7919))
 
-printf '%-12s %-20s %12s %12s %12s %10s %10s %10s %7s %7s\n' mode workload "tessera IOPS" "tessera MB/s" \
-  "tessera us/IO" "tgt IOPS" "tgt MB/s" "tgt us/IO" "IOPS x" "CPU x"
+# qemu_bench ARGS... -> seconds the run took ("" when it failed)
+qemu_bench() {
+  timeout $((SECS * 4 + 60)) qemu-img bench -f raw "$@" 2>&1 |
+    sed -nE 's/^Run completed in ([0-9.]+) seconds.*/\1/p'
+}
+
+# run_write PID URL BYTES QD STEP PATTERN -> "iops mbs cpu_us_per_io count" (count requests, from offset 0)
+run_write() {
+  local pid=$1 url=$2 bytes=$3 qd=$4 step=$5 pattern=$6
+  local n secs before after
+  # calibrate with a short run, then enough requests for about SECS seconds
+  n=$((bytes >= 1048576 ? 64 : (qd > 1 ? 4000 : 1000)))
+  secs=$(qemu_bench -w --pattern="$pattern" -c "$n" -d "$qd" -s "$bytes" -S "$step" "$url")
+  [ -n "$secs" ] || { echo "0 0 0 0"; return; }
+  n=$(awk -v n="$n" -v s="$secs" -v t="$SECS" 'BEGIN { c = int(n / (s > 0 ? s : 0.001) * t); print (c < n ? n : c) }')
+  before=$(cpu_ticks "$pid")
+  secs=$(qemu_bench -w --pattern="$pattern" -c "$n" -d "$qd" -s "$bytes" -S "$step" "$url")
+  after=$(cpu_ticks "$pid")
+  [ -n "$secs" ] || { echo "0 0 0 0"; return; }
+  awk -v n="$n" -v s="$secs" -v b="$bytes" -v t=$((after - before)) -v hz="$HZ" \
+    'BEGIN { printf "%d %d %.1f %d\n", n / s, n / s * b / 1048576, t / hz * 1e6 / n, n }'
+}
+
+# verify_writes COUNT BYTES STEP PATTERN -> "ok" or "BAD(k/m)": the blocks the run wrote hold its pattern
+verify_writes() {
+  python3 - "$IMG" "$@" <<'PY'
+import mmap, sys
+path, count, size, step, pattern = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5], 0)
+if count == 0:
+    print("no-run"); sys.exit()
+with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    length = len(m)
+    offsets = {(i * step) % length for i in range(count)}  # qemu-img bench: offset += step, modulo the size
+    want = bytes([pattern]) * size
+    bad = sum(1 for o in offsets if m[o:o + size] != want)
+print("ok" if bad == 0 else f"BAD({bad}/{len(offsets)})")
+PY
+}
+
+# A loopback TCP stream through one socket, 1 MiB sends for about 3 s -> MB/s (2^20)
+loopback_stream() {
+  python3 - "$(( SECS < 3 ? SECS : 3 ))" <<'PY'
+import socket, sys, threading, time
+seconds = float(sys.argv[1])
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
+received = [0]
+def sink():
+    conn, _ = server.accept()
+    buf = bytearray(1 << 20); view = memoryview(buf)
+    while True:
+        n = conn.recv_into(view)
+        if n == 0: break
+        received[0] += n
+t = threading.Thread(target=sink); t.start()
+client = socket.create_connection(server.getsockname())
+chunk = b"\x5a" * (1 << 20)
+start = time.monotonic()
+while time.monotonic() - start < seconds:
+    client.sendall(chunk)
+client.close(); t.join()
+print(int(received[0] / (time.monotonic() - start) / (1 << 20)))
+PY
+}
+
+LOOP_MBS=$(loopback_stream)
+echo "loopback TCP stream (python3, one connection, 1 MiB sends): $LOOP_MBS MB/s"
+
+printf '%-12s %-20s %12s %12s %12s %10s %10s %10s %7s %7s %s\n' mode workload "tessera IOPS" "tessera MB/s" \
+  "tessera us/IO" "tgt IOPS" "tgt MB/s" "tgt us/IO" "IOPS x" "CPU x" "check (tessera/tgt)"
+row() { # row LABEL NAME ti tm tc gi gm gc [check]
+  awk -v l="$1" -v n="$2" -v ti="$3" -v tm="$4" -v tc="$5" -v gi="$6" -v gm="$7" -v gc="$8" -v c="${9:-}" 'BEGIN {
+    printf "%-12s %-20s %12d %12d %12.1f %10d %10d %10.1f %7.2f %7.2f %s\n", l, n, ti, tm, tc, gi, gm, gc,
+      (gi > 0 ? ti / gi : 0), (gc > 0 ? tc / gc : 0), c }'
+}
+SEQ_READ=()
+pattern=16
 for mode in "page-cache false" "O_DIRECT true"; do
   set -- $mode
   label=$1 direct=$2
@@ -101,11 +196,26 @@ for mode in "page-cache false" "O_DIRECT true"; do
     name=$1 blocks=$2 qd=$3 rnd=${4:-}
     read -r ti tm tc < <(run_perf "$TPID" "$T_URL" "$blocks" "$qd" $rnd)
     read -r gi gm gc < <(run_perf "$GPID" "$G_URL" "$blocks" "$qd" $rnd)
-    awk -v l="$label" -v n="$name" -v ti="$ti" -v tm="$tm" -v tc="$tc" -v gi="$gi" -v gm="$gm" -v gc="$gc" 'BEGIN {
-      printf "%-12s %-20s %12d %12d %12.1f %10d %10d %10.1f %7.2f %7.2f\n", l, n, ti, tm, tc, gi, gm, gc,
-        (gi > 0 ? ti / gi : 0), (gc > 0 ? tc / gc : 0) }'
+    row "$label" "$name" "$ti" "$tm" "$tc" "$gi" "$gm" "$gc"
+    [ "$blocks" = 2048 ] && SEQ_READ+=("$label $tm $gm")
+  done
+  for w in "4KiB-randwrite-QD32 4096 32 $STRIDE" "4KiB-randwrite-QD1 4096 1 $STRIDE" "1MiB-seqwrite-QD4 1048576 4 1048576"; do
+    set -- $w
+    name=$1 bytes=$2 qd=$3 step=$4
+    pattern=$((pattern + 1)); pt=$(printf '0x%02x' "$pattern")
+    read -r ti tm tc tn < <(run_write "$TPID" "$T_URL" "$bytes" "$qd" "$step" "$pt")
+    tcheck=$(verify_writes "$tn" "$bytes" "$step" "$pt")
+    pattern=$((pattern + 1)); pg=$(printf '0x%02x' "$pattern")
+    read -r gi gm gc gn < <(run_write "$GPID" "$G_URL" "$bytes" "$qd" "$step" "$pg")
+    gcheck=$(verify_writes "$gn" "$bytes" "$step" "$pg")
+    row "$label" "$name" "$ti" "$tm" "$tc" "$gi" "$gm" "$gc" "$tcheck/$gcheck"
   done
   stop_targets
+done
+for s in "${SEQ_READ[@]}"; do
+  set -- $s
+  awk -v l="$1" -v t="$2" -v g="$3" -v lo="$LOOP_MBS" 'BEGIN {
+    printf "%-12s 1MiB-seqread-QD4 of the loopback stream: tesserad %.2f, tgt %.2f\n", l, (lo > 0 ? t / lo : 0), (lo > 0 ? g / lo : 0) }'
 done
 echo "(IOPS x = tesserad/tgt, higher is better; CPU x = tesserad/tgt CPU time per I/O, lower is better."
 echo " Both targets and the client share this machine's cores; compare figures within one run only.)"
