@@ -484,7 +484,7 @@ def check_suite(c, r, work, args):
                    "--log", os.path.join(work, "iscsi-test-cu.log"), "--per-suite", os.path.join(work, "per-suite.json")]
                   + args.suite_args, timeout=args.suite_timeout * 3 + 300)
     for line in out.splitlines():
-        if "REGRESSION" in line or "improved" in line or line.startswith("cluster:"):
+        if "REGRESSION" in line or "improved" in line or "slowest suites" in line or line.startswith("cluster:"):
             print(line, flush=True)
     summary = next((line for line in out.splitlines() if line.startswith("cluster:")), short(out, 200))
     r.check("suite: iscsi-test-cu -t ALL through node 2 (expected-all.txt + expected-all-cluster.txt)",

@@ -79,6 +79,6 @@ check "APTPL: READ KEYS after kill -9 (keys $(cat "$WORK/keys-before"))" \
 check "APTPL: READ RESERVATION after kill -9 ($(cat "$WORK/reservation-before"))" \
   bash -c "grep -q 'type=3' '$WORK/reservation-after' && diff '$WORK/reservation-before' '$WORK/reservation-after'"
 check "tesserad still running" kill -0 $PID
-grep -E '^(all|readonly): [0-9]+ tests' "$WORK/checks.log"
+grep -E '^(all|readonly): [0-9]+ tests|slowest suites' "$WORK/checks.log"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

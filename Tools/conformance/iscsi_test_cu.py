@@ -6,7 +6,7 @@ client that hangs (libiscsi 1.19's Sanitize can spin) costs one suite, not the
 run. Results are parsed per test from the verbose output ("Test: X ...passed",
 "...FAILED", with "[SKIPPED]" lines between) and compared with an expected
 results file: one `Suite.Test OUTCOME` per line, OUTCOME in PASS, SKIP, FAIL,
-EXCLUDE (documented client hang: not run). A test that does worse than expected
+EXCLUDE (not run: a documented client hang, or a test whose client only sleeps). A test that does worse than expected
 fails the run; a test that does better is reported so the file can be tightened.
 
 --expected may be given more than once: a later file overrides an earlier one
@@ -20,6 +20,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 RANK = {"PASS": 3, "SKIP": 2, "FAIL": 1, "ERROR": 0}
 
@@ -126,7 +127,9 @@ def main():
     excluded = {n for n, o in expected.items() if o == "EXCLUDE"}
 
     actual = {}
+    seconds = {}
     for suite in suites:
+        suite_started = time.monotonic()
         tests = [n for n in expected if n.startswith(suite + ".") and n not in excluded]
         if any(n.startswith(suite + ".") for n in excluded):
             # run the suite's tests one by one, leaving out the excluded ones
@@ -148,6 +151,7 @@ def main():
                 for name in [n for n in tests if n not in got and n.startswith(pattern)]:
                     got[name] = "ERROR"
             actual.update(got)
+        seconds[suite] = time.monotonic() - suite_started
 
     worse, better, counts = [], [], {"PASS": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0}
     names = sorted(set(actual) | {n for n in expected if n.split(".")[0] in suites and n not in excluded})
@@ -171,6 +175,9 @@ def main():
             per.setdefault(name.split(".")[0], {"PASS": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0})[got] += 1
         with open(args.per_suite, "w") as f:
             json.dump(per, f, indent=1, sort_keys=True)
+    slowest = sorted(seconds.items(), key=lambda kv: -kv[1])[:6]
+    print(f"  slowest suites ({sum(seconds.values()):.0f} s in all): "
+          + ", ".join(f"{name} {took:.0f} s" for name, took in slowest))
     print(f"{args.label}: {len(names)} tests, {counts['PASS']} pass, {counts['FAIL']} fail, "
           f"{counts['SKIP']} skip, {counts['ERROR']} error, {len(excluded)} excluded")
     failed = len(worse)
