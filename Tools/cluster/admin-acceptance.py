@@ -176,7 +176,7 @@ wire = "127.0.0.1:{port + 3}"
     usage = [tessera(args, "lun", "show", "abc"), tessera(args, "lun", "show"), tessera(args, "frob")]
     r.check("refuse: tessera exits 2 on bad usage", all(u[0] == 2 for u in usage),
             "; ".join(f"{u[0]} {short(u[2], 80)}" for u in usage))
-    pending = [tessera(args, *cmd) for cmd in (["lun", "create", "--size", "1GiB"], ["node", "drain", "2"], ["session", "list"])]
+    pending = [tessera(args, *cmd) for cmd in (["lun", "create", "--size", "1GiB"], ["node", "drain", "2"], ["target", "create", "iqn.2026-11.dev.tessera:new"])]
     r.check("refuse: commands not built yet say 'not implemented yet' and exit 2",
             all(u[0] == 2 and "not implemented yet" in u[2] for u in pending),
             "; ".join(f"{u[0]} {short(u[2], 80)}" for u in pending))
@@ -618,6 +618,9 @@ def check_sessions(c, r, work, args):
         gone, _, (_, left) = until(lambda: (lambda found: (not (want & set(found)), found))(listed(3)), 10)
         r.check("sessions: within 10 s neither is listed through node 3", gone,
                 "" if gone else f"still {sorted(want & set(left))}")
+        gone1, _, (_, left1) = until(lambda: (lambda found: (not (want & set(found)), found))(listed(1)), 10)
+        r.check("sessions: nor, within 10 s, through node 1 (each node republished its list)", gone1,
+                "" if gone1 else f"still {sorted(want & set(left1))}")
         rc, out, err = tessera(args, "session", "close", "3", str(s3.tsih), "--yes", *node_flag(c, 1))
         r.check("sessions: closing a session that is gone exits 1 and says how to list them",
                 rc == 1 and "session list" in err, f"exit {rc}: {short(err, 200)}")
