@@ -244,7 +244,7 @@ extension AdminRouter {
 
     /// The one LUN `selector` names among `luns`: 404 when none, 400 when
     /// the number is the same in several targets and no target was given.
-    static func pick(_ selector: LUNSelector, from luns: [LUNStatus]) -> Result<LUNStatus, AdminFailure> {
+    public static func pick(_ selector: LUNSelector, from luns: [LUNStatus]) -> Result<LUNStatus, AdminFailure> {
         let matches = luns.filter { $0.lun == selector.lun && (selector.target == nil || $0.target == selector.target) }
         if matches.count == 1, let only = matches.first { return .success(only) }
         if matches.isEmpty { return .failure(notFoundFailure(selector)) }

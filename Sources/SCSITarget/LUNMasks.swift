@@ -17,10 +17,14 @@ public final class LUNMasks: Sendable {
 
     /// Whether `initiator` sees LUN `lun` of `target`.
     public func sees(_ initiator: String, target: String, lun: UInt16) -> Bool {
-        table.withLock { table in
-            guard let allowed = table[target.lowercased()]?[lun] else { return true }
-            return allowed.contains(initiator.lowercased())
-        }
+        sees(initiator, loweredTarget: target.lowercased(), lun: lun)
+    }
+
+    /// The same for a target name already in lower case: what a command's
+    /// path asks, so an unmasked LUN costs a lookup and no string copy.
+    func sees(_ initiator: String, loweredTarget: String, lun: UInt16) -> Bool {
+        guard let allowed = table.withLock({ $0[loweredTarget]?[lun] }) else { return true }
+        return allowed.contains(initiator.lowercased())
     }
 
     /// Replaces the table; returns the (target, LUN) pairs whose entries changed.

@@ -24,7 +24,7 @@ public final class SCSITargetDevice: Sendable {
         self.logicalUnits = logicalUnits
         self.portGroupSource = portGroups
         self.masks = masks?.table
-        self.maskedTargetName = masks?.targetName ?? ""
+        self.maskedTargetName = masks?.targetName.lowercased() ?? ""
         let tasks = self.tasks
         for (number, unit) in logicalUnits {
             let context = unit.context
@@ -65,14 +65,14 @@ public final class SCSITargetDevice: Sendable {
         self.init(logicalUnits: [:])
     }
 
-    /// The target's name as ``masks`` knows it.
+    /// The target's name as ``masks`` knows it (lower case).
     private let maskedTargetName: String
 
     /// The logical unit `number` as `nexus` sees it: nil when there is none
     /// or when its mask leaves this initiator out.
     func visibleUnit(_ number: UInt16, for nexus: ITNexus) -> LogicalUnit? {
         guard let unit = logicalUnits[number] else { return nil }
-        if let masks, !masks.sees(nexus.initiatorName, target: maskedTargetName, lun: number) { return nil }
+        if let masks, !masks.sees(nexus.initiatorName, loweredTarget: maskedTargetName, lun: number) { return nil }
         return unit
     }
 

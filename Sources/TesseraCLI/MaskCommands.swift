@@ -3,18 +3,14 @@ import ArgumentParser
 import Foundation
 
 /// The target of LUN `lun`: `target` when given, else the only target with
-/// that LUN number (from `GET /v1/luns`).
+/// that LUN number (from `GET /v1/luns`, chosen as the API's own routes choose).
 func targetOf(lun: UInt64, target: String?, client: AdminClient) async throws(CLIFailure) -> String {
     if let target { return target }
     let (luns, _, _) = try await client.get("/v1/luns", as: [LUNStatus].self)
-    let owners = luns.filter { $0.lun == lun }.map(\.target)
-    guard owners.count == 1, let only = owners.first else {
-        throw CLIFailure(
-            owners.isEmpty
-                ? "no LUN \(lun); tessera lun list lists the LUNs"
-                : "LUN \(lun) exists in \(owners.count) targets (\(owners.joined(separator: ", "))); name one with --target")
+    switch AdminRouter.pick(LUNSelector(lun: lun), from: luns) {
+    case .success(let found): return found.target
+    case .failure(let failure): throw CLIFailure("\(failure.error); \(failure.hint)")
     }
-    return only
 }
 
 extension LUNCommand {
