@@ -20,7 +20,13 @@ import Synchronization
 /// No call blocks the caller's thread: libaio submission does not wait for
 /// the I/O, and every blocking system call runs on the pool.
 public final class AIOFileBlockDevice: BlockDevice {
-    public let geometry: BlockGeometry
+    /// The geometry now: the block count grows with ``grow(toBlockCount:)``.
+    public var geometry: BlockGeometry {
+        BlockGeometry(blockSize: blockSize, blockCount: blockCount.load(ordering: .acquiring))
+    }
+    private let blockSize: UInt32
+    /// Grows only, after the file has been extended (``grow(toBlockCount:)``).
+    let blockCount: Atomic<UInt64>
     public let supportsUnmap: Bool
     /// The backing file.
     public let path: String
@@ -29,9 +35,9 @@ public final class AIOFileBlockDevice: BlockDevice {
     /// Whether writes and unmaps are refused.
     public let isReadOnly: Bool
 
-    private let fd: Int32
+    let fd: Int32
     private let engine: AIOEngine?
-    private let pool: BlockingThreadPool
+    let pool: BlockingThreadPool
     private let memoryAlignment: Int
     private let gate = Mutex(Gate())
     private let logger: Logger
@@ -69,7 +75,8 @@ public final class AIOFileBlockDevice: BlockDevice {
                     detail: "io_setup(\(options.queueDepth))")
             }
         }
-        self.geometry = options.geometry
+        self.blockSize = options.geometry.blockSize
+        self.blockCount = Atomic(options.geometry.blockCount)
         self.supportsUnmap = options.thin
         self.path = options.path
         self.ioPath = opened.ioPath
@@ -233,14 +240,14 @@ public final class AIOFileBlockDevice: BlockDevice {
         return (Int(lba) * blockSize, length)
     }
 
-    private func enter() throws(BlockDeviceError) {
+    func enter() throws(BlockDeviceError) {
         try gate.withLock { (g: inout Gate) throws(BlockDeviceError) in
             guard !g.closed else { throw BlockDeviceError(.closed) }
             g.active += 1
         }
     }
 
-    private func leave() {
+    func leave() {
         let waiter: UnsafeContinuation<Void, Never>? = gate.withLock { g in
             g.active -= 1
             guard g.active == 0, let waiter = g.drained else { return nil }

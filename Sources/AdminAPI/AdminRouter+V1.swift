@@ -45,15 +45,17 @@ public enum AdminRoute: Hashable, Sendable {
     case metrics
     /// `GET /v1/cluster`.
     case cluster
-    /// `GET /v1/luns`.
+    /// `GET /v1/luns`; `POST` creates one.
     case luns
-    /// `GET /v1/luns/{id}`.
+    /// `GET /v1/luns/{id}`; `PATCH` grows it, `DELETE ?confirm=yes` deletes it.
     case lun(LUNSelector)
     /// `GET /v1/luns/{id}/reservations`; `DELETE` clears them (an
     /// administrator's PERSISTENT RESERVE OUT CLEAR).
     case reservations(LUNSelector)
-    /// `GET /v1/targets`.
+    /// `GET /v1/targets`; `POST` creates one.
     case targets
+    /// `GET /v1/targets/{iqn}`; `DELETE` deletes it (only without LUNs).
+    case target(String)
     /// `POST /v1/targets/{iqn}/acls`: adds an initiator to the ACL.
     case acls(target: String)
     /// `DELETE /v1/targets/{iqn}/acls/{initiator}`: removes it.
@@ -84,7 +86,9 @@ public enum AdminRoute: Hashable, Sendable {
         case .acl: ["DELETE"]
         case .chap: ["PUT", "DELETE"]
         case .lunMask(_, _, let initiator): initiator == nil ? ["DELETE"] : ["PUT", "DELETE"]
-        case .reservations, .session: ["GET", "HEAD", "DELETE"]
+        case .reservations, .session, .target: ["GET", "HEAD", "DELETE"]
+        case .luns, .targets: ["GET", "HEAD", "POST"]
+        case .lun: ["GET", "HEAD", "PATCH", "DELETE"]
         default: ["GET", "HEAD"]
         }
     }
@@ -95,7 +99,7 @@ extension AdminRouter {
     static let allowedMethods = ["GET", "HEAD"]
 
     /// The largest LUN number (SAM-5 flat space addressing: 14 bits).
-    static let maximumLUN: UInt64 = 16383
+    public static let maximumLUN: UInt64 = 16383
 
     /// What a path names, or the error answer for a path that names nothing
     /// (404) or a LUN id that is not one (400). Pure: no state, no token.
@@ -126,6 +130,9 @@ extension AdminRouter {
             let initiator = segments.count == 7 ? segments[6].removingPercentEncoding : nil
             if segments.count == 7 && initiator == nil { break }
             return .success(.lunMask(target: target, lun: lun, initiator: initiator))
+        case _ where segments.count == 3 && segments[0] == "v1" && segments[1] == "targets":
+            guard let target = segments[2].removingPercentEncoding, !target.isEmpty else { break }
+            return .success(.target(target))
         case _ where segments.count >= 4 && segments[0] == "v1" && segments[1] == "targets":
             guard let target = segments[2].removingPercentEncoding, !target.isEmpty else { break }
             let initiator = segments.count == 5 ? segments[4].removingPercentEncoding : nil
@@ -147,7 +154,7 @@ extension AdminRouter {
             AdminFailure(
                 status: 404, error: "no resource at \(printable(path))",
                 hint: "the API has /health, /metrics, /v1/cluster, /v1/luns, /v1/luns/{id}, "
-                    + "/v1/luns/{id}/reservations, /v1/targets, /v1/targets/{iqn}/acls[/{initiator}], "
+                    + "/v1/luns/{id}/reservations, /v1/targets, /v1/targets/{iqn}, /v1/targets/{iqn}/acls[/{initiator}], "
                     + "/v1/targets/{iqn}/chap/{initiator}, /v1/targets/{iqn}/luns/{n}/initiators[/{initiator}], "
                     + "/v1/sessions and /v1/sessions/{node}/{tsih}"))
     }
@@ -181,10 +188,23 @@ extension AdminRouter {
                 return respond(method: request.method, uri: request.uri, report: state.health)
             case .cluster:
                 return ok(try await state.cluster())
+            case .luns where request.method == "POST", .targets where request.method == "POST",
+                .lun where request.method == "PATCH" || request.method == "DELETE",
+                .target where request.method == "DELETE":
+                return try await catalogChange(request, route: route, state: state)
             case .luns:
                 return ok(try await state.luns())
             case .targets:
                 return ok(try await state.targets())
+            case .target(let name):
+                let lowered = name.lowercased()
+                guard let target = try await state.targets().first(where: { $0.name.lowercased() == lowered }) else {
+                    return AdminFailure(
+                        status: 404, error: "no target \(printable(name))",
+                        hint: "GET /v1/targets (tessera target list) lists the targets"
+                    ).response
+                }
+                return ok(target)
             case .lun(let selector):
                 switch pick(selector, from: try await state.luns()) {
                 case .success(let lun): return ok(lun)
@@ -310,7 +330,7 @@ extension AdminRouter {
         return .success(LUNSelector(target: query["target"], lun: lun))
     }
 
-    private static func ok(_ value: some Encodable) -> AdminResponse {
+    static func ok(_ value: some Encodable) -> AdminResponse {
         AdminResponse(status: 200, reason: "OK", contentType: "application/json", body: AdminJSON.encode(value))
     }
 
@@ -381,6 +401,7 @@ public struct AdminFailure: Error, Hashable, Sendable {
     static func reason(_ status: Int) -> String {
         switch status {
         case 200: "OK"
+        case 201: "Created"
         case 202: "Accepted"
         case 400: "Bad Request"
         case 401: "Unauthorized"

@@ -25,6 +25,12 @@ public protocol AdminState: Sendable {
     /// PREEMPTED) and returns them as they are afterwards; nil when there
     /// is no such LUN. A `requestID` applied before changes nothing.
     func clearReservations(target: String, lun: UInt64, requestID: String?) async throws -> ReservationStatus?
+    /// Applies one catalog change (a target or LUN created, grown or
+    /// deleted) in one store transaction and returns what it made; every
+    /// node serves the result within about a second. A `requestID` applied
+    /// before changes nothing (the current state is returned). Throws an
+    /// ``AdminFailure`` for a change the state refuses (404, 409).
+    func apply(_ change: CatalogChange, requestID: String?) async throws -> CatalogOutcome
     /// Every live iSCSI session of the cluster, by node and TSIH.
     func sessions() async throws -> [SessionStatus]
     /// Closes one session: at once when this node holds it, else by asking

@@ -12,8 +12,8 @@
 /// device can use them without a bounce copy. Implementations must be safe to
 /// call concurrently and must never block the caller's thread.
 public protocol BlockDevice: AnyObject, Sendable {
-    /// Block size and block count; fixed for the device's lifetime (a resize
-    /// creates a new device).
+    /// Block size and block count. The block size is fixed for the device's
+    /// lifetime; the count grows only through ``GrowableBlockDevice/grow(toBlockCount:)``.
     var geometry: BlockGeometry { get }
 
     /// Whether ``unmap(lba:blockCount:)`` deallocates (thin provisioning).
@@ -51,6 +51,14 @@ public protocol BlockDevice: AnyObject, Sendable {
     /// whichever node the command came through.
     func compareAndWrite(lba: UInt64, blockCount: UInt32, buffer: IOBuffer, offset: Int, fua: Bool)
         async throws(BlockDeviceError) -> CompareAndWriteOutcome
+}
+
+/// A device whose capacity can grow while it serves (online LUN resize):
+/// blocks below the old count keep their data, the new ones read as zeros.
+public protocol GrowableBlockDevice: BlockDevice {
+    /// Grows the device to `blockCount` blocks; a count at or below the
+    /// current one changes nothing (a device never shrinks while it serves).
+    func grow(toBlockCount blockCount: UInt64) async throws(BlockDeviceError)
 }
 
 /// What a COMPARE AND WRITE did.

@@ -7,10 +7,12 @@ import Synchronization
 /// the primary's write ordering for each of those sub-units.
 final class LUNReplicas: Sendable {
     let lun: LUNID
-    let layout: SubUnitLayout
+    /// The LUN's shape as this node serves it (it grows with ``grow(to:extents:)``).
+    var layout: SubUnitLayout { cached.withLock { $0.layout } }
     /// This node's replicas, by sub-unit index.
-    let extents: [UInt32: any BlockDevice]
-    private let gates: [UInt32: OrderingGate]
+    var extents: [UInt32: any BlockDevice] { parts.withLock { $0.extents } }
+    /// Extents and their write orderings; replaced together when the LUN grows.
+    private let parts: Mutex<(extents: [UInt32: any BlockDevice], gates: [UInt32: OrderingGate])>
     private let cached: Mutex<SubUnitMap>
     private let source: any SubUnitMapSource
 
@@ -27,9 +29,7 @@ final class LUNReplicas: Sendable {
         self.pendingRecovery.withLock { $0 = !(activity?.recovered ?? []).isEmpty }
         self.localNode = localNode
         self.lun = map.lun
-        self.layout = map.layout
-        self.extents = extents
-        self.gates = extents.mapValues { _ in OrderingGate() }
+        self.parts = Mutex((extents, extents.mapValues { _ in OrderingGate() }))
         self.cached = Mutex(map)
         self.source = source
     }
@@ -43,7 +43,57 @@ final class LUNReplicas: Sendable {
     }
 
     /// The ordering of a sub-unit this node holds.
-    func gate(_ index: UInt32) -> OrderingGate? { gates[index] }
+    func gate(_ index: UInt32) -> OrderingGate? { parts.withLock { $0.gates[index] } }
+
+    /// Whether the request's sub-unit and blocks lie within the LUN as this node serves it.
+    func covers(_ io: PeerIO) -> Bool {
+        let layout = self.layout
+        guard io.subUnit.index < layout.subUnitCount else { return false }
+        let (end, overflow) = io.lba.addingReportingOverflow(UInt64(io.blockCount))
+        return !overflow && end <= layout.blocks(in: io.subUnit.index)
+    }
+
+    /// The extent and write ordering of a sub-unit this node holds, in one look.
+    func local(_ index: UInt32) -> (extent: any BlockDevice, gate: OrderingGate)? {
+        parts.withLock { parts in
+            guard let extent = parts.extents[index], let gate = parts.gates[index] else { return nil }
+            return (extent, gate)
+        }
+    }
+
+    /// The LUN grew: `map` is the larger map as the store holds it and
+    /// `extents` this node's extents over the grown file (every index).
+    /// Sub-units it had keep their write ordering (a write in flight stays
+    /// ordered against the next) and the newer of the two replica sets; a
+    /// last sub-unit that grew loses its dirty records, so a stale replica of
+    /// it gets a full copy (never less than it lacks). A map that is not
+    /// larger changes nothing. Returns whether it grew.
+    @discardableResult
+    func grow(to map: SubUnitMap, extents: [UInt32: any BlockDevice]) -> Bool {
+        let old = self.map
+        guard map.layout.blockCount > old.layout.blockCount, map.layout.blockSize == old.layout.blockSize,
+            map.layout.subUnitBlocks == old.layout.subUnitBlocks, map.subUnits.count == Int(map.layout.subUnitCount)
+        else { return false }
+        parts.withLock { parts in
+            var gates = parts.gates
+            for index in extents.keys where gates[index] == nil { gates[index] = OrderingGate() }
+            parts = (extents, gates)
+        }
+        cached.withLock { cached in
+            var grown = map
+            for i in cached.subUnits.indices where cached.subUnits[i].epoch > grown.subUnits[i].epoch {
+                grown.subUnits[i] = cached.subUnits[i]
+            }
+            cached = grown
+        }
+        let lastOld = old.layout.subUnitCount - 1
+        if old.layout.blocks(in: lastOld) != map.layout.blocks(in: lastOld) {
+            dirty.withLock { dirty in
+                for key in dirty.keys where key.index == lastOld { dirty[key] = nil }
+            }
+        }
+        return true
+    }
 
     /// Takes a replica set this node just wrote to the store (newer epochs only).
     func adopt(_ index: UInt32, _ set: ReplicaSet) {

@@ -36,6 +36,7 @@ public final class ReplicaNode: PeerRequestHandler {
     /// How the node waits (tests pass a clock of their own).
     let sleep: @Sendable (Duration) async -> Void
     private let luns = Mutex<[LUNID: LUNReplicas]>([:])
+    private let layoutBehind = Mutex(Handler<@Sendable (LUNID) async -> Void>({ _ in }))
     private let contextHandlers = Mutex<[LUNID: @Sendable ([UInt8]) async -> Bool]>([:])
     private let serving = Mutex(Handler<@Sendable () -> Bool>({ true }))
     /// The resyncs this node runs as primary, and their totals.
@@ -100,9 +101,25 @@ public final class ReplicaNode: PeerRequestHandler {
         return DistributedBlockDevice(replicas: replicas, node: self)
     }
 
+    /// What catches this node up with a LUN that grew in the store (the
+    /// daemon's catalog follower): called when a request names a sub-unit
+    /// or a block beyond the LUN as this node serves it.
+    public func onLayoutBehind(_ handler: @escaping @Sendable (LUNID) async -> Void) {
+        layoutBehind.withLock { $0 = Handler(handler) }
+    }
+
+    /// Serves the grown `map` of an attached LUN with `extents` (every index,
+    /// over the grown file); false when the LUN is not attached here or the
+    /// map is not larger.
+    @discardableResult
+    public func grow(_ lun: LUNID, to map: SubUnitMap, extents: [UInt32: any BlockDevice]) -> Bool {
+        replicas(lun)?.grow(to: map, extents: extents) ?? false
+    }
+
     /// Stops serving a LUN (its extents are the caller's to close).
     public func detach(_ lun: LUNID) {
         _ = luns.withLock { $0.removeValue(forKey: lun) }
+        _ = contextHandlers.withLock { $0.removeValue(forKey: lun) }
     }
 
     func replicas(_ lun: LUNID) -> LUNReplicas? { luns.withLock { $0[lun] } }
@@ -176,7 +193,16 @@ public final class ReplicaNode: PeerRequestHandler {
     /// newer epoch than the cached one makes the node reload its map first
     /// (its own copy is behind the store).
     func accept(_ io: PeerIO, as role: ReplicaSet.Role) async -> Result<Accepted, PeerFailure> {
-        guard let replicas = replicas(io.subUnit.lun), var set = replicas.replicaSet(io.subUnit.index) else {
+        guard let replicas = replicas(io.subUnit.lun) else {
+            return .failure(PeerFailure(.unknownSubUnit, detail: "\(io.subUnit)"))
+        }
+        // A sub-unit or block past what this node knows of the LUN: the LUN
+        // may have grown in the store before this node caught up; catch up once.
+        if !replicas.covers(io) {
+            let catchUp = layoutBehind.withLock { $0 }
+            await catchUp.call(io.subUnit.lun)
+        }
+        guard var set = replicas.replicaSet(io.subUnit.index) else {
             return .failure(PeerFailure(.unknownSubUnit, detail: "\(io.subUnit)"))
         }
         if io.epoch > set.epoch {
@@ -186,9 +212,7 @@ public final class ReplicaNode: PeerRequestHandler {
         guard io.epoch == set.epoch else {
             return .failure(PeerFailure(.staleEpoch, epoch: set.epoch, detail: "\(io.subUnit) is at \(set.epoch), not \(io.epoch)"))
         }
-        guard set.role(of: id) == role, let extent = replicas.extents[io.subUnit.index],
-            let gate = replicas.gate(io.subUnit.index)
-        else {
+        guard set.role(of: id) == role, let (extent, gate) = replicas.local(io.subUnit.index) else {
             return .failure(PeerFailure(.notReplica, epoch: set.epoch, detail: "\(id) is not \(role) of \(io.subUnit)"))
         }
         guard role != .primary || mayServe else {

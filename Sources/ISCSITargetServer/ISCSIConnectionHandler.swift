@@ -8,8 +8,8 @@ import SCSITarget
 /// Shared, read-only context every connection of a portal needs.
 struct ConnectionEnvironment: Sendable {
     var login: @Sendable () -> LoginConfiguration
-    /// Devices by lowercased target name.
-    var targets: [String: any SCSITaskExecutor]
+    /// The device of a target, by its lowercased name, as the server serves it now.
+    var target: @Sendable (String) -> (any SCSITaskExecutor)?
     var portalGroupTag: UInt16
     var queueDepth: Int
     var nopInInterval: Duration?
@@ -234,7 +234,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             return
         }
         if outcome.sessionType == .normal {
-            guard let targetName = outcome.targetName, let executor = environment.targets[targetName.lowercased()] else {
+            guard let targetName = outcome.targetName, let executor = environment.target(targetName.lowercased()) else {
                 // The login machine accepted a target this server has no device for.
                 logEnding("login for a target without a device", context: context, level: .error)
                 closing = true

@@ -19,6 +19,11 @@ public final class ISCSIServer: Sendable {
     private struct ServerState {
         var channels: [any Channel] = []
         var login: LoginConfiguration?
+        /// The devices by lowercased target name; targets come and go while
+        /// the server runs (``addTarget(_:executor:)``, ``removeTarget(named:)``).
+        var executors: [String: any SCSITaskExecutor] = [:]
+        /// What SendTargets lists for a target added later.
+        var sendTargetsAddresses: [String] = []
     }
 
     /// Creates a server; nothing listens until ``start()``.
@@ -29,6 +34,10 @@ public final class ISCSIServer: Sendable {
         self.configuration = configuration
         self.group = group
         self.logger = logger
+        // RFC 7143 §4.2.7.1: iSCSI names compare case-insensitively.
+        let executors = Dictionary(
+            configuration.targets.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
+        state.withLock { $0.executors = executors }
     }
 
     /// Binds every portal and starts accepting connections.
@@ -42,9 +51,7 @@ public final class ISCSIServer: Sendable {
                         login.portalGroupTag = portal.portalGroupTag
                         return login
                     },
-                    // RFC 7143 §4.2.7.1: iSCSI names compare case-insensitively.
-                    targets: Dictionary(
-                        configuration.targets.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }),
+                    target: { [state] name in state.withLock { $0.executors[name] } },
                     portalGroupTag: portal.portalGroupTag,
                     queueDepth: configuration.queueDepth, nopInInterval: configuration.nopInInterval,
                     nopInTimeout: configuration.nopInTimeout, registry: registry, logger: logger,
@@ -86,6 +93,7 @@ public final class ISCSIServer: Sendable {
         state.withLock {
             $0.channels = bound.map(\.1)
             $0.login = login
+            $0.sendTargetsAddresses = login.targets.first?.sendTargetsAddresses ?? addresses
         }
         logger.info("iSCSI server listening", metadata: ["portals": "\(addresses)"])
     }
@@ -96,10 +104,51 @@ public final class ISCSIServer: Sendable {
     /// Logins already under way keep the list they started with.
     public func setSendTargetsAddresses(_ addresses: [String]) {
         state.withLock { state in
+            state.sendTargetsAddresses = addresses
             guard var login = state.login else { return }
             for index in login.targets.indices { login.targets[index].sendTargetsAddresses = addresses }
             state.login = login
         }
+    }
+
+    /// Serves a target from now on: logins and SendTargets know it (it is
+    /// listed on the addresses SendTargets lists for the others) and its
+    /// commands go to `executor`. A target of the same name is replaced.
+    public func addTarget(_ description: TargetDescription, executor: any SCSITaskExecutor) {
+        let key = description.name.lowercased()
+        state.withLock { state in
+            var description = description
+            description.sendTargetsAddresses = state.sendTargetsAddresses
+            var login = state.login ?? configuration.login
+            login.targets.removeAll { $0.name.lowercased() == key }
+            login.targets.append(description)
+            state.login = login
+            state.executors[key] = executor
+        }
+        logger.notice("serving target", metadata: ["target": "\(description.name)"])
+    }
+
+    /// Stops serving a target: new logins to it are refused as for an
+    /// unknown target (RFC 7143 §11.13.5, 0x0203 not found) and its sessions
+    /// are closed. Returns how many sessions were closed.
+    @discardableResult
+    public func removeTarget(named name: String) -> Int {
+        let key = name.lowercased()
+        state.withLock { state in
+            var login = state.login ?? configuration.login
+            login.targets.removeAll { $0.name.lowercased() == key }
+            state.login = login
+            state.executors[key] = nil
+        }
+        let sessions = registry.snapshot().filter { $0.targetName.lowercased() == key }
+        for session in sessions { closeSession(tsih: session.tsih, reason: "target \(name) deleted") }
+        logger.notice("stopped serving target", metadata: ["target": "\(name)", "sessions-closed": "\(sessions.count)"])
+        return sessions.count
+    }
+
+    /// The targets served now, by name.
+    public var targetNames: [String] {
+        state.withLock { ($0.login ?? configuration.login).targets.map(\.name) }
     }
 
     /// The TCP ports the portals are bound to, in configuration order (useful with port 0).

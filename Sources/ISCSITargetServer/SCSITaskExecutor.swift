@@ -40,7 +40,7 @@ extension SCSITargetDevice: SCSITaskExecutor {
     }
 
     public func maximumWriteLength(lun: UInt64) -> Int? {
-        guard let number = LUNAddress.decode(lun), let unit = logicalUnits[number] else { return nil }
+        guard let number = LUNAddress.decode(lun), let unit = logicalUnit(number) else { return nil }
         return Int(unit.configuration.maximumTransferBytes)
     }
 

@@ -59,7 +59,9 @@ public final class LogicalUnit: Sendable {
     public let context: any LogicalUnitContext
     let identity: InquiryIdentity
     let limits: BlockLimits
-    let geometry: BlockGeometry
+    /// The device's geometry now: a LUN grown online reports its new
+    /// capacity from the next command on (SBC-3 §5.16 READ CAPACITY).
+    var geometry: BlockGeometry { device.geometry }
     /// Thin provisioning as offered: configured and supported by the device.
     let thin: Bool
     /// Maximum blocks in one READ/WRITE/VERIFY.
@@ -87,7 +89,6 @@ public final class LogicalUnit: Sendable {
         // Without a given context: this node's own, saving persistent reservations in `reservationStore`.
         self.context =
             context ?? SharedLogicalUnitContext(reservationStore: reservationStore, key: configuration.serial)
-        self.geometry = device.geometry
         self.thin = configuration.thin && device.supportsUnmap
         self.offeredCommands =
             thin

@@ -6,8 +6,13 @@ import Synchronization
 /// LUNS and LUN addressing (SAM-5 §4.6-4.7). A transport hands over commands
 /// and task management; nothing here knows iSCSI.
 public final class SCSITargetDevice: Sendable {
-    /// Logical units by LUN number.
-    public let logicalUnits: [UInt16: LogicalUnit]
+    /// Logical units by LUN number, as they are now (LUNs come and go while
+    /// the target serves: ``addLogicalUnit(_:number:)``, ``removeLogicalUnit(_:)``).
+    public var logicalUnits: [UInt16: LogicalUnit] { units.withLock { $0 } }
+    private let units: Mutex<[UInt16: LogicalUnit]>
+
+    /// The logical unit with number `number`, if the target serves one.
+    public func logicalUnit(_ number: UInt16) -> LogicalUnit? { units.withLock { $0[number] } }
     let tasks = TaskSet()
     /// EXTENDED COPY results held for RECEIVE COPY RESULTS.
     let copyResults = CopyResultsTable()
@@ -21,17 +26,42 @@ public final class SCSITargetDevice: Sendable {
         logicalUnits: [UInt16: LogicalUnit], portGroups: (any TargetPortGroupSource)? = nil,
         masks: (table: LUNMasks, targetName: String)? = nil
     ) {
-        self.logicalUnits = logicalUnits
+        self.units = Mutex(logicalUnits)
         self.portGroupSource = portGroups
         self.masks = masks?.table
         self.maskedTargetName = masks?.targetName.lowercased() ?? ""
+        for (number, unit) in logicalUnits { connectTaskAborter(unit, number: number) }
+    }
+
+    /// Lets the unit's context abort this target's tasks of LUN `number`.
+    private func connectTaskAborter(_ unit: LogicalUnit, number: UInt16) {
         let tasks = self.tasks
-        for (number, unit) in logicalUnits {
-            let context = unit.context
-            unit.context.setTaskAborter { [weak context] effect, wait in
-                await Self.abortTasks(effect, lun: number, tasks: tasks, context: context, wait: wait)
-            }
+        let context = unit.context
+        unit.context.setTaskAborter { [weak context] effect, wait in
+            await Self.abortTasks(effect, lun: number, tasks: tasks, context: context, wait: wait)
         }
+    }
+
+    /// Serves `unit` as LUN `number` from now on, in place of any unit that
+    /// had the number; every nexus gets REPORTED LUNS DATA HAS CHANGED
+    /// (SPC-4 §6.37: the inventory changed).
+    public func addLogicalUnit(_ unit: LogicalUnit, number: UInt16) async {
+        connectTaskAborter(unit, number: number)
+        units.withLock { $0[number] = unit }
+        await reportedLUNsChanged()
+    }
+
+    /// Stops serving LUN `number`: its tasks are aborted and awaited, then
+    /// the other units' nexuses get REPORTED LUNS DATA HAS CHANGED; a
+    /// command to it from now on gets LOGICAL UNIT NOT SUPPORTED. Returns
+    /// the unit (nil when there was none).
+    @discardableResult
+    public func removeLogicalUnit(_ number: UInt16) async -> LogicalUnit? {
+        guard let unit = units.withLock({ $0.removeValue(forKey: number) }) else { return nil }
+        let keys = tasks.abort { _, lun in lun == number }
+        await tasks.waitForEnd(keys)
+        await reportedLUNsChanged()
+        return unit
     }
 
     /// Carries out a context change's task aborts on this node's tasks of one
@@ -71,7 +101,7 @@ public final class SCSITargetDevice: Sendable {
     /// The logical unit `number` as `nexus` sees it: nil when there is none
     /// or when its mask leaves this initiator out.
     func visibleUnit(_ number: UInt16, for nexus: ITNexus) -> LogicalUnit? {
-        guard let unit = logicalUnits[number] else { return nil }
+        guard let unit = logicalUnit(number) else { return nil }
         if let masks, !masks.sees(nexus.initiatorName, loweredTarget: maskedTargetName, lun: number) { return nil }
         return unit
     }
@@ -283,13 +313,13 @@ public final class SCSITargetDevice: Sendable {
     /// A change of a unit's shared context committed through another node
     /// (the peer port): applied here; returns once its aborted tasks ended.
     public func receiveContextChange(_ change: ContextChange, lun: UInt16) async {
-        await logicalUnits[lun]?.context.receive(change)
+        await logicalUnit(lun)?.context.receive(change)
     }
 
     /// A command arrived that waits for its Data-Out (see ``TaskSet/arrive(_:lun:)``).
     public func arrived(nexus: ITNexus, taskTag: UInt32, lun: UInt64) {
         let number = LUNAddress.decode(lun)
-        tasks.arrive(TaskKey(nexus: nexus, taskTag: taskTag), lun: number.flatMap { logicalUnits[$0] == nil ? nil : $0 })
+        tasks.arrive(TaskKey(nexus: nexus, taskTag: taskTag), lun: number.flatMap { logicalUnit($0) == nil ? nil : $0 })
     }
 
     /// The LUNs some initiators see changed (``LUNMasks``): every nexus gets

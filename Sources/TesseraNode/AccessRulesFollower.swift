@@ -76,14 +76,13 @@ enum AccessRulesFollower {
     }
 
     /// Refreshes `rules` and `masks` from the store every ``interval`` until
-    /// cancelled; `devices` (by target name) are told when their masks
+    /// cancelled; `devices` (the targets served now, by name) are told when their masks
     /// changed. Logs when the rules change and when the store cannot be read
     /// (once per outage); never a secret: only target names and counts.
     static func follow(
         client: MetadataStoreClient, rules: TargetAccessRules, masks: LUNMasks,
-        devices: [String: SCSITargetDevice], logger: Logger
+        devices: @escaping @Sendable () -> [String: SCSITargetDevice], logger: Logger
     ) async {
-        let byName = Dictionary(devices.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
         var failing = false
         while !Task.isCancelled {
             do {
@@ -103,7 +102,8 @@ enum AccessRulesFollower {
                 for target in Set(changed.map(\.target)).sorted() {
                     let luns = changed.filter { $0.target == target }.map { "\($0.lun)" }.joined(separator: ",")
                     logger.notice("LUN masks changed; every nexus is told", metadata: ["target": "\(target)", "luns": "\(luns)"])
-                    await byName[target]?.reportedLUNsChanged()
+                    let device = devices().first { $0.key.lowercased() == target.lowercased() }?.value
+                    await device?.reportedLUNsChanged()
                 }
             } catch {
                 if !failing {

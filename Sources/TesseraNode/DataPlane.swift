@@ -8,37 +8,54 @@ import MetadataStore
 import SCSITarget
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The node's part of the distributed LUNs: its replicas (windows on one
 /// sparse file per LUN laid out like the LUN, one window per sub-unit), the ``ReplicaNode`` that serves them to the other
 /// nodes on the wire port, and one ``DistributedBlockDevice`` per LUN for the
 /// commands arriving on this node's portals.
 final class DataPlane: Sendable {
-    /// The LUNs with their distributed devices, ready for the SCSI layer.
-    let units: [OpenedLogicalUnit]
-    private let files: [any BlockDevice]
+    /// The LUNs with their distributed devices, ready for the SCSI layer, by target and LUN.
+    var units: [OpenedLogicalUnit] {
+        served.withLock { $0 }.sorted { ($0.key.targetIQN, $0.key.lun) < ($1.key.targetIQN, $1.key.lun) }.map(\.value.unit)
+    }
     private let node: ReplicaNode
-    /// Each served LUN's cluster-wide id, by target and LUN number.
-    private let lunIDs: [String: [UInt16: LUNID]]
+    /// What this node serves of each LUN: the unit, its replica file and its cluster-wide id.
+    private let served = Mutex<[LUNKey: ServedLUN]>([:])
     private let server: PeerServer
     private let client: PeerClient
     private let addresses: PeerAddressBook
+    private let configuration: NodeConfiguration
+    private let nodeID: NodeID
+    private let logger: Logger
     /// The shared contexts made for the units, by LUN.
     private let contexts = Mutex<[LUNKey: any LogicalUnitContext]>([:])
     /// Members held dead or fenced: their leases have lapsed, so a context
     /// change does not wait for them (ARCHITECTURE.md rule 1).
     let absentMembers = Mutex<Set<NodeID>>([])
 
+    /// One LUN as this node serves it.
+    private struct ServedLUN: Sendable {
+        var unit: OpenedLogicalUnit
+        /// The replica file (one per LUN, laid out like the LUN).
+        var file: any BlockDevice
+        var id: LUNID
+    }
+
     private init(
-        units: [OpenedLogicalUnit], files: [any BlockDevice], node: ReplicaNode, lunIDs: [String: [UInt16: LUNID]],
-        server: PeerServer, client: PeerClient, addresses: PeerAddressBook
+        node: ReplicaNode, mapSource: StoreMapSource, server: PeerServer, client: PeerClient,
+        addresses: PeerAddressBook, configuration: NodeConfiguration, nodeID: NodeID, logger: Logger
     ) {
-        self.units = units
-        self.files = files
         self.node = node
-        self.lunIDs = lunIDs
+        self.mapSource = mapSource
         self.server = server
         self.client = client
         self.addresses = addresses
+        self.configuration = configuration
+        self.nodeID = nodeID
+        self.logger = logger
     }
 
     /// Opens this node's replica file of every LUN in `served`, starts the
@@ -52,26 +69,17 @@ final class DataPlane: Sendable {
         let source = StoreMapSource(client: cluster.client)
         let node = ReplicaNode(
             id: cluster.id, transport: client, mapSource: source, resyncRate: configuration.cluster.resyncRate)
-        // Each LUN's replica file: laid out like the LUN (sub-unit i at its own
-        // offset) and sparse, so the sub-units this node does not hold take no
-        // space; one descriptor and one libaio context per LUN rather than per
-        // sub-unit, and a lone node's file is the whole LUN.
-        var servedConfiguration = configuration
-        servedConfiguration.targets = served.targets
-        let files: [OpenedLogicalUnit]
-        do {
-            files = try await TesseraNode.openLogicalUnitDevices(configuration: servedConfiguration, logger: logger)
-        } catch {
+        guard let wire = NodeAddress(parsing: configuration.cluster.wireAddress) else {
             await client.close()
-            throw error
+            throw NodeStartupError(message: "cluster.wire \(configuration.cluster.wireAddress) is not host:port")
         }
-        let opened = files.map(\.device)
-        func closeAll() async {
-            for file in opened { await file.close() }
-            await client.close()
-        }
-        var units: [OpenedLogicalUnit] = []
-        var lunIDs: [String: [UInt16: LUNID]] = [:]
+        var wireLogger = logger
+        wireLogger[metadataKey: "wire"] = "\(wire)"
+        let server = PeerServer(
+            host: wire.host, port: wire.port, nodeID: cluster.id, handler: node, secret: cluster.secret, logger: wireLogger)
+        let plane = DataPlane(
+            node: node, mapSource: source, server: server, client: client, addresses: addresses,
+            configuration: configuration, nodeID: cluster.id, logger: logger)
         for target in served.targets {
             for lun in target.luns {
                 let key = LUNKey(targetIQN: target.name, lun: UInt64(lun.id))
@@ -79,54 +87,104 @@ final class DataPlane: Sendable {
                     logger.error("LUN has no sub-unit map; not served", metadata: ["lun": "\(key)"])
                     continue
                 }
-                source.register(map.lun, key)
-                lunIDs[target.name, default: [:]][lun.id] = map.lun
-                var mine: [UInt32: any BlockDevice] = [:]
-                guard let file = files.first(where: { $0.targetName == target.name && $0.lun.id == lun.id })?.device else {
-                    continue
+                do {
+                    _ = try await plane.attach(target: target.name, lun: lun, map: map)
+                } catch {
+                    await plane.stop(serverStarted: false)
+                    throw error
                 }
-                // A window for every sub-unit, held here or not: the file is laid
-                // out like the LUN, so a replica the map gives this node later
-                // (a member replaced, a placement topped up) is ready at once.
-                for index in 0..<UInt32(map.subUnits.count) {
-                    mine[index] = BlockDeviceWindow(
-                        base: file, firstBlock: map.layout.firstBlock(of: index), blockCount: map.layout.blocks(in: index))
-                }
-                logger.info(
-                    "serving distributed LUN",
-                    metadata: [
-                        "lun": "\(key)", "sub-units": "\(map.subUnits.count)",
-                        "local-replicas": "\(map.subUnits(heldBy: cluster.id).count)",
-                        "primaries-here": "\(map.subUnits.filter { $0.primary == cluster.id }.count)",
-                    ])
-                // The activity log lives next to a file-backed replica (a memory
-                // LUN loses its data in a crash anyway).
-                let activityLog = (file as? AIOFileBlockDevice).map { ActivityLogFile(path: $0.path + ".al") }
-                units.append(
-                    OpenedLogicalUnit(
-                        targetName: target.name, lun: lun,
-                        device: node.attach(map: map, extents: mine, activityLog: activityLog)))
             }
         }
-        guard let wire = NodeAddress(parsing: configuration.cluster.wireAddress) else {
-            await closeAll()
-            throw NodeStartupError(message: "cluster.wire \(configuration.cluster.wireAddress) is not host:port")
-        }
-        var wireLogger = logger
-        wireLogger[metadataKey: "wire"] = "\(wire)"
-        let server = PeerServer(
-            host: wire.host, port: wire.port, nodeID: cluster.id, handler: node, secret: cluster.secret, logger: wireLogger)
         do {
             try await server.start()
         } catch {
-            await closeAll()
+            await plane.stop(serverStarted: false)
             throw NodeStartupError(message: "cannot listen on cluster.wire \(wire): \(error)")
         }
-        let plane = DataPlane(
-            units: units, files: opened, node: node, lunIDs: lunIDs, server: server, client: client, addresses: addresses)
         await plane.recoverActivityLogs(logger: logger)
         return plane
     }
+
+    /// Where the replica node reads maps from; knows each served LUN's key.
+    private let mapSource: StoreMapSource
+
+    /// Serves a LUN on this node: opens (creating it when new) its replica
+    /// file, laid out like the LUN and sparse, so the sub-units this node
+    /// does not hold take no space (one descriptor and one libaio context
+    /// per LUN rather than per sub-unit; a lone node's file is the whole
+    /// LUN), and attaches it to the replica node. Returns the unit.
+    func attach(target: String, lun: LUNConfiguration, map: SubUnitMap) async throws(NodeStartupError) -> OpenedLogicalUnit {
+        let key = LUNKey(targetIQN: target, lun: UInt64(lun.id))
+        var single = configuration
+        single.targets = [TargetConfiguration(name: target, luns: [lun])]
+        guard let file = try await TesseraNode.openLogicalUnitDevices(configuration: single, logger: logger).first?.device
+        else { throw NodeStartupError(targetName: target, lunID: lun.id, message: "no device opened") }
+        mapSource.register(map.lun, key)
+        logger.info(
+            "serving distributed LUN",
+            metadata: [
+                "lun": "\(key)", "sub-units": "\(map.subUnits.count)",
+                "local-replicas": "\(map.subUnits(heldBy: nodeID).count)",
+                "primaries-here": "\(map.subUnits.filter { $0.primary == nodeID }.count)",
+            ])
+        // The activity log lives next to a file-backed replica (a memory
+        // LUN loses its data in a crash anyway).
+        let activityLog = (file as? AIOFileBlockDevice).map { ActivityLogFile(path: $0.path + ".al") }
+        let unit = OpenedLogicalUnit(
+            targetName: target, lun: lun,
+            device: node.attach(map: map, extents: Self.windows(file, map), activityLog: activityLog))
+        served.withLock { $0[key] = ServedLUN(unit: unit, file: file, id: map.lun) }
+        return unit
+    }
+
+    /// A window for every sub-unit, held here or not: the file is laid out
+    /// like the LUN, so a replica the map gives this node later (a member
+    /// replaced, a placement topped up) is ready at once.
+    private static func windows(_ file: any BlockDevice, _ map: SubUnitMap) -> [UInt32: any BlockDevice] {
+        var windows: [UInt32: any BlockDevice] = [:]
+        for index in 0..<UInt32(map.subUnits.count) {
+            windows[index] = BlockDeviceWindow(
+                base: file, firstBlock: map.layout.firstBlock(of: index), blockCount: map.layout.blocks(in: index))
+        }
+        return windows
+    }
+
+    /// Stops serving a LUN here (the SCSI layer let go of it first): its
+    /// context and replicas are forgotten and its file closed; with
+    /// `deleteFiles` (the LUN was deleted from the cluster) the replica
+    /// file and its activity log are removed.
+    func detach(_ key: LUNKey, deleteFiles: Bool) async {
+        guard let lun = served.withLock({ $0.removeValue(forKey: key) }) else { return }
+        _ = contexts.withLock { $0.removeValue(forKey: key) }
+        node.detach(lun.id)
+        await lun.file.close()
+        guard deleteFiles, let file = lun.file as? AIOFileBlockDevice else { return }
+        for path in [file.path, file.path + ".al"] where unlink(path) != 0 && errno != ENOENT {
+            logger.warning("cannot remove a deleted LUN's file", metadata: ["path": "\(path)", "errno": "\(errno)"])
+        }
+        logger.notice("deleted LUN's replica file removed", metadata: ["lun": "\(key)", "path": "\(file.path)"])
+    }
+
+    /// Serves the LUN at the size of its grown `map`: the replica file is
+    /// extended (sparse) first, then the replica node takes the new windows.
+    /// Returns false when the LUN is not served here or did not grow.
+    func grow(_ key: LUNKey, to map: SubUnitMap) async throws(BlockDeviceError) -> Bool {
+        guard let lun = served.withLock({ $0[key] }) else { return false }
+        guard let file = lun.file as? any GrowableBlockDevice else {
+            throw BlockDeviceError(.notSupported, detail: "\(key) is not on a file that can grow")
+        }
+        try await file.grow(toBlockCount: map.layout.blockCount)
+        let grown = node.grow(lun.id, to: map, extents: Self.windows(file, map))
+        if grown {
+            served.withLock { served in
+                served[key]?.unit.lun.size = map.layout.blockCount * UInt64(map.layout.blockSize)
+            }
+        }
+        return grown
+    }
+
+    /// The LUN `key` as served here, nil when it is not.
+    func servedLUN(_ key: LUNKey) -> OpenedLogicalUnit? { served.withLock { $0[key]?.unit } }
 
     /// Acts on what each LUN's activity log recovered from before this start
     /// (``ReplicaNode/recoverActivityLog(_:)``); again on later calls while
@@ -147,8 +205,8 @@ final class DataPlane: Sendable {
     /// kept in the store, cached here, pushed to the other members on every
     /// change and gated by the store lease.
     func sharedContext(target: String, lun: UInt16, cluster: ClusterNode, logger: Logger) -> (any LogicalUnitContext)? {
-        guard let id = lunIDs[target]?[lun] else { return nil }
         let key = LUNKey(targetIQN: target, lun: UInt64(lun))
+        guard let id = served.withLock({ $0[key]?.id }) else { return nil }
         let me = cluster.id
         let peers = PeerContextPropagation(
             lun: id, transport: client,
@@ -173,13 +231,23 @@ final class DataPlane: Sendable {
     /// Applies context changes pushed by other members to `devices`' units.
     func acceptContextChanges(_ devices: [String: SCSITargetDevice]) {
         for (target, device) in devices {
-            for (number, id) in lunIDs[target] ?? [:] {
-                node.onContextChange(id) { payload in
-                    guard let change = ContextChangeCoding.decode(payload) else { return false }
-                    await device.receiveContextChange(change, lun: number)
-                    return true
-                }
+            for (key, lun) in served.withLock({ $0 }) where key.targetIQN == target {
+                acceptContextChanges(device, lun: UInt16(truncatingIfNeeded: key.lun), id: lun.id)
             }
+        }
+    }
+
+    /// Applies context changes pushed by other members to LUN `lun` of `device`.
+    func acceptContextChanges(_ device: SCSITargetDevice, target: String, lun: UInt16) {
+        guard let id = served.withLock({ $0[LUNKey(targetIQN: target, lun: UInt64(lun))]?.id }) else { return }
+        acceptContextChanges(device, lun: lun, id: id)
+    }
+
+    private func acceptContextChanges(_ device: SCSITargetDevice, lun number: UInt16, id: LUNID) {
+        node.onContextChange(id) { payload in
+            guard let change = ContextChangeCoding.decode(payload) else { return false }
+            await device.receiveContextChange(change, lun: number)
+            return true
         }
     }
 
@@ -222,10 +290,10 @@ final class DataPlane: Sendable {
     func refreshMembers() async -> [MemberRecord] { await addresses.refresh() }
 
     /// Stops the wire port and closes every replica file.
-    func stop() async {
-        await server.shutdown()
+    func stop(serverStarted: Bool = true) async {
+        if serverStarted { await server.shutdown() }
         await client.close()
-        for file in files { await file.close() }
+        for lun in served.withLock({ Array($0.values) }) { await lun.file.close() }
     }
 }
 

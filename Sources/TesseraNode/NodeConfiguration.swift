@@ -204,6 +204,10 @@ public struct LUNConfiguration: Sendable, Hashable {
     /// block size); the LUN's blocks are cut into pieces of this size that
     /// live on different nodes.
     public var subUnitSize: UInt64 = LUNConfiguration.defaultSubUnitSize
+    /// The 64 bits of the NAA identifier (VPD 0x83) the store holds for the
+    /// LUN; nil derives them from the target name and LUN number, as a
+    /// TOML's LUN always is (ARCHITECTURE.md rule 4).
+    public var identifier: UInt64?
 
     /// The default sub-unit size: 1 GiB.
     public static let defaultSubUnitSize: UInt64 = 1 << 30

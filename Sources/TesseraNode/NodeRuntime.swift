@@ -38,7 +38,7 @@ enum NodeRuntime {
         var configuration = LogicalUnitConfiguration(
             vendor: lun.vendor, product: lun.product, revision: lun.revision,
             serial: lun.serial ?? defaultSerial(targetName: targetName, lunID: lun.id),
-            identifier: identity(targetName: targetName, lunID: lun.id),
+            identifier: lun.identifier ?? identity(targetName: targetName, lunID: lun.id),
             writeProtected: lun.readOnly, thin: lun.thin)
         configuration.physicalBlockSize = lun.physicalBlockSize
         return configuration

@@ -232,6 +232,7 @@ struct StoreSnapshot: Hashable, Sendable {
                 configuration.physicalBlockSize = options.physicalBlockSize
                 configuration.replicas = options.replicas ?? 1
                 configuration.subUnitSize = options.subUnitBytes ?? LUNConfiguration.defaultSubUnitSize
+                configuration.identifier = lun.naaID.count >= 8 ? ClusterNode.lunID(lun).rawValue : nil
                 target.luns.append(configuration)
             }
             return target

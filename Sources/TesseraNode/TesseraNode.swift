@@ -83,9 +83,14 @@ public enum TesseraNode {
         let loaded = try? await AccessRulesFollower.load(cluster.client)
         let accessRules = TargetAccessRules(loaded?.access ?? [:])
         masks.replace(with: loaded?.masks ?? [:])
+        // Targets and LUNs created, deleted or grown through any node are served without a restart (ServedCatalog.swift).
+        let catalog = ServedCatalog(
+            targets: served.targets, devices: devices, cluster: cluster, data: data, portGroups: portGroups, masks: masks,
+            accessRules: accessRules, configuration: served, servedTargets: servedTargets, logger: logger)
+        data.replicaNode.onLayoutBehind { _ in await catalog.refresh() }
         let accessFollower = Task {
             await AccessRulesFollower.follow(
-                client: cluster.client, rules: accessRules, masks: masks, devices: devices, logger: logger)
+                client: cluster.client, rules: accessRules, masks: masks, devices: { catalog.devices }, logger: logger)
         }
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(
@@ -103,6 +108,8 @@ public enum TesseraNode {
         }
         servedTargets.markServing()
         adminState.attach(server: server)
+        catalog.attach(server: server)
+        let catalogFollower = Task { await catalog.follow() }
         let sessionPublisher = Task {
             await SessionPublisher.follow(state: adminState, server: server, cluster: cluster, logger: logger)
         }
@@ -118,6 +125,7 @@ public enum TesseraNode {
         let received = await termination.wait()
         logger.notice("shutting down", metadata: ["signal": "\(TerminationSignals.name(of: received))"])
         membership.cancel()
+        catalogFollower.cancel()
         sessionPublisher.cancel()
         janitor.cancel()
         accessFollower.cancel()

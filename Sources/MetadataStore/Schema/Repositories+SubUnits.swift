@@ -170,6 +170,16 @@ extension StoreRepository {
         }
     }
 
+    /// Adds sub-units `sets` (indices following the stored ones) to the
+    /// LUN's map: a LUN grown online. Run it in the transaction that sets
+    /// the new capacity (``setLUNSize(_:sizeBytes:)``); a read of the map
+    /// checks that the count fits the capacity.
+    public func appendSubUnits(_ key: LUNKey, _ sets: [(index: UInt32, set: ReplicaSet)]) async throws {
+        guard !sets.isEmpty else { return }
+        try await insertKeyed("sub_units", ["idx", "epoch"], sets.map { [.int($0.index), .int($0.set.epoch.rawValue)] }, key: key)
+        try await insertReplicas(sets, key: key)
+    }
+
     // MARK: helpers
 
     /// Runs `body` in one transaction: a new one on the client, the open one

@@ -71,8 +71,8 @@ public struct StoreRepository: Sendable {
     /// Deletes the target and everything hanging off it.
     public func deleteTarget(_ iqn: String) async throws {
         for table in [
-            "pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages",
-            "sub_unit_replicas", "sub_units", "lun_layouts", "luns", "acls", "chap_credentials",
+            "pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages", "context_events",
+            "lun_masks", "sub_unit_replicas", "sub_units", "lun_layouts", "luns", "acls", "chap_credentials",
         ] {
             try await db.exec("DELETE FROM \(table) WHERE target_iqn = ?", [.text(iqn)])
         }
@@ -116,10 +116,16 @@ public struct StoreRepository: Sendable {
             contextVersion: try row.uint64("context_version"))
     }
 
+    /// Sets the LUN's capacity (an online resize; the sub-unit map must be
+    /// grown in the same transaction: ``appendSubUnits(_:_:)``).
+    public func setLUNSize(_ key: LUNKey, sizeBytes: UInt64) async throws {
+        try await db.exec("UPDATE luns SET size_bytes = ? WHERE target_iqn = ? AND lun = ?", [.int(sizeBytes)] + key.parameters)
+    }
+
     public func deleteLUN(_ key: LUNKey) async throws {
         for table in [
-            "pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages",
-            "sub_unit_replicas", "sub_units", "lun_layouts", "luns",
+            "pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages", "context_events",
+            "lun_masks", "sub_unit_replicas", "sub_units", "lun_layouts", "luns",
         ] {
             try await db.exec("DELETE FROM \(table) WHERE target_iqn = ? AND lun = ?", key.parameters)
         }

@@ -1,0 +1,37 @@
+import BlockStorage
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension AIOFileBlockDevice: GrowableBlockDevice {
+    /// Extends the backing file (sparse, `ftruncate`) to `blockCount` blocks,
+    /// then serves them; a read-only device refuses, a smaller count changes
+    /// nothing. Grows run one at a time per device (the caller's order).
+    public func grow(toBlockCount newCount: UInt64) async throws(BlockDeviceError) {
+        let current = geometry
+        guard newCount > current.blockCount else { return }
+        guard !isReadOnly else { throw BlockDeviceError(.readOnly, detail: "\(path) is read-only") }
+        let (bytes, overflow) = UInt64(current.blockSize).multipliedReportingOverflow(by: newCount)
+        guard !overflow, bytes <= UInt64(Int64.max) else {
+            throw BlockDeviceError(.outOfRange, detail: "\(newCount) blocks of \(current.blockSize) bytes")
+        }
+        try enter()
+        defer { leave() }
+        let fd = self.fd
+        let failure: Int32 = await pool.run {
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { return errno }
+            // A file already longer (it held more before, or another grow
+            // got there first) keeps its length and its bytes.
+            if UInt64(info.st_size) >= bytes { return 0 }
+            return ftruncate(fd, off_t(bytes)) == 0 ? 0 : errno
+        } ?? EIO
+        if failure != 0 {
+            let code: BlockDeviceError.Code = failure == ENOSPC || failure == EFBIG ? .noSpace : .ioError
+            throw BlockDeviceError(code, detail: "extending \(path) to \(bytes) bytes: \(String(cString: strerror(failure)))")
+        }
+        blockCount.store(newCount, ordering: .releasing)
+    }
+}

@@ -1,0 +1,248 @@
+import ClusterModel
+import DistributedLUN
+import ISCSISession
+import ISCSITargetServer
+import Logging
+import MetadataStore
+import SCSITarget
+import SCSIWire
+import Synchronization
+
+/// The targets and LUNs this node serves, kept equal to the store's while
+/// the node runs: a target or LUN created through any node's admin API is
+/// served here within about a second, a deleted one stops being served
+/// (its sessions closed, its replica file removed), and a LUN that grew is
+/// served at its new size with CAPACITY DATA HAS CHANGED queued for every
+/// nexus (SBC-3 §4.6 via SPC-4 §7.5: 06/2A/09). The store is the source of
+/// truth; each pass reads it whole and acts on the differences.
+final class ServedCatalog: Sendable {
+    /// How often the store is read for changes.
+    static let interval: Duration = .seconds(1)
+
+    private let cluster: ClusterNode
+    private let data: DataPlane
+    private let portGroups: PortGroupStates
+    private let masks: LUNMasks
+    private let accessRules: TargetAccessRules
+    private let configuration: NodeConfiguration
+    private let servedTargets: ServedTargets
+    private let logger: Logger
+    private let server = Mutex<ISCSIServer?>(nil)
+    /// What is served, by lowercased target name: the target as served
+    /// (only the LUNs that opened) and its device.
+    private let state: Mutex<[String: (target: TargetConfiguration, device: SCSITargetDevice)]>
+    /// The pass running now, and how many passes have started.
+    private let passes = Mutex<(running: Task<Void, Never>?, started: UInt64)>((nil, 0))
+
+    init(
+        targets: [TargetConfiguration], devices: [String: SCSITargetDevice], cluster: ClusterNode, data: DataPlane,
+        portGroups: PortGroupStates, masks: LUNMasks, accessRules: TargetAccessRules,
+        configuration: NodeConfiguration, servedTargets: ServedTargets, logger: Logger
+    ) {
+        var state: [String: (target: TargetConfiguration, device: SCSITargetDevice)] = [:]
+        for target in targets {
+            guard let device = devices[target.name] else { continue }
+            var served = target
+            served.luns = target.luns.filter { data.servedLUN(LUNKey(targetIQN: target.name, lun: UInt64($0.id))) != nil }
+            state[target.name.lowercased()] = (served, device)
+        }
+        self.state = Mutex(state)
+        self.cluster = cluster
+        self.data = data
+        self.portGroups = portGroups
+        self.masks = masks
+        self.accessRules = accessRules
+        self.configuration = configuration
+        self.servedTargets = servedTargets
+        self.logger = logger
+    }
+
+    /// The target devices served now, by target name.
+    var devices: [String: SCSITargetDevice] {
+        Dictionary(state.withLock { $0 }.values.map { ($0.target.name, $0.device) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Targets added from now on are given to `server`.
+    func attach(server: ISCSIServer) { self.server.withLock { $0 = server } }
+
+    /// Reads the store every ``interval`` and serves what it holds, until cancelled.
+    func follow() async {
+        while !Task.isCancelled {
+            await refresh()
+            try? await Task.sleep(for: Self.interval)
+        }
+    }
+
+    /// Runs one pass that starts after this call (waiting for a pass under
+    /// way first): what the store held when it was called is served when it
+    /// returns, unless the store could not be read.
+    func refresh() async {
+        let wanted = passes.withLock { $0.started } + 1
+        while true {
+            let (task, mine): (Task<Void, Never>?, Bool) = passes.withLock { passes in
+                if passes.started >= wanted { return (passes.running, true) }
+                if let running = passes.running { return (running, false) }
+                passes.started += 1
+                let task = Task { [self] in
+                    await pass()
+                    self.passes.withLock { $0.running = nil }
+                }
+                passes.running = task
+                return (task, true)
+            }
+            await task?.value
+            if mine { return }
+        }
+    }
+
+    /// Whether the last pass could not read the store (logged once per outage).
+    private let failing = Mutex(false)
+
+    private func pass() async {
+        let snapshot: StoreSnapshot
+        do {
+            snapshot = try await cluster.client.transaction { tx in try await StoreSnapshot.load(from: StoreRepository(tx)) }
+        } catch {
+            if !failing.withLock({ $0 }) { logger.warning("catalog: cannot read the store, serving what was served: \(error)") }
+            failing.withLock { $0 = true }
+            return
+        }
+        failing.withLock { $0 = false }
+        let (desired, _) = snapshot.targetConfigurations(portals: configuration.portals, local: configuration.targets)
+        let wanted = Dictionary(desired.map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { first, _ in first })
+        let current = state.withLock { $0 }
+        var changed = false
+        for (name, served) in current where wanted[name] == nil {
+            await remove(served.target, device: served.device)
+            changed = true
+        }
+        for (name, target) in wanted.sorted(by: { $0.key < $1.key }) {
+            if let served = current[name] {
+                changed = await update(served.target, device: served.device, to: target) || changed
+            } else {
+                changed = await add(target) || changed
+            }
+        }
+        if changed {
+            let now = state.withLock { $0 }
+            portGroups.notify(now.values.map(\.device))
+            servedTargets.set(now.values.map(\.target).sorted { $0.name < $1.name })
+        }
+    }
+
+    // MARK: Targets
+
+    /// Serves a target the store holds and this node does not.
+    private func add(_ target: TargetConfiguration) async -> Bool {
+        guard let server = server.withLock({ $0 }) else { return false }
+        var served = target
+        served.luns = []
+        var units: [OpenedLogicalUnit] = []
+        for lun in target.luns {
+            guard let unit = await open(target.name, lun) else { continue }
+            units.append(unit)
+            served.luns.append(lun)
+        }
+        var single = configuration
+        single.targets = [served]
+        let devices = NodeRuntime.targetDevices(
+            configuration: single, units: units, portGroups: portGroups, masks: masks
+        ) { [data, cluster, logger] name, lun in data.sharedContext(target: name, lun: lun, cluster: cluster, logger: logger) }
+        guard let device = devices[served.name] else { return false }
+        data.acceptContextChanges(devices)
+        state.withLock { $0[served.name.lowercased()] = (served, device) }
+        let login = NodeRuntime.loginConfiguration(single, accessRules: accessRules)
+        guard let description = login.targets.first else { return false }
+        server.addTarget(description, executor: device)
+        logger.notice(
+            "catalog: target created through the cluster is served",
+            metadata: ["target": "\(served.name)", "luns": "\(served.luns.map(\.id))"])
+        return true
+    }
+
+    /// Stops serving a target the store no longer holds: its sessions are
+    /// closed first, then its LUNs are let go and their files removed.
+    private func remove(_ target: TargetConfiguration, device: SCSITargetDevice) async {
+        let closed = server.withLock { $0 }?.removeTarget(named: target.name) ?? 0
+        _ = state.withLock { $0.removeValue(forKey: target.name.lowercased()) }
+        for lun in target.luns {
+            await device.removeLogicalUnit(lun.id)
+            await data.detach(LUNKey(targetIQN: target.name, lun: UInt64(lun.id)), deleteFiles: true)
+        }
+        logger.notice(
+            "catalog: target deleted through the cluster is no longer served",
+            metadata: ["target": "\(target.name)", "sessions-closed": "\(closed)"])
+    }
+
+    // MARK: LUNs
+
+    /// Brings a served target's LUNs to the store's: new ones opened and
+    /// added, deleted ones removed, grown ones grown. Returns whether anything changed.
+    private func update(_ served: TargetConfiguration, device: SCSITargetDevice, to target: TargetConfiguration) async
+        -> Bool
+    {
+        var now = served
+        var changed = false
+        let wanted = Dictionary(target.luns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for lun in served.luns where wanted[lun.id] == nil {
+            await device.removeLogicalUnit(lun.id)
+            await data.detach(LUNKey(targetIQN: served.name, lun: UInt64(lun.id)), deleteFiles: true)
+            now.luns.removeAll { $0.id == lun.id }
+            logger.notice("catalog: LUN deleted through the cluster is no longer served", metadata: ["lun": "\(served.name)/\(lun.id)"])
+            changed = true
+        }
+        for lun in target.luns {
+            if let have = served.luns.first(where: { $0.id == lun.id }) {
+                if lun.size > have.size, await grow(served.name, lun, device: device) {
+                    now.luns = now.luns.map { $0.id == lun.id ? lun : $0 }
+                    changed = true
+                }
+                continue
+            }
+            guard let unit = await open(served.name, lun) else { continue }
+            let logical = LogicalUnit(
+                configuration: NodeRuntime.logicalUnitConfiguration(targetName: served.name, lun: lun), device: unit.device,
+                context: data.sharedContext(target: served.name, lun: lun.id, cluster: cluster, logger: logger))
+            data.acceptContextChanges(device, target: served.name, lun: lun.id)
+            await device.addLogicalUnit(logical, number: lun.id)
+            now.luns.append(lun)
+            logger.notice(
+                "catalog: LUN created through the cluster is served",
+                metadata: ["lun": "\(served.name)/\(lun.id)", "bytes": "\(lun.size)"])
+            changed = true
+        }
+        if changed { state.withLock { $0[served.name.lowercased()] = (now, device) } }
+        return changed
+    }
+
+    /// Opens a LUN's replica file and attaches it; nil (logged) when it has
+    /// no map yet or cannot be opened (the next pass tries again).
+    private func open(_ target: String, _ lun: LUNConfiguration) async -> OpenedLogicalUnit? {
+        let key = LUNKey(targetIQN: target, lun: UInt64(lun.id))
+        do {
+            guard let map = try await StoreRepository(cluster.client).subUnitMap(key) else { return nil }
+            return try await data.attach(target: target, lun: lun, map: map)
+        } catch {
+            logger.error("catalog: cannot serve LUN yet: \(error)", metadata: ["lun": "\(key)"])
+            return nil
+        }
+    }
+
+    /// Serves a grown LUN at its new size and tells every nexus of this node.
+    private func grow(_ target: String, _ lun: LUNConfiguration, device: SCSITargetDevice) async -> Bool {
+        let key = LUNKey(targetIQN: target, lun: UInt64(lun.id))
+        do {
+            guard let map = try await StoreRepository(cluster.client).subUnitMap(key),
+                try await data.grow(key, to: map)
+            else { return false }
+        } catch {
+            logger.error("catalog: cannot grow LUN yet: \(error)", metadata: ["lun": "\(key)"])
+            return false
+        }
+        await device.logicalUnit(lun.id)?.context.establishUnitAttention(.capacityDataHasChanged, scope: .allNexuses)
+        logger.notice(
+            "catalog: LUN grown through the cluster is served at its new size; every nexus is told",
+            metadata: ["lun": "\(key)", "bytes": "\(lun.size)"])
+        return true
+    }
+}
