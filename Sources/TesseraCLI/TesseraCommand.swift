@@ -105,26 +105,6 @@ struct LUNCommand: AsyncParsableCommand {
         }
     }
 
-    /// `tessera lun create`.
-    struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a logical unit (not implemented yet).")
-        @Argument(parsing: .allUnrecognized) var rest: [String] = []
-        func run() async throws { try notImplemented("lun create") }
-    }
-
-    /// `tessera lun resize`.
-    struct Resize: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Resize a logical unit (not implemented yet).")
-        @Argument(parsing: .allUnrecognized) var rest: [String] = []
-        func run() async throws { try notImplemented("lun resize") }
-    }
-
-    /// `tessera lun delete`.
-    struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a logical unit (not implemented yet).")
-        @Argument(parsing: .allUnrecognized) var rest: [String] = []
-        func run() async throws { try notImplemented("lun delete") }
-    }
 }
 
 /// LUN numbers are 14 bits (SAM-5 flat space addressing).
@@ -208,8 +188,8 @@ struct PRCommand: AsyncParsableCommand {
 /// `tessera target`.
 struct TargetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "target", abstract: "Show targets (create is not implemented yet).",
-        subcommands: [List.self, Create.self])
+        commandName: "target", abstract: "List, create and delete targets.",
+        subcommands: [List.self, Create.self, Delete.self])
 
     /// `tessera target list`.
     struct List: ReadingCommand {
@@ -223,12 +203,6 @@ struct TargetCommand: AsyncParsableCommand {
         }
     }
 
-    /// `tessera target create`.
-    struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a target (not implemented yet).")
-        @Argument(parsing: .allUnrecognized) var rest: [String] = []
-        func run() async throws { try notImplemented("target create") }
-    }
 }
 
 // MARK: resync
