@@ -2,7 +2,7 @@
 public enum SCSICommandKind: Int, CaseIterable, Hashable, Sendable {
     /// READ (6), (10), (12), (16).
     case read
-    /// WRITE (6), (10), (12), (16), WRITE AND VERIFY (10), (16), WRITE ATOMIC (16).
+    /// WRITE (6), (10), (12), (16), WRITE AND VERIFY (10), (12), (16), WRITE ATOMIC (16).
     case write
     /// UNMAP.
     case unmap
