@@ -70,15 +70,24 @@ public struct NodeIOStatistics: Hashable, Sendable {
         let counters: [(String, String, KeyPath<LUNStatisticsSnapshot, UInt64>)] = [
             ("tessera_lun_read_bytes_total", "Bytes read from the LUN by reads that ended GOOD.", \.bytesRead),
             ("tessera_lun_written_bytes_total", "Bytes written to the LUN by writes that ended GOOD.", \.bytesWritten),
-            ("tessera_lun_check_conditions_total", "Commands on the LUN that ended with CHECK CONDITION.", \.checkConditions),
+            (
+                "tessera_lun_check_conditions_total", "Commands on the LUN that ended with CHECK CONDITION.",
+                \.checkConditions
+            ),
         ]
         for (name, help, value) in counters {
             text.family(name, "counter", help)
             for (lun, labels) in zip(luns, labels) { text.sample(name, labels, "\(lun.statistics[keyPath: value])") }
         }
         let histograms: [(String, String, KeyPath<LUNStatisticsSnapshot, LatencyHistogram.Snapshot>)] = [
-            ("tessera_lun_read_latency_seconds", "Reads on the LUN, from the command reaching the target to its status.", \.readLatency),
-            ("tessera_lun_write_latency_seconds", "Writes on the LUN, from the command and its data reaching the target to its status.", \.writeLatency),
+            (
+                "tessera_lun_read_latency_seconds",
+                "Reads on the LUN, from the command reaching the target to its status.", \.readLatency
+            ),
+            (
+                "tessera_lun_write_latency_seconds",
+                "Writes on the LUN, from the command and its data reaching the target to its status.", \.writeLatency
+            ),
         ]
         for (name, help, value) in histograms {
             text.family(name, "histogram", help)

@@ -115,7 +115,8 @@ import Testing
         #expect(response.status == 200)
         #expect(response.body.contains("tessera_store_lease_held{node=\"2\"} 1"))
         #expect(response.body.contains("tessera_iscsi_sessions{node=\"2\"} 2"))
-        #expect(response.body.contains(#"tessera_lun_read_bytes_total{node="2",target="iqn.2026-01.t:a",lun="3"} 8192"#))
+        #expect(
+            response.body.contains(#"tessera_lun_read_bytes_total{node="2",target="iqn.2026-01.t:a",lun="3"} 8192"#))
         #expect(Self.isWellFormed(response.body))
         // /health stays JSON without the figures.
         let health = await AdminRouter.respond(

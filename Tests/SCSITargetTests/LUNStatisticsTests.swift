@@ -60,18 +60,15 @@ import Testing
     /// The kinds agree with the descriptor table's names: every READ(n) is a
     /// read, every WRITE(n), WRITE AND VERIFY and WRITE ATOMIC a write.
     @Test func everyDescribedCommandHasTheKindItsNameSays() {
+        // The first prefix that matches names the kind ("WRITE(" before "WRITE SAME").
+        let prefixes: [(String, SCSICommandKind)] = [
+            ("READ(", .read), ("WRITE(", .write), ("WRITE AND VERIFY", .write), ("WRITE ATOMIC", .write),
+            ("UNMAP", .unmap), ("SYNCHRONIZE CACHE", .synchronizeCache), ("COMPARE AND WRITE", .compareAndWrite),
+            ("WRITE SAME", .writeSame),
+        ]
         for descriptor in CommandDescriptor.all {
-            let name = descriptor.name
-            let expected: SCSICommandKind =
-                name.hasPrefix("READ(") ? .read
-                : name.hasPrefix("WRITE(") || name.hasPrefix("WRITE AND VERIFY") || name.hasPrefix("WRITE ATOMIC")
-                    ? .write
-                : name == "UNMAP" ? .unmap
-                : name.hasPrefix("SYNCHRONIZE CACHE") ? .synchronizeCache
-                : name == "COMPARE AND WRITE" ? .compareAndWrite
-                : name.hasPrefix("WRITE SAME") ? .writeSame
-                : .other
-            #expect(LUNStatistics.kind(ofOperationCode: descriptor.opcode) == expected, "\(name)")
+            let expected = prefixes.first { descriptor.name.hasPrefix($0.0) }?.1 ?? .other
+            #expect(LUNStatistics.kind(ofOperationCode: descriptor.opcode) == expected, "\(descriptor.name)")
         }
     }
 }
