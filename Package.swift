@@ -40,7 +40,9 @@ let package = Package(
         ]),
         .target(name: "SCSIWire"),
         .target(name: "BlockStorage"),
-        .target(name: "SCSITarget", dependencies: ["SCSIWire", "BlockStorage"]),
+        .target(name: "SCSITarget", dependencies: ["SCSIWire", "BlockStorage", "TesseraMetrics"]),
+        // Lock-free counters and latency histograms the data path records into, and their snapshots.
+        .target(name: "TesseraMetrics"),
 
         // I/O shells ----------------------------------------------------------
         .target(name: "AIOBlockStorage", dependencies: [
@@ -54,7 +56,7 @@ let package = Package(
         ]),
         .target(name: "TesseraNode", dependencies: [
             "ISCSITargetServer", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "ISCSISession",
-            "MetadataStore", "ClusterModel", "AdminAPI", "DistributedLUN", "ClusterWire", "ClusterAuth",
+            "MetadataStore", "ClusterModel", "AdminAPI", "DistributedLUN", "ClusterWire", "ClusterAuth", "TesseraMetrics",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -85,7 +87,7 @@ let package = Package(
             "ISCSISession", "ISCSIWire", "SCSIWire", .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "SCSITargetTests", dependencies: [
-            "SCSIWire", "SCSITarget", "BlockStorage", "TesseraTestKit",
+            "SCSIWire", "SCSITarget", "BlockStorage", "TesseraTestKit", "TesseraMetrics",
         ]),
         .testTarget(name: "BlockStorageTests", dependencies: [
             "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
@@ -96,7 +98,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "AdminAPITests", dependencies: ["AdminAPI"]),
+        .testTarget(name: "AdminAPITests", dependencies: ["AdminAPI", "TesseraMetrics"]),
         .testTarget(name: "TesseraCLITests", dependencies: [
             "TesseraCLI", "AdminAPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -110,7 +112,7 @@ let package = Package(
         .target(name: "CDqliteShim", dependencies: ["CDqlite", "CClusterAuth"], path: "Sources/CDqliteShim"),
         .target(name: "ClusterModel", dependencies: ["BlockStorage"]),
         .target(name: "MetadataStore", dependencies: [
-            "ClusterModel", "ClusterAuth", "CDqlite", "CDqliteShim",
+            "ClusterModel", "ClusterAuth", "CDqlite", "CDqliteShim", "TesseraMetrics",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -161,7 +163,7 @@ let package = Package(
 
         // Admin HTTP endpoint (health, metrics) --------------------------------
         .target(name: "AdminAPI", dependencies: [
-            "ISCSISession",
+            "ISCSISession", "TesseraMetrics",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -185,7 +185,7 @@ extension AdminRouter {
         do {
             switch route {
             case .health, .metrics:
-                return respond(method: request.method, uri: request.uri, report: state.health)
+                return respond(method: request.method, uri: request.uri, report: state.health, io: state.ioStatistics)
             case .cluster:
                 return ok(try await state.cluster())
             case .luns where request.method == "POST", .targets where request.method == "POST",

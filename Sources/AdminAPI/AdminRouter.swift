@@ -106,8 +106,11 @@ public struct AdminResponse: Hashable, Sendable {
 public enum AdminRouter {
     /// `GET /health` → 200 with the JSON report while the lease is held, 503
     /// with the same report when it is not (so that `curl -f` and load
-    /// balancers see it); `GET /metrics` → text; anything else 404/405.
-    public static func respond(method: String, uri: String, report: () -> HealthReport) -> AdminResponse {
+    /// balancers see it); `GET /metrics` → text, the report's and `io`'s
+    /// figures; anything else 404/405.
+    public static func respond(
+        method: String, uri: String, report: () -> HealthReport, io: () -> NodeIOStatistics = { NodeIOStatistics() }
+    ) -> AdminResponse {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
         guard path == "/health" || path == "/metrics" else {
             return AdminResponse(status: 404, reason: "Not Found", contentType: "text/plain", body: "not found\n")
@@ -117,7 +120,9 @@ public enum AdminRouter {
         }
         let report = report()
         if path == "/metrics" {
-            return AdminResponse(status: 200, reason: "OK", contentType: "text/plain; version=0.0.4", body: report.metrics)
+            return AdminResponse(
+                status: 200, reason: "OK", contentType: "text/plain; version=0.0.4",
+                body: report.metrics + io().metrics(node: report.nodeID))
         }
         return report.mayChangeContext
             ? AdminResponse(status: 200, reason: "OK", contentType: "application/json", body: report.json)

@@ -37,6 +37,13 @@ public protocol AdminState: Sendable {
     /// its node through the store; nil when no such session is listed.
     /// Repeating it is harmless.
     func closeSession(node: UInt64, tsih: UInt16) async throws -> SessionClose?
+    /// The node's I/O figures for `/metrics`, read now.
+    func ioStatistics() -> NodeIOStatistics
+}
+
+extension AdminState {
+    /// No I/O figures (a state that keeps none).
+    public func ioStatistics() -> NodeIOStatistics { NodeIOStatistics() }
 }
 
 /// The node could not read what was asked (no store quorum, a store error).

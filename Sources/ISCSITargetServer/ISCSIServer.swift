@@ -159,6 +159,9 @@ public final class ISCSIServer: Sendable {
     /// Number of live normal sessions.
     public var sessionCount: Int { registry.count }
 
+    /// Number of open connections, logged in or not.
+    public var connectionCount: Int { registry.connectionCount() }
+
     /// Every live normal session, by TSIH.
     public var sessions: [ISCSISessionInfo] { registry.snapshot() }
 

@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import TesseraMetrics
 
 /// Client of the replicated metadata store. Finds the dqlite leader from a list
 /// of seeds (and the members it learns), keeps one connection to it, and
@@ -51,6 +52,9 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
 
     /// The configuration in use.
     public let configuration: Configuration
+    /// How long each ``transaction(_:)`` that committed took, from the call
+    /// (waiting for the connection and any retries included) to the COMMIT's answer.
+    public let transactionLatency = LatencyHistogram()
     private let group: EventLoopGroup
     private let logger: Logger
     private let mutex = AsyncMutex()
@@ -108,7 +112,8 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
     /// `transaction`. A COMMIT whose outcome is unknown is retried too: use
     /// `mutate(requestID:_:)` for anything that must not apply twice.
     public func transaction<T: Sendable>(_ body: @Sendable (SQLTransaction) async throws -> T) async throws -> T {
-        try await withLeader { connection, db in
+        let started = ContinuousClock.now
+        let value = try await withLeader { connection, db in
             let transaction = SQLTransaction(connection: connection, databaseID: db)
             defer { transaction.finish() }
             do {
@@ -123,6 +128,8 @@ public final class MetadataStoreClient: SQLExecutor, @unchecked Sendable {
                 throw error
             }
         }
+        transactionLatency.record(since: started)
+        return value
     }
 
     /// An idempotent mutation: in one transaction, skip if `requestID` is in

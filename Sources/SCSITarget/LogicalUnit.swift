@@ -79,6 +79,8 @@ public final class LogicalUnit: Sendable {
     /// The commands this unit offers (REPORT SUPPORTED OPERATION CODES agrees
     /// with dispatch): the thin-provisioning ones only on a thin unit. Fixed at init.
     let offeredCommands: [CommandDescriptor]
+    /// Commands, bytes and latency of this unit since it was opened (the `/metrics` figures).
+    public let statistics = LUNStatistics()
 
     public init(
         configuration: LogicalUnitConfiguration, device: any BlockDevice,

@@ -108,6 +108,7 @@ public final class SCSITargetDevice: Sendable {
 
     /// Runs one command to completion (never throws: failures become sense data).
     public func execute(_ command: SCSICommand) async -> SCSIResponse {
+        let started = ContinuousClock.now
         let lunNumber = LUNAddress.decode(command.lun)
         let unit = lunNumber.flatMap { visibleUnit($0, for: command.nexus) }
         let key = TaskKey(nexus: command.nexus, taskTag: command.taskTag)
@@ -129,6 +130,7 @@ public final class SCSITargetDevice: Sendable {
             // SAM-5 §7.2 with TAS = 0: an aborted task gets no response.
             response = SCSIResponse(status: .taskAborted, aborted: true)
         }
+        unit?.statistics.record(command, response, since: started)
         return response
     }
 

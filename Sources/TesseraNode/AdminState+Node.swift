@@ -5,8 +5,10 @@ import DistributedLUN
 import ISCSITargetServer
 import Logging
 import MetadataStore
+import SCSITarget
 import SCSIWire
 import Synchronization
+import TesseraMetrics
 
 #if canImport(Glibc)
     import Glibc
@@ -21,6 +23,7 @@ final class NodeAdminState: AdminState {
     private let served: ServedTargets
     private let runtime = Mutex<Runtime?>(nil)
     private let server = Mutex<ISCSIServer?>(nil)
+    private let lunStatisticsSource = Mutex<Handler<@Sendable () -> [NodeIOStatistics.LUN]>?>(nil)
     let logger: Logger
 
     /// What exists only once the node serves.
@@ -44,6 +47,27 @@ final class NodeAdminState: AdminState {
 
     /// Hands over the iSCSI server, whose sessions the API lists and closes.
     func attach(server: ISCSIServer) { self.server.withLock { $0 = server } }
+
+    /// Where `/metrics` reads every served LUN's statistics from, each time it is asked.
+    func attach(lunStatistics: @escaping @Sendable () -> [NodeIOStatistics.LUN]) {
+        lunStatisticsSource.withLock { $0 = Handler(lunStatistics) }
+    }
+
+    /// The statistics of every LUN of `devices` (by target name) as they are now.
+    static func lunStatistics(_ devices: [String: SCSITargetDevice]) -> [NodeIOStatistics.LUN] {
+        devices.flatMap { target, device in
+            device.logicalUnits.map { lun, unit in
+                NodeIOStatistics.LUN(target: target, lun: lun, statistics: unit.statistics.snapshot())
+            }
+        }
+    }
+
+    func ioStatistics() -> NodeIOStatistics {
+        let server = iscsiServer
+        return NodeIOStatistics(
+            luns: lunStatisticsSource.withLock { $0 }?.call() ?? [], sessions: server?.sessionCount,
+            connections: server?.connectionCount, storeTransactions: cluster.client.transactionLatency.snapshot())
+    }
 
     /// The iSCSI server, once it runs.
     var iscsiServer: ISCSIServer? { server.withLock { $0 } }

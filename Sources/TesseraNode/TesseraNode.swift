@@ -79,6 +79,7 @@ public enum TesseraNode {
         failover.start(isAlone: { [data] in data.members.count <= 1 })
         servedTargets.reportReplication { failover.health }
         adminState.attach(portGroups: portGroups, failover: failover, data: data)
+        adminState.attach(lunStatistics: { NodeAdminState.lunStatistics(devices) })
         // ACL, CHAP and LUN mask changes are in force without a restart (AccessRulesFollower.swift).
         let loaded = try? await AccessRulesFollower.load(cluster.client)
         let accessRules = TargetAccessRules(loaded?.access ?? [:])

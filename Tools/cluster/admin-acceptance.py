@@ -39,6 +39,11 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              through node 2 and (within 30 s) shows every replica on node 1 stale, and
              `cluster status` shows node 1 dead and its port group unavailable; then node 1
              restarts and `resync status` answers (every replica in sync again within 90 s)
+  metrics    reads and one write of LUN 0 through node 2's portal: node 2's /metrics (no
+             token) counts them (tessera_lun_commands_total kind read/write, bytes, read and
+             write latency histograms with cumulative buckets and +Inf equal to _count), shows
+             the open session and connection and the store transaction histogram; node 3's
+             counts for LUN 0 do not move
   nolog      the token string and the CHAP secrets appear in no node's log (last, so it covers
              the whole run)
 Then every node gets SIGTERM (SIGKILL after 10 s). Ends with "admin: N passed, M failed".
@@ -67,7 +72,7 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "masks", "access", "sessions", "failover", "nolog"]
+ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "masks", "access", "sessions", "metrics", "failover", "nolog"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
 SECOND = "iqn.2026-11.dev.tessera:access-host2"
@@ -631,6 +636,111 @@ def check_sessions(c, r, work, args):
             s.close()
 
 
+METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+METRIC_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metrics(port):
+    """(status, {(name, frozenset of (label, value)): float}, text) of a node's /metrics, no token."""
+    status, _, body = http(port, "/metrics")
+    samples = {}
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = METRIC_LINE.match(line)
+        if m:
+            labels = frozenset(METRIC_LABEL.findall(m.group(2) or ""))
+            samples[(m.group(1), labels)] = float(m.group(3))
+    return status, samples, body
+
+
+def lun_sample(samples, name, target, lun, **extra):
+    """The value of `name` for `target`/`lun` (and any `extra` labels), 0 when absent."""
+    for (n, labels), value in samples.items():
+        d = dict(labels)
+        if n == name and d.get("target") == target and d.get("lun") == str(lun) \
+                and all(d.get(k) == v for k, v in extra.items()):
+            return value
+    return 0.0
+
+
+def histogram_ok(samples, name, target, lun):
+    """(whether the `le` buckets are cumulative with +Inf equal to _count, the count, detail)."""
+    buckets = []
+    for (n, labels), value in samples.items():
+        d = dict(labels)
+        if n == name + "_bucket" and d.get("target") == target and d.get("lun") == str(lun):
+            buckets.append((float("inf") if d["le"] == "+Inf" else float(d["le"]), value))
+    buckets.sort()
+    count = lun_sample(samples, name + "_count", target, lun)
+    cumulative = all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:]))
+    ok = len(buckets) >= 2 and buckets[-1][0] == float("inf") and buckets[-1][1] == count and cumulative
+    return ok, count, f"{len(buckets)} buckets, +Inf {buckets[-1][1] if buckets else None}, _count {count}"
+
+
+def check_metrics(c, r, work, args):
+    """Four READ(10)s and one WRITE(10) of LUN 0 through node 2's portal, counted in node 2's
+    /metrics (with latency histograms, the session and connection open), not in node 3's."""
+    target = c.target
+    _, before2, _ = metrics(c.admin(2))
+    _, before3, _ = metrics(c.admin(3))
+    s = Session("127.0.0.1", c.portal(2), INITIATOR, target, bytes([0x80, 0, 0, 0, 0x4D, 0x32]))
+    try:
+        def command(cdb, data=b"", read_length=0):
+            for _ in range(5):
+                result = s.command(cdb, data, read_length)
+                if not result.unit_attention():
+                    return result
+            return result
+        capacity = command(scsi.read_capacity16(), read_length=32)
+        block = int.from_bytes(capacity.data[8:12], "big") if capacity.good else 512
+        reads = [command(scsi.read10(8 * i, 8), read_length=8 * block) for i in range(4)]
+        first = command(scsi.read10(0, 1), read_length=block)
+        # The block read back written unchanged: the LUN's data stays what the other checks left.
+        write = command(scsi.write10(0, 1), first.data) if first.good else first
+        r.check("metrics: reads and a write of LUN 0 through node 2 end GOOD",
+                all(x.good for x in reads) and first.good and write.good,
+                "; ".join(str(x) for x in reads + [first, write]))
+        status, after, text = metrics(c.admin(2))
+        r.check("metrics: node 2's /metrics answers 200 without the token", status == 200, f"status {status}")
+        delta = {kind: lun_sample(after, "tessera_lun_commands_total", target, 0, kind=kind)
+                 - lun_sample(before2, "tessera_lun_commands_total", target, 0, kind=kind)
+                 for kind in ("read", "write")}
+        r.check("metrics: node 2 counts 5 reads and 1 write of LUN 0 (tessera_lun_commands_total)",
+                delta["read"] == 5 and delta["write"] == 1
+                and lun_sample(after, "tessera_lun_commands_total", target, 0, kind="read") > 0, str(delta))
+        read_bytes = lun_sample(after, "tessera_lun_read_bytes_total", target, 0) \
+            - lun_sample(before2, "tessera_lun_read_bytes_total", target, 0)
+        written = lun_sample(after, "tessera_lun_written_bytes_total", target, 0) \
+            - lun_sample(before2, "tessera_lun_written_bytes_total", target, 0)
+        r.check("metrics: node 2 counts the bytes read and written",
+                read_bytes == 33 * block and written == block, f"read {read_bytes}, written {written} (block {block})")
+        shapes = [histogram_ok(after, f"tessera_lun_{kind}_latency_seconds", target, 0) for kind in ("read", "write")]
+        r.check("metrics: read and write latency histograms: cumulative buckets, +Inf equal to _count, counted",
+                all(ok for ok, _, _ in shapes) and shapes[0][1] >= 5 and shapes[1][1] >= 1,
+                "; ".join(detail for _, _, detail in shapes))
+        sessions = after.get(("tessera_iscsi_sessions", frozenset([("node", "2")])), 0)
+        connections = after.get(("tessera_iscsi_connections", frozenset([("node", "2")])), 0)
+        store = after.get(("tessera_store_transaction_latency_seconds_count", frozenset([("node", "2")])))
+        r.check("metrics: node 2 shows the session and connection open and the store transaction histogram",
+                sessions >= 1 and connections >= 1 and store is not None,
+                f"sessions {sessions}, connections {connections}, store transactions {store}")
+        _, after3, _ = metrics(c.admin(3))
+        moved3 = lun_sample(after3, "tessera_lun_commands_total", target, 0, kind="read") \
+            - lun_sample(before3, "tessera_lun_commands_total", target, 0, kind="read")
+        r.check("metrics: node 3's read count of LUN 0 does not move", moved3 == 0, f"moved by {moved3}")
+        lun_lines = [line for line in text.splitlines()
+                     if f'target="{target}",lun="0"' in line or line.startswith("tessera_iscsi")
+                     or line.startswith("tessera_store_transaction")]
+        save_sample(args, "metrics", f"curl -s http://127.0.0.1:{c.admin(2)}/metrics", "\n".join(lun_lines) + "\n")
+    finally:
+        try:
+            s.logout()
+        except Exception:  # noqa: BLE001 - the figures are what the check is about
+            pass
+        s.close()
+
+
 def check_masks(c, r, work, args):
     """LUN 0 mapped to the acceptance initiator only, through node 2: another initiator's
     session through node 3 stops seeing it (REPORT LUNS empty, TUR 05/25/00) within 5 s,
@@ -685,7 +795,7 @@ def check_masks(c, r, work, args):
 
 CHECKS = {"refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
           "access": check_access, "sessions": check_sessions, "masks": check_masks,
-          "nolog": check_nolog, "failover": check_failover}
+          "metrics": check_metrics, "nolog": check_nolog, "failover": check_failover}
 
 
 def main():
