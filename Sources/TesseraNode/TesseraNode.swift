@@ -79,7 +79,6 @@ public enum TesseraNode {
         failover.start(isAlone: { [data] in data.members.count <= 1 })
         servedTargets.reportReplication { failover.health }
         adminState.attach(portGroups: portGroups, failover: failover, data: data)
-        adminState.attach(lunStatistics: { NodeAdminState.lunStatistics(devices) })
         // ACL, CHAP and LUN mask changes are in force without a restart (AccessRulesFollower.swift).
         let loaded = try? await AccessRulesFollower.load(cluster.client)
         let accessRules = TargetAccessRules(loaded?.access ?? [:])
@@ -89,6 +88,7 @@ public enum TesseraNode {
             targets: served.targets, devices: devices, cluster: cluster, data: data, portGroups: portGroups, masks: masks,
             accessRules: accessRules, configuration: served, servedTargets: servedTargets, logger: logger)
         data.replicaNode.onLayoutBehind { _ in await catalog.refresh() }
+        adminState.attach(lunStatistics: { NodeAdminState.lunStatistics(catalog.devices) })
         let accessFollower = Task {
             await AccessRulesFollower.follow(
                 client: cluster.client, rules: accessRules, masks: masks, devices: { catalog.devices }, logger: logger)

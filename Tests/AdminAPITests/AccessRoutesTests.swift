@@ -100,8 +100,9 @@ final class AccessFakeState: AdminState {
         #expect(
             try AdminRouter.route(uri: "/v1/targets/iqn.2026-11.dev.tessera%3Acluster/acls").get()
                 == .acls(target: t))
+        #expect(try AdminRouter.route(uri: "/v1/targets/\(t)").get() == .target(t))
         for uri in [
-            "/v1/targets/\(t)", "/v1/targets/\(t)/chap", "/v1/targets/\(t)/acls/a/b", "/v1/targets/\(t)/luns/x",
+            "/v1/targets/\(t)/chap", "/v1/targets/\(t)/acls/a/b", "/v1/targets/\(t)/luns/x",
             "/v1/targets/%zz/acls",
         ] {
             #expect(throws: AdminFailure.self, "\(uri)") { try AdminRouter.route(uri: uri).get() }

@@ -21,8 +21,10 @@ struct ConnectionHandlerTests {
         executor: (any SCSITaskExecutor)? = nil
     ) async throws -> NIOAsyncTestingChannel {
         let login = LoginConfiguration(targets: [TargetDescription(name: Self.target)])
+        let served: any SCSITaskExecutor = executor ?? device
+        let name = Self.target.lowercased()
         let environment = ConnectionEnvironment(
-            login: { login }, targets: [Self.target: executor ?? device], portalGroupTag: 1, queueDepth: 32,
+            login: { login }, target: { $0 == name ? served : nil }, portalGroupTag: 1, queueDepth: 32,
             nopInInterval: nopInInterval, nopInTimeout: nopInTimeout, registry: registry, logger: logger,
             limits: limits)
         let channel = NIOAsyncTestingChannel()

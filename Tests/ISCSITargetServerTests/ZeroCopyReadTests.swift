@@ -135,8 +135,9 @@ struct ZeroCopyReadTests {
 
     static func channel(_ executor: any SCSITaskExecutor) async throws -> NIOAsyncTestingChannel {
         let login = LoginConfiguration(targets: [TargetDescription(name: target)])
+        let name = target.lowercased()
         let environment = ConnectionEnvironment(
-            login: { login }, targets: [target: executor], portalGroupTag: 1, queueDepth: 32,
+            login: { login }, target: { $0 == name ? executor : nil }, portalGroupTag: 1, queueDepth: 32,
             nopInInterval: nil, nopInTimeout: .seconds(30), registry: SessionRegistry(), logger: Logger(label: "test"),
             limits: ISCSIServerLimits())
         let channel = NIOAsyncTestingChannel()

@@ -103,8 +103,6 @@ func run(
     }
 
     @Test(arguments: [
-        ["lun", "create", "--size", "10GiB"], ["lun", "resize", "0"], ["lun", "delete", "0"],
-        ["target", "create", "iqn.x:y"],
         ["node", "add", "x"], ["node", "drain", "2"], ["node", "remove", "2"],
     ])
     func notBuiltCommandsParseAndAreNotReadingCommands(arguments: [String]) throws {

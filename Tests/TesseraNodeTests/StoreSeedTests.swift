@@ -87,6 +87,10 @@ func freeLoopbackPort() -> UInt16 {
         expected[0].luns[0].serial = NodeRuntime.defaultSerial(targetName: expected[0].name, lunID: 0)
         // A lone node's LUNs that name no replica count get one, and the store says so.
         for i in expected[0].luns.indices { expected[0].luns[i].replicas = 1 }
+        // The store's identity is the derived one (ARCHITECTURE.md rule 4), carried to the node.
+        for i in expected[0].luns.indices {
+            expected[0].luns[i].identifier = NodeRuntime.identity(targetName: expected[0].name, lunID: expected[0].luns[i].id)
+        }
         #expect(targets == expected)
     }
 
