@@ -12,13 +12,17 @@ import Synchronization
 ///
 /// - Reads and writes: one iocb per request (split at 1 GiB), submitted in
 ///   batches, completed by a dedicated thread; a misaligned buffer goes
-///   through an aligned bounce buffer.
+///   through an aligned bounce buffer. Buffered: on the pool, except small
+///   writes of whole pages, copied on the caller's thread while that stays
+///   fast (``InlineWritePolicy``).
 /// - FUA: `RWF_DSYNC` on the write (buffered path: `pwrite` + `fdatasync`).
 /// - Flush: an `IOCB_CMD_FDSYNC` (buffered path: `fdatasync`).
 /// - Unmap: `fallocate(PUNCH_HOLE | KEEP_SIZE)` on thin devices.
 ///
 /// No call blocks the caller's thread: libaio submission does not wait for
-/// the I/O, and every blocking system call runs on the pool.
+/// the I/O, and every blocking system call runs on the pool (a page-cache
+/// write on the caller's thread that turned out slow sends the next ones to
+/// the pool, see ``InlineWritePolicy``).
 public final class AIOFileBlockDevice: BlockDevice {
     /// The geometry now: the block count grows with ``grow(toBlockCount:)``.
     public var geometry: BlockGeometry {
@@ -40,6 +44,7 @@ public final class AIOFileBlockDevice: BlockDevice {
     let pool: BlockingThreadPool
     private let memoryAlignment: Int
     private let gate = Mutex(Gate())
+    private let inlineWrites: Mutex<InlineWritePolicy>
     private let logger: Logger
 
     /// Longest single transfer handed to the kernel (Linux caps one call at ~2 GiB).
@@ -85,6 +90,7 @@ public final class AIOFileBlockDevice: BlockDevice {
         self.engine = engine
         self.pool = pool
         self.memoryAlignment = opened.memoryAlignment
+        self.inlineWrites = Mutex(InlineWritePolicy(pageSize: max(Int(sysconf(Int32(_SC_PAGESIZE))), 512)))
         self.logger = logger
         logger.info(
             "opened backing file",
@@ -301,7 +307,7 @@ public final class AIOFileBlockDevice: BlockDevice {
         async throws(BlockDeviceError)
     {
         let fd = self.fd
-        let result = await pool.run { () -> Int in
+        let work = { @Sendable () -> Int in
             var done = 0
             while done < length {
                 let address = buffer.baseAddress + offset + done
@@ -322,6 +328,16 @@ public final class AIOFileBlockDevice: BlockDevice {
             }
             if isWrite && fua && fdatasync(fd) != 0 { return -Int(errno) }
             return length
+        }
+        let result: Int?
+        if isWrite, inlineWrites.withLock({ $0.route(fileOffset: fileOffset, length: length, fua: fua) }) == .inline {
+            let clock = ContinuousClock()
+            let start = clock.now
+            result = work()
+            let elapsed = clock.now - start
+            inlineWrites.withLock { $0.inlineWriteTook(elapsed) }
+        } else {
+            result = await pool.run(work)
         }
         try Self.check(result ?? -Int(EBADF), expected: length, operation: isWrite ? "pwrite" : "pread")
     }

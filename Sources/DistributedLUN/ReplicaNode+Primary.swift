@@ -186,16 +186,21 @@ extension ReplicaNode {
         local: @escaping @Sendable () async throws(BlockDeviceError) -> Void
     ) async -> PeerReply {
         // The activity log first: after a crash, whoever resyncs this
-        // replica must know this write may be here and nowhere else.
+        // replica must know this write may be here and nowhere else. A set
+        // of one replica has no other copy this write could leave behind
+        // (a replica added to it later starts stale, with a full copy, and a
+        // stale replica's record does not outlive a crash), so it logs nothing:
+        // a lone node's writes never wait for the record.
         let first = target.replicas.layout.firstBlock(of: target.index)
         let logged = first + blocks.lowerBound..<first + blocks.upperBound
-        if let activity = target.replicas.activity {
+        let activity = target.set.secondaries.isEmpty ? nil : target.replicas.activity
+        if let activity {
             guard await activity.begin(logged) else {
                 activity.end(logged)
                 return .failure(PeerFailure(.ioError, detail: "the activity log could not be written"))
             }
         }
-        defer { target.replicas.activity?.end(logged) }
+        defer { activity?.end(logged) }
         for replica in target.set.secondaries where replica.state == .stale {
             target.replicas.markDirty(target.index, for: replica.node, blocks, startIfMissing: false)
         }

@@ -315,3 +315,61 @@ private func openErrorCode(_ options: AIOFileBlockDevice.Options) -> AIOFileBloc
         await device.close()
     }
 }
+
+/// Which buffered writes the caller's thread copies, and the back-off after a slow one.
+@Suite struct InlineWritePolicyTests {
+    @Test(arguments: [
+        (0, 4096, false, InlineWritePolicy.Route.inline, #line),
+        (8192, 65536, false, .inline, #line),
+        (4096, 4096, true, .pool, #line),  // FUA: its fdatasync waits for the disk
+        (512, 4096, false, .pool, #line),  // not page-aligned: the kernel may read a page first
+        (4096, 512, false, .pool, #line),  // part of a page
+        (0, 65536 + 4096, false, .pool, #line),  // larger than the inline limit
+        (0, 0, false, .pool, #line),
+    ])
+    func route(offset: Int, length: Int, fua: Bool, expected: InlineWritePolicy.Route, line: Int) {
+        var policy = InlineWritePolicy(pageSize: 4096)
+        #expect(policy.route(fileOffset: offset, length: length, fua: fua) == expected, "line \(line)")
+    }
+
+    @Test func aSlowWriteSendsTheNextOnesToThePool() {
+        var policy = InlineWritePolicy(pageSize: 4096)
+        #expect(policy.route(fileOffset: 0, length: 4096, fua: false) == .inline)
+        policy.inlineWriteTook(InlineWritePolicy.slowWrite)
+        #expect(policy.route(fileOffset: 0, length: 4096, fua: false) == .inline, "at the limit is not slow")
+        policy.inlineWriteTook(InlineWritePolicy.slowWrite + .microseconds(1))
+        // Writes that never go inline do not use up the back-off.
+        #expect(policy.route(fileOffset: 512, length: 4096, fua: false) == .pool)
+        for _ in 0..<InlineWritePolicy.backOffWrites {
+            #expect(policy.route(fileOffset: 0, length: 4096, fua: false) == .pool)
+        }
+        #expect(policy.route(fileOffset: 0, length: 4096, fua: false) == .inline, "tried again after the back-off")
+    }
+
+    /// Every route of a buffered write puts its bytes in the backing file
+    /// (read with a second descriptor, not through the device).
+    @Test func everyRouteReachesTheFile() async throws {
+        let dir = ScratchDirectory(.work)
+        let device = try AIOFileBlockDevice(options: options(dir.file(), blocks: 512, blockSize: 512, direct: .off))
+        #expect(device.ioPath == .buffered)
+        let writes: [(lba: UInt64, blocks: UInt32, fua: Bool)] = [
+            (8, 8, false),  // one page: the caller's thread
+            (64, 128, false),  // 64 KiB of whole pages: the caller's thread
+            (17, 1, false),  // one 512-byte block: the pool
+            (200, 8, true),  // FUA: the pool
+            (300, 200, false),  // 100 KiB: the pool
+        ]
+        for (i, write) in writes.enumerated() {
+            let data = IOBuffer(bytes: pattern(40 + i, count: Int(write.blocks) * 512))
+            try await device.write(lba: write.lba, blockCount: write.blocks, from: data, offset: 0, fua: write.fua)
+        }
+        let file = try #require(FileHandle(forReadingAtPath: dir.file()))
+        defer { try? file.close() }
+        for (i, write) in writes.enumerated() {
+            try file.seek(toOffset: write.lba * 512)
+            let bytes = try #require(try file.read(upToCount: Int(write.blocks) * 512))
+            #expect([UInt8](bytes) == pattern(40 + i, count: Int(write.blocks) * 512), "write \(i) at LBA \(write.lba)")
+        }
+        await device.close()
+    }
+}

@@ -338,6 +338,37 @@ struct ActivityLogResyncTests {
         #expect(contents[NodeID(1)] == contents[NodeID(2)], "byte-identical: the write node 1 alone had is gone")
     }
 
+    @Test("a set of one replica logs nothing; a replica added to it is copied in full, and its writes are logged again")
+    func loneReplicaLogsNothingUntilItHasCompany() async throws {
+        let clock = ManualClock()
+        // A 32 MiB sub-unit held by node 1 alone; node 2 has an extent for it.
+        let cluster = InProcessCluster(
+            subUnitBlocks: 65536, subUnitCount: 1, placement: [[1]], clock: clock, extentsEverywhere: true,
+            activityLogs: true)
+        let store = try #require(cluster.activityStores[NodeID(1)])
+        let lone = content(8, seed: 5)
+        try await cluster.device(1).write(lba: 9000, blockCount: 8, from: lone, offset: 0, fua: false)
+        try await cluster.device(2).write(lba: 30000, blockCount: 8, from: content(8, seed: 6), offset: 0, fua: true)
+        #expect(store.saves == 0, "no other replica could differ: no record to wait for")
+        #expect(try await read(cluster.device(3), 9000, 8) == lone.array())
+
+        // The set is topped up: node 2 joins stale, as FailoverPlan.repaired adds it.
+        cluster.store.change(lun, 0) { $0.replicas.append(Replica(node: NodeID(2), state: .stale)) }
+        await cluster.nodes[NodeID(1)]!.reloadMaps()
+        let primary = cluster.nodes[NodeID(1)]!
+        #expect(await primary.resync(lun, index: 0, node: NodeID(2)))
+        #expect(primary.resyncStatus.bytesCopied == 65536 * 512, "a full copy: \(primary.resyncStatus.bytesCopied) bytes")
+        var contents = await cluster.replicaContents(0)
+        #expect(contents[NodeID(1)] == contents[NodeID(2)], "the writes made alone reached the new replica")
+
+        // With a secondary in sync, a write waits for its extent in the record.
+        try await cluster.device(1).write(lba: 40000, blockCount: 8, from: content(8, seed: 7), offset: 0, fua: false)
+        #expect(store.saves == 1)
+        #expect(store.extents == [40000 / 8192])
+        contents = await cluster.replicaContents(0)
+        #expect(contents[NodeID(1)] == contents[NodeID(2)])
+    }
+
     @Test("a primary restarted before anyone failed it over marks its secondaries stale for its logged extents")
     func restartedPrimaryRecoversItsLog() async throws {
         let clock = ManualClock()
