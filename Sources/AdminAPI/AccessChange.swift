@@ -202,6 +202,13 @@ public enum AccessValidation {
     }
 
     /// The body as a JSON object (an empty body is an empty object).
+    /// A change request's JSON object and its request id (header or `request_id` field).
+    static func body(_ request: AdminRequest) -> Result<(object: [String: Any], requestID: String?), AdminFailure> {
+        object(request.body).flatMap { object in
+            requestID(header: request.idempotencyKey, field: object["request_id"]).map { (object, $0) }
+        }
+    }
+
     static func object(_ body: [UInt8]) -> Result<[String: Any], AdminFailure> {
         if body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .success([:]) }
         guard let value = try? JSONSerialization.jsonObject(with: Data(body)), let object = value as? [String: Any]

@@ -6,13 +6,9 @@ extension AdminRouter {
         (change: AccessChange, requestID: String?), AdminFailure
     > {
         let object: [String: Any]
-        switch AccessValidation.object(request.body) {
-        case .success(let found): object = found
-        case .failure(let failure): return .failure(failure)
-        }
         let requestID: String?
-        switch AccessValidation.requestID(header: request.idempotencyKey, field: object["request_id"]) {
-        case .success(let found): requestID = found
+        switch AccessValidation.body(request) {
+        case .success(let found): (object, requestID) = found
         case .failure(let failure): return .failure(failure)
         }
         func checked(_ raw: String, _ make: (String) -> Result<AccessChange, AdminFailure>) -> Result<

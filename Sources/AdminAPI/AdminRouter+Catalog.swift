@@ -6,13 +6,9 @@ extension AdminRouter {
         (change: CatalogChange, requestID: String?), AdminFailure
     > {
         let object: [String: Any]
-        switch AccessValidation.object(request.body) {
-        case .success(let found): object = found
-        case .failure(let failure): return .failure(failure)
-        }
         let requestID: String?
-        switch AccessValidation.requestID(header: request.idempotencyKey, field: object["request_id"]) {
-        case .success(let found): requestID = found
+        switch AccessValidation.body(request) {
+        case .success(let found): (object, requestID) = found
         case .failure(let failure): return .failure(failure)
         }
         let change: Result<CatalogChange, AdminFailure>

@@ -74,7 +74,7 @@ extension NodeAdminState {
     private func liveMembers() async throws -> [NodeID] {
         let members = try await read("the members") { try await StoreRepository(cluster.client).members() }
         return members.map(\.nodeID).filter { node in
-            node == cluster.id || ![.some("dead")].contains(memberVerdict(node))
+            node == cluster.id || memberVerdict(node) != "dead"
         }
     }
 
