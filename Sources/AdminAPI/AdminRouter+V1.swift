@@ -70,6 +70,12 @@ public enum AdminRoute: Hashable, Sendable {
     case sessions
     /// `GET` / `DELETE /v1/sessions/{node}/{tsih}`: one session; DELETE closes it.
     case session(node: UInt64, tsih: UInt16)
+    /// `GET /v1/nodes`; `POST` with `{"id": N}` gives a joined node its share of the replicas.
+    case nodes
+    /// `GET /v1/nodes/{id}`; `DELETE ?confirm=yes[&force=yes]` removes it from the cluster.
+    case node(UInt64)
+    /// `POST /v1/nodes/{id}/drain` drains it; `DELETE` ends the drain.
+    case nodeDrain(UInt64)
 
     /// Whether the route needs the token (when one is configured).
     public var isProtected: Bool {
@@ -87,7 +93,9 @@ public enum AdminRoute: Hashable, Sendable {
         case .chap: ["PUT", "DELETE"]
         case .lunMask(_, _, let initiator): initiator == nil ? ["DELETE"] : ["PUT", "DELETE"]
         case .reservations, .session, .target: ["GET", "HEAD", "DELETE"]
-        case .luns, .targets: ["GET", "HEAD", "POST"]
+        case .luns, .targets, .nodes: ["GET", "HEAD", "POST"]
+        case .node: ["GET", "HEAD", "DELETE"]
+        case .nodeDrain: ["POST", "DELETE"]
         case .lun: ["GET", "HEAD", "PATCH", "DELETE"]
         default: ["GET", "HEAD"]
         }
@@ -115,6 +123,16 @@ extension AdminRouter {
         case ["v1", "luns"]: return .success(.luns)
         case ["v1", "targets"]: return .success(.targets)
         case ["v1", "sessions"]: return .success(.sessions)
+        case ["v1", "nodes"]: return .success(.nodes)
+        case _ where (3...4).contains(segments.count) && segments[0] == "v1" && segments[1] == "nodes":
+            guard let node = UInt64(segments[2]), node > 0 else {
+                return .failure(
+                    AdminFailure(
+                        status: 400, error: "\(printable(segments[2])) is not a node id",
+                        hint: "node ids are whole numbers from 1; GET /v1/nodes (tessera node list) lists them"))
+            }
+            if segments.count == 3 { return .success(.node(node)) }
+            if segments[3] == "drain" { return .success(.nodeDrain(node)) }
         case _ where segments.count == 4 && segments[0] == "v1" && segments[1] == "sessions":
             return sessionRoute(node: segments[2], tsih: segments[3])
         case _
@@ -156,7 +174,7 @@ extension AdminRouter {
                 hint: "the API has /health, /metrics, /v1/cluster, /v1/luns, /v1/luns/{id}, "
                     + "/v1/luns/{id}/reservations, /v1/targets, /v1/targets/{iqn}, /v1/targets/{iqn}/acls[/{initiator}], "
                     + "/v1/targets/{iqn}/chap/{initiator}, /v1/targets/{iqn}/luns/{n}/initiators[/{initiator}], "
-                    + "/v1/sessions and /v1/sessions/{node}/{tsih}"))
+                    + "/v1/sessions, /v1/sessions/{node}/{tsih}, /v1/nodes, /v1/nodes/{id} and /v1/nodes/{id}/drain"))
     }
 
     /// Answers a request: 404 for an unknown path, 401 without the right
@@ -212,6 +230,17 @@ extension AdminRouter {
                 }
             case .acls, .acl, .chap, .lunMask:
                 return try await change(request, route: route, state: state)
+            case .nodes where request.method == "POST", .node where request.method == "DELETE", .nodeDrain:
+                return try await nodeChange(request, route: route, state: state)
+            case .nodes:
+                return ok(try await state.nodes())
+            case .node(let id):
+                guard let node = try await state.nodes().first(where: { $0.id == id }) else {
+                    return AdminFailure(
+                        status: 404, error: "no member \(id)", hint: "GET /v1/nodes (tessera node list) lists the members"
+                    ).response
+                }
+                return ok(node)
             case .sessions:
                 return ok(try await state.sessions())
             case .session(let node, let tsih):

@@ -39,6 +39,12 @@ public protocol AdminState: Sendable {
     func closeSession(node: UInt64, tsih: UInt16) async throws -> SessionClose?
     /// The node's I/O figures for `/metrics`, read now.
     func ioStatistics() -> NodeIOStatistics
+    /// Every member with what it holds and its drain, by node id.
+    func nodes() async throws -> [NodeStatus]
+    /// Applies one member change (drain, undrain, add, remove) in one store
+    /// transaction and says what it planned. Throws an ``AdminFailure`` for
+    /// a change the cluster refuses (404 unknown node, 409 with the reason).
+    func apply(_ change: NodeChange, requestID: String?) async throws -> NodeChangeOutcome
 }
 
 extension AdminState {

@@ -217,4 +217,43 @@ enum Render {
             .render()
             + "(progress is known to the primary running the resync; this answer came from \(node))\n"
     }
+
+    /// `tessera node list`.
+    static func nodes(_ nodes: [NodeStatus]) -> String {
+        guard !nodes.isEmpty else { return "no members registered\n" }
+        return TextTable(
+            headers: ["NODE", "STATE", "LIVENESS", "REPLICAS", "PRIMARIES", "NOT IN SYNC", "MOVES OFF", "MOVES ON", "PORTALS"],
+            rows: nodes.map { n in
+                [
+                    "\(n.id)", n.state + (n.drain.map { n.state == "draining" ? " \($0.percent)%" : "" } ?? ""),
+                    n.liveness + (n.fenced ? " (fenced)" : ""), "\(n.replicas)", "\(n.primaries)", "\(n.replicasNotInSync)",
+                    "\(n.movesOff)", "\(n.movesOn)", n.iscsiPortals.isEmpty ? "-" : n.iscsiPortals.joined(separator: " "),
+                ]
+            }
+        ).render()
+    }
+
+    /// What `tessera node add|drain|undrain|remove` did.
+    static func nodeChange(_ outcome: NodeChangeOutcome) -> String {
+        let planned = outcome.movesPlanned > 0 ? " (\(outcome.movesPlanned) replica moves planned)" : ""
+        return "node \(outcome.node): \(outcome.action)\(planned)\n\(outcome.message)\n"
+    }
+
+    /// One progress line of a drain or fill; with `width` > 0 a bar of that many cells.
+    static func progress(_ status: NodeStatus, percent: Double?, width: Int) -> String {
+        var text = "node \(status.id) \(status.state): \(status.replicas) replicas held, "
+            + "\(status.movesOff) moving off, \(status.movesOn) moving on, \(status.replicasNotInSync) copying"
+        if let percent {
+            let shown = min(100, max(0, percent))
+            if width > 0 {
+                let filled = Int((shown / 100 * Double(width)).rounded(.down))
+                text = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+                    + "\(shown)% " + text
+            } else {
+                text = "\(shown)% " + text
+            }
+        }
+        return text
+    }
 }
+

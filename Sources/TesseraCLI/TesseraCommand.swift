@@ -248,14 +248,6 @@ struct ResyncCommand: AsyncParsableCommand {
 
 // MARK: not built yet
 
-/// `tessera node`.
-struct NodeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "node", abstract: "Add, drain or remove nodes (not implemented yet).")
-    @Argument(parsing: .allUnrecognized) var rest: [String] = []
-    func run() async throws { try notImplemented("node" + (rest.first.map { " \($0)" } ?? "")) }
-}
-
 /// `tessera session`.
 struct SessionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

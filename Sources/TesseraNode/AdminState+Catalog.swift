@@ -70,11 +70,14 @@ extension NodeAdminState {
     }
 
     /// The members a new sub-unit may be placed on: every registered member
-    /// this node does not hold dead or fenced.
+    /// this node does not hold dead or fenced, and that is not being drained.
     private func liveMembers() async throws -> [NodeID] {
-        let members = try await read("the members") { try await StoreRepository(cluster.client).members() }
+        let (members, draining) = try await read("the members") {
+            let repository = StoreRepository(cluster.client)
+            return (try await repository.members(), Set(try await repository.drains().keys))
+        }
         return members.map(\.nodeID).filter { node in
-            node == cluster.id || memberVerdict(node) != "dead"
+            (node == cluster.id || memberVerdict(node) != "dead") && !draining.contains(node)
         }
     }
 

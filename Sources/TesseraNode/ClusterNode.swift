@@ -103,6 +103,7 @@ public final class ClusterNode: Sendable {
             id: id, address: address, secret: secret, node: node, tunnel: tunnel, client: client, heartbeatClient: heartbeatClient,
             lease: StoreLeaseKeeper(lease: leaseDuration, logger: logger), logger: logger)
         do {
+            try await refuseRemovedMember(id, client: client, logger: logger)
             let role = try await cluster.duringStartup("join") { try await client.join(id: id, address: address) }
             logger.notice("store joined", metadata: ["id": "\(id.rawValue)", "peer": "\(address)", "role": "\(role)"])
             let applied = try await cluster.duringStartup("migrate") { try await Migrator.migrate(client) }
@@ -112,6 +113,17 @@ public final class ClusterNode: Sendable {
             throw error
         }
         return cluster
+    }
+
+    /// A node removed from the cluster (tessera node remove) may not join
+    /// again under its id: joining would put it back in the store's Raft
+    /// configuration with replicas it no longer has. A store that cannot be
+    /// read yet (a new cluster, no tombstone table) does not stop the start.
+    static func refuseRemovedMember(_ id: NodeID, client: MetadataStoreClient, logger: Logger) async throws {
+        guard let removed = try? await StoreRepository(client).removedMembers(), let at = removed[id] else { return }
+        throw NodeStartupError(
+            message: "node \(id.rawValue) was removed from the cluster (at \(at) s since 1970; tessera node remove); "
+                + "to bring this machine back, wipe its data_dir and start it with a new cluster.node_id")
     }
 
     /// Node 1 with an empty store bootstraps a new cluster. If the seeds

@@ -35,6 +35,8 @@ final class DataPlane: Sendable {
     /// Members held dead or fenced: their leases have lapsed, so a context
     /// change does not wait for them (ARCHITECTURE.md rule 1).
     let absentMembers = Mutex<Set<NodeID>>([])
+    /// The replica moves and drains planned in the store, as last read (DataPlane+Moves.swift).
+    let nodeChanges = Mutex(NodeChanges())
 
     /// One LUN as this node serves it.
     private struct ServedLUN: Sendable {
@@ -185,6 +187,9 @@ final class DataPlane: Sendable {
 
     /// The LUN `key` as served here, nil when it is not.
     func servedLUN(_ key: LUNKey) -> OpenedLogicalUnit? { served.withLock { $0[key]?.unit } }
+
+    /// The cluster-wide id of the LUN `key` as served here, nil when it is not.
+    func lunID(_ key: LUNKey) -> LUNID? { served.withLock { $0[key]?.id } }
 
     /// Acts on what each LUN's activity log recovered from before this start
     /// (``ReplicaNode/recoverActivityLog(_:)``); again on later calls while

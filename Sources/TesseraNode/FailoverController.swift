@@ -17,6 +17,8 @@ import Synchronization
 ///   one transaction wins; the others find the member fenced.
 /// - Reports dead and fenced members' port groups unavailable.
 /// - As primary, resyncs stale replicas on members that are alive again.
+/// - As primary, carries out the replica moves planned to drain a member or
+///   fill an added one (``MovePlan``), one conditional step at a time.
 /// - A member failed over for longer than `replace_after` is gone for good:
 ///   its replicas are dropped from every set and made again on the live
 ///   members holding the fewest (``FailoverPlan/repaired(_:gone:candidates:)``),
@@ -109,9 +111,11 @@ final class FailoverController: Sendable {
         }
         // Only members renewing their leases now: not a suspected one, which may be dying.
         let alive = liveness.withLock { liveness in Set(others.filter { liveness.verdict(of: $0) == .alive }) }
+        // A member being drained takes no new replica.
+        let draining = data.nodeChanges.withLock { $0.draining }
         if let replaceAfter {
             let gone = Set(goneSince.filter { observation.at - $0.value >= replaceAfter && byNode[$0.key]?.fenced == true }.keys)
-            if !gone.isEmpty { repair(after: gone, candidates: alive.union([me]), at: observation.at) }
+            if !gone.isEmpty { repair(after: gone, candidates: alive.union([me]).subtracting(draining), at: observation.at) }
         }
         startResyncs(isLive: { alive.contains($0) })
     }
@@ -212,7 +216,7 @@ final class FailoverController: Sendable {
             }
         }
         let due = lastFullRound.withLock { last in
-            guard behind || last.map({ now - $0 >= Self.fullRoundInterval }) ?? true else { return false }
+            guard behind || data.leadsPlannedMove() || last.map({ now - $0 >= Self.fullRoundInterval }) ?? true else { return false }
             last = now
             return true
         }
@@ -224,8 +228,12 @@ final class FailoverController: Sendable {
         Task { [self] in
             await data.reloadMaps()
             await data.recoverActivityLogs(logger: logger)
+            let changes = await data.readNodeChanges(cluster.client)
             await data.resyncReturned(isLive: isLive)
-            await data.failBack(isLive: isLive)
+            await data.carryOutMoves(changes, client: cluster.client, isLive: isLive, logger: logger)
+            // Primaries are not handed back to a member being drained.
+            let draining = changes.draining
+            await data.failBack(isLive: { isLive($0) && !draining.contains($0) })
             resyncing.withLock { $0 = false }
         }
     }

@@ -3,6 +3,7 @@ import BlockStorage
 import ClusterModel
 import Dispatch
 import Logging
+import MetadataStore
 import SCSITarget
 import ISCSISession
 import ISCSITargetServer
@@ -115,7 +116,15 @@ public enum TesseraNode {
             await SessionPublisher.follow(state: adminState, server: server, cluster: cluster, logger: logger)
         }
         let janitor = Task { await StoreJanitor.run(client: cluster.client, logger: logger) }
-        let membership = Task { await Self.followMembership(data: data, server: server, portGroups: portGroups) }
+        let membership = Task {
+            await Self.followMembership(data: data, server: server, portGroups: portGroups) {
+                // Removed from the cluster (tessera node remove): stop serving.
+                guard let removed = try? await StoreRepository(cluster.client).removedMembers(), removed[cluster.id] != nil
+                else { return }
+                logger.warning("this node was removed from the cluster: shutting down")
+                termination.stop(exitStatus: 0)
+            }
+        }
         logger.notice(
             "tesserad ready",
             metadata: [
@@ -144,11 +153,16 @@ public enum TesseraNode {
 extension TesseraNode {
     /// Keeps SendTargets listing every member's portals: re-reads the store's
     /// members every two seconds and updates the list when a node joined or left.
-    static func followMembership(data: DataPlane, server: ISCSIServer, portGroups: PortGroupStates) async {
+    /// `missing` runs when the store's members no longer list this node.
+    static func followMembership(
+        data: DataPlane, server: ISCSIServer, portGroups: PortGroupStates, missing: @Sendable () async -> Void
+    ) async {
         var portals = NodeRuntime.clusterPortals(data.members)
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(2))
-            let now = NodeRuntime.clusterPortals(await data.refreshMembers())
+            let members = await data.refreshMembers()
+            if !members.contains(where: { $0.nodeID == data.replicaNode.id }) { await missing() }
+            let now = NodeRuntime.clusterPortals(members)
             await portGroups.refresh(members: data.members)
             if now != portals, !now.isEmpty {
                 server.setSendTargetsAddresses(now)
@@ -256,6 +270,18 @@ public final class TerminationSignals: @unchecked Sendable {  // sources: set on
         }
     }
 
+    /// Ends ``wait()`` as a signal would, for a reason of the node's own
+    /// (it was removed from the cluster). Returns 0 from ``wait()``.
+    public func stop(exitStatus: Int32) {
+        let waiter: UnsafeContinuation<Int32, Never>? = shared.state.withLock { s in
+            guard s.received == nil else { return nil }
+            s.received = exitStatus
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: exitStatus)
+    }
+
     /// Removes the handlers (default actions stay ignored).
     public func cancel() {
         for source in sources { source.cancel() }
@@ -265,6 +291,7 @@ public final class TerminationSignals: @unchecked Sendable {  // sources: set on
         switch signal {
         case SIGINT: "SIGINT"
         case SIGTERM: "SIGTERM"
+        case 0: "removed from the cluster"
         default: "signal \(signal)"
         }
     }

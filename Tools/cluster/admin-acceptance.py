@@ -44,8 +44,16 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              write latency histograms with cumulative buckets and +Inf equal to _count), shows
              the open session and connection and the store transaction histogram; node 3's
              counts for LUN 0 do not move
-  nolog      the token string and the CHAP secrets appear in no node's log (last, so it covers
-             the whole run)
+  nolog      the token string and the CHAP secrets appear in no node's log (covers every
+             check before it)
+  nodes      (last: it changes the members) a verifying writer through nodes 1 and 2 while
+             `tessera node drain 3 --wait` through node 2 moves every replica off node 3 with
+             progress lines; node 3 ends drained with 0 replicas, every sub-unit keeps two
+             in-sync replicas; the writer saw no error and the whole LUN reads back right;
+             `node remove 3` through node 3 itself is refused, through node 1 it is done, node
+             3 shuts down, and started again it refuses to join; a node 4 started with
+             cluster.join gets its share with `tessera node add 4 --wait` through node 1 and the
+             whole LUN reads back right through node 4's portal
 Then every node gets SIGTERM (SIGKILL after 10 s). Ends with "admin: N passed, M failed".
 
 Usage: admin-acceptance.py --tesserad BIN --tessera BIN [--base-port B] [--portal-base P] [--keep]
@@ -67,12 +75,14 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "Tools", "lib"))
 import localcluster  # noqa: E402
 import scsi_cmds as scsi  # noqa: E402
+import verifying_writer as vw  # noqa: E402
 from iscsi_client import Session  # noqa: E402
 from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "catalog", "masks", "access", "sessions", "metrics", "failover", "nolog"]
+ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "catalog", "masks", "access", "sessions", "metrics", "failover", "nolog",
+              "nodes"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
 SECOND = "iqn.2026-11.dev.tessera:access-host2"
@@ -877,6 +887,125 @@ def check_catalog(c, r, work, args):
     r.check("catalog: within 5 s every node logs that it stopped serving the target", stopped, f"after {took:.1f} s")
 
 
+def nodes_on(args, c, i):
+    """`tessera node list --json` through node i: {id: status}, or None."""
+    rc, out, _ = tessera(args, "--json", "node", "list", *node_flag(c, i))
+    try:
+        return {n["id"]: n for n in json.loads(out)} if rc == 0 else None
+    except ValueError:
+        return None
+
+
+def node4_config(c, work, args):
+    """Node 3's TOML turned into a fourth node's: its own id, portal group, ports and data_dir."""
+    text = open(c.node[3]["config"]).read()
+    ports = {c.node[3]["portal"]: args.portal_base + 4, c.node[3]["store"]: args.base_port + 14,
+             c.node[3]["admin"]: args.base_port + 34}
+    if c.wire(3):
+        ports[c.wire(3)] = args.base_port + 24
+    text = re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{ports.get(int(m.group(1)), int(m.group(1)))}", text)
+    text = re.sub(r"(?m)^node_id = 3$", "node_id = 4", text)
+    text = re.sub(r"(?m)^group = 3(\b.*)$", r"group = 4\1", text)
+    text = text.replace("tessera-data/node3", "tessera-data/node4")
+    path = os.path.join(work, "node4.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    shape = localcluster._ports(text)
+    shape["config"] = path
+    return shape
+
+
+def check_nodes(c, r, work, args):
+    """Drain node 3 under a verifying writer, remove it, add a node 4 (see the module docstring)."""
+    before = nodes_on(args, c, 2)
+    rc, out, err = tessera(args, "node", "list", *node_flag(c, 2))
+    save_sample(args, "node-list", "tessera node list", out)
+    r.check("nodes: node list through node 2 shows three active members, node 3 holding replicas",
+            before is not None and sorted(before) == [1, 2, 3] and all(n["state"] == "active" for n in before.values())
+            and before[3]["replicas"] > 0, short(out + err, 300))
+    if before is None or 3 not in before:
+        return
+    blocks = (64 << 20) // 512
+    portals = {1: ("127.0.0.1", c.portal(1)), 2: ("127.0.0.1", c.portal(2))}
+    w = vw.VerifyingWriter(portals, c.target, 512, blocks, first_nodes=(1, 2), seed=11, sub_unit_bytes=8 << 20)
+    w.start()
+    try:
+        time.sleep(1.0)
+        t = time.monotonic()
+        rc, out, err = tessera(args, "node", "drain", "3", "--wait", "--timeout", "150", *node_flag(c, 2), timeout=180)
+        took = time.monotonic() - t
+        save_sample(args, "node-drain", "tessera node drain 3 --wait", out)
+        progress = [line for line in out.splitlines() if "% node 3 draining" in line]
+        r.check("nodes: tessera node drain 3 --wait through node 2 ends drained, with progress lines",
+                rc == 0 and "node 3: drained" in out and progress, f"exit {rc} after {took:.0f} s: {short(out + err, 400)}")
+        time.sleep(1.0)
+    finally:
+        stopped = w.stop()
+    st = w.stats
+    r.check("nodes: the writer through nodes 1 and 2 kept writing during the drain, no write given up, no wrong read",
+            stopped and w.error is None and st["acked"] > 50 and st["given_up"] == 0 and st["wrong_reads"] == 0,
+            f"{st} error {w.error}")
+    after = nodes_on(args, c, 1)
+    rc, lun, _ = lun_on(args, c, [1])
+    subs = (lun or {}).get("sub_units", [])
+    on3 = [s["index"] for s in subs if any(rep["node"] == 3 for rep in s["replicas"])]
+    whole = [s["index"] for s in subs if sum(1 for rep in s["replicas"] if rep["state"] == "in_sync") < 2]
+    r.check("nodes: node 3 is drained (0 replicas) and every sub-unit has two in-sync replicas on nodes 1 and 2",
+            after is not None and after.get(3, {}).get("state") == "drained" and after[3]["replicas"] == 0
+            and subs and not on3 and not whole, f"node 3: {(after or {}).get(3)}; on 3: {on3}; short: {whole}")
+    v = vw.verify_all(w.ledger, "127.0.0.1", c.portal(2), c.target, 512, blocks, w.write_blocks)
+    r.check("nodes: the whole LUN reads back right through node 2 after the drain",
+            v["checked"] > 0 and v["lost"] == 0 and v["wrong"] == 0 and v["unreadable"] == 0, short(f"{v}", 300))
+    rc, out, err = tessera(args, "node", "remove", "3", "--yes", *node_flag(c, 3))
+    r.check("nodes: node remove 3 through node 3 itself is refused (exit 1) with the reason",
+            rc == 1 and "cannot remove itself" in err, f"exit {rc}: {short(err, 200)}")
+    rc, out, err = tessera(args, "node", "remove", "3", "--yes", *node_flag(c, 1))
+    save_sample(args, "node-remove", "tessera node remove 3 --yes", out)
+    r.check("nodes: node remove 3 --yes through node 1", rc == 0 and "out of the cluster" in out, short(out + err, 300))
+    exited, took, _ = until(lambda: (not c.alive(3), None), 15)
+    r.check("nodes: node 3 shuts down within 15 s, logging that it was removed",
+            exited and "this node was removed from the cluster" in c.log_text(3), f"after {took:.1f} s")
+    status = None
+    rc, out, _ = tessera(args, "--json", "cluster", "status", *node_flag(c, 1))
+    try:
+        status = json.loads(out) if rc == 0 else None
+    except ValueError:
+        pass
+    r.check("nodes: cluster status through node 1 lists members 1 and 2 only",
+            status is not None and sorted(m["id"] for m in status["members"]) == [1, 2], short(out, 300))
+    if not exited:
+        return
+    c.start(3)
+    refused, took, _ = until(lambda: (not c.alive(3), None), 30)
+    r.check("nodes: node 3 started again refuses to join (exits non-zero, says it was removed)",
+            refused and c.procs[3].returncode not in (0, None) and "was removed from the cluster" in c.log_text(3),
+            f"exit {c.procs[3].returncode} after {took:.1f} s")
+    # Node 3 is out for good: the stage neither expects it running nor stops it.
+    c.retired = {3}
+    if refused:
+        c.procs.pop(3)
+    c.node[4] = node4_config(c, work, args)
+    c.start(4)
+    ready = c.wait_ready((4,), within=90)
+    r.check("nodes: a node 4 with cluster.join starts and logs 'tesserad ready'", ready,
+            short("\n".join(c.log_text(4).splitlines()[-4:]), 300))
+    if not ready:
+        return
+    listed, _, (_, joined) = until(lambda: (lambda n: (n is not None and 4 in n, n))(nodes_on(args, c, 1)), 10)
+    r.check("nodes: node list shows node 4 active with no replicas", listed and joined[4]["replicas"] == 0
+            and joined[4]["state"] == "active", f"{(joined or {}).get(4)}")
+    rc, out, err = tessera(args, "node", "add", "4", "--wait", "--timeout", "150", *node_flag(c, 1), timeout=180)
+    save_sample(args, "node-add", "tessera node add 4 --wait", out)
+    final = nodes_on(args, c, 2)
+    r.check("nodes: tessera node add 4 --wait through node 1 moves replicas to node 4, all in sync",
+            rc == 0 and final is not None and final.get(4, {}).get("replicas", 0) > 0
+            and all(n["replicas_not_in_sync"] == 0 and n["moves_on"] == 0 for n in final.values()),
+            f"exit {rc}: {short(out + err, 300)}; {final}")
+    v = vw.verify_all(w.ledger, "127.0.0.1", c.node[4]["portal"], c.target, 512, blocks, w.write_blocks)
+    r.check("nodes: the whole LUN reads back right through node 4's portal",
+            v["checked"] > 0 and v["lost"] == 0 and v["wrong"] == 0 and v["unreadable"] == 0, short(f"{v}", 300))
+
+
 class _Skip(Exception):
     """The rest of a check cannot run; its clean-up still does."""
 
@@ -890,7 +1019,7 @@ def _try(body):
 
 CHECKS = {"catalog": check_catalog, "refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
           "access": check_access, "sessions": check_sessions, "masks": check_masks,
-          "metrics": check_metrics, "nolog": check_nolog, "failover": check_failover}
+          "metrics": check_metrics, "nolog": check_nolog, "failover": check_failover, "nodes": check_nodes}
 
 
 def main():

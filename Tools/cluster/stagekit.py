@@ -105,7 +105,8 @@ def run_stage(args, checks, wanted, prefix, node1_extra="", all_extra="", prepar
             except Exception as e:  # noqa: BLE001 - a broken check is a failed check, the rest still run
                 r.check(f"{name}: ran to completion", False, f"{type(e).__name__}: {e}")
             info(f"{name}: {time.monotonic() - t:.1f} s")
-            for i in localcluster.NODES:
+            # A check may take a node out of the cluster for good (c.retired).
+            for i in (i for i in localcluster.NODES if i not in getattr(c, "retired", ())):
                 if not c.alive(i):
                     r.check(f"cluster: node {i} still running after the {name} checks", False,
                             short("\n".join(c.log_text(i).splitlines()[-6:]), 500))

@@ -284,5 +284,35 @@ public enum Schema {
             )
             """
         ]),
+        // Node drain and add: the members being drained (no new replica goes
+        // to them; their replicas move away), the replica moves each
+        // sub-unit's primary carries out, and the members removed for good
+        // (a removed node may not join again under the same id).
+        Migration("0007_node_changes", [
+            """
+            CREATE TABLE member_drains (
+                node_id INTEGER PRIMARY KEY,
+                requested_at INTEGER NOT NULL,
+                planned INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE replica_moves (
+                target_iqn TEXT NOT NULL,
+                lun INTEGER NOT NULL,
+                idx INTEGER NOT NULL,
+                from_node INTEGER NOT NULL,
+                to_node INTEGER NOT NULL,
+                planned_at INTEGER NOT NULL,
+                PRIMARY KEY (target_iqn, lun, idx, from_node)
+            )
+            """,
+            """
+            CREATE TABLE removed_members (
+                node_id INTEGER PRIMARY KEY,
+                removed_at INTEGER NOT NULL
+            )
+            """,
+        ]),
     ]
 }

@@ -72,7 +72,7 @@ public struct StoreRepository: Sendable {
     public func deleteTarget(_ iqn: String) async throws {
         for table in [
             "pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages", "context_events",
-            "lun_masks", "sub_unit_replicas", "sub_units", "lun_layouts", "luns", "acls", "chap_credentials",
+            "lun_masks", "replica_moves", "sub_unit_replicas", "sub_units", "lun_layouts", "luns", "acls", "chap_credentials",
         ] {
             try await db.exec("DELETE FROM \(table) WHERE target_iqn = ?", [.text(iqn)])
         }
@@ -125,7 +125,7 @@ public struct StoreRepository: Sendable {
     public func deleteLUN(_ key: LUNKey) async throws {
         for table in [
             "pr_registrations", "pr_reservation", "pr_generation", "spc2_reservations", "mode_pages", "context_events",
-            "lun_masks", "sub_unit_replicas", "sub_units", "lun_layouts", "luns",
+            "lun_masks", "replica_moves", "sub_unit_replicas", "sub_units", "lun_layouts", "luns",
         ] {
             try await db.exec("DELETE FROM \(table) WHERE target_iqn = ? AND lun = ?", key.parameters)
         }

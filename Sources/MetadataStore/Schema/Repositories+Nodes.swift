@@ -1,0 +1,110 @@
+import ClusterModel
+
+/// Node drain, add and removal: `member_drains`, `replica_moves` and
+/// `removed_members` (migration 0007_node_changes).
+extension StoreRepository {
+    /// One planned move of a LUN's replica.
+    public struct StoredMove: Hashable, Sendable {
+        public var key: LUNKey
+        public var move: ReplicaMove
+
+        public init(key: LUNKey, move: ReplicaMove) {
+            self.key = key
+            self.move = move
+        }
+    }
+
+    /// One member being drained: when it was asked, and how many moves were planned then.
+    public struct DrainRecord: Hashable, Sendable {
+        public var node: NodeID
+        /// Seconds since 1970 (the store's clock).
+        public var requestedAt: UInt64
+        public var planned: Int
+
+        public init(node: NodeID, requestedAt: UInt64, planned: Int) {
+            self.node = node
+            self.requestedAt = requestedAt
+            self.planned = planned
+        }
+    }
+
+    /// Every member being drained, by node.
+    public func drains() async throws -> [NodeID: DrainRecord] {
+        var drains: [NodeID: DrainRecord] = [:]
+        for row in try await db.query("SELECT node_id, requested_at, planned FROM member_drains", []) {
+            let node = NodeID(try row.uint64("node_id"))
+            drains[node] = DrainRecord(node: node, requestedAt: try row.uint64("requested_at"), planned: try row.int("planned"))
+        }
+        return drains
+    }
+
+    /// Marks `node` as drained-to-be, with `planned` moves (kept when it already was).
+    public func startDrain(_ node: NodeID, planned: Int) async throws {
+        try await db.exec(
+            """
+            INSERT INTO member_drains (node_id, requested_at, planned) VALUES (?, strftime('%s','now'), ?)
+            ON CONFLICT (node_id) DO UPDATE SET planned = member_drains.planned + excluded.planned
+            """,
+            [.int(node.rawValue), .int(planned)])
+    }
+
+    /// Ends `node`'s drain (it takes replicas again) and forgets the moves off it.
+    public func endDrain(_ node: NodeID) async throws {
+        try await db.exec("DELETE FROM member_drains WHERE node_id = ?", [.int(node.rawValue)])
+        try await db.exec("DELETE FROM replica_moves WHERE from_node = ?", [.int(node.rawValue)])
+    }
+
+    /// Every planned move, by LUN, sub-unit and mover.
+    public func replicaMoves() async throws -> [StoredMove] {
+        try await db.query(
+            "SELECT target_iqn, lun, idx, from_node, to_node FROM replica_moves ORDER BY target_iqn, lun, idx, from_node", []
+        ).map { row in
+            StoredMove(
+                key: LUNKey(targetIQN: try row.string("target_iqn"), lun: try row.uint64("lun")),
+                move: ReplicaMove(
+                    index: UInt32(truncatingIfNeeded: try row.uint64("idx")), from: NodeID(try row.uint64("from_node")),
+                    to: NodeID(try row.uint64("to_node"))))
+        }
+    }
+
+    /// Plans `moves` (a sub-unit's move off a node that has one already keeps the old one).
+    public func planMoves(_ moves: [StoredMove]) async throws {
+        for stored in moves {
+            try await db.exec(
+                """
+                INSERT INTO replica_moves (target_iqn, lun, idx, from_node, to_node, planned_at)
+                VALUES (?, ?, ?, ?, ?, strftime('%s','now')) ON CONFLICT DO NOTHING
+                """,
+                stored.key.parameters + [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)])
+        }
+    }
+
+    /// Forgets one move (carried out, or left with nothing to act on).
+    public func finishMove(_ stored: StoredMove) async throws {
+        try await db.exec(
+            "DELETE FROM replica_moves WHERE target_iqn = ? AND lun = ? AND idx = ? AND from_node = ? AND to_node = ?",
+            stored.key.parameters + [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)])
+    }
+
+    /// The members removed for good, with when (seconds since 1970).
+    public func removedMembers() async throws -> [NodeID: UInt64] {
+        var removed: [NodeID: UInt64] = [:]
+        for row in try await db.query("SELECT node_id, removed_at FROM removed_members", []) {
+            removed[NodeID(try row.uint64("node_id"))] = try row.uint64("removed_at")
+        }
+        return removed
+    }
+
+    /// Removes `node` from the cluster's tables for good and leaves a
+    /// tombstone, so the same id cannot register again. The caller has
+    /// checked that the node holds no replica.
+    public func removeMember(_ node: NodeID) async throws {
+        let id: [DqliteValue] = [.int(node.rawValue)]
+        for table in ["members", "node_leases", "node_sessions", "session_close_requests", "member_drains"] {
+            try await db.exec("DELETE FROM \(table) WHERE node_id = ?", id)
+        }
+        try await db.exec("DELETE FROM replica_moves WHERE from_node = ?1 OR to_node = ?1", id)
+        try await db.exec(
+            "INSERT INTO removed_members (node_id, removed_at) VALUES (?, strftime('%s','now')) ON CONFLICT DO NOTHING", id)
+    }
+}
