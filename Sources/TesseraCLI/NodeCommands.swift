@@ -51,8 +51,10 @@ struct NodeCommand: AsyncParsableCommand {
             if global.json && !wait.wait { return String(decoding: raw, as: UTF8.self) }
             environment.out(Render.nodeChange(outcome))
             guard wait.wait else { return "" }
+            let planned = outcome.movesPlanned
             return try await wait.follow(id, client: client, environment: environment, json: global.json) { status in
-                (status.movesOn == 0 && status.replicasNotInSync == 0, nil)
+                let done = planned == 0 ? 100 : (Double(max(0, planned - status.movesOn)) / Double(planned) * 1000).rounded() / 10
+                return (status.movesOn == 0 && status.replicasNotInSync == 0, done)
             }
         }
     }

@@ -241,8 +241,14 @@ enum Render {
 
     /// One progress line of a drain or fill; with `width` > 0 a bar of that many cells.
     static func progress(_ status: NodeStatus, percent: Double?, width: Int) -> String {
-        var text = "node \(status.id) \(status.state): \(status.replicas) replicas held, "
-            + "\(status.movesOff) moving off, \(status.movesOn) moving on, \(status.replicasNotInSync) copying"
+        func count(_ n: Int, _ what: String) -> String { "\(n) \(what)\(n == 1 ? "" : "s")" }
+        var parts = [
+            count(status.replicas, "replica") + " held"
+                + (status.replicasNotInSync > 0 ? " (\(status.replicasNotInSync) being copied)" : "")
+        ]
+        if status.movesOff > 0 { parts.append("\(status.movesOff) moving off") }
+        if status.movesOn > 0 { parts.append("\(status.movesOn) moving on") }
+        var text = "node \(status.id) \(status.state): " + parts.joined(separator: ", ")
         if let percent {
             let shown = min(100, max(0, percent))
             if width > 0 {

@@ -20,7 +20,7 @@ public struct TesseraCommand: AsyncParsableCommand {
         discussion: """
             Reads the cluster, changes ACLs and CHAP, clears reservations and lists or closes sessions, \
             through any node's admin API \
-            ([admin] listen in the node's TOML). Exit status: 0 success, 1 failure, 2 usage error or a command that is not implemented yet.
+            ([admin] listen in the node's TOML). Exit status: 0 success, 1 failure, 2 usage error.
             """,
         version: version,
         subcommands: [
@@ -38,15 +38,8 @@ public struct TesseraCommand: AsyncParsableCommand {
     }
 }
 
-/// Status for usage errors and commands that exist in the interface but not yet in the code.
+/// Status for usage errors.
 let usageExitCode = ExitCode(2)
-
-/// Says plainly that `command` is not built, and exits 2.
-func notImplemented(_ command: String) throws -> Never {
-    FileHandle.standardError.write(
-        Data("tessera \(command): not implemented yet (this version reads the cluster, changes ACLs and CHAP, clears reservations and lists or closes sessions)\n".utf8))
-    throw usageExitCode
-}
 
 // MARK: cluster
 

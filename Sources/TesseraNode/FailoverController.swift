@@ -208,11 +208,14 @@ final class FailoverController: Sendable {
     private func startResyncs(isLive: @escaping @Sendable (NodeID) -> Bool) {
         let me = cluster.id
         let now = ContinuousClock.now
+        // As in the round: no primary goes back to a member being drained.
+        let draining = data.nodeChanges.withLock { $0.draining }
+        let mayLead: @Sendable (NodeID) -> Bool = { isLive($0) && !draining.contains($0) }
         let behind = data.maps.contains { map in
             map.subUnits.enumerated().contains { index, set in
                 set.primary == me
                     && (set.replicas.contains { $0.state != .inSync && isLive($0.node) }
-                        || FailoverPlan.failedBack(set, of: SubUnitID(lun: map.lun, index: UInt32(index)), isLive: isLive) != nil)
+                        || FailoverPlan.failedBack(set, of: SubUnitID(lun: map.lun, index: UInt32(index)), isLive: mayLead) != nil)
             }
         }
         let due = lastFullRound.withLock { last in

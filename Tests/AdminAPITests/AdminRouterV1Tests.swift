@@ -135,7 +135,7 @@ struct FakeState: AdminState {
         ("/v1/targets", 200), ("/v1/luns/3", 200), ("/v1/luns/3/reservations", 404), ("/v1/luns/9", 404),
         ("/v1/luns/0?target=iqn.2026-11.dev.tessera:cluster", 200), ("/v1/luns/0?target=iqn.x:nope", 404),
         ("/v1/luns/0?target=", 400), ("/v1/luns/abc", 400), ("/v1/luns/-1", 400), ("/v1/luns/16384", 400),
-        ("/v1/luns/99999999999999999999999", 400), ("/v1", 404), ("/v1/nodes", 404), ("/v2/cluster", 404),
+        ("/v1/luns/99999999999999999999999", 400), ("/v1", 404), ("/v1/nodes/1/frob", 404), ("/v2/cluster", 404),
         ("/", 404), ("/v1/luns/0/reservations/x", 404), ("/health", 200), ("/metrics", 200),
     ])
     func statuses(uri: String, status: Int) async throws {

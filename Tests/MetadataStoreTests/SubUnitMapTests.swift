@@ -87,7 +87,7 @@ struct SubUnitMapTests {
         let cluster = try await TestCluster(size: 1)
         defer { cluster.shutdown() }
         let client = cluster.client()
-        let all = ["0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks"]
+        let all = ["0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks", "0007_node_changes"]
         #expect(try await Migrator.migrate(client) == all)
         #expect(try await Migrator.migrate(client) == [])
         #expect(try await Migrator.appliedMigrations(client) == all)
@@ -122,12 +122,12 @@ struct SubUnitMapTests {
 
         #expect(
             try await Migrator.migrate(client) == [
-                "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks",
+                "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks", "0007_node_changes",
             ])
         #expect(try await Migrator.migrate(client) == [])
         #expect(
             try await Migrator.appliedMigrations(client) == [
-                "0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks",
+                "0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks", "0007_node_changes",
             ])
         #expect(
             try await StoreRepository(client).members() == [

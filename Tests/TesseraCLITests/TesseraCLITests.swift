@@ -82,6 +82,8 @@ func run(
         ["cluster", "frob"],
         ["frob"], ["lun", "list", "--bogus"], ["resync", "status", "--interval", "0", "--watch"],
         ["resync", "status", "--interval", "5"],
+        ["node", "add", "x"], ["node", "drain", "0"], ["node", "remove", "2"], ["node", "add", "3", "--timeout", "5"],
+        ["node", "drain", "3", "--wait", "--timeout", "0"],
     ])
     func badUsageExits2(arguments: [String]) {
         do {
@@ -102,13 +104,6 @@ func run(
         }
     }
 
-    @Test(arguments: [
-        ["node", "add", "x"], ["node", "drain", "2"], ["node", "remove", "2"],
-    ])
-    func notBuiltCommandsParseAndAreNotReadingCommands(arguments: [String]) throws {
-        let command = try TesseraCommand.parseAsRoot(arguments)
-        #expect(!(command is any ReadingCommand), "\(arguments) must say 'not implemented yet'")
-    }
 
     @Test func fallsBackToTheNextNodeAndSaysWhichAnswered() async throws {
         let transport = FakeTransport(["127.0.0.1:8082": { _ in json(sampleLUN) }])

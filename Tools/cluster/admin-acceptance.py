@@ -6,7 +6,7 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
 
   refuse     tesserad refuses to start (non-zero exit, a message on stderr) with [admin]
              listen off loopback and no token, and with a token file group/others can read
-             ("chmod 600"); tessera exits 2 on bad usage and on a command not built yet, and
+             ("chmod 600"); tessera exits 2 on bad usage (also a node id of 0, a removal without --yes), and
              1 with "no node answered: tried ..." when nothing listens
   auth       on every node: /v1/... without the token, with a wrong one, with another scheme
              get 401 and a JSON {"error", "hint"}; with the token 200; /health and /metrics
@@ -191,9 +191,9 @@ wire = "127.0.0.1:{port + 3}"
     usage = [tessera(args, "lun", "show", "abc"), tessera(args, "lun", "show"), tessera(args, "frob")]
     r.check("refuse: tessera exits 2 on bad usage", all(u[0] == 2 for u in usage),
             "; ".join(f"{u[0]} {short(u[2], 80)}" for u in usage))
-    pending = [tessera(args, *cmd) for cmd in (["node", "add", "x"], ["node", "drain", "2"], ["node", "remove", "2"])]
-    r.check("refuse: commands not built yet say 'not implemented yet' and exit 2",
-            all(u[0] == 2 and "not implemented yet" in u[2] for u in pending),
+    pending = [tessera(args, *cmd) for cmd in (["node", "add", "x"], ["node", "drain", "0"], ["node", "remove", "2"])]
+    r.check("refuse: node commands with a bad id, or a removal without --yes, exit 2 with the reason",
+            all(u[0] == 2 and u[2].strip() for u in pending) and "--yes" in pending[2][2],
             "; ".join(f"{u[0]} {short(u[2], 80)}" for u in pending))
     dead = [f"127.0.0.1:{port + 5}", f"127.0.0.1:{port + 6}"]
     rc, out, err = tessera(args, "cluster", "status", "--node", dead[0], "--node", dead[1])
