@@ -37,7 +37,8 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              a session that is gone exit 1
   failover   node 1 gets SIGKILL; `tessera --node <node1> --node <node2> lun show 0` answers
              through node 2 and (within 30 s) shows every replica on node 1 stale, and
-             `cluster status` shows node 1 dead and its port group unavailable; then node 1
+             `cluster status` shows node 1 dead and its port group unavailable; `session list`
+             answers and a target made through node 3 takes an ACL through node 2; then node 1
              restarts and `resync status` answers (every replica in sync again within 90 s)
   metrics    reads and one write of LUN 0 through node 2's portal: node 2's /metrics (no
              token) counts them (tessera_lun_commands_total kind read/write, bytes, read and
@@ -508,6 +509,21 @@ def check_failover(c, r, work, args):
             group is not None and group["state"] == "unavailable" and member is not None
             and member["lease"]["liveness"] == "dead" and member["lease"]["fenced"],
             f"group {group}; member {member}")
+    # With node 1 down, the survivors still list sessions and take access changes.
+    held = _try(lambda: Session("127.0.0.1", c.portal(3), INITIATOR, c.target, bytes([0x80, 0, 0, 0, 0x4F, 3])))
+    rc, out, err = tessera(args, "session", "list", *node_flag(c, 1), *node_flag(c, 2))
+    r.check("failover: with node 1 down, session list through node 2 lists a session held through node 3",
+            held and rc == 0 and INITIATOR in out and "0x800000004f03" in out.lower(), f"exit {rc}: {short(out + err, 300)}")
+    if held:
+        held.close()
+    down_iqn = "iqn.2026-12.dev.tessera:while-down"
+    made = tessera(args, "target", "create", down_iqn, *node_flag(c, 3))
+    added = tessera(args, "acl", "add", down_iqn, INITIATOR, *node_flag(c, 2))
+    listed = tessera(args, "acl", "list", down_iqn, *node_flag(c, 3))
+    deleted = tessera(args, "target", "delete", down_iqn, "--yes", *node_flag(c, 2))
+    r.check("failover: with node 1 down, a target made through node 3 takes an ACL through node 2, seen through node 3",
+            made[0] == 0 and added[0] == 0 and listed[0] == 0 and INITIATOR in listed[1] and deleted[0] == 0,
+            "; ".join(f"exit {x[0]}: {short(x[1] + x[2], 120)}" for x in (made, added, listed, deleted)))
     # Node 1 comes back: it rejoins and its replicas are resynced from the primaries.
     ready_before = c.log_text(1).count("tesserad ready")
     c.start(1)
