@@ -194,15 +194,16 @@ enum Render {
         return TextTable(headers: ["TARGET", "INITIATOR", "CHAP"], rows: rows).render()
     }
 
-    /// `tessera resync status`: every replica that is not in sync, with the
-    /// progress the answering node knows (it runs the resyncs it is primary for).
-    static func resyncs(_ luns: [LUNStatus], answeredBy node: String) -> String {
+    /// `tessera resync status`: every replica that is not in sync, with its
+    /// resync's progress as its primary published it; with `bar`, a bar too.
+    static func resyncs(_ luns: [LUNStatus], answeredBy node: String, bar: Bool = false) -> String {
         var rows: [[String]] = []
         for l in luns {
             for s in l.subUnits {
                 for r in s.replicas where r.state != "in_sync" {
                     let progress = r.resync.map {
-                        "\($0.percent)% (\(formatBytes($0.bytesDone)) of \(formatBytes($0.bytesTotal)), "
+                        (bar ? progressBar($0.percent, width: 20) + " " : "")
+                            + "\($0.percent)% (\(formatBytes($0.bytesDone)) of \(formatBytes($0.bytesTotal)), "
                             + "\(formatBytes($0.bytesPerSecond))/s)"
                     }
                     rows.append([
@@ -215,7 +216,7 @@ enum Render {
         if rows.isEmpty { return "every replica is in sync\n" }
         return TextTable(headers: ["TARGET", "LUN", "SUB-UNIT", "PRIMARY", "REPLICA", "STATE", "PROGRESS"], rows: rows)
             .render()
-            + "(progress is known to the primary running the resync; this answer came from \(node))\n"
+            + "(progress as each primary published it, a second or two old; this answer came from \(node))\n"
     }
 
     /// `tessera node list`.
@@ -251,15 +252,15 @@ enum Render {
         var text = "node \(status.id) \(status.state): " + parts.joined(separator: ", ")
         if let percent {
             let shown = min(100, max(0, percent))
-            if width > 0 {
-                let filled = Int((shown / 100 * Double(width)).rounded(.down))
-                text = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
-                    + "\(shown)% " + text
-            } else {
-                text = "\(shown)% " + text
-            }
+            text = (width > 0 ? progressBar(shown, width: width) + " " : "") + "\(shown)% " + text
         }
         return text
+    }
+
+    /// `[####......]`: `percent` of `width` cells filled.
+    static func progressBar(_ percent: Double, width: Int) -> String {
+        let filled = Int((min(100, max(0, percent)) / 100 * Double(width)).rounded(.down))
+        return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
     }
 }
 

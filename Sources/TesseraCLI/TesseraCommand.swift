@@ -208,7 +208,7 @@ struct ResyncCommand: AsyncParsableCommand {
     /// `tessera resync status [--watch]`.
     struct Status: ReadingCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Every replica that is not in sync, with the progress of the resyncs the answering node runs.")
+            abstract: "Every replica that is not in sync, with its resync's progress (a bar with --watch on a terminal).")
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Print the status again every --interval seconds until interrupted.") var watch = false
         @Option(help: "Seconds between two prints with --watch (1...3600).") var interval = 2
@@ -221,7 +221,7 @@ struct ResyncCommand: AsyncParsableCommand {
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
             let (luns, raw, node) = try await client.get("/v1/luns", as: [LUNStatus].self)
             if global.json { return String(decoding: raw, as: UTF8.self) }
-            return Render.resyncs(luns, answeredBy: "\(node)")
+            return Render.resyncs(luns, answeredBy: "\(node)", bar: watch && isatty(STDOUT_FILENO) != 0)
         }
 
         func run() async throws {

@@ -69,6 +69,9 @@ final class NodeAdminState: AdminState {
             connections: server?.connectionCount, storeTransactions: cluster.client.transactionLatency.snapshot())
     }
 
+    /// The data plane, once the node serves.
+    var runtimeData: DataPlane? { runtime.withLock { $0 }?.data }
+
     /// The iSCSI server, once it runs.
     var iscsiServer: ISCSIServer? { server.withLock { $0 } }
 
@@ -144,11 +147,8 @@ final class NodeAdminState: AdminState {
             }
             return rows
         }
-        // The resyncs this node runs as primary, by sub-unit and replica.
-        let running = runtime.withLock { $0 }?.data.resyncStatus.running.values.map { $0 } ?? []
-        let progressByReplica = Dictionary(
-            running.map { ("\($0.subUnit)@\($0.node.rawValue)", $0) }, uniquingKeysWith: { first, _ in first })
-        let now = ContinuousClock.now
+        // Every resync's progress: this node's own and the others' published ones.
+        let progressByReplica = await resyncProgress(repository)
         return rows.map { lun, layout, map in
             let subUnits = map.map { map in
                 map.subUnits.enumerated().map { index, set in
@@ -157,13 +157,9 @@ final class NodeAdminState: AdminState {
                         secondaries: set.secondaries.map(\.node.rawValue),
                         replicas: set.replicas.map { replica in
                             let key = "\(SubUnitID(lun: map.lun, index: UInt32(index)))@\(replica.node.rawValue)"
-                            let progress = progressByReplica[key].map { p in
-                                LUNStatus.ResyncProgress(
-                                    percent: p.percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal,
-                                    bytesPerSecond: UInt64(max(0, p.rate(at: now))))
-                            }
                             return LUNStatus.Replica(
-                                node: replica.node.rawValue, state: Self.name(replica.state), resync: progress)
+                                node: replica.node.rawValue, state: Self.name(replica.state),
+                                resync: progressByReplica[key])
                         })
                 }
             }

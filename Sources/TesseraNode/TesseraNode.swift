@@ -115,6 +115,7 @@ public enum TesseraNode {
         let sessionPublisher = Task {
             await SessionPublisher.follow(state: adminState, server: server, cluster: cluster, logger: logger)
         }
+        let resyncPublisher = Task { await ResyncPublisher.follow(state: adminState, cluster: cluster, logger: logger) }
         let janitor = Task { await StoreJanitor.run(client: cluster.client, logger: logger) }
         let membership = Task {
             await Self.followMembership(data: data, server: server, portGroups: portGroups) {
@@ -137,6 +138,7 @@ public enum TesseraNode {
         membership.cancel()
         catalogFollower.cancel()
         sessionPublisher.cancel()
+        resyncPublisher.cancel()
         janitor.cancel()
         accessFollower.cancel()
         leaseFollower.cancel()

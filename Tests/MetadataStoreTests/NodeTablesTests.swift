@@ -49,3 +49,24 @@ struct NodeTablesTests {
         await client.close()
     }
 }
+
+/// Published resyncs, against a real dqlite node.
+struct ResyncTablesTests {
+    @Test(.timeLimit(.minutes(1)))
+    func aNodesPublishedResyncsReplaceTheLastAndLeaveWithIt() async throws {
+        let cluster = try await TestCluster(size: 1)
+        defer { cluster.shutdown() }
+        let client = cluster.client()
+        try await Migrator.migrate(client)
+        let repo = StoreRepository(client)
+        try await repo.publishResyncs(NodeID(2), json: "[1]")
+        try await repo.publishResyncs(NodeID(2), json: "[2]")
+        try await repo.publishResyncs(NodeID(1), json: "[]")
+        let published = try await repo.publishedResyncs()
+        #expect(published.map(\.node) == [NodeID(1), NodeID(2)] && published.map(\.json) == ["[]", "[2]"])
+        #expect(published.allSatisfy { $0.publishedAt > 1_700_000_000 })
+        try await repo.removeMember(NodeID(2))
+        #expect(try await repo.publishedResyncs().map(\.node) == [NodeID(1)])
+        await client.close()
+    }
+}

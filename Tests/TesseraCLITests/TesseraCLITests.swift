@@ -264,6 +264,8 @@ func run(
     @Test func resyncStatus() {
         let text = Render.resyncs([sampleLUN], answeredBy: "127.0.0.1:8082")
         #expect(text.contains("resyncing  50.0% (4 MiB of 8 MiB, 1 MiB/s)"))
+        let barred = Render.resyncs([sampleLUN], answeredBy: "127.0.0.1:8082", bar: true)
+        #expect(barred.contains("resyncing  [##########..........] 50.0% (4 MiB of 8 MiB"), "\(barred)")
         var synced = sampleLUN
         synced.subUnits.removeLast()
         #expect(Render.resyncs([synced], answeredBy: "n") == "every replica is in sync\n")

@@ -66,6 +66,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -1010,8 +1011,25 @@ def check_nodes(c, r, work, args):
     listed, _, (_, joined) = until(lambda: (lambda n: (n is not None and 4 in n, n))(nodes_on(args, c, 1)), 10)
     r.check("nodes: node list shows node 4 active with no replicas", listed and joined[4]["replicas"] == 0
             and joined[4]["state"] == "active", f"{(joined or {}).get(4)}")
+    # While the add runs, node 4 (it runs no copy: the primaries do) shows the copies' progress.
+    seen = []
+    def watch_resyncs():
+        for _ in range(200):
+            rc, text, _ = tessera(args, "resync", "status", *node_flag(c, 4))
+            if rc == 0 and "% (" in text:
+                seen.append(text)
+                return
+            time.sleep(0.2)
+    watcher = threading.Thread(target=watch_resyncs, daemon=True)
+    watcher.start()
     rc, out, err = tessera(args, "node", "add", "4", "--wait", "--timeout", "150", *node_flag(c, 1), timeout=180)
     save_sample(args, "node-add", "tessera node add 4 --wait", out)
+    watcher.join(timeout=60)
+    if seen:
+        save_sample(args, "resync-during-add", "tessera resync status", seen[0])
+    r.check("nodes: during the add, resync status through node 4 shows a copy's progress run by another node",
+            bool(seen) and re.search(r"\s[12]\s+4\s+(stale|resyncing)\s+[0-9.]+% \(", seen[0]) is not None,
+            short(seen[0] if seen else "never saw a percentage", 400))
     final = nodes_on(args, c, 2)
     r.check("nodes: tessera node add 4 --wait through node 1 moves replicas to node 4, all in sync",
             rc == 0 and final is not None and final.get(4, {}).get("replicas", 0) > 0
@@ -1070,6 +1088,8 @@ def main():
             new_portal = args.portal_base + i
             text = text.replace(f'listen = "127.0.0.1:{old_portal}"', f'listen = "127.0.0.1:{new_portal}"')
             text = re.sub(r'(?m)^(\[admin\]\nlisten = "[^"]*")$', rf'\1\ntoken_file = "{token_path}"', text)
+            # Copies take a second per 8 MiB sub-unit, so the nodes check sees resyncs run.
+            text = re.sub(r'(?m)^\[cluster\]$', '[cluster]\nresync_rate = "8MiB"', text)
             with open(path, "w") as f:
                 f.write(text)
             c.node[i]["portal"] = new_portal

@@ -286,8 +286,9 @@ public enum Schema {
         ]),
         // Node drain and add: the members being drained (no new replica goes
         // to them; their replicas move away), the replica moves each
-        // sub-unit's primary carries out, and the members removed for good
-        // (a removed node may not join again under the same id).
+        // sub-unit's primary carries out, the members removed for good
+        // (a removed node may not join again under the same id), and each
+        // node's published resync progress.
         Migration("0007_node_changes", [
             """
             CREATE TABLE member_drains (
@@ -311,6 +312,15 @@ public enum Schema {
             CREATE TABLE removed_members (
                 node_id INTEGER PRIMARY KEY,
                 removed_at INTEGER NOT NULL
+            )
+            """,
+            // Each node's running resyncs (it runs those it is primary of), so
+            // any node can show every resync's progress.
+            """
+            CREATE TABLE node_resyncs (
+                node_id INTEGER PRIMARY KEY,
+                resyncs TEXT NOT NULL,
+                published_at INTEGER NOT NULL
             )
             """,
         ]),

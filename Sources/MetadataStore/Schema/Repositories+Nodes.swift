@@ -100,11 +100,27 @@ extension StoreRepository {
     /// checked that the node holds no replica.
     public func removeMember(_ node: NodeID) async throws {
         let id: [DqliteValue] = [.int(node.rawValue)]
-        for table in ["members", "node_leases", "node_sessions", "session_close_requests", "member_drains"] {
+        for table in ["members", "node_leases", "node_sessions", "session_close_requests", "member_drains", "node_resyncs"] {
             try await db.exec("DELETE FROM \(table) WHERE node_id = ?", id)
         }
         try await db.exec("DELETE FROM replica_moves WHERE from_node = ?1 OR to_node = ?1", id)
         try await db.exec(
             "INSERT INTO removed_members (node_id, removed_at) VALUES (?, strftime('%s','now')) ON CONFLICT DO NOTHING", id)
+    }
+
+    /// Replaces `node`'s published resyncs (JSON, the admin API's shape).
+    public func publishResyncs(_ node: NodeID, json: String) async throws {
+        try await db.exec(
+            """
+            INSERT INTO node_resyncs (node_id, resyncs, published_at) VALUES (?, ?, strftime('%s','now'))
+            ON CONFLICT (node_id) DO UPDATE SET resyncs = excluded.resyncs, published_at = excluded.published_at
+            """, [.int(node.rawValue), .text(json)])
+    }
+
+    /// Every node's published resyncs: (node, JSON, seconds since 1970 when published).
+    public func publishedResyncs() async throws -> [(node: NodeID, json: String, publishedAt: UInt64)] {
+        try await db.query("SELECT node_id, resyncs, published_at FROM node_resyncs ORDER BY node_id", []).map { row in
+            (NodeID(try row.uint64("node_id")), try row.string("resyncs"), try row.uint64("published_at"))
+        }
     }
 }
