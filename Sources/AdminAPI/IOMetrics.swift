@@ -26,15 +26,18 @@ public struct NodeIOStatistics: Hashable, Sendable {
     public var connections: Int?
     /// Store transactions that committed, and how long each took.
     public var storeTransactions: LatencyHistogram.Snapshot?
+    /// The last peer-port round trip to each other member, in seconds, by node id.
+    public var peerRoundTrips: [UInt64: Double]
 
     public init(
         luns: [LUN] = [], sessions: Int? = nil, connections: Int? = nil,
-        storeTransactions: LatencyHistogram.Snapshot? = nil
+        storeTransactions: LatencyHistogram.Snapshot? = nil, peerRoundTrips: [UInt64: Double] = [:]
     ) {
         self.luns = luns
         self.sessions = sessions
         self.connections = connections
         self.storeTransactions = storeTransactions
+        self.peerRoundTrips = peerRoundTrips
     }
 
     /// The Prometheus text lines of these figures (each family's samples
@@ -55,6 +58,14 @@ public struct NodeIOStatistics: Hashable, Sendable {
                 "tessera_store_transaction_latency_seconds", "histogram",
                 "Store transactions that committed, from the call (retries included) to the COMMIT's answer.")
             text.histogram("tessera_store_transaction_latency_seconds", nodeLabels, storeTransactions)
+        }
+        if !peerRoundTrips.isEmpty {
+            text.family(
+                "tessera_peer_round_trip_seconds", "gauge",
+                "The last ping over the peer port to each other member (every 2 s; a member that does not answer is left out).")
+            for (peer, seconds) in peerRoundTrips.sorted(by: { $0.key < $1.key }) {
+                text.sample("tessera_peer_round_trip_seconds", "\(nodeLabels),peer=\"\(peer)\"", "\(seconds)")
+            }
         }
         let luns = self.luns.sorted { ($0.target, $0.lun) < ($1.target, $1.lun) }
         // Each LUN's labels are rendered (and escaped) once.

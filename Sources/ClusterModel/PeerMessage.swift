@@ -30,6 +30,9 @@ public enum PeerRequest: Sendable {
     /// before it resyncs this node's replica): answered with extents, or a
     /// failure when the node keeps no log (then the resync copies everything).
     case activityLog(LUNID)
+    /// Answer at once with `.done`: the sender measures the round trip
+    /// (`tessera_peer_round_trip_seconds`), nothing else happens.
+    case ping
 
     /// The request's kind, as on the wire.
     public var kind: PeerRequestKind {
@@ -44,6 +47,7 @@ public enum PeerRequest: Sendable {
         case .flush: .flush
         case .contextChange: .contextChange
         case .activityLog: .activityLog
+        case .ping: .ping
         }
     }
 }
@@ -61,6 +65,7 @@ public enum PeerRequestKind: UInt8, Sendable, CaseIterable {
     // 9 was a bare logical unit reset announcement: a reset is now a context change.
     case contextChange = 10
     case activityLog = 11
+    case ping = 12
 }
 
 /// A piece of sub-unit I/O without data.

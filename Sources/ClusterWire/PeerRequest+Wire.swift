@@ -10,6 +10,7 @@ import NIOCore
 ///                  io fields | UInt8 flags (bit 0 = FUA) | UInt32 dataLength | dataLength bytes
 ///     flush, activityLog: UInt64 lun
 ///     contextChange: UInt64 lun | UInt32 payloadLength | payloadLength bytes
+///     ping: nothing
 extension PeerRequest {
     var wireBodyLength: Int {
         switch self {
@@ -17,6 +18,7 @@ extension PeerRequest {
         case .write(let write), .replicate(let write), .compareAndWrite(let write): 1 + write.wireLength
         case .flush, .activityLog: 1 + 8
         case .contextChange(_, let payload): 1 + 8 + 4 + payload.count
+        case .ping: 1
         }
     }
 
@@ -33,6 +35,8 @@ extension PeerRequest {
             buffer.writeInteger(lun.rawValue)
             buffer.writeInteger(UInt32(payload.count))
             buffer.writeBytes(payload)
+        case .ping:
+            break
         }
     }
 
@@ -51,6 +55,7 @@ extension PeerRequest {
         case .allocation: self = .allocation(try PeerIO(decoding: &body))
         case .flush: self = .flush(LUNID(try body.readPeerField(UInt64.self, "flush lun")))
         case .activityLog: self = .activityLog(LUNID(try body.readPeerField(UInt64.self, "activity log lun")))
+        case .ping: self = .ping
         case .contextChange:
             let lun = LUNID(try body.readPeerField(UInt64.self, "context lun"))
             let length = Int(try body.readPeerField(UInt32.self, "context payload length"))

@@ -175,6 +175,8 @@ public final class ReplicaNode: PeerRequestHandler {
             }
             return .extents(
                 activity.blockRanges.map { BlockExtent(lba: $0.lowerBound, blockCount: UInt64($0.count), mapped: true) })
+        case .ping:
+            return .done
         }
     }
 

@@ -66,7 +66,14 @@ final class NodeAdminState: AdminState {
         let server = iscsiServer
         return NodeIOStatistics(
             luns: lunStatisticsSource.withLock { $0 }?.call() ?? [], sessions: server?.sessionCount,
-            connections: server?.connectionCount, storeTransactions: cluster.client.transactionLatency.snapshot())
+            connections: server?.connectionCount, storeTransactions: cluster.client.transactionLatency.snapshot(),
+            peerRoundTrips: Dictionary(
+                (runtimeData?.peerRoundTrips.withLock { $0 } ?? [:]).map { ($0.key.rawValue, Self.seconds($0.value)) },
+                uniquingKeysWith: { first, _ in first }))
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// The data plane, once the node serves.

@@ -288,6 +288,30 @@ final class DataPlane: Sendable {
     /// The replica node (lease gate, resync events).
     var replicaNode: ReplicaNode { node }
 
+    /// The last peer-port round trip to each other member that answered.
+    let peerRoundTrips = Mutex<[NodeID: Duration]>([:])
+
+    /// Pings every other member over the peer port every `interval` (each
+    /// with a one-second bound) and keeps the round trips; a member that
+    /// does not answer is dropped from them until it does.
+    func followPeerRoundTrips(interval: Duration = .seconds(2)) async {
+        while !Task.isCancelled {
+            for member in members where member.nodeID != nodeID {
+                let started = ContinuousClock.now
+                let reply = await client.send(.ping, to: member.nodeID, timeout: .seconds(1))
+                let took = ContinuousClock.now - started
+                peerRoundTrips.withLock { trips in
+                    if case .done = reply { trips[member.nodeID] = took } else { trips[member.nodeID] = nil }
+                }
+            }
+            peerRoundTrips.withLock { trips in
+                let current = Set(members.map(\.nodeID))
+                trips = trips.filter { current.contains($0.key) }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
     /// The wire addresses of the members, for SendTargets and for the client.
     var members: [MemberRecord] { addresses.members }
 

@@ -115,6 +115,7 @@ public enum TesseraNode {
         let sessionPublisher = Task {
             await SessionPublisher.follow(state: adminState, server: server, cluster: cluster, logger: logger)
         }
+        let pinger = Task { await data.followPeerRoundTrips() }
         let resyncPublisher = Task { await ResyncPublisher.follow(state: adminState, cluster: cluster, logger: logger) }
         let janitor = Task { await StoreJanitor.run(client: cluster.client, logger: logger) }
         let membership = Task {
@@ -139,6 +140,7 @@ public enum TesseraNode {
         catalogFollower.cancel()
         sessionPublisher.cancel()
         resyncPublisher.cancel()
+        pinger.cancel()
         janitor.cancel()
         accessFollower.cancel()
         leaseFollower.cancel()

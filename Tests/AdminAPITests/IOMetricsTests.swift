@@ -100,6 +100,15 @@ import Testing
         #expect(Self.isWellFormed(text))
     }
 
+    @Test func peerRoundTripsAreAGaugePerPeer() {
+        let text = NodeIOStatistics(peerRoundTrips: [3: 0.00025, 1: 0.0005]).metrics(node: 2)
+        #expect(text.contains("# TYPE tessera_peer_round_trip_seconds gauge"))
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix("tessera_peer_round_trip_seconds{") }
+        #expect(lines == [#"tessera_peer_round_trip_seconds{node="2",peer="1"} 0.0005"#, #"tessera_peer_round_trip_seconds{node="2",peer="3"} 0.00025"#])
+        #expect(Self.isWellFormed(text))
+        #expect(!NodeIOStatistics().metrics(node: 2).contains("tessera_peer_round_trip"), "no family without a peer")
+    }
+
     @Test func withoutAServerOrLUNsOnlyTheFamiliesRemain() {
         let text = NodeIOStatistics().metrics(node: 1)
         #expect(!text.contains("tessera_iscsi_sessions"))

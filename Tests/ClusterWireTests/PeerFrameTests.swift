@@ -39,6 +39,7 @@ let frameTable: [FrameCase] = [
     FrameCase(.request(id: 8, .allocation(io))),
     FrameCase(.request(id: 9, .flush(LUNID(42)))),
     FrameCase(.request(id: 11, .activityLog(LUNID(45)))),
+    FrameCase(.request(id: 12, .ping)),
     FrameCase(.request(id: 10, .contextChange(LUNID(43), payload: [0x7B, 0x7D]))),
     FrameCase(.request(id: 16, .contextChange(LUNID(44), payload: []))),
     FrameCase(.reply(id: 10, .done)),
@@ -78,6 +79,7 @@ let goldenFrames: [(line: Int, frame: PeerFrame, hex: String)] = [
     ),
     (#line, .request(id: 1, .flush(LUNID(7))), "00000012 03 0000000000000001 08 0000000000000007"),
     (#line, .request(id: 3, .activityLog(LUNID(7))), "00000012 03 0000000000000003 0B 0000000000000007"),
+    (#line, .request(id: 4, .ping), "0000000A 03 0000000000000004 0C"),
     (#line, .request(id: 2, .contextChange(LUNID(7), payload: [0x7B, 0x7D])), "00000018 03 0000000000000002 0A 0000000000000007 00000002 7B7D"),
     (
         #line, .reply(id: 5, .failure(PeerFailure(.staleEpoch, epoch: Epoch(12), detail: "old"))),

@@ -84,6 +84,8 @@ struct EchoHandler: PeerRequestHandler {
             return .done
         case .activityLog(let lun):
             return .extents([BlockExtent(lba: lun.rawValue, blockCount: 8192, mapped: true)])
+        case .ping:
+            return .done
         }
     }
 }

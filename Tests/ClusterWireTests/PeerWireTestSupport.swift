@@ -55,6 +55,7 @@ func describe(_ request: PeerRequest) -> String {
     case .flush(let lun): "flush \(lun)"
     case .contextChange(let lun, let payload): "contextChange \(lun) \(payload)"
     case .activityLog(let lun): "activityLog \(lun)"
+    case .ping: "ping"
     }
 }
 

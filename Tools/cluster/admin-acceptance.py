@@ -752,13 +752,21 @@ def check_metrics(c, r, work, args):
         r.check("metrics: node 2 shows the session and connection open and the store transaction histogram",
                 sessions >= 1 and connections >= 1 and store is not None,
                 f"sessions {sessions}, connections {connections}, store transactions {store}")
+        def trips_now():
+            _, now, _ = metrics(c.admin(2))
+            found = {peer: (now or {}).get(("tessera_peer_round_trip_seconds", frozenset([("node", "2"), ("peer", str(peer))])))
+                     for peer in (1, 3)}
+            return all(v is not None for v in found.values()), found
+        _, _, (_, trips) = until(trips_now, 10)
+        r.check("metrics: node 2 shows its peer-port round trip to nodes 1 and 3 (0 < rtt < 1 s)",
+                all(v is not None and 0 < v < 1 for v in trips.values()), f"{trips}")
         _, after3, _ = metrics(c.admin(3))
         moved3 = lun_sample(after3, "tessera_lun_commands_total", target, 0, kind="read") \
             - lun_sample(before3, "tessera_lun_commands_total", target, 0, kind="read")
         r.check("metrics: node 3's read count of LUN 0 does not move", moved3 == 0, f"moved by {moved3}")
         lun_lines = [line for line in text.splitlines()
                      if f'target="{target}",lun="0"' in line or line.startswith("tessera_iscsi")
-                     or line.startswith("tessera_store_transaction")]
+                     or line.startswith("tessera_store_transaction") or line.startswith("tessera_peer_round_trip")]
         save_sample(args, "metrics", f"curl -s http://127.0.0.1:{c.admin(2)}/metrics", "\n".join(lun_lines) + "\n")
     finally:
         try:
