@@ -19,6 +19,13 @@ public struct GlobalOptions: ParsableArguments {
         help: ArgumentHelp("File holding the admin token (default: TESSERA_TOKEN).", valueName: "path"))
     public var tokenFile: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "tessera's settings file: nodes = [...] and token_file (default: TESSERA_CONFIG, else "
+                + "~/.config/tessera/cli.toml when it exists).", valueName: "path"))
+    public var config: String?
+
     @Flag(name: .long, help: "Print the API's JSON as it came.")
     public var json = false
 
@@ -36,14 +43,17 @@ public struct GlobalOptions: ParsableArguments {
         }
     }
 
-    /// The nodes to try: `--node`s, else TESSERA_NODE, else the default.
-    func endpoints(environment: [String: String]) throws(CLIFailure) -> [NodeEndpoint] {
+    /// The nodes to try: `--node`s, else TESSERA_NODE, else the settings file's, else the default.
+    func endpoints(environment: [String: String], configuration: CLIConfiguration = CLIConfiguration()) throws(CLIFailure)
+        -> [NodeEndpoint]
+    {
         var texts = node
         if texts.isEmpty, let variable = environment["TESSERA_NODE"] {
             texts = variable.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
                 !$0.isEmpty
             }
         }
+        if texts.isEmpty { texts = configuration.nodes }
         if texts.isEmpty { texts = [Self.defaultNode] }
         var endpoints: [NodeEndpoint] = []
         for text in texts {
@@ -55,8 +65,12 @@ public struct GlobalOptions: ParsableArguments {
         return endpoints
     }
 
-    /// The token: `--token-file`'s content, else TESSERA_TOKEN, else none.
-    func token(environment: [String: String], readFile: (String) throws -> String) throws(CLIFailure) -> String? {
+    /// The token: `--token-file`'s content, else TESSERA_TOKEN, else the
+    /// settings file's `token_file`, else none.
+    func token(
+        environment: [String: String], readFile: (String) throws -> String,
+        configuration: CLIConfiguration = CLIConfiguration()
+    ) throws(CLIFailure) -> String? {
         if let tokenFile {
             let text: String
             do {
@@ -71,7 +85,17 @@ public struct GlobalOptions: ParsableArguments {
             return token
         }
         let variable = environment["TESSERA_TOKEN"]?.trimmingCharacters(in: .whitespacesAndNewlines)
-        return variable?.isEmpty == false ? variable : nil
+        if variable?.isEmpty == false { return variable }
+        guard let file = configuration.tokenFile else { return nil }
+        let text: String
+        do {
+            text = try readFile(file)
+        } catch {
+            throw CLIFailure("cannot read token_file \(file) (from \(configuration.path ?? "the settings file")): \(error)")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw CLIFailure("token_file \(file) is empty: write the token into it") }
+        return token
     }
 }
 
@@ -138,8 +162,11 @@ extension ReadingCommand {
     /// Runs the command against `environment`; returns the exit status (0, 1 or 2).
     func execute(in environment: CLIEnvironment) async -> Int32 {
         do throws(CLIFailure) {
-            let nodes = try global.endpoints(environment: environment.variables)
-            let token = try global.token(environment: environment.variables, readFile: environment.readFile)
+            let configuration = try CLIConfiguration.load(
+                explicit: global.config, variables: environment.variables, readFile: environment.readFile)
+            let nodes = try global.endpoints(environment: environment.variables, configuration: configuration)
+            let token = try global.token(
+                environment: environment.variables, readFile: environment.readFile, configuration: configuration)
             let verbose = global.verbose
             let err = environment.err
             let client = AdminClient(

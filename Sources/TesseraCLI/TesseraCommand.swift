@@ -314,10 +314,11 @@ extension TesseraCommand {
         var index = arguments.startIndex
         while index < arguments.endIndex {
             let argument = arguments[index]
-            if ["--node", "--token-file"].contains(argument), index + 1 < arguments.endIndex {
+            if ["--node", "--token-file", "--config"].contains(argument), index + 1 < arguments.endIndex {
                 hoisted += arguments[index...index + 1]
                 index += 2
-            } else if argument.hasPrefix("--node=") || argument.hasPrefix("--token-file=") || argument == "--json"
+            } else if argument.hasPrefix("--node=") || argument.hasPrefix("--token-file=") || argument.hasPrefix("--config=")
+                || argument == "--json"
                 || argument == "--verbose"
             {
                 hoisted.append(argument)
