@@ -43,6 +43,13 @@ public struct ClusterSettings: Sendable, Hashable {
     /// a package upgrade (Ceph marks an OSD out after 600 s, Longhorn waits
     /// 600 s before replenishing a replica).
     public static let defaultReplaceAfter = Duration.seconds(600)
+    /// `failback`: whether a primary hands its sub-unit back to the replica
+    /// placement ranks first once that one is in sync again after a
+    /// failover (true by default, spreading the primaries again). Off, the
+    /// primaries stay where failover put them until a drain or an add moves
+    /// them: one handover fewer per sub-unit after each failure, for an
+    /// administrator who would rather move them at a quiet hour.
+    public var failback = true
     /// `store_dir`: the store's data directory; nil means `data_dir/store`.
     public var storeDirectory: String?
     /// `secret_file`: the cluster secret every member proves before its

@@ -44,11 +44,15 @@ final class FailoverController: Sendable {
     /// When this node last looked for members to replace.
     private let lastRepair = Mutex<ContinuousClock.Instant?>(nil)
     private let replaceAfter: Duration?
+    /// `cluster.failback`: whether primaries are handed back after failovers.
+    private let failback: Bool
 
     init(
-        cluster: ClusterNode, data: DataPlane, portGroups: PortGroupStates, replaceAfter: Duration?, logger: Logger
+        cluster: ClusterNode, data: DataPlane, portGroups: PortGroupStates, replaceAfter: Duration?, failback: Bool = true,
+        logger: Logger
     ) {
         self.replaceAfter = replaceAfter
+        self.failback = failback
         self.cluster = cluster
         self.data = data
         self.portGroups = portGroups
@@ -215,7 +219,9 @@ final class FailoverController: Sendable {
             map.subUnits.enumerated().contains { index, set in
                 set.primary == me
                     && (set.replicas.contains { $0.state != .inSync && isLive($0.node) }
-                        || FailoverPlan.failedBack(set, of: SubUnitID(lun: map.lun, index: UInt32(index)), isLive: mayLead) != nil)
+                        || (failback
+                            && FailoverPlan.failedBack(set, of: SubUnitID(lun: map.lun, index: UInt32(index)), isLive: mayLead)
+                                != nil))
             }
         }
         let due = lastFullRound.withLock { last in
@@ -236,7 +242,7 @@ final class FailoverController: Sendable {
             await data.carryOutMoves(changes, client: cluster.client, isLive: isLive, logger: logger)
             // Primaries are not handed back to a member being drained.
             let draining = changes.draining
-            await data.failBack(isLive: { isLive($0) && !draining.contains($0) })
+            if failback { await data.failBack(isLive: { isLive($0) && !draining.contains($0) }) }
             resyncing.withLock { $0 = false }
         }
     }

@@ -2,10 +2,13 @@ import AdminAPI
 import TOMLKit
 
 extension ConfigurationReader {
-    /// `[cluster]`: node_id, peer, wire, join, lease, resync_rate, replace_after, store_dir, secret_file.
+    /// `[cluster]`: node_id, peer, wire, join, lease, resync_rate, replace_after, failback, store_dir, secret_file.
     mutating func readCluster(_ table: TOMLTable) -> ClusterSettings {
         let path = "cluster"
-        checkKeys(table, path, allowed: ["node_id", "peer", "wire", "join", "lease", "resync_rate", "replace_after", "store_dir", "secret_file"])
+        checkKeys(table, path, allowed: [
+                "node_id", "peer", "wire", "join", "lease", "resync_rate", "replace_after", "failback", "store_dir",
+                "secret_file",
+            ])
         var settings = ClusterSettings()
         // dqlite node ids are non-zero 64-bit integers; TOML integers are signed 64-bit.
         if let id = integer(table, "node_id", path, in: 1...Int.max) { settings.nodeID = UInt64(id) }
@@ -82,6 +85,7 @@ extension ConfigurationReader {
                 error("\(path).replace_after", "expected a duration such as \"10m\", or \"off\"")
             }
         }
+        if let failback = bool(table, "failback", path) { settings.failback = failback }
         if let dir = string(table, "store_dir", path) {
             if dir.isEmpty { error("\(path).store_dir", "must not be empty") } else { settings.storeDirectory = dir }
         }

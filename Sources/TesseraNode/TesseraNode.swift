@@ -76,7 +76,7 @@ public enum TesseraNode {
         // Failover: dead members are fenced and failed over, returning ones resynced.
         let failover = FailoverController(
             cluster: cluster, data: data, portGroups: portGroups, replaceAfter: configuration.cluster.replaceAfter,
-            logger: logger)
+            failback: configuration.cluster.failback, logger: logger)
         failover.start(isAlone: { [data] in data.members.count <= 1 })
         servedTargets.reportReplication { failover.health }
         adminState.attach(portGroups: portGroups, failover: failover, data: data)

@@ -62,6 +62,12 @@ import Testing
         #expect(try parse(Self.portal + "[cluster]\n" + line).cluster.replaceAfter == expected)
     }
 
+    @Test func failbackIsOnUnlessTurnedOff() throws {
+        #expect(try parse(Self.portal + "[cluster]\n").cluster.failback)
+        #expect(try !parse(Self.portal + "[cluster]\nfailback = false").cluster.failback)
+        #expect(try parse(Self.portal + "[cluster]\nfailback = true").cluster.failback)
+    }
+
     /// Each bad value is reported with its key.
     @Test(arguments: [
         ("[cluster]\nresync_rate = 0", "cluster.resync_rate"),
@@ -69,6 +75,7 @@ import Testing
         ("[cluster]\nreplace_after = \"500ms\"", "cluster.replace_after"),
         ("[cluster]\nreplace_after = 600", "cluster.replace_after"),
         ("[cluster]\nreplace_after = \"never\"", "cluster.replace_after"),
+        ("[cluster]\nfailback = \"no\"", "cluster.failback"),
         ("[cluster]\nnode_id = 0", "cluster.node_id"),
         ("[cluster]\nnode_id = 2", "cluster.join"),
         ("[cluster]\npeer = \"127.0.0.1\"", "cluster.peer"),
