@@ -259,6 +259,13 @@ extension NodeAdminState {
         // Out of the Raft configuration too; a standby takes the voter's place.
         do {
             if try await cluster.client.members().contains(where: { $0.id == node }) {
+                // A leader is not asked to remove itself: Raft hands its leadership on first.
+                if try await cluster.client.leader().id == node {
+                    try await cluster.client.transferLeadership(to: nil)
+                    for _ in 0..<50 where (try? await cluster.client.leader().id) ?? node == node {
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                }
                 try await cluster.client.remove(id: node)
             }
             try await promoteStandby()

@@ -47,14 +47,15 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              counts for LUN 0 do not move
   nolog      the token string and the CHAP secrets appear in no node's log (covers every
              check before it)
-  nodes      (last: it changes the members) a verifying writer through nodes 1 and 2 while
-             `tessera node drain 3 --wait` through node 2 moves every replica off node 3 with
-             progress lines; node 3 ends drained with 0 replicas, every sub-unit keeps two
-             in-sync replicas; the writer saw no error and the whole LUN reads back right;
-             `node remove 3` through node 3 itself is refused, through node 1 it is done, node
-             3 shuts down, and started again it refuses to join; a node 4 started with
-             cluster.join gets its share with `tessera node add 4 --wait` through node 1 and the
-             whole LUN reads back right through node 4's portal
+  nodes      (last: it changes the members) V is the store leader, A and B the others: a
+             verifying writer through A and B while `tessera node drain V --wait` through B
+             moves every replica off V with progress lines; V ends drained with 0 replicas,
+             every sub-unit keeps two in-sync replicas; the writer saw no error and the whole
+             LUN reads back right; `node remove V` through V itself is refused, through A it is
+             done (leadership moves first), V shuts down, and started again it refuses to join;
+             a node 4 started with cluster.join gets its share with `tessera node add 4 --wait`
+             through A (node 4 shows the copies' progress) and the whole LUN reads back right
+             through node 4's portal
 Then every node gets SIGTERM (SIGKILL after 10 s). Ends with "admin: N passed, M failed".
 
 Usage: admin-acceptance.py --tesserad BIN --tessera BIN [--base-port B] [--portal-base P] [--keep]
@@ -941,74 +942,85 @@ def node4_config(c, work, args):
 
 
 def check_nodes(c, r, work, args):
-    """Drain node 3 under a verifying writer, remove it, add a node 4 (see the module docstring)."""
-    before = nodes_on(args, c, 2)
-    rc, out, err = tessera(args, "node", "list", *node_flag(c, 2))
+    """Drain the store leader under a verifying writer, remove it, add a node 4 (see the module docstring)."""
+    rc, out, _ = tessera(args, "--json", "cluster", "status", *node_flag(c, 2))
+    try:
+        leader = json.loads(out)["store_leader"] if rc == 0 else None
+    except (ValueError, KeyError):
+        leader = None
+    v = leader if leader in (1, 2, 3) else 3
+    a, b = [i for i in (1, 2, 3) if i != v]
+    info(f"nodes: draining node {v} (the store leader: {leader}); writer and commands through nodes {a} and {b}")
+    before = nodes_on(args, c, a)
+    rc, out, err = tessera(args, "node", "list", *node_flag(c, a))
     save_sample(args, "node-list", "tessera node list", out)
-    r.check("nodes: node list through node 2 shows three active members, node 3 holding replicas",
+    r.check(f"nodes: node list through node {a} shows three active members, node {v} holding replicas",
             before is not None and sorted(before) == [1, 2, 3] and all(n["state"] == "active" for n in before.values())
-            and before[3]["replicas"] > 0, short(out + err, 300))
-    if before is None or 3 not in before:
+            and before[v]["replicas"] > 0, short(out + err, 300))
+    if before is None or v not in before:
         return
     blocks = (64 << 20) // 512
-    portals = {1: ("127.0.0.1", c.portal(1)), 2: ("127.0.0.1", c.portal(2))}
-    w = vw.VerifyingWriter(portals, c.target, 512, blocks, first_nodes=(1, 2), seed=11, sub_unit_bytes=8 << 20)
+    portals = {a: ("127.0.0.1", c.portal(a)), b: ("127.0.0.1", c.portal(b))}
+    w = vw.VerifyingWriter(portals, c.target, 512, blocks, first_nodes=(a, b), seed=11, sub_unit_bytes=8 << 20)
     w.start()
     try:
         time.sleep(1.0)
         t = time.monotonic()
-        rc, out, err = tessera(args, "node", "drain", "3", "--wait", "--timeout", "150", *node_flag(c, 2), timeout=180)
+        rc, out, err = tessera(args, "node", "drain", str(v), "--wait", "--timeout", "150", *node_flag(c, b), timeout=180)
         took = time.monotonic() - t
-        save_sample(args, "node-drain", "tessera node drain 3 --wait", out)
-        progress = [line for line in out.splitlines() if "% node 3 draining" in line]
-        r.check("nodes: tessera node drain 3 --wait through node 2 ends drained, with progress lines",
-                rc == 0 and "node 3: drained" in out and progress, f"exit {rc} after {took:.0f} s: {short(out + err, 400)}")
+        save_sample(args, "node-drain", f"tessera node drain {v} --wait", out)
+        progress = [line for line in out.splitlines() if f"% node {v} draining" in line]
+        r.check(f"nodes: tessera node drain {v} --wait through node {b} ends drained, with progress lines",
+                rc == 0 and f"node {v}: drained" in out and progress, f"exit {rc} after {took:.0f} s: {short(out + err, 400)}")
         time.sleep(1.0)
     finally:
         stopped = w.stop()
     st = w.stats
-    r.check("nodes: the writer through nodes 1 and 2 kept writing during the drain, no write given up, no wrong read",
+    r.check(f"nodes: the writer through nodes {a} and {b} kept writing during the drain, no write given up, no wrong read",
             stopped and w.error is None and st["acked"] > 50 and st["given_up"] == 0 and st["wrong_reads"] == 0,
             f"{st} error {w.error}")
-    after = nodes_on(args, c, 1)
-    rc, lun, _ = lun_on(args, c, [1])
+    after = nodes_on(args, c, a)
+    rc, lun, _ = lun_on(args, c, [a])
     subs = (lun or {}).get("sub_units", [])
-    on3 = [s["index"] for s in subs if any(rep["node"] == 3 for rep in s["replicas"])]
+    on_v = [s["index"] for s in subs if any(rep["node"] == v for rep in s["replicas"])]
     whole = [s["index"] for s in subs if sum(1 for rep in s["replicas"] if rep["state"] == "in_sync") < 2]
-    r.check("nodes: node 3 is drained (0 replicas) and every sub-unit has two in-sync replicas on nodes 1 and 2",
-            after is not None and after.get(3, {}).get("state") == "drained" and after[3]["replicas"] == 0
-            and subs and not on3 and not whole, f"node 3: {(after or {}).get(3)}; on 3: {on3}; short: {whole}")
-    v = vw.verify_all(w.ledger, "127.0.0.1", c.portal(2), c.target, 512, blocks, w.write_blocks)
-    r.check("nodes: the whole LUN reads back right through node 2 after the drain",
-            v["checked"] > 0 and v["lost"] == 0 and v["wrong"] == 0 and v["unreadable"] == 0, short(f"{v}", 300))
-    rc, out, err = tessera(args, "node", "remove", "3", "--yes", *node_flag(c, 3))
-    r.check("nodes: node remove 3 through node 3 itself is refused (exit 1) with the reason",
+    r.check(f"nodes: node {v} is drained (0 replicas) and every sub-unit has two in-sync replicas on nodes {a} and {b}",
+            after is not None and after.get(v, {}).get("state") == "drained" and after[v]["replicas"] == 0
+            and subs and not on_v and not whole, f"node {v}: {(after or {}).get(v)}; on {v}: {on_v}; short: {whole}")
+    verified = vw.verify_all(w.ledger, "127.0.0.1", c.portal(b), c.target, 512, blocks, w.write_blocks)
+    r.check(f"nodes: the whole LUN reads back right through node {b} after the drain",
+            verified["checked"] > 0 and verified["lost"] == 0 and verified["wrong"] == 0 and verified["unreadable"] == 0,
+            short(f"{verified}", 300))
+    rc, out, err = tessera(args, "node", "remove", str(v), "--yes", *node_flag(c, v))
+    r.check(f"nodes: node remove {v} through node {v} itself is refused (exit 1) with the reason",
             rc == 1 and "cannot remove itself" in err, f"exit {rc}: {short(err, 200)}")
-    rc, out, err = tessera(args, "node", "remove", "3", "--yes", *node_flag(c, 1))
-    save_sample(args, "node-remove", "tessera node remove 3 --yes", out)
-    r.check("nodes: node remove 3 --yes through node 1", rc == 0 and "out of the cluster" in out, short(out + err, 300))
-    exited, took, _ = until(lambda: (not c.alive(3), None), 15)
-    r.check("nodes: node 3 shuts down within 15 s, logging that it was removed",
-            exited and "this node was removed from the cluster" in c.log_text(3), f"after {took:.1f} s")
+    rc, out, err = tessera(args, "node", "remove", str(v), "--yes", *node_flag(c, a))
+    save_sample(args, "node-remove", f"tessera node remove {v} --yes", out)
+    r.check(f"nodes: node remove {v} --yes through node {a} (node {v} led the store)", rc == 0 and "out of the cluster" in out,
+            short(out + err, 300))
+    exited, took, _ = until(lambda: (not c.alive(v), None), 15)
+    r.check(f"nodes: node {v} shuts down within 15 s, logging that it was removed",
+            exited and "this node was removed from the cluster" in c.log_text(v), f"after {took:.1f} s")
     status = None
-    rc, out, _ = tessera(args, "--json", "cluster", "status", *node_flag(c, 1))
+    rc, out, _ = tessera(args, "--json", "cluster", "status", *node_flag(c, a))
     try:
         status = json.loads(out) if rc == 0 else None
     except ValueError:
         pass
-    r.check("nodes: cluster status through node 1 lists members 1 and 2 only",
-            status is not None and sorted(m["id"] for m in status["members"]) == [1, 2], short(out, 300))
+    r.check(f"nodes: cluster status through node {a} lists members {a} and {b} only, and a store leader among them",
+            status is not None and sorted(m["id"] for m in status["members"]) == [a, b]
+            and status.get("store_leader") in (a, b), short(out, 300))
     if not exited:
         return
-    c.start(3)
-    refused, took, _ = until(lambda: (not c.alive(3), None), 30)
-    r.check("nodes: node 3 started again refuses to join (exits non-zero, says it was removed)",
-            refused and c.procs[3].returncode not in (0, None) and "was removed from the cluster" in c.log_text(3),
-            f"exit {c.procs[3].returncode} after {took:.1f} s")
-    # Node 3 is out for good: the stage neither expects it running nor stops it.
-    c.retired = {3}
+    c.start(v)
+    refused, took, _ = until(lambda: (not c.alive(v), None), 30)
+    r.check(f"nodes: node {v} started again refuses to join (exits non-zero, says it was removed)",
+            refused and c.procs[v].returncode not in (0, None) and "was removed from the cluster" in c.log_text(v),
+            f"exit {c.procs[v].returncode} after {took:.1f} s")
+    # Node v is out for good: the stage neither expects it running nor stops it.
+    c.retired = {v}
     if refused:
-        c.procs.pop(3)
+        c.procs.pop(v)
     c.node[4] = node4_config(c, work, args)
     c.start(4)
     ready = c.wait_ready((4,), within=90)
@@ -1016,7 +1028,7 @@ def check_nodes(c, r, work, args):
             short("\n".join(c.log_text(4).splitlines()[-4:]), 300))
     if not ready:
         return
-    listed, _, (_, joined) = until(lambda: (lambda n: (n is not None and 4 in n, n))(nodes_on(args, c, 1)), 10)
+    listed, _, (_, joined) = until(lambda: (lambda n: (n is not None and 4 in n, n))(nodes_on(args, c, a)), 10)
     r.check("nodes: node list shows node 4 active with no replicas", listed and joined[4]["replicas"] == 0
             and joined[4]["state"] == "active", f"{(joined or {}).get(4)}")
     # While the add runs, node 4 (it runs no copy: the primaries do) shows the copies' progress.
@@ -1030,22 +1042,23 @@ def check_nodes(c, r, work, args):
             time.sleep(0.2)
     watcher = threading.Thread(target=watch_resyncs, daemon=True)
     watcher.start()
-    rc, out, err = tessera(args, "node", "add", "4", "--wait", "--timeout", "150", *node_flag(c, 1), timeout=180)
+    rc, out, err = tessera(args, "node", "add", "4", "--wait", "--timeout", "150", *node_flag(c, a), timeout=180)
     save_sample(args, "node-add", "tessera node add 4 --wait", out)
     watcher.join(timeout=60)
     if seen:
         save_sample(args, "resync-during-add", "tessera resync status", seen[0])
     r.check("nodes: during the add, resync status through node 4 shows a copy's progress run by another node",
-            bool(seen) and re.search(r"\s[12]\s+4\s+(stale|resyncing)\s+[0-9.]+% \(", seen[0]) is not None,
+            bool(seen) and re.search(rf"\s[{a}{b}]\s+4\s+(stale|resyncing)\s+[0-9.]+% \(", seen[0]) is not None,
             short(seen[0] if seen else "never saw a percentage", 400))
-    final = nodes_on(args, c, 2)
-    r.check("nodes: tessera node add 4 --wait through node 1 moves replicas to node 4, all in sync",
+    final = nodes_on(args, c, b)
+    r.check(f"nodes: tessera node add 4 --wait through node {a} moves replicas to node 4, all in sync",
             rc == 0 and final is not None and final.get(4, {}).get("replicas", 0) > 0
             and all(n["replicas_not_in_sync"] == 0 and n["moves_on"] == 0 for n in final.values()),
             f"exit {rc}: {short(out + err, 300)}; {final}")
-    v = vw.verify_all(w.ledger, "127.0.0.1", c.node[4]["portal"], c.target, 512, blocks, w.write_blocks)
+    verified = vw.verify_all(w.ledger, "127.0.0.1", c.node[4]["portal"], c.target, 512, blocks, w.write_blocks)
     r.check("nodes: the whole LUN reads back right through node 4's portal",
-            v["checked"] > 0 and v["lost"] == 0 and v["wrong"] == 0 and v["unreadable"] == 0, short(f"{v}", 300))
+            verified["checked"] > 0 and verified["lost"] == 0 and verified["wrong"] == 0 and verified["unreadable"] == 0,
+            short(f"{verified}", 300))
 
 
 class _Skip(Exception):
