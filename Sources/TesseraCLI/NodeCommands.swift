@@ -94,7 +94,7 @@ struct NodeCommand: AsyncParsableCommand {
     /// `tessera node undrain ID`.
     struct Undrain: ReadingCommand {
         static let configuration = CommandConfiguration(
-            abstract: "End a drain: the node takes replicas again; moves not carried out yet are dropped.")
+            abstract: "End a drain: the node takes replicas again; moves not begun are dropped, begun ones finish.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The node id.") var id: UInt64
 

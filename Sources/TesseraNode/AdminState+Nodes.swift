@@ -125,7 +125,9 @@ extension NodeAdminState {
             message = status.state == "drained"
                 ? "node \(node.rawValue) holds no replicas; remove it with tessera node remove \(node.rawValue) --yes"
                 : "\(status.replicas) replicas are moving off node \(node.rawValue); tessera node drain \(node.rawValue) --wait shows the progress"
-        case .undrain: message = "node \(node.rawValue) takes replicas again"
+        case .undrain:
+            message = "node \(node.rawValue) takes replicas again"
+                + (status.movesOff > 0 ? "; \(status.movesOff) moves already under way finish" : "")
         case .add:
             message = planned == 0
                 ? "node \(node.rawValue) holds its share already; nothing to move"
@@ -179,7 +181,7 @@ extension NodeAdminState {
             try await repository.planMoves(moves)
             return moves.count
         case .undrain:
-            try await repository.endDrain(node)
+            try await Self.endDrain(node, in: membership, repository: repository)
             return 0
         case .add:
             guard live.contains(node) else {
@@ -187,7 +189,7 @@ extension NodeAdminState {
                     status: 409, error: "node \(node.rawValue) is not renewing its lease",
                     hint: "start it (or wait until tessera node list shows it alive), then run tessera node add \(node.rawValue) again")
             }
-            if membership.drains[node] != nil { try await repository.endDrain(node) }
+            if membership.drains[node] != nil { try await Self.endDrain(node, in: membership, repository: repository) }
             let candidates = live.subtracting(draining).union([node])
             let moves = membership.moves.filter { $0.move.from != node }
             var load = MovePlan.load(membership.maps.map(\.map), moves: moves.map(\.move))
@@ -202,6 +204,20 @@ extension NodeAdminState {
         case .remove:
             return 0
         }
+    }
+
+    /// Ends `node`'s drain: the moves off it that have not begun are dropped;
+    /// one whose new replica joined its set already is left to finish, so no
+    /// sub-unit is left with a replica more than it wants.
+    private static func endDrain(_ node: NodeID, in membership: Membership, repository: StoreRepository) async throws {
+        let begun = membership.moves.filter { stored in
+            guard stored.move.from == node, let map = membership.maps.first(where: { $0.key == stored.key })?.map,
+                Int(stored.move.index) < map.subUnits.count
+            else { return false }
+            return map.subUnits[Int(stored.move.index)].role(of: stored.move.to) != .none
+        }
+        try await repository.endDrain(node)
+        try await repository.planMoves(begun)
     }
 
     /// Removes `node`: it must hold no replica, unless `force` and it is

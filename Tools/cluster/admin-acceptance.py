@@ -959,6 +959,21 @@ def check_nodes(c, r, work, args):
             and before[v]["replicas"] > 0, short(out + err, 300))
     if before is None or v not in before:
         return
+    # A drain ended at once: moves that had begun finish, the rest are dropped; no sub-unit keeps a replica too many.
+    rc1, _, err1 = tessera(args, "node", "drain", str(v), *node_flag(c, a))
+    rc2, out2, err2 = tessera(args, "node", "undrain", str(v), *node_flag(c, b))
+    save_sample(args, "node-undrain", f"tessera node undrain {v}", out2)
+    def settled():
+        nodes = nodes_on(args, c, a)
+        rc, lun, _ = lun_on(args, c, [a])
+        subs = (lun or {}).get("sub_units", [])
+        ok = (nodes is not None and nodes.get(v, {}).get("state") == "active"
+              and all(n["moves_off"] == 0 and n["moves_on"] == 0 for n in nodes.values()) and subs
+              and all(len(s["replicas"]) == 2 and all(rep["state"] == "in_sync" for rep in s["replicas"]) for s in subs))
+        return ok, (nodes, [len(s["replicas"]) for s in subs])
+    calm, took, (_, seen_state) = until(settled, 60)
+    r.check(f"nodes: drain then undrain of node {v}: active again, no move left, every sub-unit with exactly 2 in-sync replicas",
+            rc1 == 0 and rc2 == 0 and calm, f"exit {rc1}/{rc2} {short(err1 + err2, 100)} after {took:.1f} s: {seen_state}")
     blocks = (64 << 20) // 512
     portals = {a: ("127.0.0.1", c.portal(a)), b: ("127.0.0.1", c.portal(b))}
     w = vw.VerifyingWriter(portals, c.target, 512, blocks, first_nodes=(a, b), seed=11, sub_unit_bytes=8 << 20)

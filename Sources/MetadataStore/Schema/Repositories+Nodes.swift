@@ -48,7 +48,8 @@ extension StoreRepository {
             [.int(node.rawValue), .int(planned)])
     }
 
-    /// Ends `node`'s drain (it takes replicas again) and forgets the moves off it.
+    /// Ends `node`'s drain (it takes replicas again) and forgets every move off it
+    /// (plan again those that have begun, in the same transaction).
     public func endDrain(_ node: NodeID) async throws {
         try await db.exec("DELETE FROM member_drains WHERE node_id = ?", [.int(node.rawValue)])
         try await db.exec("DELETE FROM replica_moves WHERE from_node = ?", [.int(node.rawValue)])
