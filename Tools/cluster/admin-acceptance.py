@@ -513,7 +513,11 @@ def check_failover(c, r, work, args):
             f"group {group}; member {member}")
     # With node 1 down, the survivors still list sessions and take access changes.
     held = _try(lambda: Session("127.0.0.1", c.portal(3), INITIATOR, c.target, bytes([0x80, 0, 0, 0, 0x4F, 3])))
-    rc, out, err = tessera(args, "session", "list", *node_flag(c, 1), *node_flag(c, 2))
+    def listed():
+        rc, out, err = tessera(args, "session", "list", *node_flag(c, 1), *node_flag(c, 2))
+        return rc == 0 and INITIATOR in out and "0x800000004f03" in out.lower(), (rc, out, err)
+    # Node 3 publishes its sessions within about a second of a change.
+    _, _, (_, (rc, out, err)) = until(listed, 5)
     r.check("failover: with node 1 down, session list through node 2 lists a session held through node 3",
             held and rc == 0 and INITIATOR in out and "0x800000004f03" in out.lower(), f"exit {rc}: {short(out + err, 300)}")
     if held:
@@ -566,6 +570,9 @@ def check_prclear(c, r, work, args):
                 rc == 2 and "--yes" in err, f"exit {rc}: {short(err, 200)}")
         rc, out, err = tessera(args, "pr", "clear", "0", "--yes", "--json", *node_flag(c, 2))
         cleared = json.loads(out) if rc == 0 else {}
+        if rc == 0:
+            _, human, _ = tessera(args, "pr", "show", "0", *node_flag(c, 3))
+            save_sample(args, "pr-after-clear", f"tessera pr show 0 --node 127.0.0.1:{c.admin(3)}", human)
         r.check("prclear: tessera pr clear 0 --yes through node 2 answers with no registration and no reservation",
                 rc == 0 and cleared.get("registrations") == [] and not cleared.get("reservation"),
                 short(out + err, 300))
@@ -644,6 +651,7 @@ def check_sessions(c, r, work, args):
         gone3 = dropped(s3, 5)
         r.check("sessions: node 3 drops that connection within 5 s", gone3, "" if gone3 else "still answering NOP-Outs")
         rc, out, err = tessera(args, "session", "close", "2", str(s2.tsih), "--yes", *node_flag(c, 2))
+        save_sample(args, "session-close", f"tessera session close 2 {s2.tsih} --yes --node 127.0.0.1:{c.admin(2)}", out)
         r.check("sessions: node 2's session closed through node 2 is closed at once",
                 rc == 0 and out.startswith("closed session"), short(out + err, 300))
         gone2 = dropped(s2, 2)
@@ -819,6 +827,7 @@ def check_masks(c, r, work, args):
         r.check("masks: unmapping the last initiator alone exits 1 and says to use --all",
                 rc == 1 and "--all" in err, f"exit {rc}: {short(err, 200)}")
         rc, out, err = tessera(args, "lun", "unmap", "0", "--all", *node_flag(c, 3))
+        save_sample(args, "lun-unmap", f"tessera lun unmap 0 --all --node 127.0.0.1:{c.admin(3)}", out)
         r.check("masks: tessera lun unmap 0 --all through node 3 shows LUN 0 to every initiator",
                 rc == 0 and "every initiator the ACL admits" in out, short(out + err, 300))
         shown, took, _ = until(lambda: (luns(other) == [0], None), 5)
