@@ -33,6 +33,13 @@ struct NodeTablesTests {
         try await repo.finishMove(moves[2])
         #expect(try await repo.replicaMoves() == [moves[0], moves[1]])
 
+        // A large drain: more moves than one statement's parameters hold.
+        let many = (UInt32(100)..<UInt32(220)).map {
+            StoreRepository.StoredMove(key: key, move: ReplicaMove(index: $0, from: three, to: NodeID(1)))
+        }
+        try await repo.planMoves(many)
+        #expect(try await repo.replicaMoves().count == 2 + many.count)
+
         try await repo.endDrain(three)
         #expect(try await repo.drains().isEmpty)
         #expect(try await repo.replicaMoves().isEmpty, "the moves off it go with the drain")

@@ -68,15 +68,27 @@ extension StoreRepository {
         }
     }
 
-    /// Plans `moves` (a sub-unit's move off a node that has one already keeps the old one).
+    /// Plans `moves` (a sub-unit's move off a node that has one already
+    /// keeps the old one), as multi-row INSERTs: a large drain is a few
+    /// statements, not one per sub-unit, so the store's write lock is held
+    /// for few round trips (the members' lease renewals wait behind it).
     public func planMoves(_ moves: [StoredMove]) async throws {
-        for stored in moves {
+        let perStatement = Int(UInt8.max) / 5
+        var start = 0
+        while start < moves.count {
+            let chunk = moves[start..<min(moves.count, start + perStatement)]
+            var parameters: [DqliteValue] = []
+            var tuples: [String] = []
+            for stored in chunk {
+                tuples.append("(?, ?, ?, ?, ?, strftime('%s','now'))")
+                parameters += stored.key.parameters
+                parameters += [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)]
+            }
             try await db.exec(
-                """
-                INSERT INTO replica_moves (target_iqn, lun, idx, from_node, to_node, planned_at)
-                VALUES (?, ?, ?, ?, ?, strftime('%s','now')) ON CONFLICT DO NOTHING
-                """,
-                stored.key.parameters + [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)])
+                "INSERT INTO replica_moves (target_iqn, lun, idx, from_node, to_node, planned_at) VALUES "
+                    + tuples.joined(separator: ", ") + " ON CONFLICT DO NOTHING",
+                parameters)
+            start += chunk.count
         }
     }
 
