@@ -24,8 +24,10 @@ extension DataPlane {
         return changes
     }
 
-    /// Whether a planned move waits on a sub-unit this node is primary of.
-    func leadsPlannedMove() -> Bool {
+    /// Whether a planned move of a sub-unit this node is primary of has a
+    /// step to take now (a move waiting on a copy or on an away node does
+    /// not keep the rounds running: the copy has its own trigger).
+    func leadsPlannedMove(isLive: (NodeID) -> Bool) -> Bool {
         let moves = nodeChanges.withLock { $0.moves }
         guard !moves.isEmpty else { return false }
         let maps = Dictionary(maps.map { ($0.lun, $0) }, uniquingKeysWith: { first, _ in first })
@@ -33,7 +35,8 @@ extension DataPlane {
             guard let lun = lunID(stored.key), let map = maps[lun], Int(stored.move.index) < map.subUnits.count else {
                 return false
             }
-            return map.subUnits[Int(stored.move.index)].primary == replicaNode.id
+            let set = map.subUnits[Int(stored.move.index)]
+            return set.primary == replicaNode.id && MovePlan.step(stored.move, in: set, isLive: isLive) != .wait
         }
     }
 

@@ -225,7 +225,7 @@ final class FailoverController: Sendable {
             }
         }
         let due = lastFullRound.withLock { last in
-            guard behind || data.leadsPlannedMove() || last.map({ now - $0 >= Self.fullRoundInterval }) ?? true else { return false }
+            guard behind || data.leadsPlannedMove(isLive: isLive) || last.map({ now - $0 >= Self.fullRoundInterval }) ?? true else { return false }
             last = now
             return true
         }
