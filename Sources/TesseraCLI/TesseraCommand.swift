@@ -188,8 +188,8 @@ struct PRCommand: AsyncParsableCommand {
 /// `tessera target`.
 struct TargetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "target", abstract: "List, create and delete targets.",
-        subcommands: [List.self, Create.self, Delete.self])
+        commandName: "target", abstract: "List, create, change and delete targets.",
+        subcommands: [List.self, Create.self, SetAlias.self, SetPortalGroup.self, Delete.self])
 
     /// `tessera target list`.
     struct List: ReadingCommand {

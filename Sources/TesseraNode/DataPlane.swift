@@ -117,6 +117,7 @@ final class DataPlane: Sendable {
         let key = LUNKey(targetIQN: target, lun: UInt64(lun.id))
         var single = configuration
         single.targets = [TargetConfiguration(name: target, luns: [lun])]
+        cutAfterShrink(key, lun)
         guard let file = try await TesseraNode.openLogicalUnitDevices(configuration: single, logger: logger).first?.device
         else { throw NodeStartupError(targetName: target, lunID: lun.id, message: "no device opened") }
         mapSource.register(map.lun, key)
@@ -181,6 +182,41 @@ final class DataPlane: Sendable {
             }
         }
         return grown
+    }
+
+    /// Serves the LUN at the size of its shrunk `map` (an administrator's
+    /// forced shrink): the replica node stops serving the blocks past the new
+    /// end and lets the writes into them finish, then the replica file is
+    /// cut. Returns false when the LUN is not served here or did not shrink.
+    func shrink(_ key: LUNKey, to map: SubUnitMap) async throws(BlockDeviceError) -> Bool {
+        guard let lun = served.withLock({ $0[key] }) else { return false }
+        guard let file = lun.file as? AIOFileBlockDevice else {
+            throw BlockDeviceError(.notSupported, detail: "\(key) is not on a file that can shrink")
+        }
+        guard await node.shrink(lun.id, to: map, extents: Self.windows(file, map)) else { return false }
+        served.withLock { served in
+            served[key]?.unit.lun.size = map.layout.blockCount * UInt64(map.layout.blockSize)
+        }
+        try await file.shrink(toBlockCount: map.layout.blockCount)
+        return true
+    }
+
+    /// A LUN shrunk through the cluster while this node was away: its
+    /// replica file is still longer than the LUN (up to the size it had
+    /// before), and is cut to the LUN's size before it is opened, as the
+    /// others cut theirs (a file longer than that is left for the open to refuse).
+    private func cutAfterShrink(_ key: LUNKey, _ lun: LUNConfiguration) {
+        guard let before = lun.shrunkFromBytes, !lun.readOnly, case .file(let path) = lun.backing else { return }
+        let resolved = configuration.resolve(path)
+        var info = stat()
+        guard stat(resolved, &info) == 0, UInt64(info.st_size) > lun.size, UInt64(info.st_size) <= before else { return }
+        if truncate(resolved, off_t(lun.size)) == 0 {
+            logger.notice(
+                "LUN was shrunk while this node was away; its replica file is cut to the LUN's size",
+                metadata: ["lun": "\(key)", "path": "\(resolved)", "from": "\(info.st_size)", "to": "\(lun.size)"])
+        } else {
+            logger.warning("cannot cut a shrunk LUN's replica file", metadata: ["path": "\(resolved)", "errno": "\(errno)"])
+        }
     }
 
     /// The LUN `key` as served here, nil when it is not.

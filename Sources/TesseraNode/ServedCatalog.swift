@@ -11,8 +11,8 @@ import Synchronization
 /// The targets and LUNs this node serves, kept equal to the store's while
 /// the node runs: a target or LUN created through any node's admin API is
 /// served here within about a second, a deleted one stops being served
-/// (its sessions closed, its replica file removed), and a LUN that grew is
-/// served at its new size with CAPACITY DATA HAS CHANGED queued for every
+/// (its sessions closed, its replica file removed), and a LUN that grew (or
+/// was shrunk by force) is served at its new size with CAPACITY DATA HAS CHANGED queued for every
 /// nexus (SBC-3 §4.6 via SPC-4 §7.5: 06/2A/09). The store is the source of
 /// truth; each pass reads it whole and acts on the differences.
 final class ServedCatalog: Sendable {
@@ -177,7 +177,7 @@ final class ServedCatalog: Sendable {
     // MARK: LUNs
 
     /// Brings a served target's LUNs to the store's: new ones opened and
-    /// added, deleted ones removed, grown ones grown. Returns whether anything changed.
+    /// added, deleted ones removed, resized ones resized. Returns whether anything changed.
     private func update(_ served: TargetConfiguration, device: SCSITargetDevice, to target: TargetConfiguration) async
         -> Bool
     {
@@ -193,7 +193,7 @@ final class ServedCatalog: Sendable {
         }
         for lun in target.luns {
             if let have = served.luns.first(where: { $0.id == lun.id }) {
-                if lun.size > have.size, await grow(served.name, lun, device: device) {
+                if lun.size != have.size, await resize(served.name, lun, from: have.size, device: device) {
                     now.luns = now.luns.map { $0.id == lun.id ? lun : $0 }
                     changed = true
                 }
@@ -211,8 +211,32 @@ final class ServedCatalog: Sendable {
                 metadata: ["lun": "\(served.name)/\(lun.id)", "bytes": "\(lun.size)"])
             changed = true
         }
+        if served.alias != target.alias || served.portalGroups != target.portalGroups {
+            now.alias = target.alias
+            now.portalGroups = target.portalGroups
+            relabel(now, device: device, was: served)
+            changed = true
+        }
         if changed { state.withLock { $0[served.name.lowercased()] = (now, device) } }
         return changed
+    }
+
+    /// Gives the server the target's new alias or portal groups: logins from
+    /// now on answer with the new TargetAlias (RFC 7143 §13.6), and the
+    /// target's portal group tag is the new one where SendTargets gives an
+    /// address without its own tag; sessions logged in keep what they got.
+    private func relabel(_ target: TargetConfiguration, device: SCSITargetDevice, was old: TargetConfiguration) {
+        guard let server = server.withLock({ $0 }) else { return }
+        var single = configuration
+        single.targets = [target]
+        guard let description = NodeRuntime.loginConfiguration(single, accessRules: accessRules).targets.first else { return }
+        server.addTarget(description, executor: device)
+        logger.notice(
+            "catalog: target changed through the cluster is served with its new alias and portal groups",
+            metadata: [
+                "target": "\(target.name)", "alias": "\(target.alias ?? "-")", "was": "\(old.alias ?? "-")",
+                "portal-groups": "\(target.portalGroups)",
+            ])
     }
 
     /// Opens a LUN's replica file and attaches it; nil (logged) when it has
@@ -228,21 +252,23 @@ final class ServedCatalog: Sendable {
         }
     }
 
-    /// Serves a grown LUN at its new size and tells every nexus of this node.
-    private func grow(_ target: String, _ lun: LUNConfiguration, device: SCSITargetDevice) async -> Bool {
+    /// Serves a grown or shrunk LUN at its new size and tells every nexus of this node.
+    private func resize(_ target: String, _ lun: LUNConfiguration, from size: UInt64, device: SCSITargetDevice) async
+        -> Bool
+    {
         let key = LUNKey(targetIQN: target, lun: UInt64(lun.id))
+        let growing = lun.size > size
         do {
-            guard let map = try await StoreRepository(cluster.client).subUnitMap(key),
-                try await data.grow(key, to: map)
-            else { return false }
+            guard let map = try await StoreRepository(cluster.client).subUnitMap(key) else { return false }
+            guard growing ? try await data.grow(key, to: map) : try await data.shrink(key, to: map) else { return false }
         } catch {
-            logger.error("catalog: cannot grow LUN yet: \(error)", metadata: ["lun": "\(key)"])
+            logger.error("catalog: cannot \(growing ? "grow" : "shrink") LUN yet: \(error)", metadata: ["lun": "\(key)"])
             return false
         }
         await device.logicalUnit(lun.id)?.context.establishUnitAttention(.capacityDataHasChanged, scope: .allNexuses)
         logger.notice(
-            "catalog: LUN grown through the cluster is served at its new size; every nexus is told",
-            metadata: ["lun": "\(key)", "bytes": "\(lun.size)"])
+            "catalog: LUN \(growing ? "grown" : "shrunk") through the cluster is served at its new size; every nexus is told",
+            metadata: ["lun": "\(key)", "bytes": "\(lun.size)", "was": "\(size)"])
         return true
     }
 }

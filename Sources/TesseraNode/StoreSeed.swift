@@ -130,6 +130,9 @@ struct StoredLUNOptions: Codable, Hashable, Sendable {
     var replicas: Int?
     /// Sub-unit size asked for when the LUN was created; absent = the default.
     var subUnitBytes: UInt64?
+    /// The largest size the LUN had before a forced shrink; absent when it
+    /// never shrank.
+    var shrunkFromBytes: UInt64?
 
     init(_ lun: LUNConfiguration, replicas: Int) {
         switch lun.backing {
@@ -233,6 +236,7 @@ struct StoreSnapshot: Hashable, Sendable {
                 configuration.replicas = options.replicas ?? 1
                 configuration.subUnitSize = options.subUnitBytes ?? LUNConfiguration.defaultSubUnitSize
                 configuration.identifier = lun.naaID.count >= 8 ? ClusterNode.lunID(lun).rawValue : nil
+                configuration.shrunkFromBytes = options.shrunkFromBytes
                 target.luns.append(configuration)
             }
             return target
