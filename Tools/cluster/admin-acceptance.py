@@ -793,13 +793,78 @@ def check_masks(c, r, work, args):
             s.close()
 
 
+# The verifying writer of the catalog check: qemu-io (qemu's libiscsi driver, which retries a
+# command that met a UNIT ATTENTION) writing 64 KiB chunks, each with its own pattern byte.
+WRITER_CHUNK = 64 << 10
+WRITER_CHUNKS = 192
+
+
+def writer_pattern(i):
+    return 0x11 + i % 0xE0
+
+
+def start_writer(url, seconds):
+    """qemu-io writing WRITER_CHUNKS chunks at the start of `url`, fed over about `seconds` s.
+    Returns (process, feeding thread); collect with finish_writer."""
+    import threading
+    p = subprocess.Popen(["qemu-io", "-f", "raw", url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+
+    def feed():
+        try:
+            for i in range(WRITER_CHUNKS):
+                p.stdin.write(f"write -P {writer_pattern(i)} {i * WRITER_CHUNK} {WRITER_CHUNK}\n")
+                p.stdin.flush()
+                time.sleep(seconds / WRITER_CHUNKS)
+            p.stdin.write("quit\n")
+            p.stdin.flush()
+        except (OSError, ValueError):
+            pass
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return p, thread
+
+
+def finish_writer(writer, timeout=60):
+    """(chunks acknowledged, failure lines, unit-attention lines) of a writer from start_writer."""
+    p, thread = writer
+    thread.join(timeout)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    wrote = len(re.findall(r"wrote 65536/65536 bytes", out))
+    failures = [line for line in (out + err).splitlines() if "failed" in line.lower() or "error" in line.lower()
+                and "CheckCondition" not in line]
+    attentions = [line for line in err.splitlines() if "UNIT_ATTENTION" in line or "CheckCondition" in line]
+    return wrote, failures, attentions
+
+
+def verify_writer(url, chunks=WRITER_CHUNKS):
+    """(chunks read back with their pattern, output) through `url`."""
+    commands = []
+    for i in range(chunks):
+        commands += ["-c", f"read -P {writer_pattern(i)} {i * WRITER_CHUNK} {WRITER_CHUNK}"]
+    rc, out = run(["qemu-io", "-f", "raw", url, *commands], timeout=120)
+    read = len(re.findall(r"read 65536/65536 bytes", out))
+    return (read if rc == 0 and "failed" not in out.lower() else 0), out
+
+
 def check_catalog(c, r, work, args):
     """A target and a 2-replica LUN made with the CLI only (through nodes 2 and 3) are
     served by every node within 5 s; grown through node 2 while a session on every node
-    holds it: each session is told CAPACITY DATA HAS CHANGED (06/2A/09) and reads the new
-    capacity, and a block written past the old end through node 3 reads back through node 1;
-    shrinking is refused (exit 1); deleted through node 1 (needs --yes), every node stops
-    serving it and removes its replica file."""
+    holds it and a verifying writer (qemu-io) writes through node 1: the writer meets no
+    error but the CAPACITY DATA HAS CHANGED it retries, and its blocks read back through
+    node 3; each session is told 06/2A/09 and reads the new capacity, and a block written
+    past the old end through node 3 reads back through node 1; shrinking is refused
+    without --force (exit 1); forced through node 3 (needs --yes), each session is told
+    06/2A/09, every node says the smaller capacity and refuses I/O past it with 05/21/00
+    while the blocks before it keep their data; grown again through node 1, the cut
+    block reads as zeros; a memory LUN and a size below the minimum cannot shrink; the
+    alias changed through node 2 is in a new login's TargetAlias through node 3 within
+    5 s; deleted through node 1 (needs --yes), every node stops serving it and removes
+    its replica file."""
     iqn = "iqn.2026-12.dev.tessera:catalog"
     rc, out, err = tessera(args, "target", "create", iqn, "--alias", "catalog", *node_flag(c, 2))
     save_sample(args, "target-create", f"tessera target create {iqn} --alias catalog", out)
@@ -812,6 +877,23 @@ def check_catalog(c, r, work, args):
     def capacity(s):
         result = s.command(scsi.read_capacity16(), read_length=32)
         return (int.from_bytes(result.data[0:8], "big") + 1) * int.from_bytes(result.data[8:12], "big") if result.good else None
+
+    def told_all():
+        told = []
+        for s in sessions:
+            seen = None
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and seen is None:
+                result = s.command(scsi.tur())
+                if result.unit_attention():
+                    seen = result.asc_ascq
+                else:
+                    time.sleep(0.2)
+            told.append(seen)
+        return told
+
+    def url(i):
+        return f"iscsi://127.0.0.1:{c.portal(i)}/{iqn}/0"
     try:
         def login_all():
             for s in sessions:
@@ -825,26 +907,30 @@ def check_catalog(c, r, work, args):
                 f"after {took:.1f} s: {len(sessions)} sessions")
         if len(sessions) != 3:
             raise _Skip()
+        aliases = [s.target_keys.get("TargetAlias") for s in sessions]
+        r.check("catalog: every node's login answers TargetAlias=catalog", aliases == ["catalog"] * 3, f"{aliases}")
         for s in sessions:
             for _ in range(5):   # the login's own unit attentions first
                 if s.command(scsi.tur()).good:
                     break
         sizes = [capacity(s) for s in sessions]
         r.check("catalog: READ CAPACITY(16) through every node says 64 MiB", sizes == [64 << 20] * 3, f"{sizes}")
+        writer = start_writer(url(1), 4.0)
+        time.sleep(1.0)
         rc, out, err = tessera(args, "lun", "resize", "0", "128M", "--target", iqn, *node_flag(c, 2))
         save_sample(args, "lun-resize", f"tessera lun resize 0 128M --target {iqn}", out)
-        r.check("catalog: tessera lun resize 0 128M through node 2", rc == 0 and "16 sub-units" in out, short(out + err, 300))
-        told = []
-        for s in sessions:
-            seen = None
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and seen is None:
-                result = s.command(scsi.tur())
-                if result.unit_attention():
-                    seen = result.asc_ascq
-                else:
-                    time.sleep(0.2)
-            told.append(seen)
+        r.check("catalog: tessera lun resize 0 128M through node 2 while the writer runs", rc == 0 and "16 sub-units" in out,
+                short(out + err, 300))
+        wrote, failures, attentions = finish_writer(writer)
+        info(f"catalog: the writer met {len(attentions)} unit attention(s): {short(' | '.join(attentions), 300)}")
+        r.check(f"catalog: the writer through node 1 had all {WRITER_CHUNKS} writes acknowledged, no error "
+                "(a CAPACITY DATA HAS CHANGED is retried)",
+                wrote == WRITER_CHUNKS and not failures and all("CAPACITY" in a.upper() or "2A09" in a.upper() for a in attentions),
+                f"{wrote} acknowledged; {short(' | '.join(failures + attentions), 400)}")
+        read_back, out = verify_writer(url(3))
+        r.check("catalog: and every block it wrote reads back through node 3", read_back == WRITER_CHUNKS,
+                f"{read_back} of {WRITER_CHUNKS}: {short(out, 300)}")
+        told = told_all()
         r.check("catalog: each node's session is told CAPACITY DATA HAS CHANGED (06/2A/09)",
                 told == [(0x2A, 0x09)] * 3, f"{told}")
         sizes = [capacity(s) for s in sessions]
@@ -856,7 +942,56 @@ def check_catalog(c, r, work, args):
         r.check("catalog: a block past the old end written through node 3 reads back through node 1",
                 wrote.good and read.good and read.data == block, f"{wrote} {read}")
         rc, out, err = tessera(args, "lun", "resize", "0", "64M", "--target", iqn, *node_flag(c, 3))
-        r.check("catalog: shrinking is refused (exit 1) with the reason", rc == 1 and "shrinking" in err, f"exit {rc}: {short(err, 200)}")
+        save_sample(args, "lun-shrink-refused", f"tessera lun resize 0 64M --target {iqn}", err)
+        r.check("catalog: shrinking without --force is refused (exit 1) with the reason and how to force it",
+                rc == 1 and "shrinking" in err and "--force --yes" in err, f"exit {rc}: {short(err, 300)}")
+        rc, out, err = tessera(args, "lun", "resize", "0", "64M", "--force", "--target", iqn, *node_flag(c, 3))
+        r.check("catalog: --force without --yes exits 2", rc == 2 and "--yes" in err, f"exit {rc}: {short(err, 200)}")
+        rc, out, err = tessera(args, "lun", "resize", "0", "64M", "--force", "--yes", "--target", iqn, *node_flag(c, 3))
+        save_sample(args, "lun-shrink", f"tessera lun resize 0 64M --target {iqn} --force --yes", out)
+        r.check("catalog: tessera lun resize 0 64M --force --yes through node 3 leaves 8 sub-units",
+                rc == 0 and "8 sub-units" in out and "64 MiB" in out, short(out + err, 300))
+        told = told_all()
+        r.check("catalog: after the shrink each node's session is told CAPACITY DATA HAS CHANGED (06/2A/09)",
+                told == [(0x2A, 0x09)] * 3, f"{told}")
+        sizes = [capacity(s) for s in sessions]
+        r.check("catalog: and READ CAPACITY(16) through every node says 64 MiB", sizes == [64 << 20] * 3, f"{sizes}")
+        past = [sessions[0].command(scsi.write10((100 << 20) // 512, 1), data_out=block),
+                sessions[1].command(scsi.read10(lba, 1), read_length=512),
+                sessions[2].command(scsi.read10((64 << 20) // 512, 1), read_length=512)]
+        r.check("catalog: I/O past the new end gets LBA OUT OF RANGE (05/21/00) through every node",
+                all(x.key == 0x05 and x.asc_ascq == (0x21, 0x00) for x in past), f"{past}")
+        read_back, out = verify_writer(url(2))
+        r.check("catalog: the writer's blocks before the new end still read back through node 2",
+                read_back == WRITER_CHUNKS, f"{read_back} of {WRITER_CHUNKS}: {short(out, 300)}")
+        rc, out, err = tessera(args, "lun", "resize", "0", "128M", "--target", iqn, *node_flag(c, 1))
+        told = told_all()
+        read = sessions[1].command(scsi.read10(lba, 1), read_length=512)
+        r.check("catalog: grown again through node 1, the block that was cut off reads as zeros through node 2",
+                rc == 0 and told == [(0x2A, 0x09)] * 3 and read.good and read.data == bytes(512),
+                f"exit {rc}, told {told}, {read} {read.data[:8].hex() if read.good else ''}")
+        status, _, body = http(c.admin(2), f"/v1/luns/0?target={iqn}&force=yes", TOKEN, method="PATCH",
+                               body={"size_bytes": 4096})
+        r.check("catalog: PATCH ?force=yes below the minimum size is a 400 with the reason",
+                status == 400 and "out of range" in body, f"{status} {short(body, 200)}")
+        rc, out, err = tessera(args, "lun", "create", iqn, "16M", "--lun", "1", "--backing", "memory", "--replicas", "1",
+                               "--sub-unit-size", "8M", *node_flag(c, 1))
+        rc2, out2, err2 = tessera(args, "lun", "resize", "1", "8M", "--force", "--yes", "--target", iqn, *node_flag(c, 2))
+        r.check("catalog: a memory LUN cannot shrink (exit 1, the reason)",
+                rc == 0 and rc2 == 1 and "cannot shrink" in err2, f"create exit {rc}: {short(err, 100)}; exit {rc2}: {short(err2, 200)}")
+        rc, out, err = tessera(args, "lun", "delete", "1", "--target", iqn, "--yes", *node_flag(c, 1))
+        rc, out, err = tessera(args, "target", "set-alias", iqn, "catalog renamed", *node_flag(c, 2))
+        save_sample(args, "target-set-alias", f"tessera target set-alias {iqn} 'catalog renamed'", out)
+        r.check("catalog: tessera target set-alias through node 2", rc == 0 and "catalog renamed" in out, short(out + err, 300))
+
+        def renamed():
+            s = Session("127.0.0.1", c.portal(3), INITIATOR, iqn, bytes([0x80, 0, 0, 0, 0x4F, 3]))
+            alias = s.target_keys.get("TargetAlias")
+            s.close()
+            return alias == "catalog renamed", alias
+        seen, took, last = until(lambda: _try(renamed) or (False, None), 5)
+        r.check("catalog: within 5 s a new login through node 3 answers TargetAlias=catalog renamed", seen,
+                f"after {took:.1f} s: {last}")
     except _Skip:
         pass
     finally:
