@@ -35,6 +35,10 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              closed through node 1 (asked through the store) and node 2's through node 2
              (at once): both connections drop, both leave the list; without --yes exit 2,
              a session that is gone exit 1
+  seed       through the CLI, LUN 5 of node 1's TOML target admin-chap is deleted, its alias changed
+             and a per-initiator CHAP set; node 1 restarts (SIGTERM) with the same TOML: LUN 5 is
+             not made again, the alias and the CHAP stay, and node 1 logs each TOML item it skipped
+             with the node that seeded it and when; the alias and the CHAP are put back
   failover   node 1 gets SIGKILL; `tessera --node <node1> --node <node2> lun show 0` answers
              through node 2 and (within 30 s) shows every replica on node 1 stale, and
              `cluster status` shows node 1 dead and its port group unavailable; then node 1
@@ -72,7 +76,8 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "catalog", "masks", "access", "sessions", "metrics", "failover", "nolog"]
+ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "catalog", "masks", "access", "sessions", "metrics", "seed", "failover",
+              "nolog"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
 SECOND = "iqn.2026-11.dev.tessera:access-host2"
@@ -438,7 +443,7 @@ def check_access(c, r, work, args):
 def check_nolog(c, r, work, args):
     hits = [i for i in localcluster.NODES if TOKEN in c.log_text(i)]
     r.check("nolog: the token string appears in no node's log", not hits, f"in the logs of nodes {hits}" if hits else "")
-    secrets = (ACCESS_SECRET, "mutual-secret-for-host2") + CHAP_SECRETS
+    secrets = (ACCESS_SECRET, "mutual-secret-for-host2", SEED_SECRET) + CHAP_SECRETS
     hits = [i for i in localcluster.NODES if any(s in c.log_text(i) for s in secrets)]
     r.check("nolog: no CHAP secret appears in any node's log", not hits, f"in the logs of nodes {hits}" if hits else "")
     lines = sum(len(c.log_text(i).splitlines()) for i in localcluster.NODES)
@@ -1012,6 +1017,58 @@ def check_catalog(c, r, work, args):
     r.check("catalog: within 5 s every node logs that it stopped serving the target", stopped, f"after {took:.1f} s")
 
 
+SEED_INITIATOR = "iqn.2026-11.dev.tessera:seed-check"
+SEED_SECRET = "seed-check-secret-4411"
+
+
+def check_seed(c, r, work, args):
+    """A TOML seeds the cluster once: what was deleted or changed through the CLI stays so
+    across node 1's restart with the same TOML, and node 1 logs each item it skipped."""
+    chap_iqn = "iqn.2026-11.dev.tessera:admin-chap"
+    rc, out, err = tessera(args, "lun", "delete", "5", "--target", chap_iqn, "--yes", *node_flag(c, 2))
+    r.check("seed: LUN 5 of node 1's TOML target deleted through node 2", rc == 0 and "deleted LUN 5" in out,
+            short(out + err, 200))
+    rc, out, err = tessera(args, "target", "set-alias", chap_iqn, "renamed by admin", *node_flag(c, 3))
+    secret = os.path.join(work, "seed.secret")
+    with open(secret, "w") as f:
+        f.write(SEED_SECRET + "\n")
+    os.chmod(secret, 0o600)
+    rc2, out2, err2 = tessera(args, "chap", "set", chap_iqn, SEED_INITIATOR, "--user", "seeduser", "--secret-file", secret,
+                              *node_flag(c, 2))
+    r.check("seed: its alias and a per-initiator CHAP changed through nodes 3 and 2", rc == 0 and rc2 == 0,
+            short(out + err + out2 + err2, 300))
+    before = len(c.log_text(1))
+    ready_before = c.log_text(1).count("tesserad ready")
+    stopped = c.stop(1)
+    c.start(1)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and c.alive(1) and c.log_text(1).count("tesserad ready") <= ready_before:
+        time.sleep(0.2)
+    back = c.log_text(1).count("tesserad ready") > ready_before
+    r.check("seed: node 1 stops (SIGTERM) and starts again with the same TOML", stopped == 0 and back,
+            f"exit {stopped}; " + short("\n".join(c.log_text(1).splitlines()[-3:]), 300))
+    log = c.log_text(1)[before:]
+    skipped = [line for line in log.splitlines() if "configuration not applied" in line]
+    for line in skipped:
+        info("seed: " + line)
+    r.check("seed: node 1 logs that it did not make LUN 5 again, saying who seeded it and when",
+            any(f"lun {chap_iqn}/5: seeded by node 1 at " in line and "not created again" in line for line in skipped),
+            short(" | ".join(skipped), 500))
+    r.check("seed: and that it kept the store's alias and ACL/CHAP of the target",
+            any(f"target {chap_iqn}: seeded by node 1" in line for line in skipped)
+            and any(f"access {chap_iqn}: seeded by node 1" in line for line in skipped), short(" | ".join(skipped), 500))
+    status, _, body = http(c.admin(1), "/v1/luns", TOKEN)
+    luns = json.loads(body) if status == 200 else []
+    status, _, body = http(c.admin(1), f"/v1/targets/{chap_iqn}", TOKEN)
+    target = json.loads(body) if status == 200 else {}
+    r.check("seed: through node 1 the target has no LUN 5, keeps the alias and the per-initiator CHAP",
+            not any(l["target"] == chap_iqn and l["lun"] == 5 for l in luns) and target.get("alias") == "renamed by admin"
+            and any(x["initiator"] == SEED_INITIATOR for x in target.get("initiator_chap") or []),
+            short(json.dumps(target), 300))
+    tessera(args, "target", "set-alias", chap_iqn, "admin-chap", *node_flag(c, 2))
+    tessera(args, "chap", "remove", chap_iqn, SEED_INITIATOR, *node_flag(c, 3))
+
+
 class _Skip(Exception):
     """The rest of a check cannot run; its clean-up still does."""
 
@@ -1025,7 +1082,7 @@ def _try(body):
 
 CHECKS = {"catalog": check_catalog, "refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
           "access": check_access, "sessions": check_sessions, "masks": check_masks,
-          "metrics": check_metrics, "nolog": check_nolog, "failover": check_failover}
+          "metrics": check_metrics, "nolog": check_nolog, "failover": check_failover, "seed": check_seed}
 
 
 def main():
