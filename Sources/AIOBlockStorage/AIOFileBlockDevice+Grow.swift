@@ -60,6 +60,8 @@ extension AIOFileBlockDevice: GrowableBlockDevice {
             return ftruncate(fd, off_t(bytes)) == 0 ? 0 : errno
         } ?? EIO
         if failure != 0 {
+            // Still the old length: serve the old count so that a retry cuts it.
+            blockCount.store(current.blockCount, ordering: .releasing)
             throw BlockDeviceError(.ioError, detail: "cutting \(path) to \(bytes) bytes: \(String(cString: strerror(failure)))")
         }
     }

@@ -193,7 +193,10 @@ final class DataPlane: Sendable {
         guard let file = lun.file as? AIOFileBlockDevice else {
             throw BlockDeviceError(.notSupported, detail: "\(key) is not on a file that can shrink")
         }
-        guard await node.shrink(lun.id, to: map, extents: Self.windows(file, map)) else { return false }
+        let shrunk = await node.shrink(lun.id, to: map, extents: Self.windows(file, map))
+        // Not shrunk now but the file still longer: the replicas serve the
+        // smaller map already and an earlier cut of the file failed; cut it again.
+        guard shrunk || file.geometry.blockCount > map.layout.blockCount else { return false }
         served.withLock { served in
             served[key]?.unit.lun.size = map.layout.blockCount * UInt64(map.layout.blockSize)
         }
@@ -208,15 +211,34 @@ final class DataPlane: Sendable {
     private func cutAfterShrink(_ key: LUNKey, _ lun: LUNConfiguration) {
         guard let before = lun.shrunkFromBytes, !lun.readOnly, case .file(let path) = lun.backing else { return }
         let resolved = configuration.resolve(path)
-        var info = stat()
-        guard stat(resolved, &info) == 0, UInt64(info.st_size) > lun.size, UInt64(info.st_size) <= before else { return }
-        if truncate(resolved, off_t(lun.size)) == 0 {
+        switch Self.cutReplicaFile(resolved, to: lun.size, ifAtMost: before) {
+        case .success(let length?):
             logger.notice(
                 "LUN was shrunk while this node was away; its replica file is cut to the LUN's size",
-                metadata: ["lun": "\(key)", "path": "\(resolved)", "from": "\(info.st_size)", "to": "\(lun.size)"])
-        } else {
-            logger.warning("cannot cut a shrunk LUN's replica file", metadata: ["path": "\(resolved)", "errno": "\(errno)"])
+                metadata: ["lun": "\(key)", "path": "\(resolved)", "from": "\(length)", "to": "\(lun.size)"])
+        case .success(nil): break
+        case .failure(let code):
+            logger.warning("cannot cut a shrunk LUN's replica file", metadata: ["path": "\(resolved)", "errno": "\(code)"])
         }
+    }
+
+    /// Cuts the file at `path` to `size` bytes when it is longer than that
+    /// and at most `before` bytes long; answers its length before the cut,
+    /// nil when it was left alone (missing, short enough, or longer than any
+    /// size the LUN had), or the errno of a failed cut.
+    static func cutReplicaFile(_ path: String, to size: UInt64, ifAtMost before: UInt64) -> Result<UInt64?, Errno> {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return .success(nil) }
+        let length = UInt64(max(info.st_size, 0))
+        guard length > size, length <= before else { return .success(nil) }
+        return truncate(path, off_t(size)) == 0 ? .success(length) : .failure(Errno(errno))
+    }
+
+    /// An `errno` as an error.
+    struct Errno: Error, Hashable, CustomStringConvertible {
+        var code: Int32
+        init(_ code: Int32) { self.code = code }
+        var description: String { "\(code) (\(String(cString: strerror(code))))" }
     }
 
     /// The LUN `key` as served here, nil when it is not.

@@ -5,6 +5,10 @@ import Logging
 import MetadataStore
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @testable import TesseraNode
 
 /// The store side of catalog changes on a real in-process store: a forced
@@ -91,5 +95,26 @@ import Testing
         #expect(record.alias == nil && record.portalGroupTag == 4)
         #expect(await Self.refusal(.updateTarget(.init(name: "iqn.2026-12.dev.tessera:none", alias: "x")), cluster)?.status == 404)
         await cluster.stop()
+    }
+}
+
+/// A node that was away during a forced shrink cuts its longer replica file
+/// when it opens the LUN, but never a file longer than the LUN ever was.
+@Suite struct ReplicaFileCutTests {
+    @Test(arguments: [
+        (UInt64(10 << 20), UInt64?(10 << 20), UInt64(4 << 20)),  // cut from the old size
+        (UInt64(6 << 20), UInt64?(6 << 20), UInt64(4 << 20)),  // cut from between
+        (UInt64(12 << 20), UInt64?(nil), UInt64(12 << 20)),  // longer than the LUN ever was: left alone
+        (UInt64(3 << 20), UInt64?(nil), UInt64(3 << 20)),  // already short
+    ])
+    func aFileIsCutOnlyWithinTheOldSize(length: UInt64, cutFrom: UInt64?, after: UInt64) throws {
+        let path = NSTemporaryDirectory() + "tessera-cut-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
+        #expect(truncate(path, off_t(length)) == 0)
+        let result = DataPlane.cutReplicaFile(path, to: 4 << 20, ifAtMost: 10 << 20)
+        #expect(try result.get() == cutFrom)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64 == after)
+        #expect(try DataPlane.cutReplicaFile(path + ".missing", to: 4 << 20, ifAtMost: 10 << 20).get() == nil)
     }
 }
