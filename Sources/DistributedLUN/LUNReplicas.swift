@@ -145,6 +145,16 @@ final class LUNReplicas: Sendable {
         return true
     }
 
+    /// A failure for blocks of sub-unit `index` that a shrink cut off after
+    /// the request was accepted (checked again once it holds its range, so
+    /// nothing is written past the end the replica file is cut to); nil
+    /// while they are still served.
+    func cutOff(_ index: UInt32, _ blocks: Range<UInt64>) -> PeerReply? {
+        let layout = self.layout
+        guard index >= layout.subUnitCount || blocks.upperBound > layout.blocks(in: index) else { return nil }
+        return .failure(PeerFailure(.outOfRange, detail: "sub-unit \(index) blocks \(blocks) were cut off by a shrink"))
+    }
+
     /// Takes a replica set this node just wrote to the store (newer epochs only).
     func adopt(_ index: UInt32, _ set: ReplicaSet) {
         // Records start before the new set takes effect: a write served under

@@ -99,4 +99,61 @@ struct GrowTests {
         #expect(!(await cluster.nodes[NodeID(1)]!.shrink(map.lun, to: map, extents: [:])))
         #expect(!(await cluster.nodes[NodeID(1)]!.shrink(map.lun, to: cluster.initialMap, extents: [:])))
     }
+
+    @Test(
+        "a shrink waits for the writes already running into the blocks it cuts off, and a write that was waiting behind them is refused, not written past the new end",
+        .timeLimit(.minutes(1)))
+    func shrinkWaitsForWritesInTheCutBlocks() async throws {
+        let cluster = InProcessCluster(nodeCount: 1, subUnitBlocks: 64, subUnitCount: 2, replicas: 1)
+        let node = cluster.nodes[NodeID(1)]!
+        let held = ControlledBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 64))
+        let grown = Self.grown(cluster.initialMap, to: 4).withReplicas([1])
+        var extents: [UInt32: any BlockDevice] = Self.extents(grown, old: cluster.extents[NodeID(1)]!)
+        extents[3] = held
+        cluster.store.put(grown)
+        #expect(node.grow(grown.lun, to: grown, extents: extents))
+        let device = cluster.device(1)
+        let data = IOBuffer(bytes: [UInt8](repeating: 0x5A, count: 512))
+        let first = Task { () -> BlockDeviceError? in
+            do throws(BlockDeviceError) {
+                try await device.write(lba: 200, blockCount: 1, from: data, offset: 0, fua: false)
+            } catch { return error }
+            return nil
+        }
+        #expect(await held.waitForPending(1))
+        let second = Task { () -> BlockDeviceError? in
+            do throws(BlockDeviceError) {
+                try await device.write(lba: 200, blockCount: 1, from: data, offset: 0, fua: false)
+            } catch { return error }
+            return nil
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let shrunkMap = Self.shrunk(grown, to: 128)
+        cluster.store.put(shrunkMap)
+        let done = Mutex(false)
+        let shrink = Task {
+            let result = await node.shrink(shrunkMap.lun, to: shrunkMap, extents: extents.filter { $0.key < 2 })
+            done.withLock { $0 = true }
+            return result
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(!done.withLock { $0 }, "the shrink waits for the write running in the blocks it cuts off")
+        #expect(device.geometry.blockCount == 128, "while nothing new is served past the new end")
+        _ = held.complete()
+        #expect(await first.value == nil, "the write that was running completes")
+        #expect(await shrink.value)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(held.pending.isEmpty, "the write waiting behind it never reaches the extent")
+        held.completeAll()
+        #expect(await second.value?.code == .outOfRange, "and is refused")
+    }
+}
+
+extension SubUnitMap {
+    /// The map with every sub-unit on `nodes` (primary first).
+    fileprivate func withReplicas(_ nodes: [UInt64]) -> SubUnitMap {
+        var map = self
+        map.subUnits = map.subUnits.map { ReplicaSet(epoch: $0.epoch, replicas: nodes.map { Replica(node: NodeID($0)) }) }
+        return map
+    }
 }
