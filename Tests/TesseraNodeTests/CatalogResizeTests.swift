@@ -5,11 +5,11 @@ import Logging
 import MetadataStore
 import Testing
 
+@testable import TesseraNode
+
 #if canImport(Glibc)
     import Glibc
 #endif
-
-@testable import TesseraNode
 
 /// The store side of catalog changes on a real in-process store: a forced
 /// shrink drops the sub-units past the new end in the grow's transaction
@@ -49,9 +49,13 @@ import Testing
         _ = try await Self.apply(.createTarget(.init(name: Self.target, alias: "first")), cluster)
         let mib: UInt64 = 1 << 20
         _ = try await Self.apply(
-            .createLUN(.init(target: Self.target, lun: 0, sizeBytes: 64 * mib, replicas: 1, subUnitBytes: 8 * mib)), cluster)
+            .createLUN(.init(target: Self.target, lun: 0, sizeBytes: 64 * mib, replicas: 1, subUnitBytes: 8 * mib)),
+            cluster)
         _ = try await Self.apply(
-            .createLUN(.init(target: Self.target, lun: 1, sizeBytes: 16 * mib, replicas: 1, subUnitBytes: 8 * mib, backing: "memory")),
+            .createLUN(
+                .init(
+                    target: Self.target, lun: 1, sizeBytes: 16 * mib, replicas: 1, subUnitBytes: 8 * mib,
+                    backing: "memory")),
             cluster)
         let key = LUNKey(targetIQN: Self.target, lun: 0)
         let selector = LUNSelector(target: Self.target, lun: 0)
@@ -81,7 +85,8 @@ import Testing
         #expect(try await repository.subUnitMap(key)?.subUnits.count == 4)
 
         // Refused: not a whole block, below the minimum (validated before), a memory LUN.
-        #expect(await Self.refusal(.resizeLUN(selector, sizeBytes: 20 * mib + 100, force: true), cluster)?.status == 400)
+        #expect(
+            await Self.refusal(.resizeLUN(selector, sizeBytes: 20 * mib + 100, force: true), cluster)?.status == 400)
         let memory = await Self.refusal(
             .resizeLUN(LUNSelector(target: Self.target, lun: 1), sizeBytes: 8 * mib, force: true), cluster)
         #expect(memory?.status == 409)
@@ -93,7 +98,9 @@ import Testing
         _ = try await Self.apply(.updateTarget(.init(name: Self.target, alias: .some(nil), portalGroupTag: 4)), cluster)
         let record = try #require(try await repository.targets().first)
         #expect(record.alias == nil && record.portalGroupTag == 4)
-        #expect(await Self.refusal(.updateTarget(.init(name: "iqn.2026-12.dev.tessera:none", alias: "x")), cluster)?.status == 404)
+        #expect(
+            await Self.refusal(.updateTarget(.init(name: "iqn.2026-12.dev.tessera:none", alias: "x")), cluster)?.status
+                == 404)
         await cluster.stop()
     }
 }

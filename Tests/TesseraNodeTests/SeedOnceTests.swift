@@ -34,7 +34,8 @@ import Testing
     @Test func theDigestFollowsTheItem() throws {
         let base = StoreSeed(try parse(StoreSeedTests.toml))
         #expect(StoreSeed(try parse(StoreSeedTests.toml)) == base)
-        let renamed = StoreSeed(try parse(StoreSeedTests.toml.replacingOccurrences(of: "alias = \"A\"", with: "alias = \"B\"")))
+        let renamed = StoreSeed(
+            try parse(StoreSeedTests.toml.replacingOccurrences(of: "alias = \"A\"", with: "alias = \"B\"")))
         #expect(StoreSeed.item(renamed.targets[0]).digest != StoreSeed.item(base.targets[0]).digest)
         #expect(renamed.accessItem(renamed.targets[0]) == base.accessItem(base.targets[0]))
         let narrowed = StoreSeed(

@@ -16,6 +16,7 @@ extension StoreRepository {
 
     /// Replaces the LUN's `backing` options (JSON kept by the node daemon).
     public func setLUNBacking(_ key: LUNKey, backing: String) async throws {
-        try await db.exec("UPDATE luns SET backing = ? WHERE target_iqn = ? AND lun = ?", [.text(backing)] + key.parameters)
+        try await db.exec(
+            "UPDATE luns SET backing = ? WHERE target_iqn = ? AND lun = ?", [.text(backing)] + key.parameters)
     }
 }

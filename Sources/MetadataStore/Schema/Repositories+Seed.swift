@@ -26,7 +26,8 @@ extension StoreRepository {
         var items: [String: SeededItemRecord] = [:]
         for row in rows {
             let record = SeededItemRecord(
-                item: try row.string("item"), digest: try row.string("digest"), nodeID: NodeID(try row.uint64("node_id")),
+                item: try row.string("item"), digest: try row.string("digest"),
+                nodeID: NodeID(try row.uint64("node_id")),
                 seededAt: try row.int64("seeded_at"))
             items[record.item] = record
         }
