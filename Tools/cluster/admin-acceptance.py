@@ -804,11 +804,11 @@ WRITER_CHUNK = 64 << 10
 WRITER_CHUNKS = 192
 
 
-def writer_pattern(i):
-    return 0x11 + i % 0xE0
+def writer_pattern(i, seed=0):
+    return 0x11 + (i + seed) % 0xE0
 
 
-def start_writer(url, seconds):
+def start_writer(url, seconds, seed=0):
     """qemu-io writing WRITER_CHUNKS chunks at the start of `url`, fed over about `seconds` s.
     Returns (process, feeding thread); collect with finish_writer."""
     import threading
@@ -818,7 +818,7 @@ def start_writer(url, seconds):
     def feed():
         try:
             for i in range(WRITER_CHUNKS):
-                p.stdin.write(f"write -P {writer_pattern(i)} {i * WRITER_CHUNK} {WRITER_CHUNK}\n")
+                p.stdin.write(f"write -P {writer_pattern(i, seed)} {i * WRITER_CHUNK} {WRITER_CHUNK}\n")
                 p.stdin.flush()
                 time.sleep(seconds / WRITER_CHUNKS)
             p.stdin.write("quit\n")
@@ -846,11 +846,11 @@ def finish_writer(writer, timeout=60):
     return wrote, failures, attentions
 
 
-def verify_writer(url, chunks=WRITER_CHUNKS):
+def verify_writer(url, chunks=WRITER_CHUNKS, seed=0):
     """(chunks read back with their pattern, output) through `url`."""
     commands = []
     for i in range(chunks):
-        commands += ["-c", f"read -P {writer_pattern(i)} {i * WRITER_CHUNK} {WRITER_CHUNK}"]
+        commands += ["-c", f"read -P {writer_pattern(i, seed)} {i * WRITER_CHUNK} {WRITER_CHUNK}"]
     rc, out = run(["qemu-io", "-f", "raw", url, *commands], timeout=120)
     read = len(re.findall(r"read 65536/65536 bytes", out))
     return (read if rc == 0 and "failed" not in out.lower() else 0), out
@@ -863,9 +863,11 @@ def check_catalog(c, r, work, args):
     error but the CAPACITY DATA HAS CHANGED it retries, and its blocks read back through
     node 3; each session is told 06/2A/09 and reads the new capacity, and a block written
     past the old end through node 3 reads back through node 1; shrinking is refused
-    without --force (exit 1); forced through node 3 (needs --yes), each session is told
-    06/2A/09, every node says the smaller capacity and refuses I/O past it with 05/21/00
-    while the blocks before it keep their data; grown again through node 1, the cut
+    without --force (exit 1); forced through node 3 (needs --yes) while the writer writes
+    below the new end through node 1 again (no error but the retried unit attention),
+    each session is told 06/2A/09, every node says the smaller capacity and refuses I/O
+    past it with 05/21/00 while the blocks before it read back through node 2 as the
+    writer left them; grown again through node 1, the cut
     block reads as zeros; a memory LUN and a size below the minimum cannot shrink; the
     alias changed through node 2 is in a new login's TargetAlias through node 3 within
     5 s; deleted through node 1 (needs --yes), every node stops serving it and removes
@@ -952,10 +954,18 @@ def check_catalog(c, r, work, args):
                 rc == 1 and "shrinking" in err and "--force --yes" in err, f"exit {rc}: {short(err, 300)}")
         rc, out, err = tessera(args, "lun", "resize", "0", "64M", "--force", "--target", iqn, *node_flag(c, 3))
         r.check("catalog: --force without --yes exits 2", rc == 2 and "--yes" in err, f"exit {rc}: {short(err, 200)}")
+        writer = start_writer(url(1), 4.0, seed=0x40)
+        time.sleep(1.0)
         rc, out, err = tessera(args, "lun", "resize", "0", "64M", "--force", "--yes", "--target", iqn, *node_flag(c, 3))
         save_sample(args, "lun-shrink", f"tessera lun resize 0 64M --target {iqn} --force --yes", out)
-        r.check("catalog: tessera lun resize 0 64M --force --yes through node 3 leaves 8 sub-units",
+        r.check("catalog: tessera lun resize 0 64M --force --yes through node 3, the writer running again, leaves 8 sub-units",
                 rc == 0 and "8 sub-units" in out and "64 MiB" in out, short(out + err, 300))
+        wrote, failures, attentions = finish_writer(writer)
+        info(f"catalog: through the shrink the writer met {len(attentions)} unit attention(s)")
+        r.check(f"catalog: the writer through node 1 below the new end had all {WRITER_CHUNKS} writes acknowledged through "
+                "the shrink, no error (a CAPACITY DATA HAS CHANGED is retried)",
+                wrote == WRITER_CHUNKS and not failures and all("CAPACITY" in a.upper() or "2A09" in a.upper() for a in attentions),
+                f"{wrote} acknowledged; {short(' | '.join(failures + attentions), 400)}")
         told = told_all()
         r.check("catalog: after the shrink each node's session is told CAPACITY DATA HAS CHANGED (06/2A/09)",
                 told == [(0x2A, 0x09)] * 3, f"{told}")
@@ -966,8 +976,8 @@ def check_catalog(c, r, work, args):
                 sessions[2].command(scsi.read10((64 << 20) // 512, 1), read_length=512)]
         r.check("catalog: I/O past the new end gets LBA OUT OF RANGE (05/21/00) through every node",
                 all(x.key == 0x05 and x.asc_ascq == (0x21, 0x00) for x in past), f"{past}")
-        read_back, out = verify_writer(url(2))
-        r.check("catalog: the writer's blocks before the new end still read back through node 2",
+        read_back, out = verify_writer(url(2), seed=0x40)
+        r.check("catalog: the writer's blocks before the new end read back through node 2",
                 read_back == WRITER_CHUNKS, f"{read_back} of {WRITER_CHUNKS}: {short(out, 300)}")
         rc, out, err = tessera(args, "lun", "resize", "0", "128M", "--target", iqn, *node_flag(c, 1))
         told = told_all()
