@@ -65,6 +65,24 @@ import Testing
         #expect(AdminRouter.route(uri: "/v1/targets/iqn.t:a").map(\.methods) == .success(["GET", "HEAD", "PATCH", "DELETE"]))
     }
 
+    /// A target change answers 200 with the target; an unforced shrink the store refuses is its 409.
+    @Test func aTargetPatchAnswers200AndAnUnforcedShrink409() async throws {
+        let response = await AdminRouter.respond(
+            AdminRequest(method: "PATCH", uri: "/v1/targets/iqn.t:a", body: Array(#"{"alias":"new"}"#.utf8)),
+            state: CatalogFake(), token: nil)
+        #expect(response.status == 200)
+        #expect(response.body.contains("\"alias\" : \"new\""))
+        let refused = await AdminRouter.respond(
+            AdminRequest(method: "PATCH", uri: "/v1/luns/0", body: Array(#"{"size_bytes":33554432}"#.utf8)),
+            state: CatalogFake(), token: nil)
+        #expect(refused.status == 409)
+        #expect(refused.body.contains("--force --yes"))
+        let other = await AdminRouter.respond(
+            AdminRequest(method: "PUT", uri: "/v1/targets/iqn.t:a", body: Array(#"{"alias":"new"}"#.utf8)),
+            state: CatalogFake(), token: nil)
+        #expect(other.status == 405)
+    }
+
     @Test(arguments: [
         ("PATCH", "/v1/luns/0?force=maybe", #"{"size_bytes":67108864}"#, 400),
         ("PATCH", "/v1/luns/0", #"{"size_bytes":67108864,"force":"yes"}"#, 400),
@@ -138,6 +156,12 @@ private struct CatalogFake: AdminState {
     func apply(_ change: CatalogChange, requestID: String?) async throws -> CatalogOutcome {
         switch change {
         case .createTarget(let spec): return .target(TargetStatus(name: spec.name, alias: nil, luns: [], acl: [], chap: nil))
+        case .updateTarget(let update):
+            return .target(TargetStatus(name: update.name, alias: update.alias ?? nil, luns: [], acl: [], chap: nil))
+        case .resizeLUN(let selector, let size, let force) where size < 1 << 26 && !force:
+            throw AdminFailure(
+                status: 409, error: "LUN \(selector.lun) is 67108864 bytes; shrinking it would cut off data a host may use",
+                hint: "--force --yes")
         case .deleteTarget(let name) where name.hasSuffix("busy"):
             throw AdminFailure(status: 409, error: "target \(name) still has LUNs 0", hint: "delete them first")
         default: throw AdminStateError("unused")
