@@ -74,7 +74,7 @@ struct ClusterCommand: AsyncParsableCommand {
 struct LUNCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lun",
-        abstract: "Show logical units and map them to initiators (create, resize and delete are not implemented yet).",
+        abstract: "Create, show, resize and delete logical units, and map them to initiators.",
         subcommands: [List.self, Show.self, Map.self, Unmap.self, Create.self, Resize.self, Delete.self])
 
     /// `tessera lun list`.
