@@ -867,9 +867,10 @@ def check_catalog(c, r, work, args):
     below the new end through node 1 again (no error but the retried unit attention),
     each session is told 06/2A/09, every node says the smaller capacity and refuses I/O
     past it with 05/21/00 while the blocks before it read back through node 2 as the
-    writer left them; grown again through node 1, the cut
-    block reads as zeros; a memory LUN and a size below the minimum cannot shrink; the
-    alias changed through node 2 is in a new login's TargetAlias through node 3 within
+    writer left them; grown again through node 1, the cut block reads as zeros; a memory
+    LUN and a size below the minimum cannot shrink; node 2, stopped while the LUN shrinks
+    again, cuts its replica file when it starts and serves the smaller size; the alias
+    changed through node 2 is in a new login's TargetAlias through node 3 within
     5 s; deleted through node 1 (needs --yes), every node stops serving it and removes
     its replica file."""
     iqn = "iqn.2026-12.dev.tessera:catalog"
@@ -995,6 +996,37 @@ def check_catalog(c, r, work, args):
         r.check("catalog: a memory LUN cannot shrink (exit 1, the reason)",
                 rc == 0 and rc2 == 1 and "cannot shrink" in err2, f"create exit {rc}: {short(err, 100)}; exit {rc2}: {short(err2, 200)}")
         rc, out, err = tessera(args, "lun", "delete", "1", "--target", iqn, "--yes", *node_flag(c, 1))
+        # A node away during a shrink cuts its replica file when it starts again.
+        import glob
+        files = glob.glob(os.path.join(c.work, "tessera-data", "node2", "lun-*.img"))
+        _try(lambda: sessions[1].close())
+        ready_before = c.log_text(2).count("tesserad ready")
+        stopped = c.stop(2)
+        rc, out, err = tessera(args, "lun", "resize", "0", "32M", "--force", "--yes", "--target", iqn, *node_flag(c, 3))
+        length_away = os.path.getsize(files[0]) if len(files) == 1 else None
+        c.start(2)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and c.alive(2) and c.log_text(2).count("tesserad ready") <= ready_before:
+            time.sleep(0.2)
+        back = c.log_text(2).count("tesserad ready") > ready_before
+        length_back = os.path.getsize(files[0]) if len(files) == 1 else None
+
+        def capacity_through_2():
+            s = Session("127.0.0.1", c.portal(2), INITIATOR, iqn, bytes([0x80, 0, 0, 0, 0x50, 2]))
+            try:
+                for _ in range(5):
+                    if s.command(scsi.tur()).good:
+                        break
+                return capacity(s)
+            finally:
+                s.close()
+        size_back = _try(capacity_through_2) if back else None
+        r.check("catalog: node 2, stopped while the LUN shrank to 32 MiB through node 3, starts again, cuts its "
+                "replica file from 128 MiB to 32 MiB and serves 32 MiB",
+                stopped == 0 and rc == 0 and back and length_away == 128 << 20 and length_back == 32 << 20
+                and size_back == 32 << 20 and "replica file is cut to the LUN's size" in c.log_text(2),
+                f"stop exit {stopped}, resize exit {rc} {short(err, 100)}, ready again {back}, file {files} "
+                f"{length_away} -> {length_back}, READ CAPACITY {size_back}")
         rc, out, err = tessera(args, "target", "set-alias", iqn, "catalog renamed", *node_flag(c, 2))
         save_sample(args, "target-set-alias", f"tessera target set-alias {iqn} 'catalog renamed'", out)
         r.check("catalog: tessera target set-alias through node 2", rc == 0 and "catalog renamed" in out, short(out + err, 300))
