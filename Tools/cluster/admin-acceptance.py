@@ -17,6 +17,10 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              show the reservation; no answer holds a CHAP secret
   prclear    `tessera pr clear 0 --yes` through node 2: gone through node 3, 2A/03 to the
              registered nexus through node 1, logged; without --yes, exit 2
+  catalog    a target and a LUN made with the CLI only; grown under a verifying qemu-io writer,
+             shrunk with --force (06/2A/09, 05/21/00 past the end, a node away during a shrink
+             cuts its file when it starts), its alias changed and seen by a new login through
+             another node; deleted (see check_catalog)
   access     with the CLI only: through node 2 `acl add` the acceptance initiator and a
              second one and `chap set` per-initiator CHAP for the second (secret from a file,
              then from stdin); then through node 3 (another node) iscsi-inq with the second
