@@ -57,6 +57,11 @@ import Testing
                     target: Self.target, lun: 1, sizeBytes: 16 * mib, replicas: 1, subUnitBytes: 8 * mib,
                     backing: "memory")),
             cluster)
+        _ = try await Self.apply(
+            .createLUN(
+                .init(
+                    target: Self.target, lun: 2, sizeBytes: 16 * mib, replicas: 1, subUnitBytes: 8 * mib, readOnly: true)),
+            cluster)
         let key = LUNKey(targetIQN: Self.target, lun: 0)
         let selector = LUNSelector(target: Self.target, lun: 0)
 
@@ -91,6 +96,10 @@ import Testing
             .resizeLUN(LUNSelector(target: Self.target, lun: 1), sizeBytes: 8 * mib, force: true), cluster)
         #expect(memory?.status == 409)
         #expect(memory?.error.contains("cannot shrink") == true)
+        let readOnly = await Self.refusal(
+            .resizeLUN(LUNSelector(target: Self.target, lun: 2), sizeBytes: 8 * mib, force: true), cluster)
+        #expect(readOnly?.status == 409 && readOnly?.hint.contains("read-only") == true)
+        #expect(try await repository.lun(LUNKey(targetIQN: Self.target, lun: 2))?.sizeBytes == 16 * mib)
 
         // The alias and the portal group tag change; a null alias removes it.
         _ = try await Self.apply(.updateTarget(.init(name: Self.target.uppercased(), alias: .some("second"))), cluster)
