@@ -363,11 +363,15 @@ public struct TargetStatus: Codable, Hashable, Sendable {
     /// seen by every initiator the ACL admits. Absent in answers of nodes
     /// that predate it.
     public var lunMasks: [LUNMask]?
+    /// The portal group tag it is exported on where a node has portals of
+    /// that tag. Absent in answers of nodes that predate it.
+    public var portalGroupTag: UInt16?
 
     public init(
         name: String, alias: String?, luns: [UInt64], acl: [String], chap: CHAP?, initiatorChap: [InitiatorCHAP]? = nil,
-        lunMasks: [LUNMask]? = nil
+        lunMasks: [LUNMask]? = nil, portalGroupTag: UInt16? = nil
     ) {
+        self.portalGroupTag = portalGroupTag
         self.name = name
         self.alias = alias
         self.luns = luns

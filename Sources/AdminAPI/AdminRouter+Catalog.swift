@@ -1,7 +1,8 @@
 extension AdminRouter {
     /// The catalog change a request asks for, validated, with its request
     /// id. A LUN's `DELETE` needs `?confirm=yes`: it destroys the LUN's data
-    /// on every node. Pure.
+    /// on every node; a `PATCH` to a smaller size needs `?force=yes` (or
+    /// `"force": true`) for the same reason. Pure.
     public static func catalogChange(_ request: AdminRequest, route: AdminRoute) -> Result<
         (change: CatalogChange, requestID: String?), AdminFailure
     > {
@@ -11,13 +12,14 @@ extension AdminRouter {
         case .success(let found): (object, requestID) = found
         case .failure(let failure): return .failure(failure)
         }
+        let query = request.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map { parseQuery(String($0)) } ?? [:]
         let change: Result<CatalogChange, AdminFailure>
         switch (route, request.method) {
         case (.targets, "POST"): change = CatalogValidation.target(object)
         case (.luns, "POST"): change = CatalogValidation.lun(object)
-        case (.lun(let selector), "PATCH"): change = CatalogValidation.resize(object, selector: selector)
+        case (.lun(let selector), "PATCH"):
+            change = CatalogValidation.resize(object, selector: selector, forceQuery: query["force"])
         case (.lun(let selector), "DELETE"):
-            let query = request.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map { parseQuery(String($0)) } ?? [:]
             guard let confirm = query["confirm"], ["yes", "true", "1"].contains(confirm.lowercased()) else {
                 return .failure(
                     AdminFailure(
@@ -26,6 +28,7 @@ extension AdminRouter {
             }
             change = .success(.deleteLUN(selector))
         case (.target(let name), "DELETE"): change = .success(.deleteTarget(name: name))
+        case (.target(let name), "PATCH"): change = CatalogValidation.updateTarget(object, name: name)
         default:
             return .failure(AdminFailure(status: 404, error: "not a catalog route", hint: "see GET /v1/targets"))
         }
@@ -33,7 +36,7 @@ extension AdminRouter {
     }
 
     /// Validates and applies a catalog change; answers 201 with what was
-    /// created, 200 with a grown LUN or with what was deleted.
+    /// created, 200 with a resized LUN or with what was deleted.
     static func catalogChange(_ request: AdminRequest, route: AdminRoute, state: any AdminState) async throws
         -> AdminResponse
     {

@@ -47,14 +47,15 @@ public enum AdminRoute: Hashable, Sendable {
     case cluster
     /// `GET /v1/luns`; `POST` creates one.
     case luns
-    /// `GET /v1/luns/{id}`; `PATCH` grows it, `DELETE ?confirm=yes` deletes it.
+    /// `GET /v1/luns/{id}`; `PATCH` resizes it (a shrink with `?force=yes`), `DELETE ?confirm=yes` deletes it.
     case lun(LUNSelector)
     /// `GET /v1/luns/{id}/reservations`; `DELETE` clears them (an
     /// administrator's PERSISTENT RESERVE OUT CLEAR).
     case reservations(LUNSelector)
     /// `GET /v1/targets`; `POST` creates one.
     case targets
-    /// `GET /v1/targets/{iqn}`; `DELETE` deletes it (only without LUNs).
+    /// `GET /v1/targets/{iqn}`; `PATCH` changes its alias or portal group
+    /// tag; `DELETE` deletes it (only without LUNs).
     case target(String)
     /// `POST /v1/targets/{iqn}/acls`: adds an initiator to the ACL.
     case acls(target: String)
@@ -92,7 +93,8 @@ public enum AdminRoute: Hashable, Sendable {
         case .acl: ["DELETE"]
         case .chap: ["PUT", "DELETE"]
         case .lunMask(_, _, let initiator): initiator == nil ? ["DELETE"] : ["PUT", "DELETE"]
-        case .reservations, .session, .target: ["GET", "HEAD", "DELETE"]
+        case .reservations, .session: ["GET", "HEAD", "DELETE"]
+        case .target: ["GET", "HEAD", "PATCH", "DELETE"]
         case .luns, .targets, .nodes: ["GET", "HEAD", "POST"]
         case .node: ["GET", "HEAD", "DELETE"]
         case .nodeDrain: ["POST", "DELETE"]
@@ -208,7 +210,7 @@ extension AdminRouter {
                 return ok(try await state.cluster())
             case .luns where request.method == "POST", .targets where request.method == "POST",
                 .lun where request.method == "PATCH" || request.method == "DELETE",
-                .target where request.method == "DELETE":
+                .target where request.method == "PATCH" || request.method == "DELETE":
                 return try await catalogChange(request, route: route, state: state)
             case .luns:
                 return ok(try await state.luns())

@@ -25,7 +25,7 @@ public protocol AdminState: Sendable {
     /// PREEMPTED) and returns them as they are afterwards; nil when there
     /// is no such LUN. A `requestID` applied before changes nothing.
     func clearReservations(target: String, lun: UInt64, requestID: String?) async throws -> ReservationStatus?
-    /// Applies one catalog change (a target or LUN created, grown or
+    /// Applies one catalog change (a target or LUN created, changed, resized or
     /// deleted) in one store transaction and returns what it made; every
     /// node serves the result within about a second. A `requestID` applied
     /// before changes nothing (the current state is returned). Throws an

@@ -1,17 +1,22 @@
+import Foundation
 import ISCSISession
 
 /// One change to what the cluster serves, as a request asks for it
-/// (validated by ``CatalogValidation``): targets and LUNs created, grown
-/// and deleted. Every node serves the result within about a second.
+/// (validated by ``CatalogValidation``): targets created, changed and
+/// deleted, LUNs created, resized and deleted. Every node serves the result within about a second.
 public enum CatalogChange: Hashable, Sendable, CustomStringConvertible {
     /// `POST /v1/targets`.
     case createTarget(TargetSpec)
+    /// `PATCH /v1/targets/{iqn}`: a new alias or portal group tag.
+    case updateTarget(TargetUpdate)
     /// `DELETE /v1/targets/{iqn}`: only a target without LUNs.
     case deleteTarget(name: String)
     /// `POST /v1/luns`.
     case createLUN(LUNSpec)
-    /// `PATCH /v1/luns/{n}` with a larger `size_bytes`: online resize.
-    case resizeLUN(LUNSelector, sizeBytes: UInt64)
+    /// `PATCH /v1/luns/{n}` with a new `size_bytes`: online resize. A
+    /// smaller size needs `force` (`?force=yes` or `"force": true`): the
+    /// blocks past the new end are dropped on every node.
+    case resizeLUN(LUNSelector, sizeBytes: UInt64, force: Bool = false)
     /// `DELETE /v1/luns/{n}?confirm=yes`.
     case deleteLUN(LUNSelector)
 
@@ -25,6 +30,22 @@ public enum CatalogChange: Hashable, Sendable, CustomStringConvertible {
         public var portalGroupTag: UInt16
 
         public init(name: String, alias: String? = nil, portalGroupTag: UInt16 = 1) {
+            self.name = name
+            self.alias = alias
+            self.portalGroupTag = portalGroupTag
+        }
+    }
+
+    /// What a `PATCH` of a target changes; nil fields stay as they are.
+    public struct TargetUpdate: Hashable, Sendable {
+        /// The target's iSCSI name as the path gave it.
+        public var name: String
+        /// The new TargetAlias; `.some(nil)` removes it.
+        public var alias: String??
+        /// The new portal group tag.
+        public var portalGroupTag: UInt16?
+
+        public init(name: String, alias: String?? = nil, portalGroupTag: UInt16? = nil) {
             self.name = name
             self.alias = alias
             self.portalGroupTag = portalGroupTag
@@ -73,10 +94,16 @@ public enum CatalogChange: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .createTarget(let spec): "create target \(spec.name)"
+        case .updateTarget(let update):
+            "change target \(update.name):"
+                + (update.alias.map { $0.map { " alias \"\($0)\"" } ?? " no alias" } ?? "")
+                + (update.portalGroupTag.map { " portal group tag \($0)" } ?? "")
         case .deleteTarget(let name): "delete target \(name)"
         case .createLUN(let spec):
             "create LUN \(spec.lun.map { "\($0)" } ?? "(next free)") of \(spec.target), \(spec.sizeBytes) bytes"
-        case .resizeLUN(let selector, let size): "resize LUN \(selector.lun) to \(size) bytes"
+        case .resizeLUN(let selector, let size, let force):
+            "resize LUN \(selector.lun)" + (selector.target.map { " of \($0)" } ?? "") + " to \(size) bytes"
+                + (force ? " (forced: a shrink drops the blocks past the end)" : "")
         case .deleteLUN(let selector): "delete LUN \(selector.lun)" + (selector.target.map { " of \($0)" } ?? "")
         }
     }
@@ -139,26 +166,69 @@ public enum CatalogValidation {
                     hint: "give an iqn., eui. or naa. name (RFC 7143 §4.2.7), e.g. iqn.2026-12.com.example:disk1"))
         }
         var spec = CatalogChange.TargetSpec(name: name.lowercased())
-        if let alias = object["alias"] {
-            guard let text = alias as? String, text.utf8.count <= 255, !text.unicodeScalars.contains(where: isControl)
-            else {
-                return .failure(
-                    AdminFailure(
-                        status: 400, error: "alias must be a JSON string of at most 255 bytes without control characters",
-                        hint: "e.g. \"alias\": \"database disks\""))
+        if let value = object["alias"] {
+            switch alias(value, allowNull: false) {
+            case .success(let alias): spec.alias = alias
+            case .failure(let failure): return .failure(failure)
             }
-            spec.alias = text.isEmpty ? nil : text
         }
-        if let tag = object["portal_group_tag"] {
-            guard let number = integer(tag), let value = UInt16(exactly: number), value > 0 else {
-                return .failure(
-                    AdminFailure(
-                        status: 400, error: "portal_group_tag must be an integer 1...65535",
-                        hint: "the tag of the portals it is exported on (a node without one exports it on all)"))
+        if let value = object["portal_group_tag"] {
+            switch portalGroupTag(value) {
+            case .success(let tag): spec.portalGroupTag = tag
+            case .failure(let failure): return .failure(failure)
             }
-            spec.portalGroupTag = value
         }
         return .success(.createTarget(spec))
+    }
+
+    /// `PATCH /v1/targets/{iqn}`: `{"alias": "..."}` (null or "" removes
+    /// it) and/or `{"portal_group_tag": T}`.
+    public static func updateTarget(_ object: [String: Any], name: String) -> Result<CatalogChange, AdminFailure> {
+        let hint = "the body is {\"alias\": \"...\"} (null removes it) and/or {\"portal_group_tag\": 1}"
+        if let failure = unknownField(object, known: ["alias", "portal_group_tag", "request_id"], hint: hint) {
+            return .failure(failure)
+        }
+        var update = CatalogChange.TargetUpdate(name: name)
+        if let value = object["alias"] {
+            switch alias(value, allowNull: true) {
+            case .success(let alias): update.alias = .some(alias)
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        if let value = object["portal_group_tag"] {
+            switch portalGroupTag(value) {
+            case .success(let tag): update.portalGroupTag = tag
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        guard update.alias != nil || update.portalGroupTag != nil else {
+            return .failure(AdminFailure(status: 400, error: "nothing to change", hint: hint))
+        }
+        return .success(.updateTarget(update))
+    }
+
+    /// A TargetAlias (RFC 7143 §13.6: human-readable text): a string of at
+    /// most 255 bytes on one line; "" (or null, where allowed) is no alias.
+    static func alias(_ value: Any, allowNull: Bool) -> Result<String?, AdminFailure> {
+        if allowNull, value is NSNull { return .success(nil) }
+        guard let text = value as? String, text.utf8.count <= 255, !text.unicodeScalars.contains(where: isControl) else {
+            return .failure(
+                AdminFailure(
+                    status: 400, error: "alias must be a JSON string of at most 255 bytes without control characters",
+                    hint: "e.g. \"alias\": \"database disks\""))
+        }
+        return .success(text.isEmpty ? nil : text)
+    }
+
+    /// A portal group tag, 1...65535.
+    static func portalGroupTag(_ value: Any) -> Result<UInt16, AdminFailure> {
+        guard let number = integer(value), let tag = UInt16(exactly: number), tag > 0 else {
+            return .failure(
+                AdminFailure(
+                    status: 400, error: "portal_group_tag must be an integer 1...65535",
+                    hint: "the tag of the portals it is exported on (a node without one exports it on all)"))
+        }
+        return .success(tag)
     }
 
     /// `POST /v1/luns`: `{"target": "iqn....", "size_bytes": N, …}`.
@@ -246,19 +316,42 @@ public enum CatalogValidation {
         return .success(.createLUN(spec))
     }
 
-    /// `PATCH /v1/luns/{n}`: `{"size_bytes": N}`.
-    public static func resize(_ object: [String: Any], selector: LUNSelector) -> Result<CatalogChange, AdminFailure> {
-        if let failure = unknownField(object, known: ["size_bytes", "request_id"], hint: "the body is {\"size_bytes\": N}") {
+    /// `PATCH /v1/luns/{n}`: `{"size_bytes": N}`, optionally `"force": true`
+    /// (or `forceQuery`, from `?force=yes`) to allow a shrink.
+    public static func resize(_ object: [String: Any], selector: LUNSelector, forceQuery: String? = nil)
+        -> Result<CatalogChange, AdminFailure>
+    {
+        if let failure = unknownField(object, known: ["size_bytes", "force", "request_id"],
+            hint: "the body is {\"size_bytes\": N}, with \"force\": true to shrink")
+        {
             return .failure(failure)
         }
         guard let value = object["size_bytes"], let size = integer(value).flatMap({ UInt64(exactly: $0) }) else {
             return .failure(
                 AdminFailure(
                     status: 400, error: "size_bytes is required (a positive integer)",
-                    hint: "the new capacity in bytes, larger than the LUN's (tessera lun resize 0 2G)"))
+                    hint: "the new capacity in bytes (tessera lun resize 0 2G)"))
+        }
+        var force = false
+        if let value = object["force"] {
+            guard let flag = value as? Bool else {
+                return .failure(AdminFailure(status: 400, error: "force must be true or false", hint: "a JSON boolean"))
+            }
+            force = flag
+        }
+        if let forceQuery {
+            switch forceQuery.lowercased() {
+            case "yes", "true", "1": force = true
+            case "no", "false", "0": break
+            default:
+                return .failure(
+                    AdminFailure(
+                        status: 400, error: "force=\(AdminRouter.printable(forceQuery)) is not yes or no",
+                        hint: "?force=yes allows a shrink"))
+            }
         }
         if let failure = geometry(size: size, blockSize: nil) { return .failure(failure) }
-        return .success(.resizeLUN(selector, sizeBytes: size))
+        return .success(.resizeLUN(selector, sizeBytes: size, force: force))
     }
 
     /// A capacity within bounds (and a multiple of `blockSize` when known).

@@ -7,11 +7,11 @@ import Synchronization
 /// the primary's write ordering for each of those sub-units.
 final class LUNReplicas: Sendable {
     let lun: LUNID
-    /// The LUN's shape as this node serves it (it grows with ``grow(to:extents:)``).
+    /// The LUN's shape as this node serves it (it changes with ``grow(to:extents:)`` and ``shrink(to:extents:)``).
     var layout: SubUnitLayout { cached.withLock { $0.layout } }
     /// This node's replicas, by sub-unit index.
     var extents: [UInt32: any BlockDevice] { parts.withLock { $0.extents } }
-    /// Extents and their write orderings; replaced together when the LUN grows.
+    /// Extents and their write orderings; replaced together when the LUN grows or shrinks.
     private let parts: Mutex<(extents: [UInt32: any BlockDevice], gates: [UInt32: OrderingGate])>
     private let cached: Mutex<SubUnitMap>
     private let source: any SubUnitMapSource
@@ -93,6 +93,66 @@ final class LUNReplicas: Sendable {
             }
         }
         return true
+    }
+
+    /// The LUN was shrunk (an administrator's forced resize): `map` is the
+    /// smaller map as the store holds it and `extents` this node's extents
+    /// over it. Sub-units past the new end are dropped with their extents,
+    /// write orderings and dirty records; a last sub-unit that was cut keeps
+    /// its ordering but loses its dirty records (a stale replica of it gets
+    /// a full copy). Kept sub-units keep the newer of the two replica sets.
+    /// Returns, once every write admitted before the cut into the blocks
+    /// that are gone has finished (so the caller may cut the file), whether
+    /// it shrank; a map that is not smaller changes nothing.
+    @discardableResult
+    func shrink(to map: SubUnitMap, extents: [UInt32: any BlockDevice]) async -> Bool {
+        let old = self.map
+        guard map.layout.blockCount < old.layout.blockCount, map.layout.blockCount > 0,
+            map.layout.blockSize == old.layout.blockSize, map.layout.subUnitBlocks == old.layout.subUnitBlocks,
+            map.subUnits.count == Int(map.layout.subUnitCount)
+        else { return false }
+        let count = map.layout.subUnitCount
+        let last = count - 1
+        let cut = map.layout.blocks(in: last) < old.layout.blocks(in: last)
+        let retired: [(gate: OrderingGate, blocks: Range<UInt64>)] = parts.withLock { parts in
+            var gates = parts.gates
+            var retired: [(gate: OrderingGate, blocks: Range<UInt64>)] = []
+            for (index, gate) in parts.gates where index >= count {
+                retired.append((gate, 0..<old.layout.blocks(in: index)))
+                gates[index] = nil
+            }
+            if cut, let gate = gates[last] {
+                retired.append((gate, map.layout.blocks(in: last)..<old.layout.blocks(in: last)))
+            }
+            parts = (extents.filter { $0.key < count }, gates)
+            return retired
+        }
+        cached.withLock { cached in
+            var shrunk = map
+            for i in shrunk.subUnits.indices where cached.subUnits[i].epoch > shrunk.subUnits[i].epoch {
+                shrunk.subUnits[i] = cached.subUnits[i]
+            }
+            cached = shrunk
+        }
+        let gone: (DirtyKey) -> Bool = { $0.index >= count || (cut && $0.index == last) }
+        dirty.withLock { dirty in
+            for key in dirty.keys where gone(key) { dirty[key] = nil }
+        }
+        needsPeerLog.withLock { $0 = $0.filter { !gone($0) } }
+        unpinActivityIfConverged()
+        // A write admitted before the cut still holds its range: wait for it.
+        for (gate, blocks) in retired where !blocks.isEmpty { await gate.withRange(blocks) {} }
+        return true
+    }
+
+    /// A failure for blocks of sub-unit `index` that a shrink cut off after
+    /// the request was accepted (checked again once it holds its range, so
+    /// nothing is written past the end the replica file is cut to); nil
+    /// while they are still served.
+    func cutOff(_ index: UInt32, _ blocks: Range<UInt64>) -> PeerReply? {
+        let layout = self.layout
+        guard index >= layout.subUnitCount || blocks.upperBound > layout.blocks(in: index) else { return nil }
+        return .failure(PeerFailure(.outOfRange, detail: "sub-unit \(index) blocks \(blocks) were cut off by a shrink"))
     }
 
     /// Takes a replica set this node just wrote to the store (newer epochs only).

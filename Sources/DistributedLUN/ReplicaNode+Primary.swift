@@ -30,7 +30,7 @@ extension ReplicaNode {
         }
         let io = write.io
         return await target.gate.withRange(io.blocks) {
-            if let moved = setChanged(target) { return moved }
+            if let moved = setChanged(target) ?? target.replicas.cutOff(target.index, io.blocks) { return moved }
             return await replicated(target, .replicate(write), blocks: io.blocks) { () async throws(BlockDeviceError) in
                 try await target.extent.write(
                     lba: io.lba, blockCount: io.blockCount, from: write.data, offset: write.offset, fua: write.fua)
@@ -46,7 +46,7 @@ extension ReplicaNode {
         case .success(let accepted): target = accepted
         }
         return await target.gate.withRange(io.blocks) {
-            if let moved = setChanged(target) { return moved }
+            if let moved = setChanged(target) ?? target.replicas.cutOff(target.index, io.blocks) { return moved }
             return await replicated(target, .replicateUnmap(io), blocks: io.blocks) { () async throws(BlockDeviceError) in
                 try await target.extent.unmap(lba: io.lba, blockCount: UInt64(io.blockCount))
             }
@@ -70,7 +70,7 @@ extension ReplicaNode {
         let io = write.io
         let half = Int(io.blockCount) * Int(blockSize)
         return await target.gate.withRange(io.blocks) {
-            if let moved = setChanged(target) { return moved }
+            if let moved = setChanged(target) ?? target.replicas.cutOff(target.index, io.blocks) { return moved }
             let medium = IOBuffer(count: half)
             do throws(BlockDeviceError) {
                 try await target.extent.read(lba: io.lba, blockCount: io.blockCount, into: medium, offset: 0)

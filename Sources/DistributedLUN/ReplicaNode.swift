@@ -116,6 +116,14 @@ public final class ReplicaNode: PeerRequestHandler {
         replicas(lun)?.grow(to: map, extents: extents) ?? false
     }
 
+    /// Serves the shrunk `map` of an attached LUN with `extents` (over the
+    /// smaller map); returns once writes into the blocks that are gone have
+    /// finished. False when the LUN is not attached here or the map is not smaller.
+    @discardableResult
+    public func shrink(_ lun: LUNID, to map: SubUnitMap, extents: [UInt32: any BlockDevice]) async -> Bool {
+        await replicas(lun)?.shrink(to: map, extents: extents) ?? false
+    }
+
     /// Stops serving a LUN (its extents are the caller's to close).
     public func detach(_ lun: LUNID) {
         _ = luns.withLock { $0.removeValue(forKey: lun) }

@@ -50,6 +50,54 @@ extension TargetCommand {
         }
     }
 
+    /// `tessera target set-alias NAME ALIAS`.
+    struct SetAlias: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-alias",
+            abstract: "Change a target's TargetAlias; every node's new logins show it within about a second.",
+            discussion: "An empty ALIAS (\"\") removes it. Sessions logged in keep the alias they were given.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The target's iSCSI name.") var name: String
+        @Argument(help: "The new alias (at most 255 bytes, one line); \"\" removes it.") var alias: String
+
+        func validate() throws {
+            guard alias.utf8.count <= 255, !alias.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+            else { throw ValidationError("an alias is at most 255 bytes on one line, without control characters") }
+        }
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (target, raw, _) = try await client.send(
+                "PATCH", targetPath(name), body: jsonObjectBody(["alias": alias.isEmpty ? NSNull() : alias]),
+                requestID: newRequestID(), as: TargetStatus.self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.targets([target])
+        }
+    }
+
+    /// `tessera target set-portal-group NAME TAG`.
+    struct SetPortalGroup: ReadingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-portal-group",
+            abstract: "Change the portal group tag a target is exported on; every node follows within about a second.",
+            discussion: """
+                A node with portals of that tag exports the target on those; a node without, on all of its \
+                portals. A node whose TOML names the target keeps the portal groups of its TOML.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The target's iSCSI name.") var name: String
+        @Argument(help: "The portal group tag, 1...65535.") var tag: UInt16
+
+        func validate() throws {
+            guard tag > 0 else { throw ValidationError("a portal group tag is 1...65535") }
+        }
+
+        func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (target, raw, _) = try await client.send(
+                "PATCH", targetPath(name), body: jsonObjectBody(["portal_group_tag": Int(tag)]),
+                requestID: newRequestID(), as: TargetStatus.self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.targets([target])
+        }
+    }
+
     /// `tessera target delete NAME --yes`.
     struct Delete: ReadingCommand {
         static let configuration = CommandConfiguration(
@@ -114,27 +162,40 @@ extension LUNCommand {
         }
     }
 
-    /// `tessera lun resize ID SIZE`.
+    /// `tessera lun resize ID SIZE [--force --yes]`.
     struct Resize: ReadingCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Grow a LUN online; every host is told (CAPACITY DATA HAS CHANGED) through every node.",
-            discussion: "Shrinking is refused. On Linux, `echo 1 > /sys/block/sdX/device/rescan` picks the size up.")
+            abstract: "Resize a LUN online; every host is told (CAPACITY DATA HAS CHANGED) through every node.",
+            discussion: """
+                Growing needs nothing more. Shrinking needs --force --yes: the blocks past the new end are dropped \
+                on every node, for good; shrink the host's file system or partition first. On Linux, \
+                `echo 1 > /sys/block/sdX/device/rescan` picks the size up.
+                """)
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The LUN number.") var id: UInt64
         @Argument(help: "The new capacity: bytes or 64M, 10G (binary).") var size: String
         @Option(help: ArgumentHelp("The target, when several have this LUN number.", valueName: "iqn"))
         var target: String?
+        @Flag(help: "Allow a shrink: the blocks past the new end are dropped on every node.") var force = false
+        @Flag(help: "Confirm --force: hosts lose the data past the new end.") var yes = false
 
         func validate() throws {
             try validateLUN(id)
             guard parseByteCount(size) != nil else { throw ValidationError("\(size) is not a size (e.g. 128M, 20G)") }
+            if force && !yes {
+                throw ValidationError(
+                    "--force lets a shrink drop the data past \(size) on every node; add --yes once no host uses those blocks")
+            }
+            if yes && !force { throw ValidationError("--yes confirms --force; a grow needs neither") }
         }
 
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
-            let (grown, raw, _) = try await client.send(
-                "PATCH", lunPath(id, target: target), body: jsonObjectBody(["size_bytes": parseByteCount(size) ?? 0]),
-                requestID: newRequestID(), as: LUNStatus.self)
-            return global.json ? String(decoding: raw, as: UTF8.self) : Render.lun(grown)
+            var fields: [String: Any] = ["size_bytes": parseByteCount(size) ?? 0]
+            if force { fields["force"] = true }
+            let (resized, raw, _) = try await client.send(
+                "PATCH", lunPath(id, target: target), body: jsonObjectBody(fields), requestID: newRequestID(),
+                as: LUNStatus.self)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.lun(resized)
         }
     }
 

@@ -67,7 +67,7 @@ struct ClusterCommand: AsyncParsableCommand {
 struct LUNCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lun",
-        abstract: "Show logical units and map them to initiators (create, resize and delete are not implemented yet).",
+        abstract: "Create, show, resize and delete logical units, and map them to initiators.",
         subcommands: [List.self, Show.self, Map.self, Unmap.self, Create.self, Resize.self, Delete.self])
 
     /// `tessera lun list`.
@@ -181,8 +181,8 @@ struct PRCommand: AsyncParsableCommand {
 /// `tessera target`.
 struct TargetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "target", abstract: "List, create and delete targets.",
-        subcommands: [List.self, Create.self, Delete.self])
+        commandName: "target", abstract: "List, create, change and delete targets.",
+        subcommands: [List.self, Create.self, SetAlias.self, SetPortalGroup.self, Delete.self])
 
     /// `tessera target list`.
     struct List: ReadingCommand {

@@ -6,7 +6,7 @@ import MetadataStore
     import Glibc
 #endif
 
-/// Targets and LUNs created, grown and deleted through the admin API: one
+/// Targets and LUNs created, resized and deleted through the admin API: one
 /// store transaction each (with its request id, so a retry is harmless);
 /// every node's ``ServedCatalog`` serves the result within about a second.
 extension NodeAdminState {
@@ -53,13 +53,19 @@ extension NodeAdminState {
             return .target(target)
         case .deleteTarget(let name):
             return .deleted(Deleted(deleted: "target", target: name))
+        case .updateTarget(let update):
+            let lowered = update.name.lowercased()
+            guard let target = try await targets().first(where: { $0.name.lowercased() == lowered }) else {
+                return .deleted(Deleted(deleted: "target", target: update.name))
+            }
+            return .target(target)
         case .createLUN(let spec):
             let found = try await luns().filter { $0.target.lowercased() == spec.target }
             guard let lun = spec.lun.flatMap({ n in found.first { $0.lun == UInt64(n) } }) ?? found.last else {
                 return .deleted(Deleted(deleted: "lun", target: spec.target, lun: spec.lun.map(UInt64.init)))
             }
             return .lun(lun)
-        case .resizeLUN(let selector, _):
+        case .resizeLUN(let selector, _, _):
             guard case .success(let lun) = AdminRouter.pick(selector, from: try await luns()) else {
                 return .deleted(Deleted(deleted: "lun", target: selector.target ?? "", lun: selector.lun))
             }
@@ -96,6 +102,15 @@ extension NodeAdminState {
             }
             try await repository.upsertTarget(TargetRecord(iqn: spec.name, alias: spec.alias, portalGroupTag: spec.portalGroupTag))
             return .target(TargetStatus(name: spec.name, alias: spec.alias, luns: [], acl: [], chap: nil))
+        case .updateTarget(let update):
+            let name = try await storedTarget(update.name, repository)
+            guard var record = try await repository.targets().first(where: { $0.iqn == name }) else {
+                throw AdminFailure(status: 404, error: "no target \(AdminRouter.printable(update.name))", hint: "tessera target list")
+            }
+            if let alias = update.alias { record.alias = alias }
+            if let tag = update.portalGroupTag { record.portalGroupTag = tag }
+            try await repository.upsertTarget(record)
+            return .target(TargetStatus(name: record.iqn, alias: record.alias, luns: [], acl: [], chap: nil))
         case .deleteTarget(let name):
             let target = try await storedTarget(name, repository)
             let luns = try await repository.luns(target: target).map(\.key.lun)
@@ -108,8 +123,8 @@ extension NodeAdminState {
             return .deleted(Deleted(deleted: "target", target: target))
         case .createLUN(let spec):
             return .lun(try await createLUN(spec, repository, live: live))
-        case .resizeLUN(let selector, let size):
-            return .lun(try await resizeLUN(selector, to: size, repository, live: live))
+        case .resizeLUN(let selector, let size, let force):
+            return .lun(try await resizeLUN(selector, to: size, force: force, repository, live: live))
         case .deleteLUN(let selector):
             let lun = try await storedLUN(selector, repository)
             try await repository.deleteLUN(lun.key)
@@ -174,12 +189,16 @@ extension NodeAdminState {
             layout: nil, subUnits: [])
     }
 
-    /// Grows a LUN: the new capacity and the new sub-units (placed over the
-    /// live members, in sync: they hold only zeros everywhere) in one
-    /// transaction. The last sub-unit, if partial, grows in place.
-    private static func resizeLUN(_ selector: LUNSelector, to size: UInt64, _ repository: StoreRepository, live: [NodeID])
-        async throws -> LUNStatus
-    {
+    /// Resizes a LUN. Growing: the new capacity and the new sub-units
+    /// (placed over the live members, in sync: they hold only zeros
+    /// everywhere) in one transaction; the last sub-unit, if partial, grows
+    /// in place. Shrinking needs `force`: the new capacity, the sub-units
+    /// past it dropped (the last one may be cut) and the size it had noted
+    /// in its options (a node that was away cuts its file when it opens it),
+    /// in one transaction. Only a writable file-backed LUN changes size.
+    private static func resizeLUN(
+        _ selector: LUNSelector, to size: UInt64, force: Bool, _ repository: StoreRepository, live: [NodeID]
+    ) async throws -> LUNStatus {
         let lun = try await storedLUN(selector, repository)
         let status = LUNStatus(
             target: lun.key.targetIQN, lun: lun.key.lun, sizeBytes: size, blockSize: lun.blockSize, serial: lun.serial,
@@ -190,14 +209,18 @@ extension NodeAdminState {
                 hint: "round it to \(size / UInt64(lun.blockSize) * UInt64(lun.blockSize))")
         }
         if size == lun.sizeBytes { return status }
-        guard size > lun.sizeBytes else {
+        let shrinking = size < lun.sizeBytes
+        guard !shrinking || force else {
             throw AdminFailure(
                 status: 409, error: "\(lun.key) is \(lun.sizeBytes) bytes; shrinking it would cut off data a host may use",
-                hint: "Tessera only grows LUNs online; copy the data to a smaller LUN instead")
+                hint: "stop the hosts' use of the blocks past \(size) first (shrink the file system or partition), "
+                    + "then force it: tessera lun resize \(lun.key.lun) \(size) --target \(lun.key.targetIQN) --force --yes "
+                    + "(PATCH ?force=yes)")
         }
-        guard let options = StoredLUNOptions.decode(lun.backing), options.backing == "file", !options.readOnly else {
+        guard var options = StoredLUNOptions.decode(lun.backing), options.backing == "file", !options.readOnly else {
             throw AdminFailure(
-                status: 409, error: "\(lun.key) cannot grow: only a writable file-backed LUN grows online",
+                status: 409,
+                error: "\(lun.key) cannot \(shrinking ? "shrink" : "grow"): only a writable file-backed LUN changes size online",
                 hint: "a memory or read-only LUN keeps its size")
         }
         guard let map = try await repository.subUnitMap(lun.key) else {
@@ -205,11 +228,17 @@ extension NodeAdminState {
         }
         let layout = SubUnitLayout(
             blockSize: lun.blockSize, blockCount: size / UInt64(lun.blockSize), subUnitBlocks: map.layout.subUnitBlocks)
+        try await repository.setLUNSize(lun.key, sizeBytes: size)
+        if shrinking {
+            try await repository.dropSubUnits(lun.key, from: layout.subUnitCount)
+            options.shrunkFromBytes = max(options.shrunkFromBytes ?? 0, lun.sizeBytes)
+            try await repository.setLUNBacking(lun.key, backing: options.encoded())
+            return status
+        }
         let placed = Placement.place(
             lun: map.lun, layout: layout, replicationFactor: map.replicationFactor,
             over: live.map { Placement.Candidate(node: $0) })
         let added = (map.subUnits.count..<placed.subUnits.count).map { (index: UInt32($0), set: placed.subUnits[$0]) }
-        try await repository.setLUNSize(lun.key, sizeBytes: size)
         try await repository.appendSubUnits(lun.key, added)
         return status
     }

@@ -235,7 +235,7 @@ final class NodeAdminState: AdminState {
                     TargetStatus(
                         name: target.iqn, alias: target.alias, luns: luns, acl: acl,
                         chap: targetWide.map { TargetStatus.CHAP(user: $0.username, mutual: mutual("")) },
-                        initiatorChap: perInitiator, lunMasks: masks))
+                        initiatorChap: perInitiator, lunMasks: masks, portalGroupTag: target.portalGroupTag))
             }
             return result
         }

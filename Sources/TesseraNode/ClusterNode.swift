@@ -210,15 +210,17 @@ public final class ClusterNode: Sendable {
             iscsiPortal: configuration.portals.first?.address,
             // RFC 7143 §13.3 / Appendix C: TargetAddress=domainname[:port][,portal-group-tag]
             portals: configuration.portals.map { "\($0.address),\($0.groupTag)" })
-        let kept = try await duringStartup("seed") {
+        let report = try await duringStartup("seed") { [id] in
             try await client.transaction { tx in
                 let repository = StoreRepository(tx)
-                let kept = try await seed.apply(to: repository)
+                let report = try await seed.apply(to: repository, node: id, at: Date())
                 try await repository.upsertMember(member)
-                return kept
+                return report
             }
         }
-        for message in kept { logger.error("configuration: \(message)") }
+        for message in report.applied { logger.notice("configuration seeded: \(message)") }
+        for message in report.skipped { logger.notice("configuration not applied: \(message)") }
+        for message in report.kept { logger.error("configuration: \(message)") }
         let members = try await awaitFormation(expected: configuration.cluster.expectedMembers)
         let snapshot = try await duringStartup("load") {
             try await client.transaction { tx in try await StoreSnapshot.load(from: StoreRepository(tx)) }

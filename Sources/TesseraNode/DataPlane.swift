@@ -119,6 +119,7 @@ final class DataPlane: Sendable {
         let key = LUNKey(targetIQN: target, lun: UInt64(lun.id))
         var single = configuration
         single.targets = [TargetConfiguration(name: target, luns: [lun])]
+        Self.cutAfterShrink(key, lun, configuration: configuration, logger: logger)
         guard let file = try await TesseraNode.openLogicalUnitDevices(configuration: single, logger: logger).first?.device
         else { throw NodeStartupError(targetName: target, lunID: lun.id, message: "no device opened") }
         mapSource.register(map.lun, key)
@@ -183,6 +184,26 @@ final class DataPlane: Sendable {
             }
         }
         return grown
+    }
+
+    /// Serves the LUN at the size of its shrunk `map` (an administrator's
+    /// forced shrink): the replica node stops serving the blocks past the new
+    /// end and lets the writes into them finish, then the replica file is
+    /// cut. Returns false when the LUN is not served here or did not shrink.
+    func shrink(_ key: LUNKey, to map: SubUnitMap) async throws(BlockDeviceError) -> Bool {
+        guard let lun = served.withLock({ $0[key] }) else { return false }
+        guard let file = lun.file as? AIOFileBlockDevice else {
+            throw BlockDeviceError(.notSupported, detail: "\(key) is not on a file that can shrink")
+        }
+        let shrunk = await node.shrink(lun.id, to: map, extents: Self.windows(file, map))
+        // Not shrunk now but the file still longer: the replicas serve the
+        // smaller map already and an earlier cut of the file failed; cut it again.
+        guard shrunk || file.geometry.blockCount > map.layout.blockCount else { return false }
+        served.withLock { served in
+            served[key]?.unit.lun.size = map.layout.blockCount * UInt64(map.layout.blockSize)
+        }
+        try await file.shrink(toBlockCount: map.layout.blockCount)
+        return true
     }
 
     /// The LUN `key` as served here, nil when it is not.

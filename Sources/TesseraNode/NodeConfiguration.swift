@@ -208,6 +208,11 @@ public struct LUNConfiguration: Sendable, Hashable {
     /// LUN; nil derives them from the target name and LUN number, as a
     /// TOML's LUN always is (ARCHITECTURE.md rule 4).
     public var identifier: UInt64?
+    /// The largest size the store's LUN had before it was shrunk through
+    /// the cluster (never set by a TOML): a replica file up to this long is
+    /// cut to the LUN's size when the node opens it, since this node was
+    /// away when the others cut theirs.
+    public var shrunkFromBytes: UInt64?
 
     /// The default sub-unit size: 1 GiB.
     public static let defaultSubUnitSize: UInt64 = 1 << 30

@@ -11,9 +11,9 @@ import Synchronization
 /// The targets and LUNs this node serves, kept equal to the store's while
 /// the node runs: a target or LUN created through any node's admin API is
 /// served here within about a second, a deleted one stops being served
-/// (its sessions closed, its replica file removed), and a LUN that grew is
-/// served at its new size with CAPACITY DATA HAS CHANGED queued for every
-/// nexus (SBC-3 §4.6 via SPC-4 §7.5: 06/2A/09). The store is the source of
+/// (its sessions closed, its replica file removed), and a LUN that grew
+/// (or was shrunk by force) is served at its new size with CAPACITY DATA
+/// HAS CHANGED queued for every nexus (SBC-3 §4.6 via SPC-4 §7.5: 06/2A/09). The store is the source of
 /// truth; each pass reads it whole and acts on the differences.
 final class ServedCatalog: Sendable {
     /// How often the store is read for changes.
@@ -177,7 +177,7 @@ final class ServedCatalog: Sendable {
     // MARK: LUNs
 
     /// Brings a served target's LUNs to the store's: new ones opened and
-    /// added, deleted ones removed, grown ones grown. Returns whether anything changed.
+    /// added, deleted ones removed, resized ones resized. Returns whether anything changed.
     private func update(_ served: TargetConfiguration, device: SCSITargetDevice, to target: TargetConfiguration) async
         -> Bool
     {
@@ -193,8 +193,10 @@ final class ServedCatalog: Sendable {
         }
         for lun in target.luns {
             if let have = served.luns.first(where: { $0.id == lun.id }) {
-                if lun.size > have.size, await grow(served.name, lun, device: device) {
-                    now.luns = now.luns.map { $0.id == lun.id ? lun : $0 }
+                if lun.size != have.size, let size = await resize(served.name, lun, from: have.size, device: device) {
+                    var resized = lun
+                    resized.size = size
+                    now.luns = now.luns.map { $0.id == lun.id ? resized : $0 }
                     changed = true
                 }
                 continue
@@ -211,8 +213,32 @@ final class ServedCatalog: Sendable {
                 metadata: ["lun": "\(served.name)/\(lun.id)", "bytes": "\(lun.size)"])
             changed = true
         }
+        if served.alias != target.alias || served.portalGroups != target.portalGroups {
+            now.alias = target.alias
+            now.portalGroups = target.portalGroups
+            relabel(now, device: device, was: served)
+            changed = true
+        }
         if changed { state.withLock { $0[served.name.lowercased()] = (now, device) } }
         return changed
+    }
+
+    /// Gives the server the target's new alias or portal groups: logins from
+    /// now on answer with the new TargetAlias (RFC 7143 §13.6), and the
+    /// target's portal group tag is the new one where SendTargets gives an
+    /// address without its own tag; sessions logged in keep what they got.
+    private func relabel(_ target: TargetConfiguration, device: SCSITargetDevice, was old: TargetConfiguration) {
+        guard let server = server.withLock({ $0 }) else { return }
+        var single = configuration
+        single.targets = [target]
+        guard let description = NodeRuntime.loginConfiguration(single, accessRules: accessRules).targets.first else { return }
+        server.addTarget(description, executor: device)
+        logger.notice(
+            "catalog: target changed through the cluster is served with its new alias and portal groups",
+            metadata: [
+                "target": "\(target.name)", "alias": "\(target.alias ?? "-")", "was": "\(old.alias ?? "-")",
+                "portal-groups": "\(target.portalGroups)",
+            ])
     }
 
     /// Opens a LUN's replica file and attaches it; nil (logged) when it has
@@ -228,21 +254,28 @@ final class ServedCatalog: Sendable {
         }
     }
 
-    /// Serves a grown LUN at its new size and tells every nexus of this node.
-    private func grow(_ target: String, _ lun: LUNConfiguration, device: SCSITargetDevice) async -> Bool {
+    /// Serves a grown or shrunk LUN at the size of its map as the store
+    /// holds it now and tells every nexus of this node. Returns the size
+    /// served, nil when nothing changed (the next pass tries again).
+    private func resize(_ target: String, _ lun: LUNConfiguration, from size: UInt64, device: SCSITargetDevice) async
+        -> UInt64?
+    {
         let key = LUNKey(targetIQN: target, lun: UInt64(lun.id))
+        let growing = lun.size > size
+        let map: SubUnitMap
         do {
-            guard let map = try await StoreRepository(cluster.client).subUnitMap(key),
-                try await data.grow(key, to: map)
-            else { return false }
+            guard let found = try await StoreRepository(cluster.client).subUnitMap(key) else { return nil }
+            map = found
+            guard growing ? try await data.grow(key, to: map) : try await data.shrink(key, to: map) else { return nil }
         } catch {
-            logger.error("catalog: cannot grow LUN yet: \(error)", metadata: ["lun": "\(key)"])
-            return false
+            logger.error("catalog: cannot \(growing ? "grow" : "shrink") LUN yet: \(error)", metadata: ["lun": "\(key)"])
+            return nil
         }
+        let served = map.layout.blockCount * UInt64(map.layout.blockSize)
         await device.logicalUnit(lun.id)?.context.establishUnitAttention(.capacityDataHasChanged, scope: .allNexuses)
         logger.notice(
-            "catalog: LUN grown through the cluster is served at its new size; every nexus is told",
-            metadata: ["lun": "\(key)", "bytes": "\(lun.size)"])
-        return true
+            "catalog: LUN \(growing ? "grown" : "shrunk") through the cluster is served at its new size; every nexus is told",
+            metadata: ["lun": "\(key)", "bytes": "\(served)", "was": "\(size)"])
+        return served
     }
 }

@@ -4,16 +4,22 @@ import Foundation
 import MetadataStore
 
 /// What the TOML contributes to the store: targets, LUNs, ACLs and CHAP as
-/// store records. Applying it is idempotent and runs in one transaction on
-/// every start, so a TOML seeds the store once and re-applying it changes
-/// nothing. Targets are upserted; a LUN is created once,
-/// when the store lacks it, and never changed by a TOML afterwards: a file
-/// that disagrees on its geometry or replication is reported, field by field,
-/// with the store's value (resizing is an administrator's action). Targets
-/// and LUNs the TOML does not name are left alone (the store, not this node's
-/// file, is the source of truth). For a target the TOML names, its access rules (ACL
-/// and CHAP) become exactly the TOML's: revoking an initiator or dropping
-/// CHAP in the file must take effect, never linger in the store.
+/// store records, applied once per cluster. Each item — a target (its alias
+/// and portal group), a target's access rules (ACL and CHAP together), a
+/// LUN — is recorded in the store when it is written (`seeded_items`: the
+/// item, a digest of what the TOML said, the node, the time), and a later
+/// start of any node skips an item already recorded, so what an
+/// administrator changed or deleted through the cluster stays as it is.
+/// A target or access item whose TOML text changed since it was recorded
+/// (the file was edited) is applied again: a target is upserted, and its ACL
+/// and CHAP become exactly the TOML's (revoking an initiator or dropping
+/// CHAP in the file must take effect, never linger in the store). A LUN is
+/// created once, when the store lacks it and it was never seeded, and never
+/// changed by a TOML afterwards: a file that disagrees on its geometry or
+/// replication is reported, field by field, with the store's value
+/// (resizing is an administrator's action); one deleted through the cluster
+/// is not created again. Targets and LUNs the TOML does not name are left
+/// alone (the store, not this node's file, is the source of truth).
 struct StoreSeed: Hashable, Sendable {
     /// One ACL entry.
     struct ACLEntry: Hashable, Sendable {
@@ -58,34 +64,163 @@ struct StoreSeed: Hashable, Sendable {
         }
     }
 
-    /// Upserts everything through `repository` (pass one built on a
-    /// transaction so that the seed lands whole or not at all). Returns the
-    /// LUN settings the store kept against this TOML, one message each.
-    @discardableResult
-    func apply(to repository: StoreRepository) async throws -> [String] {
-        for target in targets {
-            try await repository.upsertTarget(target)
-            let wanted = Set(acls.filter { $0.targetIQN == target.iqn }.map(\.initiatorIQN))
-            for initiator in try await repository.allowedInitiators(target: target.iqn) where !wanted.contains(initiator) {
-                try await repository.revokeInitiator(initiator, target: target.iqn)
-            }
-            let credentials = chap.filter { $0.targetIQN == target.iqn }
-            for stored in try await repository.chap(target: target.iqn)
-            where !credentials.contains(where: { $0.initiatorIQN == stored.initiatorIQN && $0.direction == stored.direction }) {
-                try await repository.deleteCHAP(target: target.iqn, initiatorIQN: stored.initiatorIQN, direction: stored.direction)
+    // MARK: Items
+
+    /// One TOML item as the seed record names it, with the digest of what the TOML says of it.
+    struct Item: Hashable, Sendable {
+        var name: String
+        var digest: String
+    }
+
+    /// The target item: its alias and portal group tag.
+    static func item(_ target: TargetRecord) -> Item {
+        Item(
+            name: "target \(target.iqn.lowercased())",
+            digest: digest(["alias", target.alias ?? "", "portal_group_tag", "\(target.portalGroupTag)"]))
+    }
+
+    /// The access item of a target: its ACL and CHAP, as a whole.
+    func accessItem(_ target: TargetRecord) -> Item {
+        let initiators = acls.filter { $0.targetIQN == target.iqn }.map { $0.initiatorIQN.lowercased() }.sorted()
+        let credentials = chap.filter { $0.targetIQN == target.iqn }.map {
+            "\($0.initiatorIQN)|\($0.direction.rawValue)|\($0.username)|\($0.secret)"
+        }.sorted()
+        return Item(name: "access \(target.iqn.lowercased())", digest: Self.digest(["acl"] + initiators + ["chap"] + credentials))
+    }
+
+    /// The LUN item.
+    static func item(_ lun: LUNRecord) -> Item {
+        Item(
+            name: "lun \(lun.key.targetIQN.lowercased())/\(lun.key.lun)",
+            digest: digest(["\(lun.sizeBytes)", "\(lun.blockSize)", lun.serial, lun.backing]))
+    }
+
+    /// 64-bit FNV-1a over the fields, each ended by a NUL, in hex: enough to
+    /// tell an edited TOML item from the one recorded. Pure.
+    static func digest(_ fields: [String]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for field in fields {
+            for byte in field.utf8 + [0] {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
             }
         }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// What a start does with one item, given what the store recorded of it. Pure.
+    enum Decision: Hashable, Sendable {
+        /// Never seeded: write it.
+        case new
+        /// Seeded, and the TOML says something else now (the file was edited).
+        case changed(SeededItemRecord)
+        /// Seeded as the TOML says it: skip it, the store's stands.
+        case unchanged(SeededItemRecord)
+    }
+
+    static func decide(_ item: Item, recorded: SeededItemRecord?) -> Decision {
+        guard let recorded else { return .new }
+        return recorded.digest == item.digest ? .unchanged(recorded) : .changed(recorded)
+    }
+
+    /// What one start did with the TOML: one line each.
+    struct Report: Hashable, Sendable {
+        /// Items written to the store.
+        var applied: [String] = []
+        /// Items skipped, with why.
+        var skipped: [String] = []
+        /// LUN settings the store kept against this TOML (errors).
         var kept: [String] = []
+    }
+
+    /// `who seeded it, when`, for a log line.
+    static func seededBy(_ record: SeededItemRecord) -> String {
+        let date = Date(timeIntervalSince1970: TimeInterval(record.seededAt))
+        return "seeded by node \(record.nodeID.rawValue) at \(date.formatted(.iso8601))"
+    }
+
+    /// Applies the items the store has not seen as the TOML has them,
+    /// through `repository` (pass one built on a transaction so that the
+    /// seed lands whole or not at all), recording each as seeded by `node`
+    /// at `now`. Returns what was applied and skipped, and the LUN settings
+    /// the store kept against this TOML.
+    func apply(to repository: StoreRepository, node: NodeID, at now: Date) async throws -> Report {
+        var report = Report()
+        let recorded = try await repository.seededItems()
+        var present = Set(try await repository.targets().map { $0.iqn.lowercased() })
+        func record(_ item: Item) async throws {
+            try await repository.recordSeededItem(
+                SeededItemRecord(
+                    item: item.name, digest: item.digest, nodeID: node, seededAt: Int64(now.timeIntervalSince1970.rounded(.down))))
+        }
+        for target in targets {
+            let item = Self.item(target)
+            let exists = present.contains(target.iqn.lowercased())
+            switch Self.decide(item, recorded: recorded[item.name]) {
+            case .new, .changed:
+                try await repository.upsertTarget(target)
+                try await record(item)
+                present.insert(target.iqn.lowercased())
+                report.applied.append("\(item.name): alias and portal group from this node's configuration")
+            case .unchanged(let seeded):
+                report.skipped.append(
+                    exists
+                        ? "\(item.name): \(Self.seededBy(seeded)); keeping the store's alias and portal group"
+                        : "\(item.name): \(Self.seededBy(seeded)) and deleted through the cluster since; not created again "
+                            + "(take it out of this node's configuration, or tessera target create it)")
+            }
+        }
+        for target in targets {
+            let item = accessItem(target)
+            guard present.contains(target.iqn.lowercased()) else {
+                report.skipped.append("\(item.name): the target is not in the store; its ACL and CHAP are not applied")
+                continue
+            }
+            switch Self.decide(item, recorded: recorded[item.name]) {
+            case .new, .changed:
+                try await applyAccess(of: target, to: repository)
+                try await record(item)
+                report.applied.append("\(item.name): ACL and CHAP set to this node's configuration")
+            case .unchanged(let seeded):
+                report.skipped.append(
+                    "\(item.name): \(Self.seededBy(seeded)); keeping the store's ACL and CHAP (tessera acl, tessera chap change them)")
+            }
+        }
         for lun in luns {
+            let item = Self.item(lun)
             if let stored = try await repository.lun(lun.key) {
-                kept += Self.differences(configured: lun, stored: stored)
+                report.kept += Self.differences(configured: lun, stored: stored)
+                if recorded[item.name] == nil { try await record(item) }
+            } else if let seeded = recorded[item.name] {
+                report.skipped.append(
+                    "\(item.name): \(Self.seededBy(seeded)) and deleted through the cluster since; not created again "
+                        + "(take it out of this node's configuration, or tessera lun create it)")
+            } else if !present.contains(lun.key.targetIQN.lowercased()) {
+                report.skipped.append("\(item.name): its target is not in the store; not created")
             } else {
                 try await repository.upsertLUN(lun)
+                try await record(item)
+                report.applied.append("\(item.name): created from this node's configuration")
             }
         }
-        for entry in acls { try await repository.allowInitiator(entry.initiatorIQN, target: entry.targetIQN) }
-        for credentials in chap { try await repository.upsertCHAP(credentials) }
-        return kept
+        return report
+    }
+
+    /// Makes a target's ACL and CHAP exactly this TOML's.
+    private func applyAccess(of target: TargetRecord, to repository: StoreRepository) async throws {
+        let entries = acls.filter { $0.targetIQN == target.iqn }
+        let wanted = Set(entries.map(\.initiatorIQN))
+        for initiator in try await repository.allowedInitiators(target: target.iqn) where !wanted.contains(initiator) {
+            try await repository.revokeInitiator(initiator, target: target.iqn)
+        }
+        let credentials = chap.filter { $0.targetIQN == target.iqn }
+        for stored in try await repository.chap(target: target.iqn)
+        where !credentials.contains(where: { $0.initiatorIQN == stored.initiatorIQN && $0.direction == stored.direction }) {
+            try await repository.deleteCHAP(target: target.iqn, initiatorIQN: stored.initiatorIQN, direction: stored.direction)
+        }
+        for entry in entries { try await repository.allowInitiator(entry.initiatorIQN, target: entry.targetIQN) }
+        for credential in credentials { try await repository.upsertCHAP(credential) }
     }
 
     /// What a TOML's LUN says differently from the LUN the store holds, for
@@ -130,6 +265,9 @@ struct StoredLUNOptions: Codable, Hashable, Sendable {
     var replicas: Int?
     /// Sub-unit size asked for when the LUN was created; absent = the default.
     var subUnitBytes: UInt64?
+    /// The largest size the LUN had before a forced shrink; absent when it
+    /// never shrank.
+    var shrunkFromBytes: UInt64?
 
     init(_ lun: LUNConfiguration, replicas: Int) {
         switch lun.backing {
@@ -233,6 +371,7 @@ struct StoreSnapshot: Hashable, Sendable {
                 configuration.replicas = options.replicas ?? 1
                 configuration.subUnitSize = options.subUnitBytes ?? LUNConfiguration.defaultSubUnitSize
                 configuration.identifier = lun.naaID.count >= 8 ? ClusterNode.lunID(lun).rawValue : nil
+                configuration.shrunkFromBytes = options.shrunkFromBytes
                 target.luns.append(configuration)
             }
             return target

@@ -34,6 +34,70 @@ import Testing
         #expect(AdminRouter.route(uri: "/v1/targets").map(\.methods) == .success(["GET", "HEAD", "POST"]))
     }
 
+    /// A shrink is asked for with `?force=yes` or `"force": true`; the
+    /// validation itself does not know the LUN's size, the store does.
+    @Test func forceComesFromTheQueryOrTheBody() throws {
+        let selector = LUNSelector(lun: 0)
+        #expect(
+            try change("PATCH", "/v1/luns/0?force=yes", #"{"size_bytes":67108864}"#).get()
+                == .resizeLUN(selector, sizeBytes: 67_108_864, force: true))
+        #expect(
+            try change("PATCH", "/v1/luns/0", #"{"size_bytes":67108864,"force":true}"#).get()
+                == .resizeLUN(selector, sizeBytes: 67_108_864, force: true))
+        #expect(
+            try change("PATCH", "/v1/luns/0?force=no", #"{"size_bytes":67108864}"#).get()
+                == .resizeLUN(selector, sizeBytes: 67_108_864))
+        #expect(
+            try change("PATCH", "/v1/luns/0?target=iqn.t:a&force=true", #"{"size_bytes":67108864}"#).get()
+                == .resizeLUN(LUNSelector(target: "iqn.t:a", lun: 0), sizeBytes: 67_108_864, force: true))
+    }
+
+    @Test func aTargetPatchChangesItsAliasOrPortalGroup() throws {
+        #expect(
+            try change("PATCH", "/v1/targets/iqn.t:a", #"{"alias":"new name"}"#).get()
+                == .updateTarget(.init(name: "iqn.t:a", alias: .some("new name"))))
+        #expect(
+            try change("PATCH", "/v1/targets/iqn.t:a", #"{"alias":null,"portal_group_tag":3}"#).get()
+                == .updateTarget(.init(name: "iqn.t:a", alias: .some(nil), portalGroupTag: 3)))
+        #expect(
+            try change("PATCH", "/v1/targets/iqn.t:a", #"{"alias":""}"#).get()
+                == .updateTarget(.init(name: "iqn.t:a", alias: .some(nil))))
+        #expect(AdminRouter.route(uri: "/v1/targets/iqn.t:a").map(\.methods) == .success(["GET", "HEAD", "PATCH", "DELETE"]))
+    }
+
+    /// A target change answers 200 with the target; an unforced shrink the store refuses is its 409.
+    @Test func aTargetPatchAnswers200AndAnUnforcedShrink409() async throws {
+        let response = await AdminRouter.respond(
+            AdminRequest(method: "PATCH", uri: "/v1/targets/iqn.t:a", body: Array(#"{"alias":"new"}"#.utf8)),
+            state: CatalogFake(), token: nil)
+        #expect(response.status == 200)
+        #expect(response.body.contains("\"alias\" : \"new\""))
+        let refused = await AdminRouter.respond(
+            AdminRequest(method: "PATCH", uri: "/v1/luns/0", body: Array(#"{"size_bytes":33554432}"#.utf8)),
+            state: CatalogFake(), token: nil)
+        #expect(refused.status == 409)
+        #expect(refused.body.contains("--force --yes"))
+        let other = await AdminRouter.respond(
+            AdminRequest(method: "PUT", uri: "/v1/targets/iqn.t:a", body: Array(#"{"alias":"new"}"#.utf8)),
+            state: CatalogFake(), token: nil)
+        #expect(other.status == 405)
+    }
+
+    @Test(arguments: [
+        ("PATCH", "/v1/luns/0?force=maybe", #"{"size_bytes":67108864}"#, 400),
+        ("PATCH", "/v1/luns/0", #"{"size_bytes":67108864,"force":"yes"}"#, 400),
+        ("PATCH", "/v1/luns/0?force=yes", #"{"size_bytes":512}"#, 400),
+        ("PATCH", "/v1/luns/0?force=yes", #"{"size_bytes":0}"#, 400),
+        ("PATCH", "/v1/targets/iqn.t:a", #"{}"#, 400),
+        ("PATCH", "/v1/targets/iqn.t:a", #"{"alias":7}"#, 400),
+        ("PATCH", "/v1/targets/iqn.t:a", #"{"alias":"two\nlines"}"#, 400),
+        ("PATCH", "/v1/targets/iqn.t:a", #"{"portal_group_tag":0}"#, 400),
+        ("PATCH", "/v1/targets/iqn.t:a", #"{"name":"iqn.t:b"}"#, 400),
+    ])
+    func badResizesAndTargetChangesAreRefused(method: String, uri: String, body: String, expected: Int) {
+        #expect(status(change(method, uri, body)) == expected, "\(method) \(uri) \(body)")
+    }
+
     @Test(arguments: [
         ("POST", "/v1/targets", #"{}"#, 400), ("POST", "/v1/targets", #"{"name":"not a name"}"#, 400),
         ("POST", "/v1/targets", #"{"name":"iqn.t:a","colour":"red"}"#, 400),
@@ -92,6 +156,12 @@ private struct CatalogFake: AdminState {
     func apply(_ change: CatalogChange, requestID: String?) async throws -> CatalogOutcome {
         switch change {
         case .createTarget(let spec): return .target(TargetStatus(name: spec.name, alias: nil, luns: [], acl: [], chap: nil))
+        case .updateTarget(let update):
+            return .target(TargetStatus(name: update.name, alias: update.alias ?? nil, luns: [], acl: [], chap: nil))
+        case .resizeLUN(let selector, let size, let force) where size < 1 << 26 && !force:
+            throw AdminFailure(
+                status: 409, error: "LUN \(selector.lun) is 67108864 bytes; shrinking it would cut off data a host may use",
+                hint: "--force --yes")
         case .deleteTarget(let name) where name.hasSuffix("busy"):
             throw AdminFailure(status: 409, error: "target \(name) still has LUNs 0", hint: "delete them first")
         default: throw AdminStateError("unused")

@@ -26,4 +26,21 @@ import Testing
         try create.validate()
         #expect(create.replicas == 3 && create.subUnitSize == "64M" && create.blockSize == 512)
     }
+
+    @Test func aShrinkNeedsForceAndYes() throws {
+        try LUNCommand.Resize.parse(["0", "128M"]).validate()
+        #expect(throws: (any Error).self) { try LUNCommand.Resize.parse(["0", "64M", "--force"]).validate() }
+        #expect(throws: (any Error).self) { try LUNCommand.Resize.parse(["0", "64M", "--yes"]).validate() }
+        let forced = try LUNCommand.Resize.parse(["0", "64M", "--force", "--yes", "--target", "iqn.t:a"])
+        try forced.validate()
+        #expect(forced.force && forced.yes && forced.target == "iqn.t:a")
+    }
+
+    @Test func anAliasIsOneLine() throws {
+        try TargetCommand.SetAlias.parse(["iqn.t:a", "database disks"]).validate()
+        try TargetCommand.SetAlias.parse(["iqn.t:a", ""]).validate()
+        #expect(throws: (any Error).self) { try TargetCommand.SetAlias.parse(["iqn.t:a", "two\nlines"]).validate() }
+        #expect(throws: (any Error).self) { try TargetCommand.SetPortalGroup.parse(["iqn.t:a", "0"]).validate() }
+        #expect(try TargetCommand.SetPortalGroup.parse(["iqn.t:a", "3"]).tag == 3)
+    }
 }

@@ -149,7 +149,7 @@ import Testing
             targets == [
                 TargetStatus(
                     name: "iqn.2026-11.dev.tessera:a", alias: "A", luns: [0], acl: ["iqn.1994-05.com.redhat:one"],
-                    chap: .init(user: "alice", mutual: true), initiatorChap: [], lunMasks: [])
+                    chap: .init(user: "alice", mutual: true), initiatorChap: [], lunMasks: [], portalGroupTag: 1)
             ])
         let cluster1 = try await state.cluster()
         #expect(cluster1.members.map(\.id) == [1])

@@ -17,6 +17,10 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              show the reservation; no answer holds a CHAP secret
   prclear    `tessera pr clear 0 --yes` through node 2: gone through node 3, 2A/03 to the
              registered nexus through node 1, logged; without --yes, exit 2
+  catalog    a target and a LUN made with the CLI only; grown under a verifying qemu-io writer,
+             shrunk with --force (06/2A/09, 05/21/00 past the end, a node away during a shrink
+             cuts its file when it starts), its alias changed and seen by a new login through
+             another node; deleted (see check_catalog)
   access     with the CLI only: through node 2 `acl add` the acceptance initiator and a
              second one and `chap set` per-initiator CHAP for the second (secret from a file,
              then from stdin); then through node 3 (another node) iscsi-inq with the second
@@ -35,6 +39,10 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              closed through node 1 (asked through the store) and node 2's through node 2
              (at once): both connections drop, both leave the list; without --yes exit 2,
              a session that is gone exit 1
+  seed       through the CLI, LUN 5 of node 1's TOML target admin-chap is deleted, its alias changed
+             and a per-initiator CHAP set; node 1 restarts (SIGTERM) with the same TOML: LUN 5 is
+             not made again, the alias and the CHAP stay, and node 1 logs each TOML item it skipped
+             with the node that seeded it and when; the alias and the CHAP are put back
   failover   node 1 gets SIGKILL; `tessera --node <node1> --node <node2> lun show 0` answers
              through node 2 and (within 30 s) shows every replica on node 1 stale, and
              `cluster status` shows node 1 dead and its port group unavailable; `session list`
@@ -84,8 +92,8 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "catalog", "masks", "access", "sessions", "metrics", "failover", "nolog",
-              "nodes"]
+ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "catalog", "masks", "access", "sessions", "metrics", "seed", "failover",
+              "nolog", "nodes"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
 SECOND = "iqn.2026-11.dev.tessera:access-host2"
@@ -451,7 +459,7 @@ def check_access(c, r, work, args):
 def check_nolog(c, r, work, args):
     hits = [i for i in localcluster.NODES if TOKEN in c.log_text(i)]
     r.check("nolog: the token string appears in no node's log", not hits, f"in the logs of nodes {hits}" if hits else "")
-    secrets = (ACCESS_SECRET, "mutual-secret-for-host2") + CHAP_SECRETS
+    secrets = (ACCESS_SECRET, "mutual-secret-for-host2", SEED_SECRET) + CHAP_SECRETS
     hits = [i for i in localcluster.NODES if any(s in c.log_text(i) for s in secrets)]
     r.check("nolog: no CHAP secret appears in any node's log", not hits, f"in the logs of nodes {hits}" if hits else "")
     lines = sum(len(c.log_text(i).splitlines()) for i in localcluster.NODES)
@@ -838,13 +846,81 @@ def check_masks(c, r, work, args):
             s.close()
 
 
+# The verifying writer of the catalog check: qemu-io (qemu's libiscsi driver, which retries a
+# command that met a UNIT ATTENTION) writing 64 KiB chunks, each with its own pattern byte.
+WRITER_CHUNK = 64 << 10
+WRITER_CHUNKS = 192
+
+
+def writer_pattern(i, seed=0):
+    return 0x11 + (i + seed) % 0xE0
+
+
+def start_writer(url, seconds, seed=0):
+    """qemu-io writing WRITER_CHUNKS chunks at the start of `url`, fed over about `seconds` s.
+    Returns (process, feeding thread); collect with finish_writer."""
+    import threading
+    p = subprocess.Popen(["qemu-io", "-f", "raw", url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+
+    def feed():
+        try:
+            for i in range(WRITER_CHUNKS):
+                p.stdin.write(f"write -P {writer_pattern(i, seed)} {i * WRITER_CHUNK} {WRITER_CHUNK}\n")
+                p.stdin.flush()
+                time.sleep(seconds / WRITER_CHUNKS)
+            p.stdin.write("quit\n")
+            p.stdin.flush()
+        except (OSError, ValueError):
+            pass
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return p, thread
+
+
+def finish_writer(writer, timeout=60):
+    """(chunks acknowledged, failure lines, unit-attention lines) of a writer from start_writer."""
+    p, thread = writer
+    thread.join(timeout)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    wrote = len(re.findall(r"wrote 65536/65536 bytes", out))
+    failures = [line for line in (out + err).splitlines() if "failed" in line.lower() or "error" in line.lower()
+                and "CheckCondition" not in line]
+    attentions = [line for line in err.splitlines() if "UNIT_ATTENTION" in line or "CheckCondition" in line]
+    return wrote, failures, attentions
+
+
+def verify_writer(url, chunks=WRITER_CHUNKS, seed=0):
+    """(chunks read back with their pattern, output) through `url`."""
+    commands = []
+    for i in range(chunks):
+        commands += ["-c", f"read -P {writer_pattern(i, seed)} {i * WRITER_CHUNK} {WRITER_CHUNK}"]
+    rc, out = run(["qemu-io", "-f", "raw", url, *commands], timeout=120)
+    read = len(re.findall(r"read 65536/65536 bytes", out))
+    return (read if rc == 0 and "failed" not in out.lower() else 0), out
+
+
 def check_catalog(c, r, work, args):
     """A target and a 2-replica LUN made with the CLI only (through nodes 2 and 3) are
     served by every node within 5 s; grown through node 2 while a session on every node
-    holds it: each session is told CAPACITY DATA HAS CHANGED (06/2A/09) and reads the new
-    capacity, and a block written past the old end through node 3 reads back through node 1;
-    shrinking is refused (exit 1); deleted through node 1 (needs --yes), every node stops
-    serving it and removes its replica file."""
+    holds it and a verifying writer (qemu-io) writes through node 1: the writer meets no
+    error but the CAPACITY DATA HAS CHANGED it retries, and its blocks read back through
+    node 3; each session is told 06/2A/09 and reads the new capacity, and a block written
+    past the old end through node 3 reads back through node 1; shrinking is refused
+    without --force (exit 1); forced through node 3 (needs --yes) while the writer writes
+    below the new end through node 1 again (no error but the retried unit attention),
+    each session is told 06/2A/09, every node says the smaller capacity and refuses I/O
+    past it with 05/21/00 while the blocks before it read back through node 2 as the
+    writer left them; grown again through node 1, the cut block reads as zeros; a memory
+    LUN and a size below the minimum cannot shrink; node 2, stopped while the LUN shrinks
+    again, cuts its replica file when it starts and serves the smaller size; the alias
+    changed through node 2 is in a new login's TargetAlias through node 3 within
+    5 s; deleted through node 1 (needs --yes), every node stops serving it and removes
+    its replica file."""
     iqn = "iqn.2026-12.dev.tessera:catalog"
     rc, out, err = tessera(args, "target", "create", iqn, "--alias", "catalog", *node_flag(c, 2))
     save_sample(args, "target-create", f"tessera target create {iqn} --alias catalog", out)
@@ -857,6 +933,23 @@ def check_catalog(c, r, work, args):
     def capacity(s):
         result = s.command(scsi.read_capacity16(), read_length=32)
         return (int.from_bytes(result.data[0:8], "big") + 1) * int.from_bytes(result.data[8:12], "big") if result.good else None
+
+    def told_all():
+        told = []
+        for s in sessions:
+            seen = None
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and seen is None:
+                result = s.command(scsi.tur())
+                if result.unit_attention():
+                    seen = result.asc_ascq
+                else:
+                    time.sleep(0.2)
+            told.append(seen)
+        return told
+
+    def url(i):
+        return f"iscsi://127.0.0.1:{c.portal(i)}/{iqn}/0"
     try:
         def login_all():
             for s in sessions:
@@ -870,26 +963,30 @@ def check_catalog(c, r, work, args):
                 f"after {took:.1f} s: {len(sessions)} sessions")
         if len(sessions) != 3:
             raise _Skip()
+        aliases = [s.target_keys.get("TargetAlias") for s in sessions]
+        r.check("catalog: every node's login answers TargetAlias=catalog", aliases == ["catalog"] * 3, f"{aliases}")
         for s in sessions:
             for _ in range(5):   # the login's own unit attentions first
                 if s.command(scsi.tur()).good:
                     break
         sizes = [capacity(s) for s in sessions]
         r.check("catalog: READ CAPACITY(16) through every node says 64 MiB", sizes == [64 << 20] * 3, f"{sizes}")
+        writer = start_writer(url(1), 4.0)
+        time.sleep(1.0)
         rc, out, err = tessera(args, "lun", "resize", "0", "128M", "--target", iqn, *node_flag(c, 2))
         save_sample(args, "lun-resize", f"tessera lun resize 0 128M --target {iqn}", out)
-        r.check("catalog: tessera lun resize 0 128M through node 2", rc == 0 and "16 sub-units" in out, short(out + err, 300))
-        told = []
-        for s in sessions:
-            seen = None
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and seen is None:
-                result = s.command(scsi.tur())
-                if result.unit_attention():
-                    seen = result.asc_ascq
-                else:
-                    time.sleep(0.2)
-            told.append(seen)
+        r.check("catalog: tessera lun resize 0 128M through node 2 while the writer runs", rc == 0 and "16 sub-units" in out,
+                short(out + err, 300))
+        wrote, failures, attentions = finish_writer(writer)
+        info(f"catalog: the writer met {len(attentions)} unit attention(s): {short(' | '.join(attentions), 300)}")
+        r.check(f"catalog: the writer through node 1 had all {WRITER_CHUNKS} writes acknowledged, no error "
+                "(a CAPACITY DATA HAS CHANGED is retried)",
+                wrote == WRITER_CHUNKS and not failures and all("CAPACITY" in a.upper() or "2A09" in a.upper() for a in attentions),
+                f"{wrote} acknowledged; {short(' | '.join(failures + attentions), 400)}")
+        read_back, out = verify_writer(url(3))
+        r.check("catalog: and every block it wrote reads back through node 3", read_back == WRITER_CHUNKS,
+                f"{read_back} of {WRITER_CHUNKS}: {short(out, 300)}")
+        told = told_all()
         r.check("catalog: each node's session is told CAPACITY DATA HAS CHANGED (06/2A/09)",
                 told == [(0x2A, 0x09)] * 3, f"{told}")
         sizes = [capacity(s) for s in sessions]
@@ -901,7 +998,95 @@ def check_catalog(c, r, work, args):
         r.check("catalog: a block past the old end written through node 3 reads back through node 1",
                 wrote.good and read.good and read.data == block, f"{wrote} {read}")
         rc, out, err = tessera(args, "lun", "resize", "0", "64M", "--target", iqn, *node_flag(c, 3))
-        r.check("catalog: shrinking is refused (exit 1) with the reason", rc == 1 and "shrinking" in err, f"exit {rc}: {short(err, 200)}")
+        save_sample(args, "lun-shrink-refused", f"tessera lun resize 0 64M --target {iqn}", err)
+        r.check("catalog: shrinking without --force is refused (exit 1) with the reason and how to force it",
+                rc == 1 and "shrinking" in err and "--force --yes" in err, f"exit {rc}: {short(err, 300)}")
+        rc, out, err = tessera(args, "lun", "resize", "0", "64M", "--force", "--target", iqn, *node_flag(c, 3))
+        r.check("catalog: --force without --yes exits 2", rc == 2 and "--yes" in err, f"exit {rc}: {short(err, 200)}")
+        writer = start_writer(url(1), 4.0, seed=0x40)
+        time.sleep(1.0)
+        rc, out, err = tessera(args, "lun", "resize", "0", "64M", "--force", "--yes", "--target", iqn, *node_flag(c, 3))
+        save_sample(args, "lun-shrink", f"tessera lun resize 0 64M --target {iqn} --force --yes", out)
+        r.check("catalog: tessera lun resize 0 64M --force --yes through node 3, the writer running again, leaves 8 sub-units",
+                rc == 0 and "8 sub-units" in out and "64 MiB" in out, short(out + err, 300))
+        wrote, failures, attentions = finish_writer(writer)
+        info(f"catalog: through the shrink the writer met {len(attentions)} unit attention(s)")
+        r.check(f"catalog: the writer through node 1 below the new end had all {WRITER_CHUNKS} writes acknowledged through "
+                "the shrink, no error (a CAPACITY DATA HAS CHANGED is retried)",
+                wrote == WRITER_CHUNKS and not failures and all("CAPACITY" in a.upper() or "2A09" in a.upper() for a in attentions),
+                f"{wrote} acknowledged; {short(' | '.join(failures + attentions), 400)}")
+        told = told_all()
+        r.check("catalog: after the shrink each node's session is told CAPACITY DATA HAS CHANGED (06/2A/09)",
+                told == [(0x2A, 0x09)] * 3, f"{told}")
+        sizes = [capacity(s) for s in sessions]
+        r.check("catalog: and READ CAPACITY(16) through every node says 64 MiB", sizes == [64 << 20] * 3, f"{sizes}")
+        past = [sessions[0].command(scsi.write10((100 << 20) // 512, 1), data_out=block),
+                sessions[1].command(scsi.read10(lba, 1), read_length=512),
+                sessions[2].command(scsi.read10((64 << 20) // 512, 1), read_length=512)]
+        r.check("catalog: I/O past the new end gets LBA OUT OF RANGE (05/21/00) through every node",
+                all(x.key == 0x05 and x.asc_ascq == (0x21, 0x00) for x in past), f"{past}")
+        read_back, out = verify_writer(url(2), seed=0x40)
+        r.check("catalog: the writer's blocks before the new end read back through node 2",
+                read_back == WRITER_CHUNKS, f"{read_back} of {WRITER_CHUNKS}: {short(out, 300)}")
+        rc, out, err = tessera(args, "lun", "resize", "0", "128M", "--target", iqn, *node_flag(c, 1))
+        told = told_all()
+        read = sessions[1].command(scsi.read10(lba, 1), read_length=512)
+        r.check("catalog: grown again through node 1, the block that was cut off reads as zeros through node 2",
+                rc == 0 and told == [(0x2A, 0x09)] * 3 and read.good and read.data == bytes(512),
+                f"exit {rc}, told {told}, {read} {read.data[:8].hex() if read.good else ''}")
+        status, _, body = http(c.admin(2), f"/v1/luns/0?target={iqn}&force=yes", TOKEN, method="PATCH",
+                               body={"size_bytes": 4096})
+        r.check("catalog: PATCH ?force=yes below the minimum size is a 400 with the reason",
+                status == 400 and "out of range" in body, f"{status} {short(body, 200)}")
+        rc, out, err = tessera(args, "lun", "create", iqn, "16M", "--lun", "1", "--backing", "memory", "--replicas", "1",
+                               "--sub-unit-size", "8M", *node_flag(c, 1))
+        rc2, out2, err2 = tessera(args, "lun", "resize", "1", "8M", "--force", "--yes", "--target", iqn, *node_flag(c, 2))
+        r.check("catalog: a memory LUN cannot shrink (exit 1, the reason)",
+                rc == 0 and rc2 == 1 and "cannot shrink" in err2, f"create exit {rc}: {short(err, 100)}; exit {rc2}: {short(err2, 200)}")
+        rc, out, err = tessera(args, "lun", "delete", "1", "--target", iqn, "--yes", *node_flag(c, 1))
+        # A node away during a shrink cuts its replica file when it starts again.
+        import glob
+        files = glob.glob(os.path.join(c.work, "tessera-data", "node2", "lun-*.img"))
+        _try(lambda: sessions[1].close())
+        ready_before = c.log_text(2).count("tesserad ready")
+        stopped = c.stop(2)
+        rc, out, err = tessera(args, "lun", "resize", "0", "32M", "--force", "--yes", "--target", iqn, *node_flag(c, 3))
+        length_away = os.path.getsize(files[0]) if len(files) == 1 else None
+        c.start(2)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and c.alive(2) and c.log_text(2).count("tesserad ready") <= ready_before:
+            time.sleep(0.2)
+        back = c.log_text(2).count("tesserad ready") > ready_before
+        length_back = os.path.getsize(files[0]) if len(files) == 1 else None
+
+        def capacity_through_2():
+            s = Session("127.0.0.1", c.portal(2), INITIATOR, iqn, bytes([0x80, 0, 0, 0, 0x50, 2]))
+            try:
+                for _ in range(5):
+                    if s.command(scsi.tur()).good:
+                        break
+                return capacity(s)
+            finally:
+                s.close()
+        size_back = _try(capacity_through_2) if back else None
+        r.check("catalog: node 2, stopped while the LUN shrank to 32 MiB through node 3, starts again, cuts its "
+                "replica file from 128 MiB to 32 MiB and serves 32 MiB",
+                stopped == 0 and rc == 0 and back and length_away == 128 << 20 and length_back == 32 << 20
+                and size_back == 32 << 20 and "replica file is cut to the LUN's size" in c.log_text(2),
+                f"stop exit {stopped}, resize exit {rc} {short(err, 100)}, ready again {back}, file {files} "
+                f"{length_away} -> {length_back}, READ CAPACITY {size_back}")
+        rc, out, err = tessera(args, "target", "set-alias", iqn, "catalog renamed", *node_flag(c, 2))
+        save_sample(args, "target-set-alias", f"tessera target set-alias {iqn} 'catalog renamed'", out)
+        r.check("catalog: tessera target set-alias through node 2", rc == 0 and "catalog renamed" in out, short(out + err, 300))
+
+        def renamed():
+            s = Session("127.0.0.1", c.portal(3), INITIATOR, iqn, bytes([0x80, 0, 0, 0, 0x4F, 3]))
+            alias = s.target_keys.get("TargetAlias")
+            s.close()
+            return alias == "catalog renamed", alias
+        seen, took, last = until(lambda: _try(renamed) or (False, None), 5)
+        r.check("catalog: within 5 s a new login through node 3 answers TargetAlias=catalog renamed", seen,
+                f"after {took:.1f} s: {last}")
     except _Skip:
         pass
     finally:
@@ -985,7 +1170,9 @@ def check_nodes(c, r, work, args):
             rc1 == 0 and rc2 == 0 and calm, f"exit {rc1}/{rc2} {short(err1 + err2, 100)} after {took:.1f} s: {seen_state}")
     blocks = (64 << 20) // 512
     portals = {a: ("127.0.0.1", c.portal(a)), b: ("127.0.0.1", c.portal(b))}
-    w = vw.VerifyingWriter(portals, c.target, 512, blocks, first_nodes=(a, b), seed=11, sub_unit_bytes=8 << 20)
+    # As the acceptance initiator: the access check leaves the target's ACL naming it.
+    w = vw.VerifyingWriter(portals, c.target, 512, blocks, first_nodes=(a, b), seed=11, sub_unit_bytes=8 << 20,
+                           initiator=INITIATOR)
     w.start()
     try:
         time.sleep(1.0)
@@ -1011,7 +1198,7 @@ def check_nodes(c, r, work, args):
     r.check(f"nodes: node {v} is drained (0 replicas) and every sub-unit has two in-sync replicas on nodes {a} and {b}",
             after is not None and after.get(v, {}).get("state") == "drained" and after[v]["replicas"] == 0
             and subs and not on_v and not whole, f"node {v}: {(after or {}).get(v)}; on {v}: {on_v}; short: {whole}")
-    verified = vw.verify_all(w.ledger, "127.0.0.1", c.portal(b), c.target, 512, blocks, w.write_blocks)
+    verified = vw.verify_all(w.ledger, "127.0.0.1", c.portal(b), c.target, 512, blocks, w.write_blocks, initiator=INITIATOR)
     r.check(f"nodes: the whole LUN reads back right through node {b} after the drain",
             verified["checked"] > 0 and verified["lost"] == 0 and verified["wrong"] == 0 and verified["unreadable"] == 0,
             short(f"{verified}", 300))
@@ -1079,10 +1266,63 @@ def check_nodes(c, r, work, args):
             rc == 0 and final is not None and final.get(4, {}).get("replicas", 0) > 0
             and all(n["replicas_not_in_sync"] == 0 and n["moves_on"] == 0 for n in final.values()),
             f"exit {rc}: {short(out + err, 300)}; {final}")
-    verified = vw.verify_all(w.ledger, "127.0.0.1", c.node[4]["portal"], c.target, 512, blocks, w.write_blocks)
+    verified = vw.verify_all(w.ledger, "127.0.0.1", c.node[4]["portal"], c.target, 512, blocks, w.write_blocks,
+                             initiator=INITIATOR)
     r.check("nodes: the whole LUN reads back right through node 4's portal",
             verified["checked"] > 0 and verified["lost"] == 0 and verified["wrong"] == 0 and verified["unreadable"] == 0,
             short(f"{verified}", 300))
+
+
+SEED_INITIATOR = "iqn.2026-11.dev.tessera:seed-check"
+SEED_SECRET = "seed-check-secret-4411"
+
+
+def check_seed(c, r, work, args):
+    """A TOML seeds the cluster once: what was deleted or changed through the CLI stays so
+    across node 1's restart with the same TOML, and node 1 logs each item it skipped."""
+    chap_iqn = "iqn.2026-11.dev.tessera:admin-chap"
+    rc, out, err = tessera(args, "lun", "delete", "5", "--target", chap_iqn, "--yes", *node_flag(c, 2))
+    r.check("seed: LUN 5 of node 1's TOML target deleted through node 2", rc == 0 and "deleted LUN 5" in out,
+            short(out + err, 200))
+    rc, out, err = tessera(args, "target", "set-alias", chap_iqn, "renamed by admin", *node_flag(c, 3))
+    secret = os.path.join(work, "seed.secret")
+    with open(secret, "w") as f:
+        f.write(SEED_SECRET + "\n")
+    os.chmod(secret, 0o600)
+    rc2, out2, err2 = tessera(args, "chap", "set", chap_iqn, SEED_INITIATOR, "--user", "seeduser", "--secret-file", secret,
+                              *node_flag(c, 2))
+    r.check("seed: its alias and a per-initiator CHAP changed through nodes 3 and 2", rc == 0 and rc2 == 0,
+            short(out + err + out2 + err2, 300))
+    before = len(c.log_text(1))
+    ready_before = c.log_text(1).count("tesserad ready")
+    stopped = c.stop(1)
+    c.start(1)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and c.alive(1) and c.log_text(1).count("tesserad ready") <= ready_before:
+        time.sleep(0.2)
+    back = c.log_text(1).count("tesserad ready") > ready_before
+    r.check("seed: node 1 stops (SIGTERM) and starts again with the same TOML", stopped == 0 and back,
+            f"exit {stopped}; " + short("\n".join(c.log_text(1).splitlines()[-3:]), 300))
+    log = c.log_text(1)[before:]
+    skipped = [line for line in log.splitlines() if "configuration not applied" in line]
+    for line in skipped:
+        info("seed: " + line)
+    r.check("seed: node 1 logs that it did not make LUN 5 again, saying who seeded it and when",
+            any(f"lun {chap_iqn}/5: seeded by node 1 at " in line and "not created again" in line for line in skipped),
+            short(" | ".join(skipped), 500))
+    r.check("seed: and that it kept the store's alias and ACL/CHAP of the target",
+            any(f"target {chap_iqn}: seeded by node 1" in line for line in skipped)
+            and any(f"access {chap_iqn}: seeded by node 1" in line for line in skipped), short(" | ".join(skipped), 500))
+    status, _, body = http(c.admin(1), "/v1/luns", TOKEN)
+    luns = json.loads(body) if status == 200 else []
+    status, _, body = http(c.admin(1), f"/v1/targets/{chap_iqn}", TOKEN)
+    target = json.loads(body) if status == 200 else {}
+    r.check("seed: through node 1 the target has no LUN 5, keeps the alias and the per-initiator CHAP",
+            not any(l["target"] == chap_iqn and l["lun"] == 5 for l in luns) and target.get("alias") == "renamed by admin"
+            and any(x["initiator"] == SEED_INITIATOR for x in target.get("initiator_chap") or []),
+            short(json.dumps(target), 300))
+    tessera(args, "target", "set-alias", chap_iqn, "admin-chap", *node_flag(c, 2))
+    tessera(args, "chap", "remove", chap_iqn, SEED_INITIATOR, *node_flag(c, 3))
 
 
 class _Skip(Exception):
@@ -1098,7 +1338,8 @@ def _try(body):
 
 CHECKS = {"catalog": check_catalog, "refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
           "access": check_access, "sessions": check_sessions, "masks": check_masks,
-          "metrics": check_metrics, "nolog": check_nolog, "failover": check_failover, "nodes": check_nodes}
+          "metrics": check_metrics, "nolog": check_nolog, "failover": check_failover, "seed": check_seed,
+          "nodes": check_nodes}
 
 
 def main():

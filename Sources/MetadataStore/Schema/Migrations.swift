@@ -324,5 +324,20 @@ public enum Schema {
             )
             """,
         ]),
+        // What each node's TOML wrote into the store, one row per item (a
+        // target, a target's ACL and CHAP, a LUN), with a digest of what the
+        // TOML said, the node and the time: a later start skips an item
+        // already seeded, so what an administrator changed or deleted
+        // through the cluster is not brought back.
+        Migration("0008_seeded_items", [
+            """
+            CREATE TABLE seeded_items (
+                item TEXT PRIMARY KEY,
+                digest TEXT NOT NULL,
+                node_id INTEGER NOT NULL,
+                seeded_at INTEGER NOT NULL
+            )
+            """
+        ]),
     ]
 }
