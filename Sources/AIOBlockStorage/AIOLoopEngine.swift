@@ -1,0 +1,192 @@
+import BlockStorage
+import CAIO
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A libaio context whose completions are reaped by an event loop: its
+/// eventfd is watched by the loop's ``CompletionPoller``, so an I/O
+/// submitted from the loop's thread completes on that thread, in the same
+/// wake-up that handles the completion (tgt's shape, without its separate
+/// thread). One per loop thread, shared by every device used from it
+/// (``current``); a device falls back to its own ``AIOEngine`` where there is
+/// none, or when this one cannot take a request now.
+///
+/// Submission never waits: a request that finds the context full, or the
+/// kernel without aio slots, is not taken (``perform(_:)`` says so before
+/// anything was submitted).
+final class AIOLoopEngine: @unchecked Sendable {  // the context and the events buffer are used under `state` or on the poller's thread only
+    private let context: io_context_t
+    /// The eventfd every iocb submitted here signals.
+    let eventFD: Int32
+    /// Most requests in the kernel at once (the io_setup size).
+    let depth: Int
+    private let events: UnsafeMutablePointer<io_event>
+    private let state = Mutex(State())
+
+    private struct State {
+        var inFlight = 0
+        var closed = false
+        /// Requests completed since the engine started (tests and diagnostics).
+        var completed = 0
+    }
+
+    /// What ``perform(_:)`` did with a request.
+    enum Outcome: Equatable {
+        /// It ran: `io_event.res` (bytes transferred, or a negative errno).
+        case completed(Int)
+        /// Not submitted (full, no kernel slots, closed): the caller submits it elsewhere.
+        case notTaken
+    }
+
+    private init(context: io_context_t, eventFD: Int32, depth: Int) {
+        self.context = context
+        self.eventFD = eventFD
+        self.depth = depth
+        self.events = .allocate(capacity: depth)
+    }
+
+    /// An engine whose eventfd `poller` watches (a duplicate of it: the
+    /// poller owns and closes that one); nil when the context, the eventfd or
+    /// the watch cannot be set up.
+    static func make(depth: Int, poller: any CompletionPoller) -> AIOLoopEngine? {
+        var context: io_context_t?
+        guard io_setup(Int32(depth), &context) == 0, let context else { return nil }
+        let eventFD = tessera_eventfd()
+        guard eventFD >= 0 else {
+            io_destroy(context)
+            return nil
+        }
+        let watched = dup(eventFD)
+        guard watched >= 0 else {
+            io_destroy(context)
+            Glibc.close(eventFD)
+            return nil
+        }
+        let engine = AIOLoopEngine(context: context, eventFD: eventFD, depth: depth)
+        let watching = poller.watch(watched, onReadable: { engine.reap() }, onClosed: { engine.pollerClosed() })
+        guard watching else {
+            Glibc.close(watched)
+            engine.pollerClosed()
+            return nil
+        }
+        return engine
+    }
+
+    /// Submits a prepared request (its eventfd is set here) and waits for its
+    /// completion, which the poller's thread reaps.
+    func perform(_ request: AIORequest) async -> Outcome {
+        let taken: Bool = state.withLock { s in
+            guard !s.closed, s.inFlight < depth else { return false }
+            s.inFlight += 1
+            return true
+        }
+        guard taken else { return .notTaken }
+        let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
+            request.continuation = continuation
+            tessera_set_eventfd(request.iocb, eventFD)
+            request.iocb.pointee.data = Unmanaged.passRetained(request).toOpaque()
+            var pointer: UnsafeMutablePointer<iocb>? = request.iocb
+            var rc: Int32
+            repeat { rc = io_submit(context, 1, &pointer) } while rc == -EINTR
+            guard rc != 1 else { return }
+            Unmanaged<AIORequest>.fromOpaque(UnsafeRawPointer(request.iocb.pointee.data)).release()
+            request.continuation = nil
+            state.withLock { $0.inFlight -= 1 }
+            // EAGAIN: the kernel has no aio slots now (another thread may wait
+            // for them; a loop may not). Anything else: the iocb was refused.
+            continuation.resume(returning: rc == -EAGAIN ? Self.notSubmitted : (rc < 0 ? Int(rc) : -Int(EIO)))
+        }
+        return result == Self.notSubmitted ? .notTaken : .completed(result)
+    }
+
+    /// Resumes every request that has completed; runs on the poller's thread
+    /// when the eventfd was readable.
+    func reap() {
+        while true {
+            let count = tessera_reap(context, events, depth)
+            if count == -EINTR { continue }
+            guard count > 0 else { return }
+            let finished = Int(count)
+            state.withLock { s in
+                s.inFlight -= finished
+                s.completed += finished
+            }
+            for index in 0..<finished {
+                guard let data = events[index].data else { continue }
+                let request = Unmanaged<AIORequest>.fromOpaque(data).takeRetainedValue()
+                let continuation = request.continuation
+                request.continuation = nil
+                continuation?.resume(returning: Int(bitPattern: events[index].res))
+            }
+            if finished < depth { return }
+        }
+    }
+
+    /// The result that stands for "io_submit had no room" (no `io_event.res` is this).
+    private static let notSubmitted = Int.min
+
+    /// Requests submitted here and not reaped yet.
+    var inFlight: Int { state.withLock { $0.inFlight } }
+    /// Requests reaped since the engine started.
+    var completedCount: Int { state.withLock { $0.completed } }
+
+    /// The poller stopped watching (its loop ended): nothing is taken any
+    /// more; the context goes once nothing is in flight (an I/O the kernel
+    /// still holds must not lose its ring).
+    private func pollerClosed() {
+        let release: Bool = state.withLock { s in
+            s.closed = true
+            return s.inFlight == 0
+        }
+        AIOLoopEngine.forget(self)
+        guard release else { return }
+        io_destroy(context)
+        Glibc.close(eventFD)
+        events.deallocate()
+    }
+
+    // MARK: The calling thread's engine
+
+    /// Requests one loop's engine holds in the kernel at once.
+    static let loopDepth = 256
+
+    /// The engine of the calling thread's ``CompletionPoller``, made on first
+    /// use; nil on a thread without a poller (or where the engine could not be set up).
+    static var current: AIOLoopEngine? {
+        if let raw = pthread_getspecific(slot) {
+            return Unmanaged<Slot>.fromOpaque(raw).takeUnretainedValue().engine
+        }
+        guard let poller = CompletionPollers.current else { return nil }
+        let engine = make(depth: loopDepth, poller: poller)
+        // A thread where setup failed keeps nil and uses the devices' engines.
+        pthread_setspecific(slot, Unmanaged.passRetained(Slot(engine)).toOpaque())
+        return engine
+    }
+
+    /// Clears the calling thread's slot if it holds `engine`.
+    private static func forget(_ engine: AIOLoopEngine) {
+        guard let raw = pthread_getspecific(slot),
+            Unmanaged<Slot>.fromOpaque(raw).takeUnretainedValue().engine === engine
+        else { return }
+        pthread_setspecific(slot, nil)
+        Unmanaged<Slot>.fromOpaque(raw).release()
+    }
+
+    private final class Slot {
+        let engine: AIOLoopEngine?
+        init(_ engine: AIOLoopEngine?) { self.engine = engine }
+    }
+
+    private nonisolated(unsafe) static let slot: pthread_key_t = {
+        var key = pthread_key_t()
+        let rc = pthread_key_create(&key) { raw in
+            guard let raw else { return }
+            Unmanaged<AnyObject>.fromOpaque(raw).release()
+        }
+        precondition(rc == 0, "pthread_key_create: \(rc)")
+        return key
+    }()
+}
