@@ -34,6 +34,15 @@ public struct ITNexus: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(initiatorPortName) -> \(targetPortName)" }
+
+    /// The initiator port and the relative target port: together they name
+    /// the I_T nexus, and hashing one name instead of four is measurably
+    /// cheaper on paths that look a nexus up for every command (unit
+    /// attention queues). Equality still compares every field.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(initiatorPortName)
+        hasher.combine(relativeTargetPortIdentifier)
+    }
 }
 
 /// Task attribute from the transport (SAM-5 §8.9).
