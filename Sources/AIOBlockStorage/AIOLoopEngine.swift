@@ -14,9 +14,12 @@ import Synchronization
 /// (``current``); a device falls back to its own ``AIOEngine`` where there is
 /// none, or when this one cannot take a request now.
 ///
+/// Requests are queued and submitted together once the loop's current
+/// tick has run (``CompletionPoller/afterQueuedWork(_:)``): one `io_submit`,
+/// and one device kick, for the I/O of every command a read burst started.
 /// Submission never waits: a request that finds the context full, or the
-/// kernel without aio slots, is not taken (``perform(_:)`` says so before
-/// anything was submitted).
+/// kernel without aio slots, is not taken (``perform(_:)`` says so; nothing
+/// of it was submitted).
 final class AIOLoopEngine: @unchecked Sendable {  // the context and the events buffer are used under `state` or on the poller's thread only
     private let context: io_context_t
     /// The eventfd every iocb submitted here signals.
@@ -27,10 +30,17 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
     private let state = Mutex(State())
 
     private struct State {
+        /// Requests in the kernel.
         var inFlight = 0
+        /// Requests waiting for ``submitPending()``.
+        var pending: [AIORequest] = []
+        /// A ``submitPending()`` is queued on the poller's thread.
+        var submitScheduled = false
         var closed = false
         /// Requests completed since the engine started (tests and diagnostics).
         var completed = 0
+        /// `io_submit` batches since the engine started (tests and diagnostics).
+        var batches = 0
     }
 
     /// What ``perform(_:)`` did with a request.
@@ -41,7 +51,10 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
         case notTaken
     }
 
-    private init(context: io_context_t, eventFD: Int32, depth: Int) {
+    private let poller: any CompletionPoller
+
+    private init(context: io_context_t, eventFD: Int32, depth: Int, poller: any CompletionPoller) {
+        self.poller = poller
         self.context = context
         self.eventFD = eventFD
         self.depth = depth
@@ -65,7 +78,7 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
             Glibc.close(eventFD)
             return nil
         }
-        let engine = AIOLoopEngine(context: context, eventFD: eventFD, depth: depth)
+        let engine = AIOLoopEngine(context: context, eventFD: eventFD, depth: depth, poller: poller)
         let watching = poller.watch(watched, onReadable: { engine.reap() }, onClosed: { engine.pollerClosed() })
         guard watching else {
             Glibc.close(watched)
@@ -78,28 +91,71 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
     /// Submits a prepared request (its eventfd is set here) and waits for its
     /// completion, which the poller's thread reaps.
     func perform(_ request: AIORequest) async -> Outcome {
-        let taken: Bool = state.withLock { s in
-            guard !s.closed, s.inFlight < depth else { return false }
-            s.inFlight += 1
-            return true
-        }
-        guard taken else { return .notTaken }
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
             request.continuation = continuation
             tessera_set_eventfd(request.iocb, eventFD)
             request.iocb.pointee.data = Unmanaged.passRetained(request).toOpaque()
-            var pointer: UnsafeMutablePointer<iocb>? = request.iocb
-            var rc: Int32
-            repeat { rc = io_submit(context, 1, &pointer) } while rc == -EINTR
-            guard rc != 1 else { return }
-            Unmanaged<AIORequest>.fromOpaque(UnsafeRawPointer(request.iocb.pointee.data)).release()
-            request.continuation = nil
-            state.withLock { $0.inFlight -= 1 }
-            // EAGAIN: the kernel has no aio slots now (another thread may wait
-            // for them; a loop may not). Anything else: the iocb was refused.
-            continuation.resume(returning: rc == -EAGAIN ? Self.notSubmitted : (rc < 0 ? Int(rc) : -Int(EIO)))
+            let schedule: Bool? = state.withLock { s in
+                guard !s.closed, s.inFlight + s.pending.count < depth else { return nil }
+                s.pending.append(request)
+                if s.submitScheduled { return false }
+                s.submitScheduled = true
+                return true
+            }
+            guard let schedule else {
+                Unmanaged<AIORequest>.fromOpaque(UnsafeRawPointer(request.iocb.pointee.data)).release()
+                request.continuation = nil
+                continuation.resume(returning: Self.notSubmitted)
+                return
+            }
+            if schedule { poller.afterQueuedWork { self.submitPending() } }
         }
         return result == Self.notSubmitted ? .notTaken : .completed(result)
+    }
+
+    /// Submits every request queued since the last call with one
+    /// `io_submit` (the block layer then kicks the device once for all of
+    /// them). A request the kernel refuses for want of aio slots (EAGAIN) is
+    /// given back, not submitted; any other refusal completes it with the error.
+    func submitPending() {
+        let batch: [AIORequest] = state.withLock { s in
+            s.submitScheduled = false
+            let taken = s.pending
+            s.pending.removeAll(keepingCapacity: true)
+            s.inFlight += taken.count
+            if !taken.isEmpty { s.batches += 1 }
+            return taken
+        }
+        guard !batch.isEmpty else { return }
+        var pointers: [UnsafeMutablePointer<iocb>?] = batch.map(\.iocb)
+        var next = 0
+        while next < pointers.count {
+            let rc = pointers.withUnsafeMutableBufferPointer { buffer in
+                io_submit(context, buffer.count - next, buffer.baseAddress! + next)
+            }
+            if rc > 0 {
+                next += Int(rc)
+            } else if rc == -EINTR {
+                continue
+            } else if rc == -EAGAIN {
+                // No aio slots now: a loop does not wait for them; the callers submit elsewhere.
+                for request in batch[next...] { give(request, result: Self.notSubmitted) }
+                return
+            } else {
+                // The first remaining iocb was refused; fail it and go on with the rest.
+                give(batch[next], result: rc < 0 ? Int(rc) : -Int(EIO))
+                next += 1
+            }
+        }
+    }
+
+    /// Completes a request that was not submitted.
+    private func give(_ request: AIORequest, result: Int) {
+        Unmanaged<AIORequest>.fromOpaque(UnsafeRawPointer(request.iocb.pointee.data)).release()
+        state.withLock { $0.inFlight -= 1 }
+        let continuation = request.continuation
+        request.continuation = nil
+        continuation?.resume(returning: result)
     }
 
     /// Resumes every request that has completed; runs on the poller's thread
@@ -128,18 +184,29 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
     /// The result that stands for "io_submit had no room" (no `io_event.res` is this).
     private static let notSubmitted = Int.min
 
-    /// Requests submitted here and not reaped yet.
-    var inFlight: Int { state.withLock { $0.inFlight } }
+    /// Requests submitted or queued here and not reaped yet.
+    var inFlight: Int { state.withLock { $0.inFlight + $0.pending.count } }
     /// Requests reaped since the engine started.
     var completedCount: Int { state.withLock { $0.completed } }
+    /// Batches submitted since the engine started.
+    var batchCount: Int { state.withLock { $0.batches } }
 
     /// The poller stopped watching (its loop ended): nothing is taken any
     /// more; the context goes once nothing is in flight (an I/O the kernel
     /// still holds must not lose its ring).
     private func pollerClosed() {
-        let release: Bool = state.withLock { s in
+        let (release, unsubmitted): (Bool, [AIORequest]) = state.withLock { s in
             s.closed = true
-            return s.inFlight == 0
+            let unsubmitted = s.pending
+            s.pending = []
+            return (s.inFlight == 0, unsubmitted)
+        }
+        // Queued, never submitted: their callers submit them elsewhere.
+        for request in unsubmitted {
+            Unmanaged<AIORequest>.fromOpaque(UnsafeRawPointer(request.iocb.pointee.data)).release()
+            let continuation = request.continuation
+            request.continuation = nil
+            continuation?.resume(returning: Self.notSubmitted)
         }
         AIOLoopEngine.forget(self)
         guard release else { return }
@@ -180,7 +247,7 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
         init(_ engine: AIOLoopEngine?) { self.engine = engine }
     }
 
-    private nonisolated(unsafe) static let slot: pthread_key_t = {
+    private static let slot: pthread_key_t = {
         var key = pthread_key_t()
         let rc = pthread_key_create(&key) { raw in
             guard let raw else { return }

@@ -21,6 +21,12 @@ public protocol CompletionPoller: AnyObject, Sendable {
     func watch(
         _ descriptor: Int32, onReadable: @escaping @Sendable () -> Void, onClosed: @escaping @Sendable () -> Void
     ) -> Bool
+
+    /// Runs `body` on the poller's thread after the work already queued
+    /// there (an event loop's tasks of the current tick), so work that many
+    /// of those tasks produce can be done once for all of them (one
+    /// `io_submit` for the I/O of every command a read burst started).
+    func afterQueuedWork(_ body: @escaping @Sendable () -> Void)
 }
 
 /// The calling thread's ``CompletionPoller``: one slot per thread.
@@ -44,7 +50,7 @@ public enum CompletionPollers {
     }
 
     // The slot's box is released when its thread exits.
-    private nonisolated(unsafe) static let key: pthread_key_t = {
+    private static let key: pthread_key_t = {
         var key = pthread_key_t()
         let rc = pthread_key_create(&key) { raw in
             guard let raw else { return }

@@ -46,6 +46,10 @@ final class EventLoopCompletionPoller: CompletionPoller {
             }
         return true
     }
+
+    func afterQueuedWork(_ body: @escaping @Sendable () -> Void) {
+        eventLoop.execute(body)
+    }
 }
 
 /// Turns reads from a watched descriptor (an eventfd's counter: the read

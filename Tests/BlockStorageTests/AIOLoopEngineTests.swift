@@ -15,6 +15,25 @@ import Testing
 /// the test holds it (``hold``), so completions can be kept unreaped.
 final class ThreadPoller: CompletionPoller, @unchecked Sendable {
     private let state = Mutex<(held: Bool, stopping: Bool, wakeups: Int)>((false, false, 0))
+    /// Work queued with ``afterQueuedWork(_:)``, run on the poller's thread.
+    private let queued = Mutex<[@Sendable () -> Void]>([])
+
+    func afterQueuedWork(_ body: @escaping @Sendable () -> Void) {
+        queued.withLock { $0.append(body) }
+    }
+
+    /// With `manual`, queued work waits for ``runQueued()`` (the end of a
+    /// loop tick, on the test's command) instead of running on the thread.
+    let manual: Bool
+    init(manual: Bool = false) { self.manual = manual }
+
+    /// Work queued so far.
+    var queuedCount: Int { queued.withLock { $0.count } }
+
+    /// Runs the queued work now, on the caller's thread.
+    func runQueued() {
+        for work in queued.withLock({ q in defer { q.removeAll() }; return q }) { work() }
+    }
     private let stopped = Mutex<Bool>(false)
 
     /// While held, readable events are not passed on (they stay pending).
@@ -33,6 +52,7 @@ final class ThreadPoller: CompletionPoller, @unchecked Sendable {
             while true {
                 let (held, stopping) = state.withLock { ($0.held, $0.stopping) }
                 if stopping { break }
+                if !manual { runQueued() }
                 if held || poll(&entry, 1, 5) <= 0 {
                     if held { usleep(1000) }
                     continue
@@ -56,6 +76,7 @@ final class RefusingPoller: CompletionPoller {
     func watch(_: Int32, onReadable: @escaping @Sendable () -> Void, onClosed: @escaping @Sendable () -> Void) -> Bool {
         false
     }
+    func afterQueuedWork(_ body: @escaping @Sendable () -> Void) { body() }
 }
 
 @Suite struct AIOLoopEngineTests {
@@ -132,6 +153,36 @@ final class RefusingPoller: CompletionPoller {
         #expect(await first.value == .completed(4096))
         #expect(await second.value == .completed(4096))
         #expect(engine.completedCount == 2)
+        poller.stop()
+        while !poller.hasStopped { usleep(1000) }
+        await device.close()
+    }
+
+    /// The requests a tick queued go to the kernel together, once the tick
+    /// has run: nothing before, one io_submit for all of them.
+    @Test func requestsQueuedInOneTickAreSubmittedAsOneBatch() async throws {
+        let dir = ScratchDirectory(.work)
+        let device = try Self.device(dir, blocks: 8)
+        for lba in 0..<8 {
+            try await device.write(
+                lba: UInt64(lba), blockCount: 1, from: IOBuffer(bytes: Self.block(lba)), offset: 0, fua: false)
+        }
+        let poller = ThreadPoller(manual: true)
+        let engine = try #require(AIOLoopEngine.make(depth: 16, poller: poller))
+        let reads = (0..<8).map { lba in
+            Task { () -> Bool in
+                let buffer = IOBuffer(count: 4096)
+                let outcome = await engine.perform(Self.readRequest(device, lba: lba, into: buffer))
+                return outcome == .completed(4096) && buffer.array() == Self.block(lba)
+            }
+        }
+        while engine.inFlight < 8 { await Task.yield() }
+        #expect(engine.batchCount == 0, "nothing is submitted before the tick ends")
+        #expect(poller.queuedCount == 1, "one submission is queued for the whole tick")
+        poller.runQueued()
+        #expect(engine.batchCount == 1)
+        for read in reads { #expect(await read.value) }
+        #expect(engine.completedCount == 8)
         poller.stop()
         while !poller.hasStopped { usleep(1000) }
         await device.close()
