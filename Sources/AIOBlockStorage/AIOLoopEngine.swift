@@ -165,19 +165,23 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
             let count = tessera_reap(context, events, depth)
             if count == -EINTR { continue }
             guard count > 0 else { return }
-            let finished = Int(count)
-            state.withLock { s in
-                s.inFlight -= finished
-                s.completed += finished
-            }
-            for index in 0..<finished {
-                guard let data = events[index].data else { continue }
-                let request = Unmanaged<AIORequest>.fromOpaque(data).takeRetainedValue()
-                let continuation = request.continuation
-                request.continuation = nil
-                continuation?.resume(returning: Int(bitPattern: events[index].res))
-            }
-            if finished < depth { return }
+            complete(events, count: Int(count))
+            if Int(count) < depth { return }
+        }
+    }
+
+    /// Resumes the requests of `count` reaped events.
+    private func complete(_ events: UnsafeMutablePointer<io_event>, count finished: Int) {
+        state.withLock { s in
+            s.inFlight -= finished
+            s.completed += finished
+        }
+        for index in 0..<finished {
+            guard let data = events[index].data else { continue }
+            let request = Unmanaged<AIORequest>.fromOpaque(data).takeRetainedValue()
+            let continuation = request.continuation
+            request.continuation = nil
+            continuation?.resume(returning: Int(bitPattern: events[index].res))
         }
     }
 
@@ -191,15 +195,17 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
     /// Batches submitted since the engine started.
     var batchCount: Int { state.withLock { $0.batches } }
 
-    /// The poller stopped watching (its loop ended): nothing is taken any
-    /// more; the context goes once nothing is in flight (an I/O the kernel
-    /// still holds must not lose its ring).
+    /// The poller stopped watching (its loop ended, or the watch could not
+    /// be registered after all): nothing is taken any more; what was queued
+    /// goes back to its callers, and what the kernel holds is waited for here
+    /// (at most ``closingWait``) and completed, so no caller waits forever for
+    /// a completion nobody would reap. Then the context goes.
     private func pollerClosed() {
-        let (release, unsubmitted): (Bool, [AIORequest]) = state.withLock { s in
+        let unsubmitted: [AIORequest] = state.withLock { s in
             s.closed = true
             let unsubmitted = s.pending
             s.pending = []
-            return (s.inFlight == 0, unsubmitted)
+            return unsubmitted
         }
         // Queued, never submitted: their callers submit them elsewhere.
         for request in unsubmitted {
@@ -209,11 +215,23 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
             continuation?.resume(returning: Self.notSubmitted)
         }
         AIOLoopEngine.forget(self)
-        guard release else { return }
+        let clock = ContinuousClock()
+        let deadline = clock.now + Self.closingWait
+        while inFlight > 0, clock.now < deadline {
+            var wait = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+            let count = io_getevents(context, 1, depth, events, &wait)
+            if count > 0 { complete(events, count: Int(count)) }
+        }
+        // A request the kernel still holds after that keeps the context (its
+        // ring must outlive it); its caller waits on, as on a hung disk.
+        guard inFlight == 0 else { return }
         io_destroy(context)
         Glibc.close(eventFD)
         events.deallocate()
     }
+
+    /// How long a closing engine waits for the kernel's requests.
+    static let closingWait = Duration.seconds(5)
 
     // MARK: The calling thread's engine
 
@@ -233,12 +251,15 @@ final class AIOLoopEngine: @unchecked Sendable {  // the context and the events 
         return engine
     }
 
-    /// Clears the calling thread's slot if it holds `engine`.
+    /// Empties the calling thread's slot if it holds `engine`.
     private static func forget(_ engine: AIOLoopEngine) {
         guard let raw = pthread_getspecific(slot),
             Unmanaged<Slot>.fromOpaque(raw).takeUnretainedValue().engine === engine
         else { return }
-        pthread_setspecific(slot, nil)
+        // The thread keeps an empty slot: its I/O goes to the devices'
+        // engines from now on, rather than setting up an engine per request
+        // on a loop that cannot watch one.
+        pthread_setspecific(slot, Unmanaged.passRetained(Slot(nil)).toOpaque())
         Unmanaged<Slot>.fromOpaque(raw).release()
     }
 

@@ -79,7 +79,7 @@ final class RefusingPoller: CompletionPoller {
     func afterQueuedWork(_ body: @escaping @Sendable () -> Void) { body() }
 }
 
-@Suite struct AIOLoopEngineTests {
+@Suite(.timeLimit(.minutes(1))) struct AIOLoopEngineTests {
     private static func device(_ dir: ScratchDirectory, blocks: UInt64) throws -> AIOFileBlockDevice {
         try AIOFileBlockDevice(
             options: AIOFileBlockDevice.Options(
@@ -199,6 +199,34 @@ final class RefusingPoller: CompletionPoller {
         #expect(throws: BlockDeviceError.self) { try AIOFileBlockDevice.check(0, expected: 4096, operation: "read") }
         poller.stop()
         while !poller.hasStopped { usleep(1000) }
+        await device.close()
+    }
+
+    /// The loop went away with reads in the kernel, never reaped there: the
+    /// engine waits for them as it closes and completes them.
+    @Test func readsInTheKernelWhenThePollerStopsStillComplete() async throws {
+        let dir = ScratchDirectory(.work)
+        let device = try Self.device(dir, blocks: 8)
+        for lba in 0..<2 {
+            try await device.write(
+                lba: UInt64(lba), blockCount: 1, from: IOBuffer(bytes: Self.block(lba)), offset: 0, fua: false)
+        }
+        let poller = ThreadPoller()
+        poller.hold(true)
+        let engine = try #require(AIOLoopEngine.make(depth: 4, poller: poller))
+        let reads = (0..<2).map { lba in
+            Task { () -> Bool in
+                let buffer = IOBuffer(count: 4096)
+                let outcome = await engine.perform(Self.readRequest(device, lba: lba, into: buffer))
+                return outcome == .completed(4096) && buffer.array() == Self.block(lba)
+            }
+        }
+        // Submitted (the poller's thread ran the tick's submission), not reaped.
+        while engine.batchCount == 0 { await Task.yield() }
+        poller.stop()
+        for read in reads { #expect(await read.value) }
+        while !poller.hasStopped { usleep(1000) }
+        #expect(engine.inFlight == 0)
         await device.close()
     }
 
