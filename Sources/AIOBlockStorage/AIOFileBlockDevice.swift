@@ -18,9 +18,9 @@ import Synchronization
 ///   an aligned bounce buffer.
 /// - Buffered: a read of at most 64 KiB first takes what the page cache
 ///   holds on the caller's thread (`preadv2(RWF_NOWAIT)`, which never waits
-///   for the disk) and sends the rest, if any, to the pool; writes go to the pool, except small
-///   writes of whole pages, copied on the caller's thread while that stays
-///   fast (``InlineWritePolicy``).
+///   for the disk) and sends the rest, if any, to the pool; writes go to the
+///   pool, except small writes of whole pages, copied on the caller's thread
+///   while that stays fast (``InlineWritePolicy``).
 /// - FUA: `RWF_DSYNC` on the write (buffered path: `pwrite` + `fdatasync`).
 /// - Flush: an `IOCB_CMD_FDSYNC` (buffered path: `fdatasync`).
 /// - Unmap: `fallocate(PUNCH_HOLE | KEEP_SIZE)` on thin devices.

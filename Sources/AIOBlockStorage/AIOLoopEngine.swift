@@ -20,7 +20,10 @@ import Synchronization
 /// Submission never waits: a request that finds the context full, or the
 /// kernel without aio slots, is not taken (``perform(_:)`` says so; nothing
 /// of it was submitted).
-final class AIOLoopEngine: @unchecked Sendable {  // the context and the events buffer are used under `state` or on the poller's thread only
+///
+/// `@unchecked Sendable`: the context and the events buffer are used under
+/// `state` or on the poller's thread only.
+final class AIOLoopEngine: @unchecked Sendable {
     private let context: io_context_t
     /// The eventfd every iocb submitted here signals.
     let eventFD: Int32

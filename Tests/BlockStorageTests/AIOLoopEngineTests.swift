@@ -32,7 +32,11 @@ final class ThreadPoller: CompletionPoller, @unchecked Sendable {
 
     /// Runs the queued work now, on the caller's thread.
     func runQueued() {
-        for work in queued.withLock({ q in defer { q.removeAll() }; return q }) { work() }
+        let work = queued.withLock { q in
+            defer { q.removeAll() }
+            return q
+        }
+        for body in work { body() }
     }
     private let stopped = Mutex<Bool>(false)
 

@@ -101,7 +101,8 @@ struct LoopCompletionTests {
             0: LogicalUnit(configuration: LogicalUnitConfiguration(serial: "LOOP01", identifier: 0x10), device: device)
         ])
         #expect(truncate(file.path, 4 * 4096) == 0)
-        let nexus = ITNexus(initiatorName: "iqn.2026-01.test:host", isid: 1, targetName: "iqn.2026-01.test:t", portalGroupTag: 1)
+        let nexus = ITNexus(
+            initiatorName: "iqn.2026-01.test:host", isid: 1, targetName: "iqn.2026-01.test:t", portalGroupTag: 1)
         // READ(10) of blocks 8...9: past the file's new end.
         let read10: [UInt8] = [0x28, 0, 0, 0, 0, 8, 0, 0, 2, 0]
         let executor = EventLoopTaskExecutor(eventLoop: loop)
