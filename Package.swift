@@ -95,6 +95,7 @@ let package = Package(
         ]),
         .testTarget(name: "ISCSITargetServerTests", dependencies: [
             "ISCSITargetServer", "ISCSIWire", "ISCSISession", "SCSITarget", "BlockStorage", "TesseraTestKit",
+            "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

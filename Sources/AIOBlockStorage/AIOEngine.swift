@@ -124,6 +124,7 @@ final class AIOEngine: @unchecked Sendable {
     /// rest was handed to the completion thread.
     private func submit(_ batch: [AIORequest], mayWait: Bool) -> Bool {
         var pointers: [UnsafeMutablePointer<iocb>?] = batch.map { request in
+            tessera_set_eventfd(request.iocb, eventFD)
             request.iocb.pointee.data = Unmanaged.passRetained(request).toOpaque()
             return request.iocb
         }

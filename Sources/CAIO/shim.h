@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <linux/falloc.h>
 #include <linux/stat.h>
 
@@ -25,6 +26,7 @@
 #endif
 #define TESSERA_RWF_DSYNC 0x00000002   /* linux/fs.h */
 #define TESSERA_AT_EMPTY_PATH 0x1000   /* linux/fcntl.h */
+#define TESSERA_RWF_NOWAIT 0x00000008  /* linux/fs.h, Linux 4.14+ (buffered reads) */
 
 /// O_DIRECT for open(2).
 static inline int tessera_o_direct(void) { return TESSERA_O_DIRECT; }
@@ -35,32 +37,53 @@ static inline int tessera_open(const char *path, int flags) {
     return fd < 0 ? -errno : fd;
 }
 
-/// Prepares a read iocb (libaio's io_prep_pread) and tags it with `data`.
-static inline void tessera_prep_pread(struct iocb *cb, int fd, void *buf, size_t count, long long offset, void *data, int eventfd) {
+/// Prepares a read iocb (libaio's io_prep_pread) and tags it with `data`;
+/// the engine that submits it sets its eventfd (tessera_set_eventfd).
+static inline void tessera_prep_pread(struct iocb *cb, int fd, void *buf, size_t count, long long offset, void *data) {
     io_prep_pread(cb, fd, buf, count, offset);
     cb->data = data;
-    io_set_eventfd(cb, eventfd);
 }
 
 /// Prepares a write iocb; `dsync` makes it a FUA write (RWF_DSYNC, Linux 4.13+).
-static inline void tessera_prep_pwrite(struct iocb *cb, int fd, void *buf, size_t count, long long offset, int dsync, void *data, int eventfd) {
+static inline void tessera_prep_pwrite(struct iocb *cb, int fd, void *buf, size_t count, long long offset, int dsync, void *data) {
     io_prep_pwrite(cb, fd, buf, count, offset);
     if (dsync) cb->aio_rw_flags = TESSERA_RWF_DSYNC;
     cb->data = data;
-    io_set_eventfd(cb, eventfd);
 }
 
 /// Prepares an fdatasync iocb (IOCB_CMD_FDSYNC, Linux 4.18+ for regular files).
-static inline void tessera_prep_fdsync(struct iocb *cb, int fd, void *data, int eventfd) {
+static inline void tessera_prep_fdsync(struct iocb *cb, int fd, void *data) {
     io_prep_fdsync(cb, fd);
     cb->data = data;
-    io_set_eventfd(cb, eventfd);
 }
 
 /// A blocking eventfd the completion thread sleeps on; returns fd or -errno.
 static inline int tessera_eventfd(void) {
     int fd = (int)syscall(SYS_eventfd2, 0, O_CLOEXEC);
     return fd < 0 ? -errno : fd;
+}
+
+/// Makes a prepared iocb signal `eventfd` when it completes (the engine
+/// that submits it decides which eventfd: its thread's or an event loop's).
+static inline void tessera_set_eventfd(struct iocb *cb, int eventfd) {
+    io_set_eventfd(cb, eventfd);
+}
+
+/// Reaps up to `max` completions without waiting; returns the count or -errno.
+static inline int tessera_reap(io_context_t context, struct io_event *events, long max) {
+    struct timespec zero = { 0, 0 };
+    return io_getevents(context, 0, max, events, &zero);
+}
+
+/// preadv2(fd, [buf, count], offset, RWF_NOWAIT) (Linux 4.14+): reads only
+/// what the page cache holds, never waiting for the disk. Returns the bytes
+/// read (fewer than asked when part of the range is not cached), or -errno:
+/// -EAGAIN when nothing could be read without waiting, -EOPNOTSUPP (or
+/// -EINVAL, -ENOSYS on old kernels) when the file or kernel does not offer it.
+static inline long tessera_pread_nowait(int fd, void *buf, size_t count, long long offset) {
+    struct iovec vector = { buf, count };
+    long rc = syscall(SYS_preadv2, fd, &vector, 1, (long)offset, (long)((unsigned long long)offset >> 32 >> 32), TESSERA_RWF_NOWAIT);
+    return rc < 0 ? -errno : rc;
 }
 
 /// fallocate(PUNCH_HOLE | KEEP_SIZE); returns 0 or -errno.

@@ -87,6 +87,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             return
         }
         admitted = true
+        // Device completions for this connection's commands are reaped on its loop.
+        EventLoopCompletionPoller.installIfNeeded(on: context.eventLoop)
         // The TSIH is the registry's to give when the leading login completes
         // (``loginCompleted``); the machine's placeholder is replaced there.
         login = LoginStateMachine(configuration: environment.login(), newTSIH: Self.placeholderTSIH)

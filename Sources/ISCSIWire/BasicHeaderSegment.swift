@@ -68,10 +68,12 @@ struct BHSWriter {
     /// Index of BHS byte 0 in `buffer`.
     let base: Int
 
-    /// Appends 48 zero bytes to `buffer` and sets the opcode.
-    init(buffer: ByteBuffer, opcode: ISCSIOpcode) {
-        self.buffer = buffer
+    /// Appends 48 zero bytes to `buffer` and sets the opcode. `buffer` is
+    /// consumed: a caller's copy still referencing the storage would make the
+    /// first write copy it (a second allocation and copy per PDU).
+    init(buffer: consuming ByteBuffer, opcode: ISCSIOpcode) {
         self.base = buffer.writerIndex
+        self.buffer = consume buffer
         self.buffer.writeRepeatingByte(0, count: PDULayout.basicHeaderSegmentLength)
         self.buffer.setInteger(opcode.rawValue, at: base)
     }

@@ -44,9 +44,12 @@ public struct ISCSIFrameEncoder: Sendable {
         pdu.encodeHeader(into: &writer)
         writer.set(
             UInt32(dataLength) | (UInt32(writer.buffer.getInteger(at: writer.base + 4, as: UInt8.self) ?? 0) << 24), 4)
-        var buffer = writer.buffer
+        let base = writer.base
+        // Moved out of the writer, so the digest and padding writes below do
+        // not find the storage shared and copy it.
+        var buffer = (consume writer).buffer
         if headerDigest {
-            let crc = CRC32C.checksum(buffer, at: writer.base, length: buffer.writerIndex - writer.base)
+            let crc = CRC32C.checksum(buffer, at: base, length: buffer.writerIndex - base)
             buffer.writeInteger(crc, endianness: .little)
         }
         let headerEnd = buffer.writerIndex
@@ -58,7 +61,7 @@ public struct ISCSIFrameEncoder: Sendable {
                 buffer.writeInteger(crc, endianness: .little)
             }
         }
-        let header = buffer.getSlice(at: writer.base, length: headerEnd - writer.base) ?? ByteBuffer()
+        let header = buffer.getSlice(at: base, length: headerEnd - base) ?? ByteBuffer()
         let trailer = trailerLength > 0 ? buffer.getSlice(at: headerEnd, length: trailerLength) : nil
         return ISCSIEncodedFrame(header: header, data: dataLength > 0 ? data : nil, trailer: trailer)
     }

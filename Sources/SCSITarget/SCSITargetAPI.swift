@@ -5,15 +5,58 @@ import BlockStorage
 // it came on and its Data-Out bytes, and gets back status, sense and Data-In.
 
 /// An I_T nexus (SAM-5 §4.6): one initiator port talking to one target port.
+///
+/// The four names live in one shared, immutable box: a nexus is copied into
+/// every command, task key and unit-attention lookup, and one reference to
+/// count costs less than four strings' (the names change only by assignment,
+/// which makes a new box).
 public struct ITNexus: Hashable, Sendable, CustomStringConvertible {
+    private final class Names: Sendable {
+        let initiatorName: String
+        let initiatorPortName: String
+        let targetName: String
+        let targetPortName: String
+
+        init(initiatorName: String, initiatorPortName: String, targetName: String, targetPortName: String) {
+            self.initiatorName = initiatorName
+            self.initiatorPortName = initiatorPortName
+            self.targetName = targetName
+            self.targetPortName = targetPortName
+        }
+
+        func with(
+            initiatorName: String? = nil, initiatorPortName: String? = nil, targetName: String? = nil,
+            targetPortName: String? = nil
+        ) -> Names {
+            Names(
+                initiatorName: initiatorName ?? self.initiatorName,
+                initiatorPortName: initiatorPortName ?? self.initiatorPortName,
+                targetName: targetName ?? self.targetName, targetPortName: targetPortName ?? self.targetPortName)
+        }
+    }
+
+    private var names: Names
+
     /// The initiator's iSCSI name (`iqn.…`), used by ACLs and PR TransportIDs.
-    public var initiatorName: String
+    public var initiatorName: String {
+        get { names.initiatorName }
+        set { names = names.with(initiatorName: newValue) }
+    }
     /// The initiator port name, `<name>,i,0x<ISID as 12 hex digits>` (RFC 7143 §4.2.7.1).
-    public var initiatorPortName: String
+    public var initiatorPortName: String {
+        get { names.initiatorPortName }
+        set { names = names.with(initiatorPortName: newValue) }
+    }
     /// The target's iSCSI name.
-    public var targetName: String
+    public var targetName: String {
+        get { names.targetName }
+        set { names = names.with(targetName: newValue) }
+    }
     /// The target port name, `<target>,t,0x<TPGT as 4 hex digits>`.
-    public var targetPortName: String
+    public var targetPortName: String {
+        get { names.targetPortName }
+        set { names = names.with(targetPortName: newValue) }
+    }
     /// Relative target port identifier (SPC-4 §7.8.6.6); one per portal group, from 1.
     public var relativeTargetPortIdentifier: UInt16
     /// ALUA target port group this port belongs to (SPC-4 §6.37).
@@ -23,17 +66,37 @@ public struct ITNexus: Hashable, Sendable, CustomStringConvertible {
         initiatorName: String, isid: UInt64, targetName: String, portalGroupTag: UInt16,
         relativeTargetPortIdentifier: UInt16? = nil, targetPortGroup: UInt16? = nil
     ) {
-        self.initiatorName = initiatorName
         let isidHex = String(isid & 0xFFFF_FFFF_FFFF, radix: 16)
-        self.initiatorPortName = "\(initiatorName),i,0x\(String(repeating: "0", count: 12 - isidHex.count))\(isidHex)"
-        self.targetName = targetName
         let tpgtHex = String(portalGroupTag, radix: 16)
-        self.targetPortName = "\(targetName),t,0x\(String(repeating: "0", count: 4 - tpgtHex.count))\(tpgtHex)"
+        self.names = Names(
+            initiatorName: initiatorName,
+            initiatorPortName: "\(initiatorName),i,0x\(String(repeating: "0", count: 12 - isidHex.count))\(isidHex)",
+            targetName: targetName,
+            targetPortName: "\(targetName),t,0x\(String(repeating: "0", count: 4 - tpgtHex.count))\(tpgtHex)")
         self.relativeTargetPortIdentifier = relativeTargetPortIdentifier ?? portalGroupTag
         self.targetPortGroup = targetPortGroup ?? portalGroupTag
     }
 
     public var description: String { "\(initiatorPortName) -> \(targetPortName)" }
+
+    /// Every field; two copies of one nexus share their names and compare at once.
+    public static func == (lhs: ITNexus, rhs: ITNexus) -> Bool {
+        guard lhs.relativeTargetPortIdentifier == rhs.relativeTargetPortIdentifier,
+            lhs.targetPortGroup == rhs.targetPortGroup
+        else { return false }
+        if lhs.names === rhs.names { return true }
+        return lhs.initiatorName == rhs.initiatorName && lhs.initiatorPortName == rhs.initiatorPortName
+            && lhs.targetName == rhs.targetName && lhs.targetPortName == rhs.targetPortName
+    }
+
+    /// The initiator port and the relative target port: together they name
+    /// the I_T nexus, and hashing one name instead of four is measurably
+    /// cheaper on paths that look a nexus up for every command (unit
+    /// attention queues). Equality still compares every field.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(initiatorPortName)
+        hasher.combine(relativeTargetPortIdentifier)
+    }
 }
 
 /// Task attribute from the transport (SAM-5 §8.9).

@@ -4,6 +4,16 @@ import Synchronization
 struct TaskKey: Hashable, Sendable {
     var nexus: ITNexus
     var taskTag: UInt32
+
+    /// The tag and the port only: a nexus is four names, and hashing them
+    /// on every begin, abort check and end of a command cost more than the
+    /// rest of the task set's work. Two live tasks with one tag on one port
+    /// (two sessions that happen to reuse a tag) only share a bucket;
+    /// equality still compares the whole nexus.
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(taskTag)
+        hasher.combine(nexus.relativeTargetPortIdentifier)
+    }
 }
 
 /// In-flight tasks of a target device, for task management (SAM-5 §7): a

@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 A=$1 B=$2 ROUNDS=${3:-3}
 WORK=$PWD/.build-bench/cpu-per-request
-PORT=3292
+PORT=${PORT:-3292}
 mkdir -p "$WORK"
 WORKLOADS=${WORKLOADS:-"4KiB-read-QD1 20000 1 4096;1MiB-read-QD4 2000 4 1048576;4KiB-write-QD1 20000 1 4096 -w"}
 cat > "$WORK/tesserad.toml" <<TOML
