@@ -15,7 +15,14 @@ extension ReplicaNode {
     func degrade(_ target: Accepted, _ nodes: [NodeID], blocks: Range<UInt64>) async -> PeerReply {
         let replicas = target.replicas
         let index = target.index
-        for node in nodes { replicas.markDirty(index, for: node, blocks, startIfMissing: true) }
+        for node in nodes {
+            // Only a replica in sync under the write's set has missed just
+            // these blocks; a learner already lacked more (its record says
+            // what; without one, after a restart of this node, it is owed a
+            // full copy, which a record of these blocks alone would hide).
+            let wasInSync = target.set.replicas.first { $0.node == node }?.state == .inSync
+            replicas.markDirty(index, for: node, blocks, startIfMissing: wasInSync)
+        }
         for _ in 0...Self.staleRetries {
             guard let current = replicas.replicaSet(index) else {
                 return .failure(PeerFailure(.unknownSubUnit, detail: "sub-unit \(index)"))
