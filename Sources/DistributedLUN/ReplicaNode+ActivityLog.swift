@@ -35,6 +35,9 @@ extension ReplicaNode {
             // started that says less.
             for replica in set.secondaries where replica.state != .inSync {
                 for range in local { replicas.markDirty(index, for: replica.node, range, startIfMissing: false) }
+                // Saved soon: the log stays pinned until every replica is in
+                // sync, so a crash before the save only repeats this.
+                replicas.records?.touch([LUNReplicas.DirtyKey(index: index, node: replica.node)])
             }
             let nodes = set.inSyncSecondaries
             guard !local.isEmpty, !nodes.isEmpty, let extent = replicas.extents[index], let gate = replicas.gate(index)

@@ -23,6 +23,13 @@ extension ReplicaNode {
             let wasInSync = target.set.replicas.first { $0.node == node }?.state == .inSync
             replicas.markDirty(index, for: node, blocks, startIfMissing: wasInSync)
         }
+        // On disk before the write is acknowledged (a record lost in a crash
+        // is a full copy; one saved without these blocks would be less).
+        if let records = replicas.records,
+            await !records.persist(nodes.map { LUNReplicas.DirtyKey(index: index, node: $0) })
+        {
+            return .failure(PeerFailure(.ioError, detail: "the dirty-region record could not be written"))
+        }
         for _ in 0...Self.staleRetries {
             guard let current = replicas.replicaSet(index) else {
                 return .failure(PeerFailure(.unknownSubUnit, detail: "sub-unit \(index)"))

@@ -25,7 +25,7 @@ private func eventually(_ condition: () -> Bool) async -> Bool {
     return condition()
 }
 
-@Suite("Writes that wait in the primary's ordering while a resync changes the set")
+@Suite("Writes that wait in the primary's ordering while a resync changes the set", .timeLimit(.minutes(1)))
 struct ResyncOrderingTests {
     let lun = LUNID(0x7E55_E4A0)
 
@@ -91,6 +91,6 @@ struct ResyncOrderingTests {
         let learner = try #require(contents[NodeID(2)])
         #expect(Array(learner[4004 * 512..<4020 * 512]) == waiting.array(), "the waiting write is on the learner")
         #expect(learner[3990 * 512..<4002 * 512].allSatisfy { $0 == 0 }, "so is the waiting unmap")
-        #expect(contents[NodeID(1)] == learner, "byte-identical")
+        #expect(differingRegions(contents[NodeID(1)], learner) == [], "byte-identical")
     }
 }

@@ -53,7 +53,7 @@ private final class CrashAfter: Sendable {
     }
 }
 
-@Suite("Resync across a restart of the primary")
+@Suite("Resync across a restart of the primary", .timeLimit(.minutes(1)))
 struct ResyncRestartTests {
     let lun = LUNID(0x7E55_E4A0)
 
@@ -61,7 +61,7 @@ struct ResyncRestartTests {
     /// in-sync one and gave it a record of only the logged extents, so a full
     /// copy cut off by the primary's crash ended "in sync" without the rest.
     @Test(
-        "a replica in the middle of a full copy when its primary restarts gets every region, not only the logged ones")
+        "a replica in the middle of a full copy when its primary restarts gets every region it lacks, not only the logged ones")
     func fullCopyInterruptedByPrimaryRestart() async throws {
         let clock = ManualClock()
         let crash = CrashAfter(regions: 4)
@@ -86,6 +86,8 @@ struct ResyncRestartTests {
         let first = Task { await old.resync(lun, index: 0, node: NodeID(2)) }
         #expect(await eventually { crash.crashed })
         #expect(await cluster.storedSet(0)?.replicas.last == Replica(node: NodeID(2), state: .resyncing))
+        let records = try #require(cluster.activityStores[NodeID(1)]?.records)
+        #expect(await eventually { records.record(0, 2)?.regions.count == 124 }, "the copied regions cleared on disk")
 
         // Node 1 restarts: its log names extent 1; the replica still lacks most of extent 0.
         let (restarted, _) = await cluster.restart(1)
@@ -94,7 +96,7 @@ struct ResyncRestartTests {
         #expect(
             await cluster.storedSet(0)?.replicas.last == Replica(node: NodeID(2), state: .resyncing), "still a learner")
         #expect(await restarted.resyncReturned(lun, isLive: { _ in true }) == 1)
-        #expect(restarted.resyncStatus.bytesCopied == 16384 * 512, "the full copy again, from the start")
+        #expect(restarted.resyncStatus.bytesCopied == 124 * 65536, "the rest of the full copy, from its record")
         #expect(await cluster.storedSet(0)?.replicas.allSatisfy { $0.state == .inSync } == true)
         let contents = await cluster.replicaContents(0)
         #expect(differingRegions(contents[NodeID(1)], contents[NodeID(2)]) == [], "byte-identical")
