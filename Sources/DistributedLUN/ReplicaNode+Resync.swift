@@ -106,6 +106,7 @@ extension ReplicaNode {
                     return book.running.removeValue(forKey: key)
                 } ?? begun
             report(.failed(progress, reason: reason))
+            replicas.records?.touch([dirtyKey])
             // No longer a learner: live writes stop going to it until it is tried again.
             if let current = replicas.replicaSet(index), current.primary == id,
                 let next = FailoverPlan.setting([target], to: .stale, in: current),
@@ -126,6 +127,7 @@ extension ReplicaNode {
         }
 
         var tenths = 0
+        var cleared = 0
         while true {
             let next: Next = replicas.dirty.withLock { dirty in
                 guard let record = dirty[dirtyKey] else { return .dropped }
@@ -179,10 +181,13 @@ extension ReplicaNode {
                 let reply = await transport.send(.replicate(write), to: target, timeout: replicationTimeout)
                 guard case .done = reply else { return "the replica did not take a region: \(reply)" }
                 replicas.dirty.withLock { $0[dirtyKey]?.remove(region) }
-                replicas.records?.touch([dirtyKey])
                 return nil
             }
             if let failure { return await stop(failure) }
+            // Cleared regions reach the disk every few MiB (and when the
+            // resync ends): a crash then copies at most those again.
+            cleared += 1
+            if cleared % Self.resyncRegionsPerRecordSave == 0 { replicas.records?.touch([dirtyKey]) }
             let copied = count * blockSize
             let progress = resyncs.withLock { book in
                 book.bytesCopied += copied
@@ -198,6 +203,10 @@ extension ReplicaNode {
             await throttle(progress)
         }
     }
+
+    /// Regions a resync copies between two saves of its record (64 × 64 KiB:
+    /// one small save per 4 MiB copied).
+    static let resyncRegionsPerRecordSave = 64
 
     /// The blocks of sub-unit `index` that `node`'s activity log names:
     /// `.some(nil)` when it keeps none or does not answer (copy everything).

@@ -60,11 +60,14 @@ struct ResyncRestartTests {
     /// Regression: `recoverActivityLog` treated a resyncing secondary like an
     /// in-sync one and gave it a record of only the logged extents, so a full
     /// copy cut off by the primary's crash ended "in sync" without the rest.
+    /// Without a record on disk (it could not be saved) the copy starts
+    /// again in full; with one it resumes where its last save left it.
     @Test(
-        "a replica in the middle of a full copy when its primary restarts gets every region it lacks, not only the logged ones")
-    func fullCopyInterruptedByPrimaryRestart() async throws {
+        "a replica in the middle of a full copy when its primary restarts gets every region it lacks, not only the logged ones",
+        arguments: [false, true])
+    func fullCopyInterruptedByPrimaryRestart(recordSaved: Bool) async throws {
         let clock = ManualClock()
-        let crash = CrashAfter(regions: 4)
+        let crash = CrashAfter(regions: recordSaved ? 70 : 4)
         // An 8 MiB sub-unit (two 4 MiB activity log extents, 128 regions)
         // that node 1 holds alone; node 2 has an extent for it.
         let cluster = InProcessCluster(
@@ -81,22 +84,31 @@ struct ResyncRestartTests {
         try await cluster.device(3).write(lba: 12000, blockCount: 8, from: content(8, seed: 77), offset: 0, fua: false)
         #expect(cluster.activityStores[NodeID(1)]?.extents == [1])
 
-        // The full copy begins and node 1 dies after four regions.
+        // The full copy begins and node 1 dies after 70 (or 4) regions.
+        let records = try #require(cluster.activityStores[NodeID(1)]?.records)
+        records.setFailing(!recordSaved)
         let old = cluster.nodes[NodeID(1)]!
         let first = Task { await old.resync(lun, index: 0, node: NodeID(2)) }
         #expect(await eventually { crash.crashed })
         #expect(await cluster.storedSet(0)?.replicas.last == Replica(node: NodeID(2), state: .resyncing))
-        let records = try #require(cluster.activityStores[NodeID(1)]?.records)
-        #expect(await eventually { records.record(0, 2)?.regions.count == 124 }, "the copied regions cleared on disk")
+        if recordSaved {
+            #expect(
+                await eventually { records.record(0, 2)?.regions.count == 64 },
+                "the first 64 copied regions cleared on disk (they are saved every 64)")
+        } else {
+            #expect(records.all.isEmpty)
+        }
 
-        // Node 1 restarts: its log names extent 1; the replica still lacks most of extent 0.
+        // Node 1 restarts: its log names extent 1; its record, what the copy had not reached.
         let (restarted, _) = await cluster.restart(1)
         let recovered = await restarted.recoverActivityLog(lun)
         #expect(recovered.done)
         #expect(
             await cluster.storedSet(0)?.replicas.last == Replica(node: NodeID(2), state: .resyncing), "still a learner")
         #expect(await restarted.resyncReturned(lun, isLive: { _ in true }) == 1)
-        #expect(restarted.resyncStatus.bytesCopied == 124 * 65536, "the rest of the full copy, from its record")
+        #expect(
+            restarted.resyncStatus.bytesCopied == (recordSaved ? 64 : 128) * 65536,
+            "the rest of the full copy from its record, or all of it again")
         #expect(await cluster.storedSet(0)?.replicas.allSatisfy { $0.state == .inSync } == true)
         let contents = await cluster.replicaContents(0)
         #expect(differingRegions(contents[NodeID(1)], contents[NodeID(2)]) == [], "byte-identical")
