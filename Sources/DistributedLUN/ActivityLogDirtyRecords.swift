@@ -137,6 +137,12 @@ public final class DirtyRecordFiles: DirtyRecordStore {
         guard fsync(fd) == 0 else { throw ActivityLogStoreError("fsync \(directory): errno \(errno)") }
     }
 
+    /// Removes every record of the LUN (it was deleted, with its replica
+    /// file and activity log).
+    public func removeAll() {
+        for record in loadAll() { try? remove(index: record.index, node: record.node) }
+    }
+
     private static func read(_ path: String) -> DirtyRecord? {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return nil }

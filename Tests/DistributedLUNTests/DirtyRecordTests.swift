@@ -212,6 +212,9 @@ struct DirtyRecordTests {
         #expect(!FileManager.default.fileExists(atPath: files.path(index: 4, node: NodeID(9))), "dropped for good")
         #expect(FileManager.default.fileExists(atPath: directory + "/lun.img"), "not one of its files")
         #expect(DirtyRecordFiles.decode(Array(DirtyRecordFiles.encode(shorter).prefix(40))) == nil)
+        files.removeAll()
+        #expect(files.loadAll().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: files.path(index: 3, node: NodeID(2))))
     }
 
     @Test("a bitmap read back from its words is the same, and words of another shape are refused")
