@@ -25,11 +25,12 @@ extension ReplicaNode {
         }
         // On disk before the write is acknowledged (a record lost in a crash
         // is a full copy; one saved without these blocks would be less).
-        if let records = replicas.records,
-            await !records.persist(nodes.map { LUNReplicas.DirtyKey(index: index, node: $0) })
-        {
-            return .failure(PeerFailure(.ioError, detail: "the dirty-region record could not be written"))
-        }
+        // Unsaved, the write is not acknowledged, but the replicas are still
+        // marked stale: one that missed it must never count as in sync.
+        let keys = nodes.map { LUNReplicas.DirtyKey(index: index, node: $0) }
+        let saved = await replicas.records?.persist(keys) ?? true
+        let done =
+            saved ? PeerReply.done : .failure(PeerFailure(.ioError, detail: "the dirty-region record could not be written"))
         for _ in 0...Self.staleRetries {
             guard let current = replicas.replicaSet(index) else {
                 return .failure(PeerFailure(.unknownSubUnit, detail: "sub-unit \(index)"))
@@ -37,12 +38,12 @@ extension ReplicaNode {
             guard current.primary == id else {
                 return .failure(PeerFailure(.staleEpoch, epoch: current.epoch, detail: "\(id) is no longer primary"))
             }
-            guard let next = FailoverPlan.setting(nodes, to: .stale, in: current) else { return .done }
+            guard let next = FailoverPlan.setting(nodes, to: .stale, in: current) else { return done }
             switch await source.replaceReplicaSet(replicas.lun, index: index, expecting: current.epoch, with: next) {
             case .replaced:
                 replicas.adopt(index, next)
                 report(.markedStale(SubUnitID(lun: replicas.lun, index: index), nodes: nodes, epoch: next.epoch))
-                return .done
+                return done
             case .conflict:
                 await replicas.reload()
             case .unavailable:

@@ -136,6 +136,26 @@ struct DirtyRecordTests {
         #expect(differingRegions(contents[NodeID(1)], contents[NodeID(2)]) == [], "byte-identical")
     }
 
+    @Test(
+        "a record that can be neither saved nor removed fails the write, and the replica that missed it is still stale")
+    func recordThatCannotBeWrittenFailsTheWrite() async throws {
+        let clock = ManualClock()
+        let cluster = InProcessCluster(
+            subUnitBlocks: 16384, subUnitCount: 1, placement: [[1, 2]], clock: clock, activityLogs: true)
+        let log = try #require(cluster.activityStores[NodeID(1)])
+        log.records.setFailing(true, removals: true)
+        cluster.network.partition(NodeID(1), NodeID(2))
+        await #expect(throws: BlockDeviceError.self) {
+            try await missedWrites([(100, 8)], through: cluster.device(1), clock: clock)
+        }
+        // (required: a replica left in sync would make the next write wait for it)
+        try #require(await cluster.storedSet(0)?.replicas.last == Replica(node: NodeID(2), state: .stale))
+        // Once the store takes saves again, writes go on and the record has them.
+        log.records.setFailing(false)
+        try await cluster.device(1).write(lba: 9000, blockCount: 8, from: content(8, seed: 3), offset: 0, fua: false)
+        #expect(log.records.record(0, 2)?.regions.contains(9000 / 128) == true)
+    }
+
     /// Regression: a primary kept its records of a sub-unit after another
     /// node took it over; leading it again later, it resynced a replica that
     /// had been stale all along through the old record alone, without what

@@ -40,7 +40,8 @@ public final class MemoryDirtyRecordStore: DirtyRecordStore {
         var node: NodeID
     }
 
-    private let state = Mutex<(records: [Key: DirtyRecord], saves: Int, failing: Bool)>(([:], 0, false))
+    private let state = Mutex<(records: [Key: DirtyRecord], saves: Int, failing: Bool, removalsFailing: Bool)>(
+        ([:], 0, false, false))
 
     public init() {}
 
@@ -52,8 +53,13 @@ public final class MemoryDirtyRecordStore: DirtyRecordStore {
     public func record(_ index: UInt32, _ node: UInt64) -> DirtyRecord? {
         state.withLock { $0.records[Key(index: index, node: NodeID(node))] }
     }
-    /// Makes every save fail from now on (removals still work).
-    public func setFailing(_ value: Bool) { state.withLock { $0.failing = value } }
+    /// Makes every save fail from now on, and with `removals` every removal too.
+    public func setFailing(_ value: Bool, removals: Bool = false) {
+        state.withLock {
+            $0.failing = value
+            $0.removalsFailing = removals
+        }
+    }
 
     public func loadAll() -> [DirtyRecord] { all }
 
@@ -66,6 +72,9 @@ public final class MemoryDirtyRecordStore: DirtyRecordStore {
     }
 
     public func remove(index: UInt32, node: NodeID) throws(ActivityLogStoreError) {
-        _ = state.withLock { $0.records.removeValue(forKey: Key(index: index, node: node)) }
+        try state.withLock { (state) throws(ActivityLogStoreError) in
+            guard !state.removalsFailing else { throw ActivityLogStoreError("the test store refuses removals") }
+            state.records.removeValue(forKey: Key(index: index, node: node))
+        }
     }
 }
