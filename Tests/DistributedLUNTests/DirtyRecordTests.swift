@@ -65,9 +65,9 @@ struct DirtyRecordTests {
         arguments: [true, false])
     func returningReplicaAfterPrimaryRestart(extentsStillLogged: Bool) async throws {
         let clock = ManualClock()
-        // A 32 MiB sub-unit: eight 4 MiB activity log extents, 512 regions.
+        // A 16 MiB sub-unit: four 4 MiB activity log extents, 256 regions.
         let cluster = InProcessCluster(
-            subUnitBlocks: 65536, subUnitCount: 1, placement: [[1, 2]], clock: clock, activityLogs: true)
+            subUnitBlocks: 32768, subUnitCount: 1, placement: [[1, 2]], clock: clock, activityLogs: true)
         for i in 0..<8 {
             try await cluster.device(3).write(
                 lba: UInt64(i) * 512, blockCount: 8, from: content(8, seed: UInt32(i)), offset: 0, fua: false)
@@ -101,7 +101,7 @@ struct DirtyRecordTests {
         #expect(await restarted.recoverActivityLog(lun).done)
         #expect(await restarted.resyncReturned(lun, isLive: { _ in true }) == 1)
         let expected = extentsStillLogged ? 3 * 64 : dirty.count
-        #expect(restarted.resyncStatus.bytesCopied == UInt64(expected) * 65536, "not the 512 regions of a full copy")
+        #expect(restarted.resyncStatus.bytesCopied == UInt64(expected) * 65536, "not the 256 regions of a full copy")
         #expect(await cluster.storedSet(0)?.replicas.allSatisfy { $0.state == .inSync } == true)
         let contents = await cluster.replicaContents(0)
         #expect(differingRegions(contents[NodeID(1)], contents[NodeID(2)]) == [], "byte-identical")

@@ -21,6 +21,7 @@ private func content(_ blocks: Int, seed: UInt32) -> IOBuffer {
 /// The 64 KiB regions in which two replicas differ (every one when either is missing).
 func differingRegions(_ a: [UInt8]?, _ b: [UInt8]?) -> [Int] {
     guard let a, let b, a.count == b.count else { return [-1] }
+    if a == b { return [] }
     return stride(from: 0, to: a.count, by: 65536).filter {
         a[$0..<min($0 + 65536, a.count)] != b[$0..<min($0 + 65536, b.count)]
     }
