@@ -109,6 +109,49 @@ struct DirtyRecordTests {
         #expect(log.records.all.isEmpty, "no record on disk once the replica is in sync")
     }
 
+    @Test("a promoted primary that restarts before the old one returns still asks for the old primary's log")
+    func promotedPrimaryRestartKeepsThePeerLogFlag() async throws {
+        let clock = ManualClock()
+        // A 32 MiB sub-unit: eight 4 MiB activity log extents.
+        let cluster = InProcessCluster(
+            subUnitBlocks: 65536, subUnitCount: 1, placement: [[1, 2]], clock: clock, activityLogs: true)
+        for i in 0..<8 {
+            try await cluster.device(3).write(
+                lba: UInt64(i) * 16, blockCount: 8, from: content(8, seed: UInt32(i)), offset: 0, fua: false)
+        }
+        // Node 1 applies one more write (extent 0) locally and dies before node 2 has it.
+        cluster.network.partition(NodeID(1), NodeID(2))
+        cluster.views[NodeID(1)]!.setCut(true)
+        let doubt = Task {
+            try await cluster.device(3).write(
+                lba: 200, blockCount: 8, from: content(8, seed: 999), offset: 0, fua: false)
+        }
+        for _ in 0..<10_000 where clock.sleeperCount < 2 { try? await Task.sleep(for: .milliseconds(1)) }
+        clock.advance(by: .seconds(2))
+        _ = try? await doubt.value
+        cluster.network.isolate(NodeID(1))
+        cluster.nodes[NodeID(1)]!.serveOnlyWhile { false }
+        #expect(await cluster.failOver(1).map(\.set.primary) == [NodeID(2)])
+        // Node 2, primary now, writes in extent 5: its record of node 1, with the flag, is on disk.
+        try await cluster.device(3).write(
+            lba: 5 * 8192 + 40, blockCount: 8, from: content(8, seed: 77), offset: 0, fua: false)
+        let records = try #require(cluster.activityStores[NodeID(2)]?.records)
+        #expect(records.record(0, 1)?.needsPeerLog == true)
+
+        // Node 2 restarts; node 1 returns. Node 2 copies what node 1's log
+        // names (extent 0), its record's region and the extent its own log
+        // recovered (5): 128 regions of 512, and node 1's lone write is gone.
+        let (restarted, _) = await cluster.restart(2)
+        #expect(await restarted.recoverActivityLog(lun).done)
+        cluster.network.heal()
+        cluster.views[NodeID(1)]!.setCut(false)
+        await cluster.nodes[NodeID(1)]!.reloadMaps()
+        #expect(await restarted.resync(lun, index: 0, node: NodeID(1)))
+        #expect(restarted.resyncStatus.bytesCopied == 128 * 65536, "\(restarted.resyncStatus.bytesCopied) bytes")
+        let contents = await cluster.replicaContents(0)
+        #expect(differingRegions(contents[NodeID(1)], contents[NodeID(2)]) == [], "byte-identical")
+    }
+
     @Test(
         "a record that cannot be saved is removed instead: the write is acknowledged, and a restart means a full copy")
     func unsavableRecordMeansFullCopy() async throws {
