@@ -21,6 +21,21 @@ public struct DirtyRegions: Hashable, Sendable {
         if all { for region in 0..<regions { insert(region) } }
     }
 
+    /// The bitmap as kept on disk: bit `r % 64` of word `r / 64` is region `r`.
+    public var storage: [UInt64] { words }
+
+    /// A bitmap read back from ``storage``; nil when the words do not fit
+    /// the shape (a record of another sub-unit size or region size).
+    public init?(blockCount: UInt64, regionBlocks: UInt64, storage: [UInt64]) {
+        guard regionBlocks > 0 else { return nil }
+        self.init(blockCount: blockCount, regionBlocks: regionBlocks)
+        guard storage.count == words.count else { return nil }
+        let tail = regionCount % 64
+        if tail != 0, let last = storage.last, last >> UInt64(tail) != 0 { return nil }
+        words = storage
+        count = storage.reduce(0) { $0 + $1.nonzeroBitCount }
+    }
+
     /// Regions in the sub-unit.
     public var regionCount: Int { Int((blockCount + regionBlocks - 1) / regionBlocks) }
     /// Whether no region is set.

@@ -13,6 +13,13 @@ public protocol ActivityLogStore: Sendable {
     func load(extentBlocks: UInt64) -> [UInt64]?
     /// Replaces the record with `extents`, durably, before it returns.
     func save(_ extents: [UInt64], extentBlocks: UInt64) async throws(ActivityLogStoreError)
+    /// Where the primary's dirty-region records of the same LUN live, next
+    /// to the log (nil: in memory only, a full copy after a restart).
+    var dirtyRecords: (any DirtyRecordStore)? { get }
+}
+
+extension ActivityLogStore {
+    public var dirtyRecords: (any DirtyRecordStore)? { nil }
 }
 
 /// An activity log record could not be written.
@@ -33,7 +40,15 @@ public final class ActivityLogFile: ActivityLogStore {
     private static let magic: [UInt8] = Array("TSAL".utf8)
     private static let version: UInt32 = 1
 
-    public init(path: String) { self.path = path }
+    /// The dirty-region records, `<path>.dirty.<index>.<node>`.
+    public let records: DirtyRecordFiles
+
+    public init(path: String) {
+        self.path = path
+        self.records = DirtyRecordFiles(prefix: path)
+    }
+
+    public var dirtyRecords: (any DirtyRecordStore)? { records }
 
     public func load(extentBlocks: UInt64) -> [UInt64]? {
         let fd = open(path, O_RDONLY)

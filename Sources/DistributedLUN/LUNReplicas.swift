@@ -20,18 +20,22 @@ final class LUNReplicas: Sendable {
     let localNode: NodeID
     /// This node's activity log of the LUN, if it keeps one.
     let activity: ActivityLogWriter?
+    /// Where ``dirty`` is kept across crashes, if anywhere.
+    let records: DirtyRecordWriter?
 
     init(
         map: SubUnitMap, extents: [UInt32: any BlockDevice], source: any SubUnitMapSource, localNode: NodeID,
-        activity: ActivityLogWriter? = nil
+        activity: ActivityLogWriter? = nil, records: DirtyRecordWriter? = nil
     ) {
         self.activity = activity
+        self.records = records
         self.pendingRecovery.withLock { $0 = !(activity?.recovered ?? []).isEmpty }
         self.localNode = localNode
         self.lun = map.lun
         self.parts = Mutex((extents, extents.mapValues { _ in OrderingGate() }))
         self.cached = Mutex(map)
         self.source = source
+        if let records { load(records) }
     }
 
     /// The cached map.
@@ -88,9 +92,12 @@ final class LUNReplicas: Sendable {
         }
         let lastOld = old.layout.subUnitCount - 1
         if old.layout.blocks(in: lastOld) != map.layout.blocks(in: lastOld) {
-            dirty.withLock { dirty in
-                for key in dirty.keys where key.index == lastOld { dirty[key] = nil }
+            let dropped = dirty.withLock { dirty in
+                let keys = dirty.keys.filter { $0.index == lastOld }
+                for key in keys { dirty[key] = nil }
+                return keys
             }
+            records?.touch(dropped)
         }
         return true
     }
@@ -159,7 +166,10 @@ final class LUNReplicas: Sendable {
     func adopt(_ index: UInt32, _ set: ReplicaSet) {
         // Records start before the new set takes effect: a write served under
         // it must find the record (starting one that turns out unneeded is harmless).
-        if let old = replicaSet(index), set.epoch > old.epoch { trackNewlyStale(index, from: old, to: set) }
+        if let old = replicaSet(index), set.epoch > old.epoch {
+            trackNewlyStale(index, from: old, to: set)
+            forgetRecords(index, under: set)
+        }
         cached.withLock { map in
             guard Int(index) < map.subUnits.count, set.epoch > map.subUnits[Int(index)].epoch else { return }
             map.subUnits[Int(index)] = set
@@ -179,8 +189,9 @@ final class LUNReplicas: Sendable {
         if new.primary == localNode, old.primary != localNode,
             new.secondaries.contains(where: { $0.node == old.primary && $0.state == .stale })
         {
-            markDirty(index, for: old.primary, 0..<0, startIfMissing: true)
+            // The flag first: a save of the record never finds it without.
             _ = needsPeerLog.withLock { $0.insert(DirtyKey(index: index, node: old.primary)) }
+            markDirty(index, for: old.primary, 0..<0, startIfMissing: true)
             return
         }
         guard old.primary == localNode, new.primary == localNode else { return }
@@ -195,7 +206,8 @@ final class LUNReplicas: Sendable {
 
     /// What this node, as primary, knows a stale replica lacks: per
     /// (sub-unit, node) the regions written since that replica missed a write.
-    /// In memory only; a replica without an entry gets a full copy.
+    /// Kept across crashes by ``records`` when the node has them (see
+    /// ActivityLogDirtyRecords.swift); a replica without an entry gets a full copy.
     let dirty = Mutex<[DirtyKey: DirtyRegions]>([:])
 
     struct DirtyKey: Hashable {
@@ -222,16 +234,22 @@ final class LUNReplicas: Sendable {
     /// Marks `blocks` dirty for `node`'s replica of sub-unit `index`.
     /// `startIfMissing`: begin tracking (the replica was in sync until this
     /// write); otherwise a replica without an entry stays untracked (full copy).
-    func markDirty(_ index: UInt32, for node: NodeID, _ blocks: Range<UInt64>, startIfMissing: Bool) {
+    /// Returns whether the record changed (started, or a region turned dirty).
+    @discardableResult
+    func markDirty(_ index: UInt32, for node: NodeID, _ blocks: Range<UInt64>, startIfMissing: Bool) -> Bool {
         let key = DirtyKey(index: index, node: node)
         let regionBlocks = regionBlocks
         let count = layout.blocks(in: index)
-        dirty.withLock { dirty in
+        return dirty.withLock { dirty in
+            var started = false
             if dirty[key] == nil {
-                guard startIfMissing else { return }
+                guard startIfMissing else { return false }
                 dirty[key] = DirtyRegions(blockCount: count, regionBlocks: regionBlocks)
+                started = true
             }
+            let before = dirty[key]!.count
             dirty[key]!.mark(lba: blocks.lowerBound, blocks: UInt64(blocks.count))
+            return started || dirty[key]!.count != before
         }
     }
 
@@ -244,6 +262,7 @@ final class LUNReplicas: Sendable {
         let current = map
         for i in current.subUnits.indices where loaded.subUnits[i].epoch > current.subUnits[i].epoch {
             trackNewlyStale(UInt32(i), from: current.subUnits[i], to: loaded.subUnits[i])
+            forgetRecords(UInt32(i), under: loaded.subUnits[i])
         }
         let result = cached.withLock { map in
             for i in map.subUnits.indices where loaded.subUnits[i].epoch > map.subUnits[i].epoch {
@@ -253,5 +272,60 @@ final class LUNReplicas: Sendable {
         }
         unpinActivityIfConverged()
         return result
+    }
+}
+
+// The records kept across crashes (``records``).
+extension LUNReplicas {
+    /// Takes the records saved before this start that still describe a
+    /// replica of a sub-unit this node is primary of and that is not in
+    /// sync, shaped like the sub-unit; removes the others.
+    fileprivate func load(_ records: DirtyRecordWriter) {
+        let map = self.map
+        let regionBlocks = self.regionBlocks
+        var kept: [DirtyKey: DirtyRegions] = [:]
+        var peer: Set<DirtyKey> = []
+        for record in records.store.loadAll() {
+            let index = Int(record.index)
+            guard record.lun == lun, index < map.subUnits.count, map.subUnits[index].primary == localNode,
+                map.subUnits[index].secondaries.contains(where: { $0.node == record.node && $0.state != .inSync }),
+                record.regions.blockCount == map.layout.blocks(in: record.index),
+                record.regions.regionBlocks == regionBlocks
+            else {
+                try? records.store.remove(index: record.index, node: record.node)
+                continue
+            }
+            let key = DirtyKey(index: record.index, node: record.node)
+            kept[key] = record.regions
+            if record.needsPeerLog { peer.insert(key) }
+        }
+        dirty.withLock { $0 = kept }
+        needsPeerLog.withLock { $0 = peer }
+        records.read { [weak self] key in self?.record(key) }
+    }
+
+    /// The record of `key` as it is now, for a save.
+    fileprivate func record(_ key: DirtyKey) -> DirtyRecord? {
+        // The flag before the regions: it is set before a record that needs
+        // it starts and cleared only after the peer's log is in the regions.
+        let peer = needsPeerLog.withLock { $0.contains(key) }
+        guard let regions = dirty.withLock({ $0[key] }) else { return nil }
+        return DirtyRecord(lun: lun, index: key.index, node: key.node, needsPeerLog: peer, regions: regions)
+    }
+
+    /// Drops the records of sub-unit `index` that `set` makes meaningless:
+    /// all of them when this node is no longer its primary (another node
+    /// led it since; if this one leads it again, what a replica missed
+    /// meanwhile is in no record here), and those of nodes that left it (a
+    /// replica placed there again later starts from nothing).
+    fileprivate func forgetRecords(_ index: UInt32, under set: ReplicaSet) {
+        let keep = set.primary == localNode ? Set(set.secondaries.map(\.node)) : []
+        let dropped = dirty.withLock { dirty in
+            let gone = dirty.keys.filter { $0.index == index && !keep.contains($0.node) }
+            for key in gone { dirty[key] = nil }
+            return gone
+        }
+        needsPeerLog.withLock { $0 = $0.filter { $0.index != index || keep.contains($0.node) } }
+        if !dropped.isEmpty { records?.touch(dropped) }
     }
 }

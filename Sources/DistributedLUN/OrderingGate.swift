@@ -14,6 +14,9 @@ final class OrderingGate: Sendable {
 
     private let state = Mutex(State())
 
+    /// Ranges admitted and not yet left (running or waiting).
+    var count: Int { state.withLock { $0.ordering.count } }
+
     /// Waits for the range `blocks`; returns the ticket to hand to ``leave(_:)``.
     func enter(_ blocks: Range<UInt64>) async -> WriteOrdering.Ticket {
         let (ticket, start) = state.withLock { $0.ordering.admit(blocks: blocks) }

@@ -188,9 +188,8 @@ extension ReplicaNode {
         // The activity log first: after a crash, whoever resyncs this
         // replica must know this write may be here and nowhere else. A set
         // of one replica has no other copy this write could leave behind
-        // (a replica added to it later starts stale, with a full copy, and a
-        // stale replica's record does not outlive a crash), so it logs nothing:
-        // a lone node's writes never wait for the record.
+        // (a replica added to it later starts stale with no record: a full
+        // copy), so it logs nothing: a lone node's writes never wait for the record.
         let first = target.replicas.layout.firstBlock(of: target.index)
         let logged = first + blocks.lowerBound..<first + blocks.upperBound
         let activity = target.set.secondaries.isEmpty ? nil : target.replicas.activity
@@ -201,8 +200,17 @@ extension ReplicaNode {
             }
         }
         defer { activity?.end(logged) }
+        var marked: [LUNReplicas.DirtyKey] = []
         for replica in target.set.secondaries where replica.state == .stale {
-            target.replicas.markDirty(target.index, for: replica.node, blocks, startIfMissing: false)
+            if target.replicas.markDirty(target.index, for: replica.node, blocks, startIfMissing: false) {
+                marked.append(LUNReplicas.DirtyKey(index: target.index, node: replica.node))
+            }
+        }
+        // A region a stale replica now lacks is in the record on disk before
+        // the write touches the medium: after a crash the record still
+        // names every region this node has and the replica does not.
+        if !marked.isEmpty, let records = target.replicas.records, await !records.persist(marked) {
+            return .failure(PeerFailure(.ioError, detail: "the dirty-region record could not be written"))
         }
         let secondaries = target.set.writeTargets
         if secondaries.isEmpty {

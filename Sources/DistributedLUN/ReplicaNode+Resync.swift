@@ -88,6 +88,7 @@ extension ReplicaNode {
                 return true
             }
             if peerLog != nil { _ = replicas.needsPeerLog.withLock { $0.remove(dirtyKey) } }
+            replicas.records?.touch([dirtyKey])
             let regions = UInt64(replicas.dirty.withLock { $0[dirtyKey]?.count ?? 0 })
             return resyncs.withLock { book in
                 book.running[key]?.full = full
@@ -105,6 +106,7 @@ extension ReplicaNode {
                     return book.running.removeValue(forKey: key)
                 } ?? begun
             report(.failed(progress, reason: reason))
+            replicas.records?.touch([dirtyKey])
             // No longer a learner: live writes stop going to it until it is tried again.
             if let current = replicas.replicaSet(index), current.primary == id,
                 let next = FailoverPlan.setting([target], to: .stale, in: current),
@@ -115,13 +117,31 @@ extension ReplicaNode {
             return false
         }
 
+        /// What the record says to do next.
+        enum Next {
+            case copy(region: Int, lba: UInt64, count: UInt64)
+            case finish
+            /// The record is gone (the sub-unit grew, or the set changed
+            /// under it): what the replica lacks is unknown, start again.
+            case dropped
+        }
+
         var tenths = 0
+        var cleared = 0
         while true {
-            guard let region = replicas.dirty.withLock({ $0[dirtyKey]?.first() }) else {
+            let next: Next = replicas.dirty.withLock { dirty in
+                guard let record = dirty[dirtyKey] else { return .dropped }
+                guard let region = record.first() else { return .finish }
+                let (lba, count) = record.blocks(of: region)
+                return .copy(region: region, lba: lba, count: count)
+            }
+            if case .dropped = next { return await stop("its dirty-region record was dropped") }
+            guard case .copy(let region, let lba, let count) = next else {
                 // Finish, holding the whole sub-unit: nothing left to copy and
                 // nothing in flight, then the learner is durable and in sync.
                 let finished: Bool? = await gate.withRange(0..<blocks) {
-                    guard replicas.dirty.withLock({ $0[dirtyKey]?.isEmpty ?? true }) else { return nil }
+                    guard let record = replicas.dirty.withLock({ $0[dirtyKey] }) else { return false }
+                    guard record.isEmpty else { return nil }
                     guard let current = replicas.replicaSet(index), current.primary == id,
                         current.replicas.first(where: { $0.node == target })?.state == .resyncing
                     else { return false }
@@ -131,6 +151,7 @@ extension ReplicaNode {
                     else { return false }
                     replicas.adopt(index, next)
                     _ = replicas.dirty.withLock { $0.removeValue(forKey: dirtyKey) }
+                    replicas.records?.touch([dirtyKey])
                     return true
                 }
                 guard let finished else { continue }
@@ -142,32 +163,31 @@ extension ReplicaNode {
                 if let progress { report(.finished(progress)) }
                 return true
             }
-            let (lba, count) = replicas.dirty.withLock { $0[dirtyKey]!.blocks(of: region) }
+            // The region is cleared once the replica has it, not before: a
+            // save of the record in between still names it. Writes to it
+            // wait for the range meanwhile, so none is lost by clearing late.
             let failure: String? = await gate.withRange(lba..<lba + count) {
-                replicas.dirty.withLock { $0[dirtyKey]?.remove(region) }
                 guard let current = replicas.replicaSet(index), current.primary == id,
                     current.replicas.first(where: { $0.node == target })?.state == .resyncing
-                else {
-                    replicas.dirty.withLock { $0[dirtyKey]?.insert(region) }
-                    return "the replica set changed"
-                }
+                else { return "the replica set changed" }
                 let buffer = IOBuffer(count: Int(count * blockSize))
                 do throws(BlockDeviceError) {
                     try await extent.read(lba: lba, blockCount: UInt32(count), into: buffer, offset: 0)
                 } catch {
-                    replicas.dirty.withLock { $0[dirtyKey]?.insert(region) }
                     return "reading the primary's replica: \(error)"
                 }
                 let io = PeerIO(subUnit: subUnit, epoch: current.epoch, lba: lba, blockCount: UInt32(count))
                 let write = PeerWrite(io: io, fua: false, data: buffer, offset: 0, length: buffer.count)
                 let reply = await transport.send(.replicate(write), to: target, timeout: replicationTimeout)
-                guard case .done = reply else {
-                    replicas.dirty.withLock { $0[dirtyKey]?.insert(region) }
-                    return "the replica did not take a region: \(reply)"
-                }
+                guard case .done = reply else { return "the replica did not take a region: \(reply)" }
+                replicas.dirty.withLock { $0[dirtyKey]?.remove(region) }
                 return nil
             }
             if let failure { return await stop(failure) }
+            // Cleared regions reach the disk every few MiB (and when the
+            // resync ends): a crash then copies at most those again.
+            cleared += 1
+            if cleared % Self.resyncRegionsPerRecordSave == 0 { replicas.records?.touch([dirtyKey]) }
             let copied = count * blockSize
             let progress = resyncs.withLock { book in
                 book.bytesCopied += copied
@@ -183,6 +203,10 @@ extension ReplicaNode {
             await throttle(progress)
         }
     }
+
+    /// Regions a resync copies between two saves of its record (64 × 64 KiB:
+    /// one small save per 4 MiB copied).
+    static let resyncRegionsPerRecordSave = 64
 
     /// The blocks of sub-unit `index` that `node`'s activity log names:
     /// `.some(nil)` when it keeps none or does not answer (copy everything).

@@ -87,7 +87,10 @@ public final class ReplicaNode: PeerRequestHandler {
     /// its writes as primary wait until their extents are recorded, and a
     /// new primary resyncing this node after a crash copies only those
     /// extents plus what it wrote since. Without one (tests, old data
-    /// directories) such a resync copies every region.
+    /// directories) such a resync copies every region. The store's
+    /// ``ActivityLogStore/dirtyRecords`` keep, next to the log, what each
+    /// replica this node leads lacks, so a resync after a restart of this
+    /// node copies only that (and the logged extents), not everything.
     public func attach(
         map: SubUnitMap, extents: [UInt32: any BlockDevice], activityLog: (any ActivityLogStore)? = nil
     ) -> DistributedBlockDevice {
@@ -96,7 +99,9 @@ public final class ReplicaNode: PeerRequestHandler {
                 store: store, capacity: Self.activityLogExtents,
                 extentBlocks: max(1, Self.activityExtentBytes / UInt64(map.layout.blockSize)))
         }
-        let replicas = LUNReplicas(map: map, extents: extents, source: source, localNode: id, activity: writer)
+        let records = activityLog?.dirtyRecords.map { DirtyRecordWriter(store: $0) }
+        let replicas = LUNReplicas(
+            map: map, extents: extents, source: source, localNode: id, activity: writer, records: records)
         luns.withLock { $0[map.lun] = replicas }
         return DistributedBlockDevice(replicas: replicas, node: self)
     }

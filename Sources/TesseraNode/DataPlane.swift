@@ -165,6 +165,8 @@ final class DataPlane: Sendable {
         for path in [file.path, file.path + ".al"] where unlink(path) != 0 && errno != ENOENT {
             logger.warning("cannot remove a deleted LUN's file", metadata: ["path": "\(path)", "errno": "\(errno)"])
         }
+        // The dirty-region records kept beside the activity log go with it.
+        DirtyRecordFiles(prefix: file.path + ".al").removeAll()
         logger.notice("deleted LUN's replica file removed", metadata: ["lun": "\(key)", "path": "\(file.path)"])
     }
 
