@@ -30,6 +30,9 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              the change was undone changes nothing; `acl remove` through node 1 refuses a new
              login through node 2 within 5 s; acl list shows every target; no answer or
              output holds the secret
+  clionly    a target with a LUN over all three nodes, an ACL and per-initiator CHAP made
+             with tessera only: iscsi-inq and iscsi-ls through every node with the right
+             secret; a wrong secret and a name outside the ACL refused through every node
   masks      `tessera lun map 0 <acceptance initiator>` through node 2: another initiator's
              session through node 3 stops seeing LUN 0 (REPORT LUNS empty, 05/25/00) within 5 s,
              the mapped one through node 1 gets 06/3F/0E and keeps it; the last initiator
@@ -92,7 +95,7 @@ from stagekit import info, run, run_stage, short  # noqa: E402
 
 TOKEN = "tessera-acceptance-token-7f3a9c"
 CHAP_SECRETS = ("acceptance-chap-secret-1", "acceptance-chap-mutual-2")
-ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "catalog", "masks", "access", "sessions", "metrics", "seed", "failover",
+ALL_CHECKS = ["refuse", "auth", "agree", "prclear", "catalog", "clionly", "masks", "access", "sessions", "metrics", "seed", "failover",
               "nolog", "nodes"]
 PR_KEY = 0xADC0FFEE
 INITIATOR = "iqn.2026-11.dev.tessera:admin-check"
@@ -1273,6 +1276,59 @@ def check_nodes(c, r, work, args):
             short(f"{verified}", 300))
 
 
+def check_clionly(c, r, work, args):
+    """A target made with the CLI only, with a LUN spread over all three nodes, an ACL and
+    per-initiator CHAP: iscsi-ls and iscsi-inq through every node see it with the right
+    secret, a wrong secret and a name outside the ACL are refused through every node."""
+    iqn = "iqn.2026-12.dev.tessera:cli-only"
+    host = "iqn.2026-12.dev.tessera:cli-only-host"
+    secret = "cli-only-secret-7e21"
+    secret_file = os.path.join(work, "cli-only.secret")
+    with open(secret_file, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(secret_file, 0o600)
+    steps = [
+        tessera(args, "target", "create", iqn, *node_flag(c, 1)),
+        tessera(args, "lun", "create", iqn, "96M", "--sub-unit-size", "8M", "--replicas", "2", *node_flag(c, 2)),
+        tessera(args, "acl", "add", iqn, host, *node_flag(c, 3)),
+        tessera(args, "chap", "set", iqn, host, "--user", "clihost", "--secret-file", secret_file, *node_flag(c, 1)),
+    ]
+    r.check("clionly: target, LUN, ACL and per-initiator CHAP made with tessera through nodes 1, 2, 3, 1",
+            all(step[0] == 0 for step in steps), "; ".join(f"exit {x[0]}: {short(x[1] + x[2], 100)}" for x in steps))
+    rc, lun, _ = (lambda rc, out, err: (rc, json.loads(out) if rc == 0 else {}, err))(
+        *tessera(args, "--json", "lun", "show", "0", "--target", iqn, *node_flag(c, 3)))
+    holders = {rep["node"] for s in lun.get("sub_units", []) for rep in s["replicas"]}
+    # Placement is rendezvous hashing: 12 sub-units leave one of three nodes out about once in 10^5 LUNs.
+    r.check("clionly: its 12 sub-units have replicas on all three nodes", holders == {1, 2, 3} and len(lun.get("sub_units", [])) == 12,
+            f"holders {sorted(holders)}: {short(json.dumps(lun.get('sub_units', [])), 400)}")
+
+    def url(i, user=None, password=None):
+        auth = f"{user}%{password}@" if user else ""
+        return f"iscsi://{auth}127.0.0.1:{c.portal(i)}/{iqn}/0"
+
+    def seen_everywhere():
+        results = []
+        for i in (1, 2, 3):
+            rc, out = run(["iscsi-inq", "-i", host, url(i, "clihost", secret)], timeout=30)
+            results.append(rc == 0 and "TESSERA" in out.upper())
+        return all(results), results
+    ok, took, (_, results) = until(seen_everywhere, 5)
+    r.check("clionly: iscsi-inq with the right CHAP secret answers through every node within 5 s", ok,
+            f"after {took:.1f} s: {results}")
+    # Discovery only: -s would also log in to the other targets, whose CHAP this host does not have.
+    listed = [run(["iscsi-ls", "-i", host, f"iscsi://clihost%{secret}@127.0.0.1:{c.portal(i)}"], timeout=30)
+              for i in (1, 2, 3)]
+    r.check("clionly: iscsi-ls through every node lists the target",
+            all(rc == 0 and iqn in out for rc, out in listed), short(" | ".join(f"exit {rc}: {out}" for rc, out in listed), 600))
+    wrong = [run(["iscsi-inq", "-i", host, url(i, "clihost", "wrong-secret-000000")], timeout=30)[0] for i in (1, 2, 3)]
+    stranger = [run(["iscsi-inq", "-i", STRANGER, url(i)], timeout=30)[0] for i in (1, 2, 3)]
+    r.check("clionly: a wrong secret and a name outside the ACL are refused through every node",
+            all(x != 0 for x in wrong + stranger), f"wrong {wrong}, stranger {stranger}")
+    done = [tessera(args, "lun", "delete", "0", "--target", iqn, "--yes", *node_flag(c, 3)),
+            tessera(args, "target", "delete", iqn, "--yes", *node_flag(c, 2))]
+    r.check("clionly: deleted again", all(x[0] == 0 for x in done), "; ".join(short(x[1] + x[2], 100) for x in done))
+
+
 SEED_INITIATOR = "iqn.2026-11.dev.tessera:seed-check"
 SEED_SECRET = "seed-check-secret-4411"
 
@@ -1336,7 +1392,7 @@ def _try(body):
         return False
 
 
-CHECKS = {"catalog": check_catalog, "refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
+CHECKS = {"catalog": check_catalog, "clionly": check_clionly, "refuse": check_refuse, "auth": check_auth, "agree": check_agree, "prclear": check_prclear,
           "access": check_access, "sessions": check_sessions, "masks": check_masks,
           "metrics": check_metrics, "nolog": check_nolog, "failover": check_failover, "seed": check_seed,
           "nodes": check_nodes}
