@@ -90,13 +90,22 @@ public final class ClusterNode: Sendable {
             throw NodeStartupError(message: "cannot listen on the store port \(address): \(error)")
         }
         let leaseDuration = settings.lease
+        // The connection bound (TCP connect and the cluster handshake) grows
+        // with the lease: a cluster given a long lease because its machines
+        // are slow (an emulated guest) must not lose its store connections
+        // to a 500 ms handshake bound after a leader dies, and with them
+        // every member's lease at once.
+        let connectTimeout = Self.connectTimeout(lease: leaseDuration)
         let client = MetadataStoreClient(
             .init(
-                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration, .seconds(1)), secret: secret),
+                seeds: seeds, requestTimeout: requestTimeout, connectTimeout: connectTimeout,
+                retryDeadline: max(leaseDuration, .seconds(1)), probeTimeout: Self.probeTimeout(lease: leaseDuration),
+                secret: secret),
             logger: Logger(label: "tessera.store.client"))
         let heartbeatClient = MetadataStoreClient(
             .init(
-                seeds: seeds, requestTimeout: requestTimeout, retryDeadline: max(leaseDuration / 2, .milliseconds(500)),
+                seeds: seeds, requestTimeout: requestTimeout, connectTimeout: connectTimeout,
+                retryDeadline: max(leaseDuration / 2, .milliseconds(500)), probeTimeout: Self.probeTimeout(lease: leaseDuration),
                 secret: secret),
             logger: Logger(label: "tessera.store.heartbeat"))
         let cluster = ClusterNode(
@@ -125,6 +134,13 @@ public final class ClusterNode: Sendable {
             message: "node \(id.rawValue) was removed from the cluster (at \(at) s since 1970; tessera node remove); "
                 + "to bring this machine back, wipe its data_dir and start it with a new cluster.node_id")
     }
+
+    /// The bound on a store connection's TCP connect and cluster handshake:
+    /// an eighth of the lease, at least 500 ms (500 ms at the default 2 s lease).
+    static func connectTimeout(lease: Duration) -> Duration { max(.milliseconds(500), lease / 8) }
+
+    /// The bound on a LEADER probe of one seed: a tenth of the lease, at least 300 ms.
+    static func probeTimeout(lease: Duration) -> Duration { max(.milliseconds(300), lease / 10) }
 
     /// Node 1 with an empty store bootstraps a new cluster. If the seeds
     /// already answer as a cluster (node 1's data was wiped), bootstrapping

@@ -66,8 +66,11 @@ final class DataPlane: Sendable {
         configuration: NodeConfiguration, served: ClusterNode.Served, cluster: ClusterNode, logger: Logger
     ) async throws -> DataPlane {
         let addresses = PeerAddressBook(members: served.members, client: cluster.client)
+        let handshake = ClusterNode.connectTimeout(lease: cluster.lease.duration)
         let client = PeerClient(
-            nodeID: cluster.id, address: { addresses.address(of: $0) }, secret: cluster.secret, logger: logger)
+            nodeID: cluster.id, address: { addresses.address(of: $0) },
+            handshakeTimeout: .milliseconds(handshake.components.seconds * 1000 + handshake.components.attoseconds / 1_000_000_000_000_000),
+            secret: cluster.secret, logger: logger)
         let source = StoreMapSource(client: cluster.client)
         let node = ReplicaNode(
             id: cluster.id, transport: client, mapSource: source, resyncRate: configuration.cluster.resyncRate)

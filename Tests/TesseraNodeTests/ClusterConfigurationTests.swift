@@ -62,6 +62,13 @@ import Testing
         #expect(try parse(Self.portal + "[cluster]\n" + line).cluster.replaceAfter == expected)
     }
 
+    @Test func storeConnectionBoundsGrowWithTheLease() {
+        #expect(ClusterNode.connectTimeout(lease: .seconds(2)) == .milliseconds(500), "the default lease keeps 500 ms")
+        #expect(ClusterNode.connectTimeout(lease: .seconds(15)) == .milliseconds(1875))
+        #expect(ClusterNode.probeTimeout(lease: .seconds(2)) == .milliseconds(300))
+        #expect(ClusterNode.probeTimeout(lease: .seconds(15)) == .milliseconds(1500))
+    }
+
     @Test func failbackIsOnUnlessTurnedOff() throws {
         #expect(try parse(Self.portal + "[cluster]\n").cluster.failback)
         #expect(try !parse(Self.portal + "[cluster]\nfailback = false").cluster.failback)

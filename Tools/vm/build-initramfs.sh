@@ -161,7 +161,7 @@ fi
 # host settings handed to the guest scripts (see guest/lib.sh, targets/*.sh)
 : > "$STAGE/vm/target.env"
 for v in TESSERAD_ARGS TESSERAD_LOG_LEVEL IQN CHAP_USER CHAP_SECRET WRONG_SECRET SIZE_MB VENDOR PRODUCT SERIAL PORT \
-         EXPECT_VENDOR EXPECT_PRODUCT EXPECT_SERIAL EXPECT_SIZE_BYTES FIO_SIZE FIO_MP_SIZE FIO_FO_SIZE CLUSTER_SIZE_MB CLUSTER_LEASE; do
+         EXPECT_VENDOR EXPECT_PRODUCT EXPECT_SERIAL EXPECT_SIZE_BYTES FIO_SIZE FIO_MP_SIZE FIO_FO_SIZE FAILOVER_PARTS CLUSTER_SIZE_MB CLUSTER_LEASE; do
   if [ -n "${!v+x}" ]; then
     printf "export %s='%s'\n" "$v" "$(printf '%s' "${!v}" | sed "s/'/'\\\\''/g")" >> "$STAGE/vm/target.env"
   fi
