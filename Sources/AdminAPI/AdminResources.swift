@@ -144,10 +144,14 @@ public struct LUNStatus: Codable, Hashable, Sendable {
     public var layout: Layout?
     /// The sub-units, by index (empty without a layout).
     public var subUnits: [SubUnit]
+    /// Every live member and the size it serves the LUN at, as it last
+    /// published it (a member that does not serve it yet has no size); nil
+    /// where the answer does not carry it (a change's answer).
+    public var served: [Served]?
 
     public init(
         target: String, lun: UInt64, sizeBytes: UInt64, blockSize: UInt32, serial: String, layout: Layout?,
-        subUnits: [SubUnit]
+        subUnits: [SubUnit], served: [Served]? = nil
     ) {
         self.target = target
         self.lun = lun
@@ -156,6 +160,24 @@ public struct LUNStatus: Codable, Hashable, Sendable {
         self.serial = serial
         self.layout = layout
         self.subUnits = subUnits
+        self.served = served
+    }
+
+    /// One live member's view of the LUN.
+    public struct Served: Codable, Hashable, Sendable {
+        public var node: UInt64
+        /// The capacity the node serves; nil while it does not serve the LUN.
+        public var sizeBytes: UInt64?
+
+        public init(node: UInt64, sizeBytes: UInt64?) {
+            self.node = node
+            self.sizeBytes = sizeBytes
+        }
+    }
+
+    /// The live members that serve the LUN at its size, and how many live members there are.
+    public var servedAtSize: (serving: Int, members: Int)? {
+        served.map { served in (served.filter { $0.sizeBytes == sizeBytes }.count, served.count) }
     }
 
     /// How the LUN is cut and replicated.

@@ -134,6 +134,23 @@ public enum MovePlan {
         return moves.sorted { $0.index < $1.index }
     }
 
+    /// A move whose target left for good (repaired away after
+    /// `replace_after`, or removed) would wait forever: it goes to another
+    /// node instead, the candidate holding the fewest replicas in `load`
+    /// (the lowest id on a tie) that holds none of the sub-unit. Nil when the
+    /// move is over (`from` has left the set) or no candidate can take it;
+    /// the caller then forgets it. `load` is updated.
+    public static func retarget(
+        _ move: ReplicaMove, in set: ReplicaSet, candidates: Set<NodeID>, load: inout [NodeID: Int]
+    ) -> ReplicaMove? {
+        guard set.replicas.contains(where: { $0.node == move.from }) else { return nil }
+        let free = candidates.subtracting([move.to]).subtracting(set.replicas.map(\.node))
+        guard let to = fewest(free, load) else { return nil }
+        load[move.to, default: 0] -= 1
+        load[to, default: 0] += 1
+        return ReplicaMove(index: move.index, from: move.from, to: to)
+    }
+
     /// The candidate holding the fewest replicas in `load`, the lowest id on a tie.
     static func fewest(_ candidates: Set<NodeID>, _ load: [NodeID: Int]) -> NodeID? {
         candidates.min { (load[$0] ?? 0, $0.rawValue) < (load[$1] ?? 0, $1.rawValue) }

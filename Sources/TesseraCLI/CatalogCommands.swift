@@ -139,6 +139,7 @@ extension LUNCommand {
         @Option(help: "file or memory.") var backing = "file"
         @Flag(help: "Write-protected.") var readOnly = false
         @Flag(help: "Allocate every block up front (no UNMAP).") var thick = false
+        @OptionGroup var wait: WaitOptions
 
         func validate() throws {
             guard parseByteCount(size) != nil else { throw ValidationError("\(size) is not a size (e.g. 64M, 10G)") }
@@ -149,6 +150,20 @@ extension LUNCommand {
         }
 
         func output(_ client: AdminClient) async throws(CLIFailure) -> String {
+            let (made, raw) = try await create(client)
+            return global.json ? String(decoding: raw, as: UTF8.self) : Render.lun(made)
+        }
+
+        func output(_ client: AdminClient, environment: CLIEnvironment) async throws(CLIFailure) -> String {
+            let (made, raw) = try await create(client)
+            let answer = global.json ? String(decoding: raw, as: UTF8.self) : Render.lun(made)
+            guard wait.wait else { return answer }
+            environment.out(answer)
+            return try await wait.servedEverywhere(
+                made.lun, target: made.target, client: client, environment: environment, json: global.json)
+        }
+
+        private func create(_ client: AdminClient) async throws(CLIFailure) -> (LUNStatus, [UInt8]) {
             var fields: [String: Any] = [
                 "target": target, "size_bytes": parseByteCount(size) ?? 0, "block_size": Int(blockSize),
                 "backing": backing, "read_only": readOnly, "thin": !thick,
@@ -158,7 +173,7 @@ extension LUNCommand {
             if let subUnitSize { fields["sub_unit_bytes"] = parseByteCount(subUnitSize) ?? 0 }
             let (made, raw, _) = try await client.send(
                 "POST", "/v1/luns", body: jsonObjectBody(fields), requestID: newRequestID(), as: LUNStatus.self)
-            return global.json ? String(decoding: raw, as: UTF8.self) : Render.lun(made)
+            return (made, raw)
         }
     }
 
@@ -178,6 +193,7 @@ extension LUNCommand {
         var target: String?
         @Flag(help: "Allow a shrink: the blocks past the new end are dropped on every node.") var force = false
         @Flag(help: "Confirm --force: hosts lose the data past the new end.") var yes = false
+        @OptionGroup var wait: WaitOptions
 
         func validate() throws {
             try validateLUN(id)
@@ -196,6 +212,13 @@ extension LUNCommand {
                 "PATCH", lunPath(id, target: target), body: jsonObjectBody(fields), requestID: newRequestID(),
                 as: LUNStatus.self)
             return global.json ? String(decoding: raw, as: UTF8.self) : Render.lun(resized)
+        }
+
+        func output(_ client: AdminClient, environment: CLIEnvironment) async throws(CLIFailure) -> String {
+            let resized = try await output(client)
+            guard wait.wait else { return resized }
+            environment.out(resized)
+            return try await wait.servedEverywhere(id, target: target, client: client, environment: environment, json: global.json)
         }
     }
 
@@ -223,6 +246,26 @@ extension LUNCommand {
                 requestID: newRequestID(), as: Deleted.self)
             return global.json
                 ? String(decoding: raw, as: UTF8.self) : "deleted LUN \(deleted.lun ?? id) of \(deleted.target)\n"
+        }
+    }
+}
+
+extension WaitOptions {
+    /// Polls LUN `number` until every live member serves it at its size
+    /// (each node acts on a change within about a second of its commit).
+    func servedEverywhere(
+        _ number: UInt64, target: String?, client: AdminClient, environment: CLIEnvironment, json: Bool
+    ) async throws(CLIFailure) -> String {
+        try await poll(environment: environment) { () async throws(CLIFailure) -> Poll in
+            let (status, raw, _) = try await client.get(lunPath(number, target: target), as: LUNStatus.self)
+            let (serving, members) = status.servedAtSize ?? (0, 0)
+            return Poll(
+                line: Render.servedProgress(status),
+                percent: members == 0 ? nil : (Double(serving) / Double(members) * 1000).rounded() / 10,
+                done: members > 0 && serving == members,
+                result: json ? String(decoding: raw, as: UTF8.self) : "",
+                late: "\(Render.servedProgress(status)) after \(timeout ?? 0) s; the nodes not listed as serving it "
+                    + "log why (\"catalog:\" lines), and tessera cluster status shows whether they are alive")
         }
     }
 }

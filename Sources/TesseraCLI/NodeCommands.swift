@@ -137,10 +137,12 @@ struct NodeCommand: AsyncParsableCommand {
     }
 }
 
-/// `--wait` and `--timeout` of the commands that start moves.
+/// `--wait` and `--timeout` of the commands whose change takes a while to
+/// be carried out everywhere (replica moves, a LUN created or resized).
 struct WaitOptions: ParsableArguments {
-    @Flag(help: "Wait until the moves are done, showing the progress (a bar on a terminal).") var wait = false
-    @Option(help: ArgumentHelp("Give up waiting after this many seconds (exit status 1; the moves go on).", valueName: "s"))
+    @Flag(help: "Wait until the change is carried out, showing the progress (a bar on a terminal).") var wait = false
+    @Option(
+        help: ArgumentHelp("Give up waiting after this many seconds (exit status 1; the change goes on).", valueName: "s"))
     var timeout: Int?
 
     func validate() throws {
@@ -149,32 +151,61 @@ struct WaitOptions: ParsableArguments {
     }
 
     /// Polls node `id` every second until `finished` says so, printing the
-    /// progress: a bar redrawn in place on a terminal, else a line whenever
-    /// it changes. Returns the last status (JSON with `json`) or a summary.
+    /// progress. Returns the last status (JSON with `json`) or a summary.
     func follow(
         _ id: UInt64, client: AdminClient, environment: CLIEnvironment, json: Bool,
         finished: (NodeStatus) -> (done: Bool, percent: Double?)
     ) async throws(CLIFailure) -> String {
+        try await poll(environment: environment) { () async throws(CLIFailure) -> Poll in
+            let (status, raw, _) = try await client.get("/v1/nodes/\(id)", as: NodeStatus.self)
+            let (done, percent) = finished(status)
+            return Poll(
+                line: Render.progress(status, percent: nil, width: 0), percent: percent, done: done,
+                result: json ? String(decoding: raw, as: UTF8.self) : "node \(id): \(status.state), moves done\n",
+                late: "node \(id): still \(status.state) after \(timeout ?? 0) s (the moves go on); "
+                    + "tessera node list shows where they stand")
+        }
+    }
+
+    /// One look at a change under way.
+    struct Poll {
+        /// The progress in words.
+        var line: String
+        /// How far it is, when that can be told.
+        var percent: Double?
+        var done: Bool
+        /// What to print once done.
+        var result: String
+        /// The failure message once `--timeout` has passed.
+        var late: String
+    }
+
+    /// Calls `look` every second until it is done, printing the progress: a
+    /// bar redrawn in place on a terminal, else a line whenever it changes.
+    func poll(environment: CLIEnvironment, _ look: () async throws(CLIFailure) -> Poll) async throws(CLIFailure)
+        -> String
+    {
         let terminal = isatty(STDOUT_FILENO) != 0 && environment.variables["TERM"] != "dumb"
         let started = ContinuousClock.now
         var last = ""
         while true {
-            let (status, raw, _) = try await client.get("/v1/nodes/\(id)", as: NodeStatus.self)
-            let (done, percent) = finished(status)
-            let line = Render.progress(status, percent: percent, width: terminal ? 30 : 0)
+            let now = try await look()
+            var line = now.line
+            if let percent = now.percent {
+                let shown = min(100, max(0, percent))
+                line = (terminal ? Render.progressBar(shown, width: 30) + " " : "") + "\(shown)% " + line
+            }
             if line != last {
                 environment.out(terminal ? "\r\u{1B}[K" + line : line + "\n")
                 last = line
             }
-            if done {
+            if now.done {
                 if terminal { environment.out("\n") }
-                return json ? String(decoding: raw, as: UTF8.self) : "node \(id): \(status.state), moves done\n"
+                return now.result
             }
             if let timeout, ContinuousClock.now - started >= .seconds(timeout) {
                 if terminal { environment.out("\n") }
-                throw CLIFailure(
-                    "node \(id): still \(status.state) after \(timeout) s (the moves go on); "
-                        + "tessera node list shows where they stand")
+                throw CLIFailure(now.late)
             }
             try? await Task.sleep(for: .seconds(1))
         }

@@ -257,6 +257,15 @@ enum Render {
         return text
     }
 
+    /// How many live members serve a LUN at its size: `LUN 0 at 128 MiB: served by 2 of 3 nodes (3 not yet)`.
+    static func servedProgress(_ l: LUNStatus) -> String {
+        let served = l.served ?? []
+        let behind = served.filter { $0.sizeBytes != l.sizeBytes }.map { "\($0.node)" }
+        return "\(l.target) LUN \(l.lun) at \(formatBytes(l.sizeBytes)): served by \(served.count - behind.count) of "
+            + "\(served.count) node\(served.count == 1 ? "" : "s")"
+            + (behind.isEmpty ? "" : " (\(behind.joined(separator: ", ")) not yet)")
+    }
+
     /// `[####......]`: `percent` of `width` cells filled.
     static func progressBar(_ percent: Double, width: Int) -> String {
         let filled = Int((min(100, max(0, percent)) / 100 * Double(width)).rounded(.down))

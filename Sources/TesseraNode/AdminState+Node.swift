@@ -2,6 +2,7 @@ import ClusterAuth
 import AdminAPI
 import ClusterModel
 import DistributedLUN
+import Foundation
 import ISCSITargetServer
 import Logging
 import MetadataStore
@@ -146,14 +147,21 @@ final class NodeAdminState: AdminState {
 
     func luns() async throws -> [LUNStatus] {
         let repository = StoreRepository(cluster.client)
-        let rows = try await read("the LUNs") {
+        let (rows, members, published) = try await read("the LUNs") {
             var rows: [(LUNRecord, LUNLayoutRecord?, SubUnitMap?)] = []
             for lun in try await repository.luns() {
                 let layout = try await repository.layout(lun.key)
                 rows.append((lun, layout, layout == nil ? nil : try await repository.subUnitMap(lun.key)))
             }
-            return rows
+            return (rows, try await repository.members().map(\.nodeID), try await repository.servedLUNs())
         }
+        // What each live member serves, by "<target>/<lun>" (lowercased target).
+        let live = members.filter { memberVerdict($0) == "alive" || $0 == cluster.id }
+            .sorted { $0.rawValue < $1.rawValue }
+        let servedBy = Dictionary(
+            published.map { entry in
+                (entry.node, (try? JSONDecoder().decode([String: UInt64].self, from: Data(entry.json.utf8))) ?? [:])
+            }, uniquingKeysWith: { first, _ in first })
         // Every resync's progress: this node's own and the others' published ones.
         let progressByReplica = await resyncProgress(repository)
         return rows.map { lun, layout, map in
@@ -175,9 +183,11 @@ final class NodeAdminState: AdminState {
                     lunID: "0x" + String(layout.lunID.rawValue, radix: 16), subUnitBytes: layout.subUnitBytes,
                     replicas: layout.replicationFactor, subUnitCount: map?.subUnits.count ?? 0)
             }
+            let name = ServedCatalog.sizeKey(target: lun.key.targetIQN, lun: lun.key.lun)
             return LUNStatus(
                 target: lun.key.targetIQN, lun: lun.key.lun, sizeBytes: lun.sizeBytes, blockSize: lun.blockSize,
-                serial: lun.serial, layout: shape, subUnits: subUnits ?? [])
+                serial: lun.serial, layout: shape, subUnits: subUnits ?? [],
+                served: live.map { LUNStatus.Served(node: $0.rawValue, sizeBytes: servedBy[$0]?[name]) })
         }
     }
 

@@ -242,8 +242,8 @@ extension NodeAdminState {
                 let now = try await Membership.read(repository)
                 var held = now.replicas(of: node)
                 var repaired = 0
+                let candidates = live.subtracting(now.drains.keys).subtracting([node]).union([me])
                 if held > 0, force {
-                    let candidates = live.subtracting(now.drains.keys).subtracting([node]).union([me])
                     for (key, map) in now.maps {
                         for change in FailoverPlan.repaired(map, gone: [node], candidates: candidates)
                         where try await repository.replaceReplicaSet(
@@ -264,6 +264,10 @@ extension NodeAdminState {
                             ? "start node \(node.rawValue) again so its sub-units can fail over or be copied, then drain it"
                             : "drain it first: tessera node drain \(node.rawValue) --wait (or, for a node down for good, --force)")
                 }
+                // Moves planned onto it go elsewhere (a drain waiting on it would wait forever).
+                let maps = Dictionary(
+                    try await Membership.read(repository).maps.map { ($0.key, $0.map) }, uniquingKeysWith: { a, _ in a })
+                _ = try await repository.retargetMoves(onto: [node], maps: maps, candidates: candidates)
                 try await repository.removeMember(node)
                 return repaired
             }

@@ -23,6 +23,7 @@ import Synchronization
 ///   its replicas are dropped from every set and made again on the live
 ///   members holding the fewest (``FailoverPlan/repaired(_:gone:candidates:)``),
 ///   conditional on it still being fenced; the primaries then copy them in full.
+///   A planned move onto it goes to another live member in the same transaction.
 final class FailoverController: Sendable {
     private let cluster: ClusterNode
     private let data: DataPlane
@@ -136,29 +137,35 @@ final class FailoverController: Sendable {
         guard due else { return }
         Task { [self] in
             do {
-                let repaired: Int = try await cluster.client.transaction { tx in
+                let (repaired, retargeted, forgotten): (Int, Int, Int) = try await cluster.client.transaction { tx in
                     let repository = StoreRepository(tx)
                     let beats = try await repository.leaseBeats()
                     let stillGone = gone.filter { beats[$0]?.fenced ?? true }
-                    guard !stillGone.isEmpty else { return 0 }
+                    guard !stillGone.isEmpty else { return (0, 0, 0) }
                     var repaired = 0
+                    var maps: [LUNKey: SubUnitMap] = [:]
                     for (key, _) in try await repository.distributedLUNs() {
-                        guard let map = try await repository.subUnitMap(key) else { continue }
+                        guard var map = try await repository.subUnitMap(key) else { continue }
                         for change in FailoverPlan.repaired(map, gone: stillGone, candidates: candidates)
                         where try await repository.replaceReplicaSet(
                             key, index: change.index, expecting: change.expecting, with: change.set)
                         {
+                            map.subUnits[Int(change.index)] = change.set
                             repaired += 1
                         }
+                        maps[key] = map
                     }
-                    return repaired
+                    let (retargeted, forgotten) = try await repository.retargetMoves(
+                        onto: stillGone, maps: maps, candidates: candidates)
+                    return (repaired, retargeted, forgotten)
                 }
-                guard repaired > 0 else { return }
+                guard repaired + retargeted + forgotten > 0 else { return }
                 await data.reloadMaps()
                 logger.warning(
                     "members gone for good: their replicas are made again on live members",
                     metadata: [
                         "members": "\(gone.map(\.rawValue).sorted())", "sub-units": "\(repaired)",
+                        "moves-retargeted": "\(retargeted)", "moves-forgotten": "\(forgotten)",
                         "replace-after": "\(replaceAfter.map { "\($0)" } ?? "off")",
                     ])
             } catch {

@@ -1,4 +1,5 @@
 import ClusterModel
+import Foundation
 import DistributedLUN
 import ISCSISession
 import ISCSITargetServer
@@ -127,6 +128,40 @@ final class ServedCatalog: Sendable {
             let now = state.withLock { $0 }
             portGroups.notify(now.values.map(\.device))
             servedTargets.set(now.values.map(\.target).sorted { $0.name < $1.name })
+        }
+        await publishSizes()
+    }
+
+    // MARK: Served sizes
+
+    /// The sizes last published in the store (nil until the first succeeds).
+    private let published = Mutex<[String: UInt64]?>(nil)
+
+    /// The key of a LUN in the published sizes.
+    static func sizeKey(target: String, lun: UInt64) -> String { "\(target.lowercased())/\(lun)" }
+
+    /// What this node serves now: each LUN's capacity by ``sizeKey(target:lun:)``.
+    var servedSizes: [String: UInt64] {
+        var sizes: [String: UInt64] = [:]
+        for served in state.withLock({ $0 }).values {
+            for lun in served.target.luns { sizes[Self.sizeKey(target: served.target.name, lun: UInt64(lun.id))] = lun.size }
+        }
+        return sizes
+    }
+
+    /// Publishes ``servedSizes`` when they differ from what was published,
+    /// so any node's admin API can tell whether a resize or a new LUN is
+    /// served everywhere (`tessera lun resize --wait`). A failure is tried
+    /// again after the next pass.
+    private func publishSizes() async {
+        let sizes = servedSizes
+        guard published.withLock({ $0 }) != sizes else { return }
+        do {
+            let json = String(decoding: try JSONEncoder().encode(sizes), as: UTF8.self)
+            try await StoreRepository(cluster.client).publishServedLUNs(cluster.id, json: json)
+            published.withLock { $0 = sizes }
+        } catch {
+            logger.debug("catalog: publishing the served sizes failed; tried again", metadata: ["error": "\(error)"])
         }
     }
 

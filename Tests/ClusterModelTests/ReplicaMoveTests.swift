@@ -41,6 +41,23 @@ import Testing
         #expect(MovePlan.step(move, in: handed, isLive: { _ in true }) == .drop(set(10, [(3, .inSync), (2, .inSync)])))
     }
 
+    @Test func aMoveWhoseTargetIsGoneForGoodGoesToTheLeastLoadedOtherNode() {
+        // Node 3 took the copy (stale), died, and the repair dropped it again:
+        // the set is back to 1 and 2, and the move would wait for 3 forever.
+        let move = ReplicaMove(index: 0, from: NodeID(2), to: NodeID(3))
+        let repaired = set(7, [(1, .inSync), (2, .inSync)])
+        var load: [NodeID: Int] = [NodeID(1): 5, NodeID(2): 4, NodeID(4): 3, NodeID(5): 2]
+        let moved = MovePlan.retarget(move, in: repaired, candidates: [NodeID(1), NodeID(4), NodeID(5)], load: &load)
+        #expect(moved == ReplicaMove(index: 0, from: NodeID(2), to: NodeID(5)))
+        #expect(load[NodeID(5)] == 3 && load[NodeID(3)] == -1)
+        #expect(MovePlan.step(moved!, in: repaired, isLive: { _ in true }) == .add(set(8, [(1, .inSync), (2, .inSync), (5, .stale)])))
+        // No node outside the set to take it: forgotten.
+        var small: [NodeID: Int] = [:]
+        #expect(MovePlan.retarget(move, in: repaired, candidates: [NodeID(1), NodeID(2), NodeID(3)], load: &small) == nil)
+        // The moving replica left the set another way: nothing to move.
+        #expect(MovePlan.retarget(move, in: set(8, [(1, .inSync), (4, .stale)]), candidates: [NodeID(5)], load: &small) == nil)
+    }
+
     @Test func aMoveWhoseReplicaLeftAnotherWayIsDone() {
         let move = ReplicaMove(index: 0, from: NodeID(2), to: NodeID(3))
         #expect(MovePlan.step(move, in: set(4, [(1, .inSync), (4, .stale)]), isLive: { _ in true }) == .done)

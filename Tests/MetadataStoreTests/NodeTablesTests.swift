@@ -55,6 +55,37 @@ struct NodeTablesTests {
         #expect(try await repo.removedMembers().count == 1, "removing again is harmless")
         await client.close()
     }
+
+    @Test(.timeLimit(.minutes(1)))
+    func movesOntoANodeGoneForGoodGoElsewhereOrAreForgotten() async throws {
+        let cluster = try await TestCluster(size: 1)
+        defer { cluster.shutdown() }
+        let client = cluster.client()
+        try await Migrator.migrate(client)
+        let repo = StoreRepository(client)
+        let key = LUNKey(targetIQN: "iqn.t:a", lun: 0)
+        func set(_ nodes: [UInt64]) -> ReplicaSet {
+            ReplicaSet(epoch: Epoch(rawValue: 3), replicas: nodes.map { Replica(node: NodeID($0), state: .inSync) })
+        }
+        // Node 1 is being drained: sub-unit 0's replica was going to 3,
+        // sub-unit 1's to 4; 3 is gone for good. Sub-unit 2's move off 2
+        // was also going to 3, but 1, 2 and 4 all hold it already.
+        let map = SubUnitMap(
+            lun: LUNID(9), layout: SubUnitLayout(blockSize: 512, blockCount: 3 * 64, subUnitBlocks: 64), replicationFactor: 2,
+            subUnits: [set([1, 2]), set([1, 2]), set([2, 1, 4])])
+        let onto3 = StoreRepository.StoredMove(key: key, move: ReplicaMove(index: 0, from: NodeID(1), to: NodeID(3)))
+        let onto4 = StoreRepository.StoredMove(key: key, move: ReplicaMove(index: 1, from: NodeID(1), to: NodeID(4)))
+        let full = StoreRepository.StoredMove(key: key, move: ReplicaMove(index: 2, from: NodeID(2), to: NodeID(3)))
+        try await repo.planMoves([onto3, onto4, full])
+        let outcome = try await repo.retargetMoves(
+            onto: [NodeID(3)], maps: [key: map], candidates: [NodeID(2), NodeID(3), NodeID(4)])
+        #expect(outcome.retargeted == 1 && outcome.forgotten == 1)
+        #expect(
+            try await repo.replicaMoves() == [
+                StoreRepository.StoredMove(key: key, move: ReplicaMove(index: 0, from: NodeID(1), to: NodeID(4))), onto4,
+            ], "sub-unit 0 goes to 4 (2 holds it), sub-unit 2 has nowhere to go")
+        await client.close()
+    }
 }
 
 /// Published resyncs, against a real dqlite node.

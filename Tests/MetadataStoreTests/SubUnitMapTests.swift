@@ -88,7 +88,7 @@ struct SubUnitMapTests {
         defer { cluster.shutdown() }
         let client = cluster.client()
         let all = ["0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks", "0007_node_changes",
-            "0008_seeded_items"]
+            "0008_seeded_items", "0009_served_sizes"]
         #expect(try await Migrator.migrate(client) == all)
         #expect(try await Migrator.migrate(client) == [])
         #expect(try await Migrator.appliedMigrations(client) == all)
@@ -98,6 +98,7 @@ struct SubUnitMapTests {
         #expect(try await Self.columns(client, "session_close_requests") == ["node_id", "tsih", "requested_at"])
         #expect(try await Self.columns(client, "lun_masks") == ["target_iqn", "lun", "initiator_iqn"])
         #expect(try await Self.columns(client, "seeded_items") == ["item", "digest", "node_id", "seeded_at"])
+        #expect(try await Self.columns(client, "node_served_luns") == ["node_id", "luns", "published_at"])
         #expect(try await Self.columns(client, "members").last == "portals")
         #expect(
             try await Self.columns(client, "lun_layouts") == [
@@ -125,11 +126,13 @@ struct SubUnitMapTests {
         #expect(
             try await Migrator.migrate(client) == [
                 "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks", "0007_node_changes", "0008_seeded_items",
+                "0009_served_sizes",
             ])
         #expect(try await Migrator.migrate(client) == [])
         #expect(
             try await Migrator.appliedMigrations(client) == [
                 "0001_initial", "0002_distributed_lun", "0003_shared_context", "0004_fencing", "0005_sessions", "0006_lun_masks", "0007_node_changes", "0008_seeded_items",
+                "0009_served_sizes",
             ])
         #expect(
             try await StoreRepository(client).members() == [

@@ -60,6 +60,49 @@ import Testing
         #expect(sent.first == "POST /v1/nodes/3/drain" && sent.dropFirst().allSatisfy { $0 == "GET /v1/nodes/3" }, "\(sent)")
     }
 
+    @Test func resizeWaitPollsUntilEveryLiveNodeServesTheNewSize() async throws {
+        let polls = PollCounter()
+        let target = "iqn.2026-12.t:a"
+        @Sendable func lun(_ sizes: [UInt64?]) -> LUNStatus {
+            LUNStatus(
+                target: target, lun: 0, sizeBytes: 128 << 20, blockSize: 512, serial: "TSR1", layout: nil, subUnits: [],
+                served: sizes.enumerated().map { LUNStatus.Served(node: UInt64($0.offset + 1), sizeBytes: $0.element) })
+        }
+        let transport = ChangeTransport([
+            "127.0.0.1:8081": { method, _ in
+                if method == "PATCH" { return json(lun([])) }
+                switch polls.next() {
+                case 0: return json(lun([128 << 20, 64 << 20, 64 << 20]))
+                case 1: return json(lun([128 << 20, 128 << 20, 64 << 20]))
+                default: return json(lun([128 << 20, 128 << 20, 128 << 20]))
+                }
+            }
+        ])
+        let (status, out, err) = try await AccessCommandTests.run(["lun", "resize", "0", "128M", "--wait"], transport: transport)
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("33.3% \(target) LUN 0 at 128 MiB: served by 1 of 3 nodes (2, 3 not yet)"), "\(out)")
+        #expect(out.contains("66.7% \(target) LUN 0 at 128 MiB: served by 2 of 3 nodes (3 not yet)"), "\(out)")
+        #expect(out.contains("100.0% \(target) LUN 0 at 128 MiB: served by 3 of 3 nodes\n"), "\(out)")
+        let sent = transport.sent.withLock { $0.map { "\($0.method) \($0.path)" } }
+        #expect(sent.first == "PATCH /v1/luns/0" && sent.count == 4 && sent.dropFirst().allSatisfy { $0 == "GET /v1/luns/0" }, "\(sent)")
+    }
+
+    @Test func resizeWaitGivesUpAfterItsTimeoutWithWhatIsBehind() async throws {
+        let transport = ChangeTransport([
+            "127.0.0.1:8081": { _, _ in
+                json(
+                    LUNStatus(
+                        target: "iqn.2026-12.t:a", lun: 0, sizeBytes: 128 << 20, blockSize: 512, serial: "TSR1",
+                        layout: nil, subUnits: [],
+                        served: [.init(node: 1, sizeBytes: 128 << 20), .init(node: 2, sizeBytes: nil)]))
+            }
+        ])
+        let (status, _, err) = try await AccessCommandTests.run(
+            ["lun", "resize", "0", "128M", "--wait", "--timeout", "1"], transport: transport)
+        #expect(status == 1)
+        #expect(err.contains("served by 1 of 2 nodes (2 not yet) after 1 s"), "\(err)")
+    }
+
     @Test func aRefusedRemovalExits1WithTheReason() async throws {
         let failure = AdminFailure(status: 409, error: "node 3 still holds 2 replicas", hint: "drain it first")
         let transport = ChangeTransport([

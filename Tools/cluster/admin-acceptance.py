@@ -584,6 +584,9 @@ def check_prclear(c, r, work, args):
         if rc == 0:
             _, human, _ = tessera(args, "pr", "show", "0", *node_flag(c, 3))
             save_sample(args, "pr-after-clear", f"tessera pr show 0 --node 127.0.0.1:{c.admin(3)}", human)
+            if args.samples:   # the human answer, from a second clear (nothing left to clear)
+                _, human, _ = tessera(args, "pr", "clear", "0", "--yes", *node_flag(c, 3))
+                save_sample(args, "pr-clear", f"tessera pr clear 0 --yes --node 127.0.0.1:{c.admin(3)}", human)
         r.check("prclear: tessera pr clear 0 --yes through node 2 answers with no registration and no reservation",
                 rc == 0 and cleared.get("registrations") == [] and not cleared.get("reservation"),
                 short(out + err, 300))
@@ -976,10 +979,20 @@ def check_catalog(c, r, work, args):
         r.check("catalog: READ CAPACITY(16) through every node says 64 MiB", sizes == [64 << 20] * 3, f"{sizes}")
         writer = start_writer(url(1), 4.0)
         time.sleep(1.0)
-        rc, out, err = tessera(args, "lun", "resize", "0", "128M", "--target", iqn, *node_flag(c, 2))
-        save_sample(args, "lun-resize", f"tessera lun resize 0 128M --target {iqn}", out)
-        r.check("catalog: tessera lun resize 0 128M through node 2 while the writer runs", rc == 0 and "16 sub-units" in out,
-                short(out + err, 300))
+        rc, out, err = tessera(args, "lun", "resize", "0", "128M", "--target", iqn, "--wait", "--timeout", "30",
+                               *node_flag(c, 2))
+        save_sample(args, "lun-resize", f"tessera lun resize 0 128M --target {iqn} --wait", out)
+        r.check("catalog: tessera lun resize 0 128M --wait through node 2 while the writer runs: 16 sub-units, "
+                "and it returns once all three nodes serve 128 MiB",
+                rc == 0 and "16 sub-units" in out and "100.0%" in out and "served by 3 of 3 nodes" in out,
+                short(out + err, 400))
+        # --wait returns once every node serves the new size, which each does
+        # after queueing the unit attention: the next command through every
+        # node meets it, with no wait
+        told = []
+        for s in sessions:
+            result = s.command(scsi.tur())
+            told.append(result.asc_ascq if result.unit_attention() else None)
         wrote, failures, attentions = finish_writer(writer)
         info(f"catalog: the writer met {len(attentions)} unit attention(s): {short(' | '.join(attentions), 300)}")
         r.check(f"catalog: the writer through node 1 had all {WRITER_CHUNKS} writes acknowledged, no error "
@@ -989,9 +1002,8 @@ def check_catalog(c, r, work, args):
         read_back, out = verify_writer(url(3))
         r.check("catalog: and every block it wrote reads back through node 3", read_back == WRITER_CHUNKS,
                 f"{read_back} of {WRITER_CHUNKS}: {short(out, 300)}")
-        told = told_all()
-        r.check("catalog: each node's session is told CAPACITY DATA HAS CHANGED (06/2A/09)",
-                told == [(0x2A, 0x09)] * 3, f"{told}")
+        r.check("catalog: each node's session is told CAPACITY DATA HAS CHANGED (06/2A/09) at its first command "
+                "after --wait returned", told == [(0x2A, 0x09)] * 3, f"{told}")
         sizes = [capacity(s) for s in sessions]
         r.check("catalog: and READ CAPACITY(16) through every node says 128 MiB", sizes == [128 << 20] * 3, f"{sizes}")
         lba = (120 << 20) // 512

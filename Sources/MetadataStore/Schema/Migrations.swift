@@ -339,5 +339,17 @@ public enum Schema {
             )
             """
         ]),
+        // The size at which each node serves each LUN, as it published it
+        // after acting on a change (JSON: "<target>/<lun>" to bytes), so a
+        // resize or a new LUN can be followed until every node serves it.
+        Migration("0009_served_sizes", [
+            """
+            CREATE TABLE node_served_luns (
+                node_id INTEGER PRIMARY KEY,
+                luns TEXT NOT NULL,
+                published_at INTEGER NOT NULL
+            )
+            """
+        ]),
     ]
 }

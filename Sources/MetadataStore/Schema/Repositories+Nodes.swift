@@ -99,6 +99,14 @@ extension StoreRepository {
             stored.key.parameters + [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)])
     }
 
+    /// Sends a planned move to another node.
+    public func retargetMove(_ stored: StoredMove, to node: NodeID) async throws {
+        try await db.exec(
+            "UPDATE replica_moves SET to_node = ? WHERE target_iqn = ? AND lun = ? AND idx = ? AND from_node = ? AND to_node = ?",
+            [.int(node.rawValue)] + stored.key.parameters
+                + [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)])
+    }
+
     /// The members removed for good, with when (seconds since 1970).
     public func removedMembers() async throws -> [NodeID: UInt64] {
         var removed: [NodeID: UInt64] = [:]
@@ -113,7 +121,7 @@ extension StoreRepository {
     /// checked that the node holds no replica.
     public func removeMember(_ node: NodeID) async throws {
         let id: [DqliteValue] = [.int(node.rawValue)]
-        for table in ["members", "node_leases", "node_sessions", "session_close_requests", "member_drains", "node_resyncs"] {
+        for table in ["members", "node_leases", "node_sessions", "session_close_requests", "member_drains", "node_resyncs", "node_served_luns"] {
             try await db.exec("DELETE FROM \(table) WHERE node_id = ?", id)
         }
         try await db.exec("DELETE FROM replica_moves WHERE from_node = ?1 OR to_node = ?1", id)
@@ -135,5 +143,50 @@ extension StoreRepository {
         try await db.query("SELECT node_id, resyncs, published_at FROM node_resyncs ORDER BY node_id", []).map { row in
             (NodeID(try row.uint64("node_id")), try row.string("resyncs"), try row.uint64("published_at"))
         }
+    }
+
+    /// Replaces `node`'s published served sizes (JSON: "<target>/<lun>" to bytes).
+    public func publishServedLUNs(_ node: NodeID, json: String) async throws {
+        try await db.exec(
+            """
+            INSERT INTO node_served_luns (node_id, luns, published_at) VALUES (?, ?, strftime('%s','now'))
+            ON CONFLICT (node_id) DO UPDATE SET luns = excluded.luns, published_at = excluded.published_at
+            """, [.int(node.rawValue), .text(json)])
+    }
+
+    /// Every node's published served sizes: (node, JSON).
+    public func servedLUNs() async throws -> [(node: NodeID, json: String)] {
+        try await db.query("SELECT node_id, luns FROM node_served_luns ORDER BY node_id", []).map { row in
+            (NodeID(try row.uint64("node_id")), try row.string("luns"))
+        }
+    }
+
+    /// Sends every planned move onto a member of `gone` (gone for good:
+    /// repaired away after `replace_after`, or removed) to another of
+    /// `candidates` (``MovePlan/retarget(_:in:candidates:load:)``), or
+    /// forgets it when none can take it or it is over. Without this a drain
+    /// whose copy was going to a node that then died would wait forever.
+    /// `maps` are every distributed LUN's maps as this transaction left them.
+    /// Returns how many moves went elsewhere and how many were forgotten.
+    public func retargetMoves(onto gone: Set<NodeID>, maps: [LUNKey: SubUnitMap], candidates: Set<NodeID>) async throws
+        -> (retargeted: Int, forgotten: Int)
+    {
+        let moves = try await replicaMoves()
+        var load = MovePlan.load(Array(maps.values), moves: moves.map(\.move))
+        var (retargeted, forgotten) = (0, 0)
+        for stored in moves where gone.contains(stored.move.to) {
+            let index = Int(stored.move.index)
+            if let map = maps[stored.key], index < map.subUnits.count,
+                let moved = MovePlan.retarget(
+                    stored.move, in: map.subUnits[index], candidates: candidates.subtracting(gone), load: &load)
+            {
+                try await retargetMove(stored, to: moved.to)
+                retargeted += 1
+            } else {
+                try await finishMove(stored)
+                forgotten += 1
+            }
+        }
+        return (retargeted, forgotten)
     }
 }

@@ -10,25 +10,28 @@
 #     start-up log) in the middle of fio: the survivors fence it (dead_nodes),
 #     fio passes (every pass, including the one across the kill), no I/O
 #     error on the dm device / ext4, checksums pass; the pause is printed.
-#  3. the node is restarted; every node's /health reaches stale 0,
-#     resyncing 0, dead_nodes [] (bounded), the resync lines are printed;
-#     then a different node is killed and everything is checked again.
-#  4. persistent reservation: REGISTER on every path + RESERVE Write
-#     Exclusive - All Registrants through the path of a node, kill -9 that
-#     node; through a survivor's path the reservation is still listed and the
-#     holder (its registered path) can write, a second initiator (another
-#     iSCSI initiator name, its own session to a survivor) is refused with
-#     RESERVATION CONFLICT; RELEASE and CLEAR through the survivor.
-#  5. SPC-2: RESERVE(6) (sg_raw 16 00 00 00 00 00) through the node that is
-#     killed next; through a survivor a second nexus gets RESERVATION
-#     CONFLICT; a LOGICAL UNIT RESET (sg_reset --device) through the survivor
-#     releases it; RESERVE(6) through the survivor then succeeds.
+#     The node is restarted; every node's /health reaches stale 0,
+#     resyncing 0, dead_nodes [] (bounded), the resync lines are printed.
+#  3. persistent reservation under fio: REGISTER on every path + RESERVE
+#     Write Exclusive - All Registrants through the path of a second node,
+#     then kill -9 of that node in the middle of fio; everything of step 2 is
+#     checked again (fio and the probe are the holder writing through the
+#     survivors), and through a survivor's path the reservation is still
+#     listed. With the node still down: e2fsck and the checksums across a
+#     remount; the map is taken down and a second initiator (another iSCSI
+#     initiator name, its own session to a survivor) is refused with
+#     RESERVATION CONFLICT while the holder writes; RELEASE and CLEAR through
+#     the survivor; then the node is restarted and converges.
+#  4. SPC-2: RESERVE(6) (sg_raw 16 00 00 00 00 00) through the third node,
+#     which is killed next; through a survivor a second nexus gets
+#     RESERVATION CONFLICT; a LOGICAL UNIT RESET (sg_reset --device) through
+#     the survivor releases it; RESERVE(6) through the survivor then succeeds.
 # Every wait is bounded; on failure the node logs are dumped.
 # Runs inside the guest as /test.sh; exit status 0 = pass.
 . /vm/lib.sh
 : "${FIO_FO_SIZE:=8M}"
-# FAILOVER_PARTS=reservations runs only steps 4 and 5 (the fio rounds take
-# most of the time under TCG)
+# FAILOVER_PARTS=reservations leaves fio out of steps 2 and 3 (no first
+# kill; the second kill without load)
 : "${FAILOVER_PARTS:=all}"
 N=3
 PORTALS="127.0.0.1:$PORT 127.0.0.2:$PORT 127.0.0.3:$PORT"
@@ -261,7 +264,7 @@ ok "node 1 /dev/$SD_1, node 2 /dev/$SD_2, node 3 /dev/$SD_3"
 V1=$(for i in 1 2 3; do echo "$(primaries_here "$i") $i"; done | sort -k1,1nr -k2,2n | awk 'NR == 1 {print $2}')
 V2=$(for i in $(others "$V1"); do echo "$(primaries_here "$i") $i"; done | sort -k1,1nr -k2,2n | awk 'NR == 1 {print $2}')
 V3=$(for i in $(others "$V1"); do [ "$i" != "$V2" ] && echo "$i"; done)
-ok "kills: node $V1 (most primaries: $(primaries_here "$V1")), then node $V2, then node $V3 (persistent reservation), then node $V1 (SPC-2)"
+ok "kills: node $V1 (most primaries: $(primaries_here "$V1")), then node $V2 (holding a persistent reservation), then node $V3 (SPC-2)"
 
 # ---- 2. ext4 + checksums ---------------------------------------------------------
 step "ext4 on $DEV: files with sha256"
@@ -279,36 +282,66 @@ dd if=/tmp/probe.blk of=/mnt/t/probe bs=4096 count=1 oflag=direct 2>/dev/null ||
 sync
 ok "$(lines /tmp/sums) files, $(du -sk /mnt/t | cut -f1) KiB"
 
-# ---- 3. kill the node with the most primaries mid-fio, restart, kill another ----
+# ---- 3. kill the node with the most primaries mid-fio, restart it ---------------
+logged() { local l="$1" out rc; shift; out=$(sg_retry "$@"); rc=$?; echo "$out" | sed "s/^/  [$l] /"; return $rc; }
+has() { local t="$1" pat; shift; for pat in "$@"; do echo "$t" | grep -q -- "$pat" || return 1; done; }
 if [ "$FAILOVER_PARTS" != reservations ]; then
 fio_kill kill1 "$V1"
 restart_and_converge "$V1"
 wait_until 120 sh -c "[ \$(multipath -ll 2>/dev/null | grep -c 'active ready running') = 3 ]" ||
 	fail "the map did not get its third path back within 120 s"
 multipath -ll 2>&1 | grep -E 'status=|[0-9]+:[0-9]+:[0-9]+:[0-9]+' | sed 's/^/  [multipath after the restart] /'
-fio_kill kill2 "$V2"
-restart_and_converge "$V2"
-wait_until 120 sh -c "[ \$(multipath -ll 2>/dev/null | grep -c 'active ready running') = 3 ]" ||
-	fail "the map did not get its third path back within 120 s"
-
-step "ext4: unmount, e2fsck, remount, checksums"
-umount /mnt/t || fail "umount"
-check "e2fsck -f clean" e2fsck -f -n "$DEV"
-mount -t ext4 "$DEV" /mnt/t && check "checksums after remount" sh -c 'cd /mnt/t && sha256sum -c -s /tmp/sums'
-umount /mnt/t
-else
-	umount /mnt/t || fail "umount"
+for i in 1 2 3; do eval "SD_$i=\$(sd_of $i)"; done
 fi
-# the reservation steps use the sd paths directly: no map, no multipathd
+
+# ---- 4. a persistent reservation held across the second kill, under fio -------
+# open-iscsi gives every session its own ISID, so each path is its own
+# initiator port: the host registers its key on every path (as mpathpersist
+# and fence_scsi do; ALL_TG_PT would cover only one initiator port's target
+# ports), and reserves Write Exclusive - All Registrants, whose holder is every
+# registered I_T nexus (SPC-4 5.12.9 a)), so it keeps writing through whichever
+# path survives while an unregistered host is refused. The reservation is
+# taken through the node that is killed next, in the middle of fio: fio and
+# the probe are the holder's writes through the survivors.
+eval "H=\$SD_$V2"
+S1=$(others "$V2" | head -n1); S2=$(others "$V2" | tail -n1)
+eval "Y=\$SD_$S1"
+step "persistent reservation: REGISTER on every path + RESERVE Write Exclusive - All Registrants through node $V2 (/dev/$H)"
+for i in 1 2 3; do
+	eval "P=\$SD_$i"
+	check "REGISTER key 0x1234 through node $i (/dev/$P)" \
+		logged "register $i" sg_persist --out --register --param-sark=0x1234 "/dev/$P"
+done
+check "RESERVE Write Exclusive - All Registrants (type 7) through node $V2" \
+	logged reserve sg_persist --out --reserve --param-rk=0x1234 --prout-type=7 "/dev/$H"
+res=$(sg_retry sg_persist --in --read-reservation "/dev/$Y"); echo "$res" | sed 's/^/  [before the kill, read-reservation via node '"$S1"'] /'
+if [ "$FAILOVER_PARTS" != reservations ]; then
+	fio_kill kill2 "$V2"
+	check "the reservation's holder wrote through the survivors after the kill (every fio pass and probe above)" \
+		[ "$(awk -v k="$KILL_T" '$3 > k && $4 == 0' /tmp/fio-kill2.runs | grep -c .)" -gt 0 ]
+else
+	mark_logs
+	kill_node "$V2"
+	wait_failover "$V2"
+fi
+res=$(sg_retry sg_persist --in --read-reservation "/dev/$Y"); echo "$res" | sed "s/^/  [node $S1 read-reservation] /"
+check "through survivor node $S1 (/dev/$Y): the reservation is still held (Write Exclusive, all registrants)" \
+	has "$res" 'Reservation follows' 'type: Write Exclusive, all registrants'
+logged "node $S1 read-full-status" sg_persist --in --read-full-status "/dev/$Y"
+
+if [ "$FAILOVER_PARTS" != reservations ]; then
+	step "ext4 (node $V2 still down): unmount, e2fsck, remount, checksums"
+	umount /mnt/t || fail "umount"
+	check "e2fsck -f clean" e2fsck -f -n "$DEV"
+	mount -t ext4 "$DEV" /mnt/t && check "checksums after remount" sh -c 'cd /mnt/t && sha256sum -c -s /tmp/sums'
+fi
+umount /mnt/t 2>/dev/null
+# the second initiator's path must not join the map (its writes are refused):
+# from here on the sd paths are used directly, no map, no multipathd
 multipath -F >/dev/null 2>&1
 kill "$MPD_PID" 2>/dev/null; wait "$MPD_PID" 2>/dev/null
-# the paths may have been re-scanned: look the disks up again
-for i in 1 2 3; do eval "SD_$i=\$(sd_of $i)"; done
-ok "no map; node 1 /dev/$SD_1, node 2 /dev/$SD_2, node 3 /dev/$SD_3"
+ok "no map; node $S1 /dev/$Y"
 
-# ---- 4. persistent reservation through the node that dies ---------------------
-logged() { local l="$1" out rc; shift; out=$(sg_retry "$@"); rc=$?; echo "$out" | sed "s/^/  [$l] /"; return $rc; }
-has() { local t="$1" pat; shift; for pat in "$@"; do echo "$t" | grep -q -- "$pat" || return 1; done; }
 # write_block <dev>: one 4 KiB direct write at 16 MiB (ext4's data, not needed any more)
 write_block() { dd if=/dev/zero of="$1" bs=4096 count=1 seek=4096 oflag=direct conv=notrunc 2>/dev/null; }
 write_retry() { local n=0; while [ $n -lt 3 ]; do write_block "$1" && return 0; n=$((n + 1)); sleep 1; done; return 1; }
@@ -317,31 +350,7 @@ refused() {
 	dmesg -c >/dev/null
 	! write_block "/dev/$1" && dmesg | grep -q "$hctl: reservation conflict"
 }
-eval "H=\$SD_$V3"
-S1=$(others "$V3" | head -n1); S2=$(others "$V3" | tail -n1)
-eval "Y=\$SD_$S1"
-# open-iscsi gives every session its own ISID, so each path is its own
-# initiator port: the host registers its key on every path (as mpathpersist
-# and fence_scsi do; ALL_TG_PT would cover only one initiator port's target
-# ports), and reserves Write Exclusive - All Registrants, whose holder is every
-# registered I_T nexus (SPC-4 5.12.9 a)), so it keeps writing through whichever
-# path survives while an unregistered host is refused.
-step "persistent reservation: REGISTER on every path + RESERVE Write Exclusive - All Registrants through node $V3 (/dev/$H), kill -9 node $V3"
-for i in 1 2 3; do
-	eval "P=\$SD_$i"
-	check "REGISTER key 0x1234 through node $i (/dev/$P)" \
-		logged "register $i" sg_persist --out --register --param-sark=0x1234 "/dev/$P"
-done
-check "RESERVE Write Exclusive - All Registrants (type 7) through node $V3" \
-	logged reserve sg_persist --out --reserve --param-rk=0x1234 --prout-type=7 "/dev/$H"
-res=$(sg_retry sg_persist --in --read-reservation "/dev/$Y"); echo "$res" | sed 's/^/  [before the kill, read-reservation via node '"$S1"'] /'
-mark_logs
-kill_node "$V3"
-wait_failover "$V3"
-res=$(sg_retry sg_persist --in --read-reservation "/dev/$Y"); echo "$res" | sed "s/^/  [node $S1 read-reservation] /"
-check "through survivor node $S1 (/dev/$Y): the reservation is still held (Write Exclusive, all registrants)" \
-	has "$res" 'Reservation follows' 'type: Write Exclusive, all registrants'
-logged "node $S1 read-full-status" sg_persist --in --read-full-status "/dev/$Y"
+step "node $V2 down: the holder writes through node $S1, a second initiator through node $S2 is refused"
 check "the holder (its registered path) writes through survivor node $S1" write_retry "/dev/$Y"
 # a second I_T nexus: another initiator name, its own session to survivor S2
 iscsiadm -m iface -I second -o new >/dev/null 2>&1
@@ -369,8 +378,8 @@ check "CLEAR through survivor node $S1 drops every registration (the dead path's
 	logged clear sg_persist --out --clear --param-rk=0x1234 "/dev/$Y"
 out=$(sg_retry sg_persist --in --read-keys "/dev/$Y"; sg_retry sg_persist --in --read-reservation "/dev/$Y")
 check "no key and no reservation left" has "$out" 'NO registered reservation keys' 'NO reservation held'
-restart_and_converge "$V3"
-wait_until 60 sd_of "$V3" || fail "node $V3's disk is not back"
+restart_and_converge "$V2"
+wait_until 60 sd_of "$V2" || fail "node $V2's disk is not back"
 
 # ---- 5. SPC-2 RESERVE(6) through the node that dies, LU reset through a survivor ---
 # spc2 <label> <sdX> <cdb bytes>...: sg_raw, unit attentions retried (up to 6 times)
@@ -383,7 +392,7 @@ spc2() {
 	done
 }
 for i in 1 2 3; do eval "SD_$i=\$(sd_of $i)"; done
-V4=$V1
+V4=$V3
 eval "H=\$SD_$V4"
 S1=$(others "$V4" | head -n1)
 eval "Y=\$SD_$S1"
