@@ -65,6 +65,14 @@ public struct DirtyRegions: Hashable, Sendable {
         return nil
     }
 
+    /// The set regions that follow one another from `start` (which is
+    /// set), at most `limit` of them: a resync copies them in one transfer.
+    public func run(from start: Int, limit: Int) -> Range<Int> {
+        var end = start
+        while end < regionCount, end - start < limit, contains(end) { end += 1 }
+        return start..<end
+    }
+
     /// The blocks of `region`: start and count.
     public func blocks(of region: Int) -> (lba: UInt64, count: UInt64) {
         let lba = UInt64(region) * regionBlocks

@@ -200,4 +200,18 @@ struct DirtyRegionsTests {
         }
         #expect(seen == [3, 64, 125, 186])
     }
+
+    @Test func aRunIsTheAdjacentSetRegionsUpToTheLimitAcrossWords() {
+        var regions = DirtyRegions(blockCount: 200 * 64, regionBlocks: 64)
+        for r in 60..<70 { regions.insert(r) }
+        regions.insert(72)
+        regions.insert(199)
+        #expect(regions.run(from: 60, limit: 16) == 60..<70, "stops at the first clear region, across a word")
+        #expect(regions.run(from: 60, limit: 4) == 60..<64)
+        #expect(regions.run(from: 72, limit: 16) == 72..<73)
+        #expect(regions.run(from: 199, limit: 16) == 199..<200, "stops at the last region")
+        let (lba, _) = regions.blocks(of: 60)
+        let last = regions.blocks(of: 69)
+        #expect(lba == 60 * 64 && last.lba + last.count - lba == 10 * 64)
+    }
 }

@@ -38,18 +38,18 @@ private func eventually(_ condition: () -> Bool) async -> Bool {
 /// regions: from then on it sleeps until its task is cancelled, as a dead
 /// process would never come back.
 private final class CrashAfter: Sendable {
-    let regions: Int
+    let copies: Int
     private let copied = Mutex(0)
-    init(regions: Int) { self.regions = regions }
+    init(copies: Int) { self.copies = copies }
 
-    var crashed: Bool { copied.withLock { $0 >= regions } }
+    var crashed: Bool { copied.withLock { $0 >= copies } }
 
     func sleep(_: Duration) async {
         let n = copied.withLock { n in
             n += 1
             return n
         }
-        guard n >= regions else { return }
+        guard n >= copies else { return }
         while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(2)) }
     }
 }
@@ -68,7 +68,7 @@ struct ResyncRestartTests {
         arguments: [false, true])
     func fullCopyInterruptedByPrimaryRestart(recordSaved: Bool) async throws {
         let clock = ManualClock()
-        let crash = CrashAfter(regions: recordSaved ? 70 : 4)
+        let crash = CrashAfter(copies: recordSaved ? 5 : 1)
         // An 8 MiB sub-unit (two 4 MiB activity log extents, 128 regions)
         // that node 1 holds alone; node 2 has an extent for it.
         let cluster = InProcessCluster(
@@ -85,7 +85,7 @@ struct ResyncRestartTests {
         try await cluster.device(3).write(lba: 12000, blockCount: 8, from: content(8, seed: 77), offset: 0, fua: false)
         #expect(cluster.activityStores[NodeID(1)]?.extents == [1])
 
-        // The full copy begins and node 1 dies after 70 (or 4) regions.
+        // The full copy begins and node 1 dies after 5 copies of 16 regions (or 1).
         let records = try #require(cluster.activityStores[NodeID(1)]?.records)
         records.setFailing(!recordSaved)
         let old = cluster.nodes[NodeID(1)]!
@@ -124,7 +124,7 @@ struct ResyncRestartTests {
     @Test("a learner that misses a write after its primary restarted still gets the rest of its full copy")
     func learnerMissesWriteAfterPrimaryRestart() async throws {
         let clock = ManualClock()
-        let crash = CrashAfter(regions: 4)
+        let crash = CrashAfter(copies: 1)
         let cluster = InProcessCluster(
             subUnitBlocks: 16384, subUnitCount: 1, placement: [[1]], clock: clock, resyncRate: 1,
             extentsEverywhere: true, sleep: { await crash.sleep($0) })

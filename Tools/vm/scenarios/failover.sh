@@ -44,11 +44,22 @@ CLUSTER_LEASE="${FAILOVER_LEASE:-15s}"
 SECOND_IQN=iqn.2026-11.org.tessera:vm-second-initiator
 
 dump_logs() {
-	for f in /tmp/target-node1.log /tmp/target-node2.log /tmp/target-node3.log /tmp/iscsid.log /tmp/multipathd.log; do
+	for f in /tmp/target-node1.log /tmp/target-node2.log /tmp/target-node3.log; do
+		[ -s "$f" ] || continue
+		echo "----- $f: warnings and errors, lease and port group lines (last 80)"
+		grep -E ' (warning|error|critical) |lapsed|fenced|lease|port group|unavailable|store' "$f" | tail -n 80
+		echo "----- tail $f"; tail -n 20 "$f"
+	done
+	for f in /tmp/iscsid.log /tmp/multipathd.log; do
 		[ -s "$f" ] || continue
 		echo "----- tail $f"; tail -n 40 "$f"
 	done
 	echo "----- dmesg (tail)"; dmesg | tail -n 40
+}
+# path_events: what the kernel said about the paths (sense data, ALUA
+# states, iSCSI connection errors, dm-multipath path failures)
+path_events() {
+	dmesg | grep -E 'Sense Key|Add. Sense|alua|connection[0-9]+:[0-9]+|session recovery|multipath: .*[Ff]ailing|reinstat|rejecting' | tail -n 60
 }
 type cluster_restart >/dev/null 2>&1 || die "target plugin has no cluster_restart (TARGET=tesserad only)"
 
@@ -207,7 +218,12 @@ stop_load() {
 	awk -v k="$KILL_T" '$1 > k - 2 && $1 < k + 1 || $2 - $1 > 1' "/tmp/probe-$l.log" | head -n 12 | sed 's/^/  [probe start end result] /'
 	check "every probe succeeded" [ "$(awk '$3 != "ok"' "/tmp/probe-$l.log" | grep -c .)" = 0 ]
 	path_log | sed "s/^/  [kernel, paths, $l] /"
-	if io_errors > /tmp/ioerr; then fail "I/O errors on the map / ext4:"; sed 's/^/    /' /tmp/ioerr; else ok "no I/O error on the dm device or ext4"; fi
+	if io_errors > /tmp/ioerr; then
+		fail "I/O errors on the map / ext4:"; head -n 20 /tmp/ioerr | sed 's/^/    /'
+		path_events | sed 's/^/  [kernel path events] /'
+	else
+		ok "no I/O error on the dm device or ext4"
+	fi
 	echo 3 > /proc/sys/vm/drop_caches
 	check "ext4 checksums ($(lines /tmp/sums) files, caches dropped)" sh -c 'cd /mnt/t && sha256sum -c -s /tmp/sums'
 }
