@@ -139,6 +139,16 @@ public final class ClusterNode: Sendable {
     /// an eighth of the lease, at least 500 ms (500 ms at the default 2 s lease).
     static func connectTimeout(lease: Duration) -> Duration { max(.milliseconds(500), lease / 8) }
 
+    /// How long a command's piece whose primary cannot be reached is held
+    /// (re-sent with growing pauses) before it fails with the retryable
+    /// 02/04/0A: the lease plus 3 s, at least 5 s (5 s at the default 2 s
+    /// lease). A dead primary is failed over about one lease after its last
+    /// renewal; a hold shorter than that lets a host use up its retries
+    /// (Linux sd: 5) on the dead primary's pieces and fail the path on
+    /// every survivor at once. It stays well under a host's command timeout
+    /// (30 s in Linux) for leases up to about 20 s.
+    static func failoverWait(lease: Duration) -> Duration { max(.seconds(5), lease + .seconds(3)) }
+
     /// The bound on a LEADER probe of one seed: a tenth of the lease, at least 300 ms.
     static func probeTimeout(lease: Duration) -> Duration { max(.milliseconds(300), lease / 10) }
 

@@ -73,7 +73,8 @@ final class DataPlane: Sendable {
             secret: cluster.secret, logger: logger)
         let source = StoreMapSource(client: cluster.client)
         let node = ReplicaNode(
-            id: cluster.id, transport: client, mapSource: source, resyncRate: configuration.cluster.resyncRate)
+            id: cluster.id, transport: client, mapSource: source,
+            failoverWait: ClusterNode.failoverWait(lease: cluster.lease.duration), resyncRate: configuration.cluster.resyncRate)
         guard let wire = NodeAddress(parsing: configuration.cluster.wireAddress) else {
             await client.close()
             throw NodeStartupError(message: "cluster.wire \(configuration.cluster.wireAddress) is not host:port")

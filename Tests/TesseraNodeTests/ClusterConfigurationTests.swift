@@ -67,6 +67,8 @@ import Testing
         #expect(ClusterNode.connectTimeout(lease: .seconds(15)) == .milliseconds(1875))
         #expect(ClusterNode.probeTimeout(lease: .seconds(2)) == .milliseconds(300))
         #expect(ClusterNode.probeTimeout(lease: .seconds(15)) == .milliseconds(1500))
+        #expect(ClusterNode.failoverWait(lease: .seconds(2)) == .seconds(5), "the default lease keeps 5 s")
+        #expect(ClusterNode.failoverWait(lease: .seconds(15)) == .seconds(18), "longer than a failover takes")
     }
 
     @Test func failbackIsOnUnlessTurnedOff() throws {
