@@ -75,7 +75,10 @@ public final class ClusterNode: Sendable {
         let node: DqliteNode
         do {
             node = try DqliteNode(
-                DqliteNodeConfiguration(id: id, address: address, dataDirectory: directory, secret: secret), logger: storeLogger)
+                DqliteNodeConfiguration(
+                    id: id, address: address, dataDirectory: directory,
+                    networkLatencyMilliseconds: Self.raftLatencyMilliseconds(lease: settings.lease), secret: secret),
+                logger: storeLogger)
             try node.start()
         } catch {
             throw NodeStartupError(message: "cannot start the store node on \(address) in \(directory): \(error)")
@@ -148,6 +151,19 @@ public final class ClusterNode: Sendable {
     /// every survivor at once. It stays well under a host's command timeout
     /// (30 s in Linux) for leases up to about 20 s.
     static func failoverWait(lease: Duration) -> Duration { max(.seconds(5), lease + .seconds(3)) }
+
+    /// The network latency given to Raft, from which dqlite 1.11 sets the
+    /// heartbeat (1.5 ×) and election (15 ×, randomised up to 30 ×)
+    /// timeouts: a hundredth of the lease, at least 20 ms (20 ms at the
+    /// default 2 s lease: elections in about 0.5 s). Machines slow enough to
+    /// be given a long lease (an emulated guest: 15 s) missed the 300 ms
+    /// election timeout under load, and leadership moved back and forth
+    /// until a member's lease lapsed; an election stays within 0.3 of the
+    /// lease either way.
+    static func raftLatencyMilliseconds(lease: Duration) -> UInt32 {
+        let milliseconds = lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000
+        return UInt32(clamping: max(20, milliseconds / 100))
+    }
 
     /// The bound on a LEADER probe of one seed: a tenth of the lease, at least 300 ms.
     static func probeTimeout(lease: Duration) -> Duration { max(.milliseconds(300), lease / 10) }

@@ -69,6 +69,9 @@ import Testing
         #expect(ClusterNode.probeTimeout(lease: .seconds(15)) == .milliseconds(1500))
         #expect(ClusterNode.failoverWait(lease: .seconds(2)) == .seconds(5), "the default lease keeps 5 s")
         #expect(ClusterNode.failoverWait(lease: .seconds(15)) == .seconds(18), "longer than a failover takes")
+        #expect(ClusterNode.raftLatencyMilliseconds(lease: .seconds(2)) == 20, "the default lease keeps 20 ms")
+        #expect(ClusterNode.raftLatencyMilliseconds(lease: .seconds(15)) == 150)
+        #expect(ClusterNode.raftLatencyMilliseconds(lease: .milliseconds(500)) == 20)
     }
 
     @Test func failbackIsOnUnlessTurnedOff() throws {

@@ -57,14 +57,16 @@ if [ -n "${VM_WATCHDOG:-}" ]; then
 	( sleep "$VM_WATCHDOG"; watchdog_dump ) &
 fi
 
-# wait_until <seconds> cmd... : poll every 0.5 s
+# wait_until <seconds> cmd... : poll every 0.5 s until <seconds> have passed
+# (by the clock: one try of a command that blocks on a dead path may itself
+# take many seconds under TCG)
 wait_until() {
-	local n=$(( $1 * 2 )); shift
-	while [ "$n" -gt 0 ]; do
+	local end=$(( $(cut -d. -f1 /proc/uptime) + $1 )); shift
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.5; n=$((n - 1))
+		[ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || return 1
+		sleep 0.5
 	done
-	return 1
 }
 
 . /vm/target.sh

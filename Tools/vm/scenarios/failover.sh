@@ -242,8 +242,8 @@ fio_kill() {
 	mark_logs
 	kill_node "$v"
 	wait_failover "$v"
-	wait_until 60 sh -c "[ \$(multipath -ll 2>/dev/null | grep -c 'active ready running') = 2 ]"
-	multipath -ll 2>&1 | grep -E 'status=|[0-9]+:[0-9]+:[0-9]+:[0-9]+' | sed 's/^/  [multipath after the kill] /'
+	wait_until 60 sh -c "[ \$(timeout 10 multipath -ll 2>/dev/null | grep -c 'active ready running') = 2 ]"
+	timeout 10 multipath -ll 2>&1 | grep -E 'status=|[0-9]+:[0-9]+:[0-9]+:[0-9]+' | sed 's/^/  [multipath after the kill] /'
 	stop_load "$l"
 }
 
@@ -308,7 +308,7 @@ has() { local t="$1" pat; shift; for pat in "$@"; do echo "$t" | grep -q -- "$pa
 if [ "$FAILOVER_PARTS" != reservations ]; then
 fio_kill kill1 "$V1"
 restart_and_converge "$V1"
-wait_until 120 sh -c "[ \$(multipath -ll 2>/dev/null | grep -c 'active ready running') = 3 ]" ||
+wait_until 120 sh -c "[ \$(timeout 10 multipath -ll 2>/dev/null | grep -c 'active ready running') = 3 ]" ||
 	fail "the map did not get its third path back within 120 s"
 multipath -ll 2>&1 | grep -E 'status=|[0-9]+:[0-9]+:[0-9]+:[0-9]+' | sed 's/^/  [multipath after the restart] /'
 for i in 1 2 3; do eval "SD_$i=\$(sd_of $i)"; done
