@@ -93,7 +93,7 @@ bash Tools/soak/soak.sh --time 45 2>&1 | tee .build/soak.log
 count .build/soak.log
 
 if [ "${TESSERA_SKIP_VM:-0}" != "1" ] && [ -x Tools/vm/test-vm.sh ]; then
-  stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest"
+  stage "kernel initiator (open-iscsi, dm-multipath) in a qemu guest: one node, two portals, a three-node cluster, and kill -9 of each node in turn under fio with reservations held"
   TARGET=tesserad TESSERAD_BIN="$(swift build --show-bin-path)/tesserad" bash Tools/vm/test-vm.sh 2>&1 | tee .build/vm.log
   [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
   grep -q 'vm: SKIPPED' .build/vm.log || count .build/vm.log

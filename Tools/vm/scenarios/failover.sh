@@ -1,4 +1,4 @@
-# Scenario "failover" (TARGET=tesserad only, not in the default SCENARIOS):
+# Scenario "failover" (TARGET=tesserad only):
 # node failover under the Linux kernel initiator. Three tesserad nodes as in
 # the cluster scenario (127.0.0.i, store lease $CLUSTER_LEASE), one session
 # per node, one dm-multipath map with three paths (Tools/host settings).
