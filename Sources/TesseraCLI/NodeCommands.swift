@@ -190,11 +190,7 @@ struct WaitOptions: ParsableArguments {
         var last = ""
         while true {
             let now = try await look()
-            var line = now.line
-            if let percent = now.percent {
-                let shown = min(100, max(0, percent))
-                line = (terminal ? Render.progressBar(shown, width: 30) + " " : "") + "\(shown)% " + line
-            }
+            let line = Render.progressLine(now.line, percent: now.percent, width: terminal ? 30 : 0)
             if line != last {
                 environment.out(terminal ? "\r\u{1B}[K" + line : line + "\n")
                 last = line

@@ -249,12 +249,14 @@ enum Render {
         ]
         if status.movesOff > 0 { parts.append("\(status.movesOff) moving off") }
         if status.movesOn > 0 { parts.append("\(status.movesOn) moving on") }
-        var text = "node \(status.id) \(status.state): " + parts.joined(separator: ", ")
-        if let percent {
-            let shown = min(100, max(0, percent))
-            text = (width > 0 ? progressBar(shown, width: width) + " " : "") + "\(shown)% " + text
-        }
-        return text
+        return progressLine("node \(status.id) \(status.state): " + parts.joined(separator: ", "), percent: percent, width: width)
+    }
+
+    /// `text` led by `percent` (clamped to 0...100) and, with a `width`, a bar of that many cells.
+    static func progressLine(_ text: String, percent: Double?, width: Int) -> String {
+        guard let percent else { return text }
+        let shown = min(100, max(0, percent))
+        return (width > 0 ? progressBar(shown, width: width) + " " : "") + "\(shown)% " + text
     }
 
     /// How many live members serve a LUN at its size: `LUN 0 at 128 MiB: served by 2 of 3 nodes (3 not yet)`.

@@ -239,7 +239,7 @@ extension NodeAdminState {
         do {
             outcome = try await cluster.client.mutate(requestID: requestID) { tx in
                 let repository = StoreRepository(tx)
-                let now = try await Membership.read(repository)
+                var now = try await Membership.read(repository)
                 var held = now.replicas(of: node)
                 var repaired = 0
                 let candidates = live.subtracting(now.drains.keys).subtracting([node]).union([me])
@@ -252,7 +252,8 @@ extension NodeAdminState {
                             repaired += 1
                         }
                     }
-                    held = try await Membership.read(repository).replicas(of: node)
+                    now = try await Membership.read(repository)
+                    held = now.replicas(of: node)
                 }
                 guard held == 0 else {
                     throw AdminFailure(
@@ -265,8 +266,7 @@ extension NodeAdminState {
                             : "drain it first: tessera node drain \(node.rawValue) --wait (or, for a node down for good, --force)")
                 }
                 // Moves planned onto it go elsewhere (a drain waiting on it would wait forever).
-                let maps = Dictionary(
-                    try await Membership.read(repository).maps.map { ($0.key, $0.map) }, uniquingKeysWith: { a, _ in a })
+                let maps = Dictionary(now.maps.map { ($0.key, $0.map) }, uniquingKeysWith: { a, _ in a })
                 _ = try await repository.retargetMoves(onto: [node], maps: maps, candidates: candidates)
                 try await repository.removeMember(node)
                 return repaired

@@ -161,8 +161,7 @@ public final class ClusterNode: Sendable {
     /// until a member's lease lapsed; an election stays within 0.3 of the
     /// lease either way.
     static func raftLatencyMilliseconds(lease: Duration) -> UInt32 {
-        let milliseconds = lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000
-        return UInt32(clamping: max(20, milliseconds / 100))
+        UInt32(clamping: max(20, lease.wholeMilliseconds / 100))
     }
 
     /// The bound on a LEADER probe of one seed: a tenth of the lease, at least 300 ms.

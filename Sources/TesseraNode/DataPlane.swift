@@ -69,7 +69,7 @@ final class DataPlane: Sendable {
         let handshake = ClusterNode.connectTimeout(lease: cluster.lease.duration)
         let client = PeerClient(
             nodeID: cluster.id, address: { addresses.address(of: $0) },
-            handshakeTimeout: .milliseconds(handshake.components.seconds * 1000 + handshake.components.attoseconds / 1_000_000_000_000_000),
+            handshakeTimeout: .milliseconds(handshake.wholeMilliseconds),
             secret: cluster.secret, logger: logger)
         let source = StoreMapSource(client: cluster.client)
         let node = ReplicaNode(

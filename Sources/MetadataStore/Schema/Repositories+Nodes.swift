@@ -94,17 +94,20 @@ extension StoreRepository {
 
     /// Forgets one move (carried out, or left with nothing to act on).
     public func finishMove(_ stored: StoredMove) async throws {
-        try await db.exec(
-            "DELETE FROM replica_moves WHERE target_iqn = ? AND lun = ? AND idx = ? AND from_node = ? AND to_node = ?",
-            stored.key.parameters + [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)])
+        try await db.exec("DELETE FROM replica_moves WHERE \(Self.oneMove)", Self.parameters(of: stored))
     }
 
     /// Sends a planned move to another node.
     public func retargetMove(_ stored: StoredMove, to node: NodeID) async throws {
         try await db.exec(
-            "UPDATE replica_moves SET to_node = ? WHERE target_iqn = ? AND lun = ? AND idx = ? AND from_node = ? AND to_node = ?",
-            [.int(node.rawValue)] + stored.key.parameters
-                + [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)])
+            "UPDATE replica_moves SET to_node = ? WHERE \(Self.oneMove)", [.int(node.rawValue)] + Self.parameters(of: stored))
+    }
+
+    /// The row of one planned move, bound by ``parameters(of:)``.
+    private static let oneMove = "target_iqn = ? AND lun = ? AND idx = ? AND from_node = ? AND to_node = ?"
+
+    private static func parameters(of stored: StoredMove) -> [DqliteValue] {
+        stored.key.parameters + [.int(stored.move.index), .int(stored.move.from.rawValue), .int(stored.move.to.rawValue)]
     }
 
     /// The members removed for good, with when (seconds since 1970).
@@ -172,9 +175,11 @@ extension StoreRepository {
         -> (retargeted: Int, forgotten: Int)
     {
         let moves = try await replicaMoves()
+        let stuck = moves.filter { gone.contains($0.move.to) }
+        guard !stuck.isEmpty else { return (0, 0) }
         var load = MovePlan.load(Array(maps.values), moves: moves.map(\.move))
         var (retargeted, forgotten) = (0, 0)
-        for stored in moves where gone.contains(stored.move.to) {
+        for stored in stuck {
             let index = Int(stored.move.index)
             if let map = maps[stored.key], index < map.subUnits.count,
                 let moved = MovePlan.retarget(
