@@ -106,7 +106,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TesseraNodeTests", dependencies: [
-            "TesseraNode", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "MetadataStore", "ClusterModel", "AdminAPI", .product(name: "Logging", package: "swift-log"),
+            "TesseraNode", "SCSITarget", "SCSIWire", "BlockStorage", "AIOBlockStorage", "MetadataStore", "ClusterModel", "AdminAPI", "TesseraTestKit", .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Metadata store (dqlite) -------------------------------------------

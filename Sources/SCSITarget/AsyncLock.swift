@@ -2,7 +2,7 @@ import Synchronization
 
 /// A FIFO mutual-exclusion lock for async code: waiters suspend instead of
 /// blocking a thread.
-final class AsyncLock: Sendable {
+public final class AsyncLock: Sendable {
     private struct State {
         var locked = false
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -10,7 +10,9 @@ final class AsyncLock: Sendable {
 
     private let state = Mutex(State())
 
-    func lock() async {
+    public init() {}
+
+    public func lock() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let acquired = state.withLock { s -> Bool in
                 if !s.locked {
@@ -25,7 +27,7 @@ final class AsyncLock: Sendable {
     }
 
     /// Hands the lock to the oldest waiter, or frees it.
-    func unlock() {
+    public func unlock() {
         let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
             if s.waiters.isEmpty {
                 s.locked = false

@@ -162,6 +162,11 @@ public final class SCSITargetDevice: Sendable {
         {
             return Self.checkCondition(refusal)
         }
+        // SPC-4 §5.16.2.4-5: the state of the port group the command came through decides
+        // whether it is served, after a pending unit attention (SAM-5 §5.14). The state is
+        // read before the attention queue: a source queues 06/2A/06 before it shows a new
+        // state, so a command that sees the new state also meets the attention first.
+        let access = accessState(of: command.nexus)
         switch await unit.context.admit(
             command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention)
         {
@@ -169,9 +174,6 @@ public final class SCSITargetDevice: Sendable {
         case .unitAttention(let ua): return Self.checkCondition(ua)
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)
         }
-        // SPC-4 §5.16.2.4-5: the state of the port group the command came through decides
-        // whether it is served (after a pending unit attention: SAM-5 §5.14).
-        let access = accessState(of: command.nexus)
         if let refusal = access.refusal(for: parsed.0.accessClass) { return Self.checkCondition(refusal) }
         if access == .unavailable, let answer = await unavailableAnswer(operation, command, unit: unit) {
             return answer

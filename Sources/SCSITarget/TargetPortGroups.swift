@@ -4,6 +4,10 @@ import SCSIWire
 /// Where a target device learns its target port groups and their asymmetric
 /// access states (implicit ALUA, SPC-4 §5.16.2.7). Read on every command, so
 /// both requirements must be synchronous and cheap (no I/O, a lock at most).
+/// A source that changes a state calls ``SCSITargetDevice/accessStatesChanged()``
+/// first and reports the new state only once it returns: a command reads the
+/// state before the unit attention queue, so whoever sees the new state also
+/// meets 06/2A/06 ahead of it.
 public protocol TargetPortGroupSource: Sendable {
     /// Every group of the target device, the same list on every node (RTPG).
     func portGroups() -> [TargetPortGroupStatus]

@@ -56,6 +56,8 @@ final class PortGroupStates: TargetPortGroupSource {
 
     private let state: Mutex<State>
     private let devices = Mutex<[SCSITargetDevice]>([])
+    /// Serialises ``update(_:)``.
+    private let updates = AsyncLock()
     /// Where ``refresh(members:)`` reads `alua_states`; nil without a store.
     private let client: MetadataStoreClient?
 
@@ -78,22 +80,30 @@ final class PortGroupStates: TargetPortGroupSource {
     /// The devices ``update(_:)`` tells about changes.
     func notify(_ devices: [SCSITargetDevice]) { self.devices.withLock { $0 = devices } }
 
-    /// Changes the inputs; when the reported groups changed, every device
-    /// queues ASYMMETRIC ACCESS STATE CHANGED. Returns whether they changed.
+    /// Changes the inputs; when the reported groups change, every device
+    /// queues ASYMMETRIC ACCESS STATE CHANGED before the new groups are shown
+    /// (a command that sees them meets the attention first: SPC-4 §5.16.2.5,
+    /// ``TargetPortGroupSource``). Returns whether they changed.
     @discardableResult
     func update(_ change: (inout Inputs) -> Void) async -> Bool {
-        let changed = state.withLock { s in
+        // One update at a time: the next one starts from the inputs this one shows.
+        await updates.lock()
+        defer { updates.unlock() }
+        let next = state.withLock { s -> State? in
             var inputs = s.inputs
             change(&inputs)
-            guard inputs != s.inputs else { return false }
-            let before = s.groups
-            s = State(inputs)
-            return s.groups != before
+            guard inputs != s.inputs else { return nil }
+            let next = State(inputs)
+            guard next.groups != s.groups else {
+                s = next
+                return nil
+            }
+            return next
         }
-        if changed {
-            for device in devices.withLock({ $0 }) { await device.accessStatesChanged() }
-        }
-        return changed
+        guard let next else { return false }
+        for device in devices.withLock({ $0 }) { await device.accessStatesChanged() }
+        state.withLock { $0 = next }
+        return true
     }
 
     /// Takes the members just read and re-reads `alua_states`; keeps the old

@@ -3,6 +3,7 @@ import ClusterModel
 import MetadataStore
 import SCSITarget
 import SCSIWire
+import TesseraTestKit
 import Testing
 
 @testable import TesseraNode
@@ -120,6 +121,35 @@ import Testing
         #expect(Self.sense(await Self.run(device, Self.testUnitReady)) == [0x02, 0x04, 0x0C])
         #expect(!(await states.update { $0.members = Self.members }))
         #expect(await states.update { $0.lease = "held" })
+        #expect(Self.sense(await Self.run(device, Self.testUnitReady)) == [0x06, 0x2A, 0x06])
+        #expect(await Self.run(device, Self.testUnitReady).status == .good)
+    }
+
+    /// The new state is shown only once its 06/2A/06 is queued: while the
+    /// attention is on its way a command still meets the old state, never the
+    /// new one without the attention ahead of it (the lease coming back).
+    @Test func aNewStateShowsOnlyAfterItsUnitAttention() async {
+        let states = PortGroupStates(localGroups: [2], localNode: NodeID(2))
+        await states.update { $0 = Self.node2(lease: "lapsed") }
+        let context = HeldUnitAttentionContext(SharedLogicalUnitContext())
+        let device = SCSITargetDevice(
+            logicalUnits: [
+                0: LogicalUnit(
+                    configuration: LogicalUnitConfiguration(serial: "TSR-ALUA", identifier: 1),
+                    device: MemoryBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 64)),
+                    context: context)
+            ], portGroups: states)
+        states.notify([device])
+        _ = await Self.run(device, Self.testUnitReady)  // power on
+        #expect(Self.sense(await Self.run(device, Self.testUnitReady)) == [0x02, 0x04, 0x0C])
+        context.holdNextUnitAttention()
+        let update = Task { await states.update { $0.lease = "held" } }
+        while context.held == 0 { await Task.yield() }
+        #expect(Self.sense(await Self.run(device, Self.testUnitReady)) == [0x02, 0x04, 0x0C])
+        #expect(states.accessState(ofGroup: 2) == .unavailable)
+        context.release()
+        #expect(await update.value)
+        #expect(states.accessState(ofGroup: 2) == .activeOptimized)
         #expect(Self.sense(await Self.run(device, Self.testUnitReady)) == [0x06, 0x2A, 0x06])
         #expect(await Self.run(device, Self.testUnitReady).status == .good)
     }

@@ -1,0 +1,65 @@
+import SCSITarget
+import SCSIWire
+import Synchronization
+
+/// A logical unit context over another whose ``establishUnitAttention(_:scope:)``
+/// parks, once armed with ``holdNextUnitAttention()``, until ``release()``:
+/// a test can then look at what commands see while a unit attention is
+/// still on its way. Everything else goes straight to the wrapped context.
+public final class HeldUnitAttentionContext: LogicalUnitContext {
+    public let wrapped: any LogicalUnitContext
+    private let state = Mutex<(armed: Bool, parked: [CheckedContinuation<Void, Never>])>((false, []))
+
+    public init(_ wrapped: any LogicalUnitContext) { self.wrapped = wrapped }
+
+    /// The next unit attention parks before it is queued.
+    public func holdNextUnitAttention() { state.withLock { $0.armed = true } }
+
+    /// Unit attentions parked now.
+    public var held: Int { state.withLock { $0.parked.count } }
+
+    /// Lets every parked unit attention be queued.
+    public func release() {
+        let parked = state.withLock { s in
+            defer { s.parked = [] }
+            return s.parked
+        }
+        for continuation in parked { continuation.resume() }
+    }
+
+    public func establishUnitAttention(_ reason: SenseReason, scope: UnitAttentionScope) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let park = state.withLock { s -> Bool in
+                guard s.armed else { return false }
+                s.armed = false
+                s.parked.append(c)
+                return true
+            }
+            if !park { c.resume() }
+        }
+        await wrapped.establishUnitAttention(reason, scope: scope)
+    }
+
+    public func ready() async -> Bool { await wrapped.ready() }
+    public func nexusEstablished(_ nexus: ITNexus) async { await wrapped.nexusEstablished(nexus) }
+    public func nexusLost(_ nexus: ITNexus) async { await wrapped.nexusLost(nexus) }
+    public func unitAttention(for nexus: ITNexus, consume: Bool) async -> SenseReason? {
+        await wrapped.unitAttention(for: nexus, consume: consume)
+    }
+    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async
+        -> CommandAdmission
+    {
+        await wrapped.admit(nexus, conflictClass: conflictClass, reportUnitAttention: reportUnitAttention)
+    }
+    public func shared() async -> SharedLUNState { await wrapped.shared() }
+    public func modePages() async -> ModePageValues { await wrapped.modePages() }
+    public func change<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect]))
+        async throws -> R
+    {
+        try await wrapped.change(decide)
+    }
+    public func setTaskAborter(_ aborter: @escaping TaskAborter) { wrapped.setTaskAborter(aborter) }
+    public func receive(_ change: ContextChange) async { await wrapped.receive(change) }
+    public func catchUp(to version: UInt64) async -> Bool { await wrapped.catchUp(to: version) }
+    public func version() async -> UInt64 { await wrapped.version() }
+}
