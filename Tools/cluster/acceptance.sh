@@ -5,7 +5,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 CONFIG="${CONFIG:-debug}"
-swift build -c "$CONFIG" --product tesserad >/dev/null || { echo "build of tesserad failed"; exit 1; }
-swift build -c "$CONFIG" --product tessera-store-bench >/dev/null || { echo "build of tessera-store-bench failed"; exit 1; }
-BIN="$(swift build -c "$CONFIG" --show-bin-path)"
+BIN="${TESSERA_BIN_DIR:-}"
+if [ -z "$BIN" ]; then
+  swift build -c "$CONFIG" --product tesserad >/dev/null || { echo "build of tesserad failed"; exit 1; }
+  swift build -c "$CONFIG" --product tessera-store-bench >/dev/null || { echo "build of tessera-store-bench failed"; exit 1; }
+  BIN="$(swift build -c "$CONFIG" --show-bin-path)"
+fi
 exec timeout 600 python3 Tools/cluster/acceptance.py --tesserad "$BIN/tesserad" --bench "$BIN/tessera-store-bench" "$@"

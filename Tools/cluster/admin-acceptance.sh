@@ -12,6 +12,10 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -f Tools/env.sh ] && source Tools/env.sh
 CONFIG="${CONFIG:-debug}"
+if [ -n "${TESSERA_BIN_DIR:-}" ]; then
+  TESSERAD="${TESSERAD:-$TESSERA_BIN_DIR/tesserad}"
+  TESSERA="${TESSERA:-$TESSERA_BIN_DIR/tessera}"
+fi
 if [ -z "${TESSERAD:-}" ] || [ -z "${TESSERA:-}" ]; then
   swift build -c "$CONFIG" --product tesserad >/dev/null || { echo "FAIL build of tesserad"; echo "admin: 0 passed, 1 failed"; exit 1; }
   swift build -c "$CONFIG" --product tessera >/dev/null || { echo "FAIL build of tessera"; echo "admin: 0 passed, 1 failed"; exit 1; }

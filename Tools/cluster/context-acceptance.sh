@@ -21,6 +21,7 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
+[ -n "${TESSERA_BIN_DIR:-}" ] && TESSERAD="${TESSERAD:-$TESSERA_BIN_DIR/tesserad}"
 if [ -z "${TESSERAD:-}" ]; then
   swift build -c "$CONFIG" --product tesserad >/dev/null || { echo "build of tesserad failed"; echo "context: 0 passed, 1 failed"; exit 1; }
   TESSERAD="$(swift build -c "$CONFIG" --show-bin-path)/tesserad"

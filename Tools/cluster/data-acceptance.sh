@@ -11,6 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -f Tools/env.sh ] && source Tools/env.sh
 CONFIG="${CONFIG:-debug}"
+[ -n "${TESSERA_BIN_DIR:-}" ] && TESSERAD="${TESSERAD:-$TESSERA_BIN_DIR/tesserad}"
 if [ -z "${TESSERAD:-}" ]; then
   swift build -c "$CONFIG" --product tesserad >/dev/null || { echo "build of tesserad failed"; echo "data: 0 passed, 1 failed"; exit 1; }
   TESSERAD="$(swift build -c "$CONFIG" --show-bin-path)/tesserad"

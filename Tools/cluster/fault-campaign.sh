@@ -25,6 +25,7 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
+[ -n "${TESSERA_BIN_DIR:-}" ] && TESSERAD="${TESSERAD:-$TESSERA_BIN_DIR/tesserad}"
 if [ -z "${TESSERAD:-}" ]; then
   TESSERAD="$(swift build -c "$CONFIG" --show-bin-path 2>/dev/null)/tesserad"
 fi

@@ -16,7 +16,7 @@ PORT=${TESSERA_CONF_PORT:-3300}
 PORT2=$((PORT + 1))
 WORK=$PWD/.build/conformance-all
 rm -rf "$WORK"; mkdir -p "$WORK"
-BIN=$(swift build --show-bin-path)/tesserad
+BIN=${TESSERA_BIN_DIR:-$(swift build --show-bin-path)}/tesserad
 [ -x "$BIN" ] || swift build --product tesserad >/dev/null
 T=iqn.2026-11.dev.tessera:all
 RO=iqn.2026-11.dev.tessera:readonly

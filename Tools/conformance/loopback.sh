@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 source Tools/env.sh
 WORK=$PWD/.build/loopback
 rm -rf "$WORK"; mkdir -p "$WORK"
-BIN=$(swift build --show-bin-path)/tesserad
+BIN=${TESSERA_BIN_DIR:-$(swift build --show-bin-path)}/tesserad
 [ -x "$BIN" ] || swift build --product tesserad
 sed "s#DATA_DIR#$WORK#" Tools/conformance/loopback.toml > "$WORK/tesserad.toml"
 

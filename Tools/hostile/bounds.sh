@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 source Tools/env.sh
 WORK=$PWD/.build/hostile-bounds
 rm -rf "$WORK"; mkdir -p "$WORK"
-BIN=${TESSERAD_BIN:-$(swift build --show-bin-path)/tesserad}
+BIN=${TESSERAD_BIN:-${TESSERA_BIN_DIR:-$(swift build --show-bin-path)}/tesserad}
 [ -x "$BIN" ] || swift build --product tesserad
 PORT=${BOUNDS_PORT:-4510}
 TARGET=iqn.2026-11.dev.tessera:bounds

@@ -37,7 +37,7 @@ check() {  # check OK NAME DETAIL
 }
 finish() { echo "soak: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
 case "$NODES" in 1|3) ;; *) check 1 "soak: --nodes is 1 or 3" "got '$NODES'"; finish ;; esac
-BIN=${TESSERAD_BIN:-$(swift build --show-bin-path)/tesserad}
+BIN=${TESSERAD_BIN:-${TESSERA_BIN_DIR:-$(swift build --show-bin-path)}/tesserad}
 [ -x "$BIN" ] || swift build --product tesserad
 PORT=${SOAK_PORT:-4600} PEER=${SOAK_PEER_PORT:-14600}
 WORK=${SOAK_WORK:-$PWD/.build/soak}
