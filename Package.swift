@@ -48,8 +48,12 @@ let package = Package(
         .target(name: "AIOBlockStorage", dependencies: [
             "BlockStorage", "CAIO", .product(name: "Logging", package: "swift-log"),
         ]),
+        // Swift tasks and block-device completions on a connection's NIO event loop.
+        .target(name: "EventLoopExecution", dependencies: [
+            "BlockStorage", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .target(name: "ISCSITargetServer", dependencies: [
-            "ISCSIWire", "ISCSISession", "SCSIWire", "SCSITarget", "BlockStorage",
+            "ISCSIWire", "ISCSISession", "SCSIWire", "SCSITarget", "BlockStorage", "EventLoopExecution",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -94,7 +98,7 @@ let package = Package(
             "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ISCSITargetServerTests", dependencies: [
-            "ISCSITargetServer", "ISCSIWire", "ISCSISession", "SCSITarget", "BlockStorage", "TesseraTestKit",
+            "ISCSITargetServer", "ISCSIWire", "ISCSISession", "SCSITarget", "BlockStorage", "TesseraTestKit", "EventLoopExecution",
             "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -134,7 +138,7 @@ let package = Package(
             "BlockStorage", "ClusterModel", "SCSITarget",
         ]),
         .target(name: "ClusterWire", dependencies: [
-            "ClusterModel", "ClusterAuth", "BlockStorage",
+            "ClusterModel", "ClusterAuth", "BlockStorage", "EventLoopExecution",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -157,7 +161,7 @@ let package = Package(
             "DistributedLUN", "ClusterModel", "BlockStorage", "TesseraTestKit", "SCSITarget", "SCSIWire",
         ]),
         .testTarget(name: "ClusterWireTests", dependencies: [
-            "ClusterWire", "ClusterModel", "ClusterAuth", "BlockStorage",
+            "ClusterWire", "ClusterModel", "ClusterAuth", "BlockStorage", "EventLoopExecution",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -6,11 +6,16 @@ import NIOCore
 import NIOPosix
 
 /// Sends peer requests to other nodes over the peer port: one connection
-/// per destination, opened on the first request (500 ms connect timeout,
-/// then the hello handshake), requests multiplexed on it by id. A lost
+/// per destination and calling event loop, opened on the first request
+/// (500 ms connect timeout, then the hello handshake), requests multiplexed
+/// on it by id. A request sent from a NIO event loop (an iSCSI command's or
+/// a peer request's task) goes out on a connection of that same loop, so
+/// sending, the reply and the task's resumption need no thread hop; other
+/// callers share one connection per destination on a loop of `group`. A lost
 /// connection fails every request waiting on it with `unavailable` at once,
 /// and the next request opens a new one. Every `send` is bounded by its own
-/// timeout and never throws.
+/// timeout and never throws. Requests carry no order between them (the
+/// server runs them concurrently), so several connections to one node are safe.
 public final class PeerClient: PeerTransport {
     private let nodeID: NodeID
     private let address: @Sendable (NodeID) -> NodeAddress?
@@ -19,8 +24,14 @@ public final class PeerClient: PeerTransport {
     private let state = NIOLockedValueBox(ClientState())
 
     private struct ClientState {
-        var connections: [NodeID: PeerClientConnection] = [:]
+        var connections: [Key: PeerClientConnection] = [:]
         var isClosed = false
+    }
+
+    /// A connection's destination and event loop (nil: the shared one of a caller off any loop).
+    private struct Key: Hashable {
+        var node: NodeID
+        var loop: ObjectIdentifier?
     }
 
     /// - Parameters:
@@ -60,13 +71,15 @@ public final class PeerClient: PeerTransport {
         } catch {
             return .failure(PeerFailure(.badRequest, detail: error.detail))
         }
+        let current = MultiThreadedEventLoopGroup.currentEventLoop
+        let key = Key(node: node, loop: current.map { ObjectIdentifier($0) })
         let connection = state.withLockedValue { state -> PeerClientConnection? in
             guard !state.isClosed else { return nil }
-            if let connection = state.connections[node] { return connection }
+            if let connection = state.connections[key] { return connection }
             let connection = PeerClientConnection(
-                localNode: nodeID, remoteNode: node, eventLoop: group.next(), handshakeTimeout: handshakeTimeout,
-                secret: secret, logger: logger)
-            state.connections[node] = connection
+                localNode: nodeID, remoteNode: node, eventLoop: current ?? group.next(),
+                handshakeTimeout: handshakeTimeout, secret: secret, logger: logger)
+            state.connections[key] = connection
             return connection
         }
         guard let connection else { return .failure(PeerFailure(.unavailable, detail: "peer client closed")) }

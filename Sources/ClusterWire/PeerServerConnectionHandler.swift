@@ -1,11 +1,14 @@
 import ClusterModel
+import EventLoopExecution
 import Logging
 import NIOCore
 
 /// The channel handler of one server-side peer connection: feeds decoded
 /// frames to ``PeerServerConnectionStateMachine`` and carries out its
-/// actions. Requests run concurrently, one `Task` each; replies are written
-/// as they complete, and flushed once per event-loop tick.
+/// actions. Requests run concurrently, one `Task` each, on the connection's
+/// event loop (a task executor preference; block-device completions are
+/// reaped there too), so a request costs no thread hop of its own; replies
+/// are written as they complete, and flushed once per event-loop tick.
 final class PeerServerConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = PeerInbound
     typealias OutboundIn = PeerFrame
@@ -18,6 +21,8 @@ final class PeerServerConnectionHandler: ChannelDuplexHandler {
     /// How long a new connection may take to send its hello.
     private let helloTimeout: TimeAmount
     private var flushScheduled = false
+    /// Runs this connection's request tasks on its event loop.
+    private var loopExecutor: EventLoopTaskExecutor?
 
     init(
         localNodeID: NodeID, requestHandler: any PeerRequestHandler, maxInFlight: Int, helloTimeout: TimeAmount,
@@ -30,6 +35,7 @@ final class PeerServerConnectionHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        EventLoopCompletionPoller.installIfNeeded(on: context.eventLoop)
         logger[metadataKey: "peer-address"] = "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"
         if context.channel.isActive { armHelloTimer(context: context) }
     }
@@ -104,11 +110,15 @@ final class PeerServerConnectionHandler: ChannelDuplexHandler {
         let requestHandler = requestHandler
         let eventLoop = context.eventLoop
         let target = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
-        Task {
+        let executor = loopExecutor ?? EventLoopTaskExecutor(eventLoop: eventLoop)
+        loopExecutor = executor
+        Task(executorPreference: executor) {
             let reply = await requestHandler.handle(request, from: peer)
-            eventLoop.execute {
+            let complete: @Sendable () -> Void = {
                 target.value.handler.requestCompleted(id: id, reply: reply, context: target.value.context)
             }
+            // The loop already, unless a device resumed the task elsewhere.
+            if eventLoop.inEventLoop { complete() } else { eventLoop.execute(complete) }
         }
     }
 

@@ -9,8 +9,9 @@ import NIOPosix
 /// A NIO event loop as a ``CompletionPoller``: a watched descriptor (a block
 /// device's completion eventfd) becomes a pipe channel on the loop, so the
 /// loop's selector wakes for it and the device reaps its completions on the
-/// thread that runs the connection and sends the response.
-final class EventLoopCompletionPoller: CompletionPoller {
+/// thread that runs the connection and sends the response (an iSCSI
+/// connection's or a peer connection's).
+public final class EventLoopCompletionPoller: CompletionPoller {
     let eventLoop: any EventLoop
 
     private init(eventLoop: any EventLoop) {
@@ -20,13 +21,13 @@ final class EventLoopCompletionPoller: CompletionPoller {
     /// Installs a poller for `eventLoop` on its thread, unless the thread has
     /// one; call it on the loop. A loop NIO cannot register a descriptor
     /// with (an `EmbeddedEventLoop`) gets none.
-    static func installIfNeeded(on eventLoop: any EventLoop) {
+    public static func installIfNeeded(on eventLoop: any EventLoop) {
         eventLoop.preconditionInEventLoop()
         guard CompletionPollers.current == nil, NIOPipeBootstrap(validatingGroup: eventLoop) != nil else { return }
         CompletionPollers.install(EventLoopCompletionPoller(eventLoop: eventLoop))
     }
 
-    func watch(
+    public func watch(
         _ descriptor: Int32, onReadable: @escaping @Sendable () -> Void, onClosed: @escaping @Sendable () -> Void
     ) -> Bool {
         guard let bootstrap = NIOPipeBootstrap(validatingGroup: eventLoop) else { return false }
@@ -47,7 +48,7 @@ final class EventLoopCompletionPoller: CompletionPoller {
         return true
     }
 
-    func afterQueuedWork(_ body: @escaping @Sendable () -> Void) {
+    public func afterQueuedWork(_ body: @escaping @Sendable () -> Void) {
         eventLoop.execute(body)
     }
 }

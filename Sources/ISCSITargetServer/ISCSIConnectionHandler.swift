@@ -1,4 +1,5 @@
 import BlockStorage
+import EventLoopExecution
 import ISCSISession
 import ISCSIWire
 import Logging

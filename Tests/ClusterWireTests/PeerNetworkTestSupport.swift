@@ -3,6 +3,7 @@ import BlockStorage
 import ClusterModel
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @testable import ClusterWire
@@ -229,5 +230,20 @@ final class RawPeer: Sendable {
 
     func close() async {
         try? await channel.close()
+    }
+}
+
+/// Answers every request `done` and records, per request, whether it ran
+/// on a NIO event loop's thread.
+final class LoopRecordingHandler: PeerRequestHandler, Sendable {
+    private let onLoop = Mutex<[Bool]>([])
+
+    /// One entry per request handled: true when it ran on an event loop.
+    var ranOnLoop: [Bool] { onLoop.withLock { $0 } }
+
+    func handle(_ request: PeerRequest, from node: NodeID) async -> PeerReply {
+        let current = MultiThreadedEventLoopGroup.currentEventLoop
+        onLoop.withLock { $0.append(current?.inEventLoop == true) }
+        return .done
     }
 }

@@ -1,5 +1,6 @@
 import BlockStorage
 import ClusterModel
+import EventLoopExecution
 import NIOCore
 import NIOPosix
 import Testing
@@ -33,6 +34,33 @@ struct PeerNetworkTests {
         #expect(describe(await send(.flush(LUNID(5)))) == "done")
         #expect(harness.server.connectionCount == 1)
         await harness.stop()
+    }
+
+    @Test("requests run on the server connection's event loop; a sender on an event loop gets a connection on it")
+    func eventLoops() async throws {
+        let handler = LoopRecordingHandler()
+        let harness = try await PeerHarness.start(handler: handler)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = [group.next(), group.next()]
+        let client = harness.client
+        // (the reply, whether the sending task resumed on its loop)
+        func send(from loop: any EventLoop) async -> (String, Bool) {
+            await Task(executorPreference: EventLoopTaskExecutor(eventLoop: loop)) {
+                let reply = await client.send(.ping, to: serverNode, timeout: .seconds(10))
+                return (describe(reply), loop.inEventLoop)
+            }.value
+        }
+        for loop in loops + loops {
+            let (reply, resumedOnLoop) = await send(from: loop)
+            #expect(reply == "done")
+            #expect(resumedOnLoop)
+        }
+        #expect(harness.server.connectionCount == 2, "one connection per sending loop")
+        #expect(describe(await client.send(.ping, to: serverNode, timeout: .seconds(10))) == "done")
+        #expect(harness.server.connectionCount == 3, "callers off any loop share one more")
+        #expect(handler.ranOnLoop == Array(repeating: true, count: 5))
+        await harness.stop()
+        try await group.shutdownGracefully()
     }
 
     @Test("200 concurrent requests, answered out of order, each get their own reply")

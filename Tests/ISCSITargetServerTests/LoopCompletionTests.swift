@@ -1,4 +1,5 @@
 import BlockStorage
+import EventLoopExecution
 import Foundation
 import Logging
 import NIOCore
