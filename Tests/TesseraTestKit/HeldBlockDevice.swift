@@ -11,24 +11,19 @@ public final class HeldBlockDevice: BlockDevice {
     public let backing: any BlockDevice
     public var geometry: BlockGeometry { backing.geometry }
     public var supportsUnmap: Bool { backing.supportsUnmap }
-    private let state = Mutex<(armed: Range<UInt64>?, parked: [CheckedContinuation<Void, Never>])>((nil, []))
+    private let armed = Mutex<Range<UInt64>?>(nil)
+    private let lot = ParkingLot()
 
     public init(_ backing: any BlockDevice) { self.backing = backing }
 
     /// The next write that overlaps `blocks` parks until ``release()``.
-    public func holdNextWrite(overlapping blocks: Range<UInt64>) { state.withLock { $0.armed = blocks } }
+    public func holdNextWrite(overlapping blocks: Range<UInt64>) { armed.withLock { $0 = blocks } }
 
     /// Writes parked now.
-    public var held: Int { state.withLock { $0.parked.count } }
+    public var held: Int { lot.count }
 
     /// Lets every parked write go on.
-    public func release() {
-        let parked = state.withLock { s in
-            defer { s.parked = [] }
-            return s.parked
-        }
-        for continuation in parked { continuation.resume() }
-    }
+    public func release() { lot.release() }
 
     public func read(lba: UInt64, blockCount: UInt32, into buffer: IOBuffer, offset: Int) async throws(BlockDeviceError)
     {
@@ -39,16 +34,12 @@ public final class HeldBlockDevice: BlockDevice {
         async throws(BlockDeviceError)
     {
         let blocks = lba..<lba + UInt64(blockCount)
-        let hold = state.withLock { s in
-            guard let armed = s.armed, armed.overlaps(blocks) else { return false }
-            s.armed = nil
+        let hold = armed.withLock { armed in
+            guard let range = armed, range.overlaps(blocks) else { return false }
+            armed = nil
             return true
         }
-        if hold {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                state.withLock { $0.parked.append(continuation) }
-            }
-        }
+        if hold { await lot.park() }
         try await backing.write(lba: lba, blockCount: blockCount, from: buffer, offset: offset, fua: fua)
     }
 

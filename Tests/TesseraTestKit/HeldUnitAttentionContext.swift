@@ -8,35 +8,26 @@ import Synchronization
 /// still on its way. Everything else goes straight to the wrapped context.
 public final class HeldUnitAttentionContext: LogicalUnitContext {
     public let wrapped: any LogicalUnitContext
-    private let state = Mutex<(armed: Bool, parked: [CheckedContinuation<Void, Never>])>((false, []))
+    private let armed = Mutex(false)
+    private let lot = ParkingLot()
 
     public init(_ wrapped: any LogicalUnitContext) { self.wrapped = wrapped }
 
     /// The next unit attention parks before it is queued.
-    public func holdNextUnitAttention() { state.withLock { $0.armed = true } }
+    public func holdNextUnitAttention() { armed.withLock { $0 = true } }
 
     /// Unit attentions parked now.
-    public var held: Int { state.withLock { $0.parked.count } }
+    public var held: Int { lot.count }
 
     /// Lets every parked unit attention be queued.
-    public func release() {
-        let parked = state.withLock { s in
-            defer { s.parked = [] }
-            return s.parked
-        }
-        for continuation in parked { continuation.resume() }
-    }
+    public func release() { lot.release() }
 
     public func establishUnitAttention(_ reason: SenseReason, scope: UnitAttentionScope) async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let park = state.withLock { s -> Bool in
-                guard s.armed else { return false }
-                s.armed = false
-                s.parked.append(c)
-                return true
-            }
-            if !park { c.resume() }
+        let hold = armed.withLock { armed in
+            defer { armed = false }
+            return armed
         }
+        if hold { await lot.park() }
         await wrapped.establishUnitAttention(reason, scope: scope)
     }
 
