@@ -178,3 +178,10 @@ let package = Package(
         ]),
     ]
 )
+
+// The test code and its kit compile unoptimised even in a release build: the
+// test command builds once, in release, so that every stage runs the daemons
+// as they are deployed; optimising the tests themselves buys only compile time.
+for target in package.targets where target.type == .test || target.name == "TesseraTestKit" {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-Onone"])]
+}

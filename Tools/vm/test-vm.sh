@@ -12,7 +12,7 @@
 # failover"), VM_TIMEOUT (per scenario, default 240), VM_TIMEOUT_CLUSTER
 # (default 600), VM_TIMEOUT_FAILOVER (default 1200). "failover" (tesserad
 # only: kill -9 of three nodes in turn under fio, resync, a persistent and an
-# SPC-2 reservation across the kills) takes about 9 minutes under TCG; one
+# SPC-2 reservation across the kills) takes about 4.5 minutes under TCG (release tesserad); one
 # scenario alone: SCENARIOS=failover TARGET=tesserad Tools/vm/test-vm.sh
 set -uo pipefail
 

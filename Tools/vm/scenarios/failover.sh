@@ -93,10 +93,10 @@ survivors_hold_dead() { local i; for i in $(others "$1"); do holds_dead "$i" "$1
 others() { local i; for i in 1 2 3; do [ "$i" != "$1" ] && echo "$i"; done; }
 primaries_here() { grep -o 'primaries-here[^0-9]*[0-9]*' "/tmp/target-node$1.log" | head -n1 | grep -o '[0-9]*$'; }
 lines() { wc -l < "$1"; }
-# active_paths <n>: multipathd holds exactly n paths active with a ready checker.
+# multipathd_active <n>: multipathd holds exactly n paths active with a ready checker.
 # Its own view: `multipath -ll` probes every path and can hang for tens of
 # seconds on a dead one.
-active_paths() { [ "$(multipathd show paths format '%t %T' 2>/dev/null | grep -c '^active *ready')" = "$1" ]; }
+multipathd_active() { [ "$(multipathd show paths format '%t %T' 2>/dev/null | grep -c '^active *ready')" = "$1" ]; }
 # sd_of <node>: the disk of our (default initiator) session to node i
 sd_of() {
 	local sd
@@ -246,7 +246,7 @@ fio_kill() {
 	mark_logs
 	kill_node "$v"
 	wait_failover "$v"
-	wait_until 60 active_paths 2
+	wait_until 60 multipathd_active 2
 	timeout 10 multipathd show topology 2>&1 | grep -E 'status=|[0-9]+:[0-9]+:[0-9]+:[0-9]+' | sed 's/^/  [multipath after the kill] /'
 	stop_load "$l"
 }
@@ -312,7 +312,7 @@ has() { local t="$1" pat; shift; for pat in "$@"; do echo "$t" | grep -q -- "$pa
 if [ "$FAILOVER_PARTS" != reservations ]; then
 fio_kill kill1 "$V1"
 restart_and_converge "$V1"
-wait_until 120 active_paths 3 ||
+wait_until 120 multipathd_active 3 ||
 	fail "the map did not get its third path back within 120 s"
 timeout 10 multipathd show topology 2>&1 | grep -E 'status=|[0-9]+:[0-9]+:[0-9]+:[0-9]+' | sed 's/^/  [multipath after the restart] /'
 for i in 1 2 3; do eval "SD_$i=\$(sd_of $i)"; done
