@@ -21,7 +21,7 @@ final class PeerServerConnectionHandler: ChannelDuplexHandler {
     /// How long a new connection may take to send its hello.
     private let helloTimeout: TimeAmount
     private var flushScheduled = false
-    /// Runs this connection's request tasks on its event loop.
+    /// Runs this connection's request tasks on its event loop (set once the handler is added).
     private var loopExecutor: EventLoopTaskExecutor?
 
     init(
@@ -36,6 +36,7 @@ final class PeerServerConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         EventLoopCompletionPoller.installIfNeeded(on: context.eventLoop)
+        loopExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
         logger[metadataKey: "peer-address"] = "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"
         if context.channel.isActive { armHelloTimer(context: context) }
     }
@@ -110,9 +111,7 @@ final class PeerServerConnectionHandler: ChannelDuplexHandler {
         let requestHandler = requestHandler
         let eventLoop = context.eventLoop
         let target = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
-        let executor = loopExecutor ?? EventLoopTaskExecutor(eventLoop: eventLoop)
-        loopExecutor = executor
-        Task(executorPreference: executor) {
+        Task(executorPreference: loopExecutor) {
             let reply = await requestHandler.handle(request, from: peer)
             let complete: @Sendable () -> Void = {
                 target.value.handler.requestCompleted(id: id, reply: reply, context: target.value.context)
