@@ -32,8 +32,11 @@ if ! swift build "${BUILD[@]}" --build-tests; then
 fi
 TESSERA_BIN_DIR="$(swift build "${BUILD[@]}" --show-bin-path)"
 export TESSERA_BIN_DIR
-swift test "${BUILD[@]}" --skip-build 2>&1 | tee .build/unit-tests.log | grep -E '✘|error:|Test run with|recorded an issue' | tail -40
+# Bounded: the suite takes under a minute, and a hung test must fail the stage,
+# not use up CI's time (the log then ends at the test that hung).
+timeout -k 10 600 swift test "${BUILD[@]}" --skip-build 2>&1 | tee .build/unit-tests.log | grep -E '✘|error:|Test run with|recorded an issue' | tail -40
 unit=${PIPESTATUS[0]}
+[ "$unit" -eq 124 ] && echo "unit tests: still running after 600 s; stopped (the last lines of .build/unit-tests.log name the test)"
 [ "$unit" -ne 0 ] && status=1
 n=$(grep -oE 'Test run with [0-9]+ tests' .build/unit-tests.log | tail -1 | grep -oE '[0-9]+')
 if [ "$unit" -eq 0 ] && [ -n "$n" ]; then passed=$((passed + n)); else failed=$((failed + 1)); fi
