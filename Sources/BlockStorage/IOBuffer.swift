@@ -10,10 +10,10 @@ import Darwin
 /// handed to a device, and read back without copies. Not synchronised: one
 /// owner at a time, as the command lifecycle guarantees.
 ///
-/// A buffer either owns its memory (allocated here, freed on deinit) or lives
-/// in memory another object owns (``init(adopting:count:owner:)``): a
-/// transport's send buffer, so the data a device reads into it goes out
-/// without a copy.
+/// A buffer either owns its memory (from ``IOBufferPool``, given back on
+/// deinit) or lives in memory another object owns
+/// (``init(adopting:count:owner:)``): a transport's send buffer, so the data
+/// a device reads into it goes out without a copy.
 public final class IOBuffer: @unchecked Sendable {
     /// The alignment every buffer gets; covers 512- and 4096-byte sector devices.
     public static let defaultAlignment = 4096
@@ -29,9 +29,15 @@ public final class IOBuffer: @unchecked Sendable {
     /// Allocates `count` bytes (zero-filled when `zeroed`).
     public init(count: Int, alignment: Int = IOBuffer.defaultAlignment, zeroed: Bool = false) {
         precondition(count >= 0, "negative buffer size")
-        var pointer: UnsafeMutableRawPointer?
-        let rc = posix_memalign(&pointer, alignment, max(count, 1))
-        guard rc == 0, let pointer else { preconditionFailure("posix_memalign(\(count)) failed: \(rc)") }
+        let pointer: UnsafeMutableRawPointer
+        if alignment <= Self.defaultAlignment {
+            pointer = IOBufferPool.shared.allocate(count: count)
+        } else {
+            var aligned: UnsafeMutableRawPointer?
+            let rc = posix_memalign(&aligned, alignment, max(count, 1))
+            guard rc == 0, let aligned else { preconditionFailure("posix_memalign(\(count)) failed: \(rc)") }
+            pointer = aligned
+        }
         self.baseAddress = pointer
         self.count = count
         self.owner = nil
@@ -54,7 +60,7 @@ public final class IOBuffer: @unchecked Sendable {
         self.owner = owner
     }
 
-    deinit { if owner == nil { free(baseAddress) } }
+    deinit { if owner == nil { IOBufferPool.shared.release(baseAddress) } }
 
     /// The whole buffer as a raw buffer pointer.
     public var bytes: UnsafeMutableRawBufferPointer {

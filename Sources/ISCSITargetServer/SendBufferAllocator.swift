@@ -1,5 +1,5 @@
 import BlockStorage
-import NIOCore
+@_spi(CustomByteBufferAllocator) import NIOCore
 
 /// Read buffers that are the connection's send buffers: each ``IOBuffer`` lives
 /// inside a `ByteBuffer`'s storage, aligned for O_DIRECT, so the bytes the device
@@ -9,6 +9,7 @@ struct SendBufferAllocator: IOBufferAllocator {
     let allocator: ByteBufferAllocator
 
     func buffer(count: Int) -> IOBuffer {
+        if count >= IOBufferPool.smallestPooled { return Self.pooledBuffer(count: count) }
         let alignment = IOBuffer.defaultAlignment
         // malloc gives no page alignment: take room for the pad in front.
         var storage = allocator.buffer(capacity: count + alignment - 1)
@@ -19,6 +20,32 @@ struct SendBufferAllocator: IOBufferAllocator {
         let owner = SendBufferStorage(storage)
         return IOBuffer(adopting: base + pad, count: count, owner: owner)
     }
+
+    /// A large buffer: memory from ``IOBufferPool``, aligned already, which the
+    /// `ByteBuffer` gives back to the pool when the last reference to it goes
+    /// (after the socket has written it).
+    private static func pooledBuffer(count: Int) -> IOBuffer {
+        let base = IOBufferPool.shared.allocate(count: count)
+        let storage = ByteBuffer(
+            takingOwnershipOf: UnsafeMutableRawBufferPointer(start: base, count: count),
+            allocator: pooledAllocator, readerIndex: 0, writerIndex: count)
+        return IOBuffer(adopting: base, count: count, owner: SendBufferStorage(storage))
+    }
+
+    /// NIO's hooks onto ``IOBufferPool``. Only `deallocate` runs for the buffers
+    /// above; the others serve a copy-on-write, which nothing here causes.
+    static let pooledAllocator = ByteBufferAllocator(
+        allocate: { IOBufferPool.shared.allocate(count: Int($0)) },
+        reallocate: { pointer, oldSize, newSize in
+            let moved = IOBufferPool.shared.allocate(count: Int(newSize))
+            if let pointer {
+                moved.copyMemory(from: pointer, byteCount: Int(min(oldSize, newSize)))
+                IOBufferPool.shared.release(pointer)
+            }
+            return moved
+        },
+        deallocate: { IOBufferPool.shared.release($0) },
+        copy: { $0.copyMemory(from: $1, byteCount: Int($2)) })
 
     /// The bytes `[0, length)` of `buffer` as a `ByteBuffer`: its own storage when
     /// one of these allocators made it, otherwise a copy.
