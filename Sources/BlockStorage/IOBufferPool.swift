@@ -5,20 +5,24 @@ import Darwin
 #endif
 import Synchronization
 
-/// Aligned memory for large I/O buffers, kept for reuse instead of being handed
+/// Aligned memory for I/O buffers, kept for reuse instead of being handed
 /// back to the allocator.
 ///
 /// Why: glibc serves an allocation of 128 KiB and more with a fresh `mmap`
 /// (or grows and trims an arena for it), so every 1 MiB command buffer cost
 /// 256 page faults and as many cleared pages, about a sixth of the event loop's
-/// time in a 1 MiB write profile. A buffer that comes back here is kept, up to
+/// time in a 1 MiB write profile. Smaller aligned buffers are cheaper but not
+/// cheap: a 4 KiB Data-In buffer (8 KiB with its alignment pad) is too large
+/// for malloc's per-thread cache, so it went through the bins with their
+/// consolidation, and malloc and free were a tenth of a 4 KiB QD32 read
+/// profile. A buffer that comes back here is kept, up to
 /// ``retainedBytesLimit`` in all, and the next request of its size class gets
 /// it with its pages already mapped.
 ///
-/// Size classes are the powers of two from ``smallestPooled`` to
-/// ``largestPooled``. Smaller requests go to `posix_memalign` as they are
-/// (malloc's bins already reuse that memory), larger ones too (rare: a
-/// transfer above the negotiated burst lengths).
+/// Size classes are the powers of two from ``smallestPooled`` (4 KiB, the
+/// alignment) to ``largestPooled``. Smaller requests go to `posix_memalign`
+/// as they are, larger ones too (rare: a transfer above the negotiated burst
+/// lengths).
 ///
 /// ``release(_:)`` takes any pointer ``allocate(count:)`` returned and finds
 /// its class from `malloc_usable_size`, so callers that know only the pointer
@@ -29,8 +33,8 @@ import Synchronization
 /// Memory from here is not cleared: as with malloc, a caller that needs zeros
 /// writes them.
 public final class IOBufferPool: Sendable {
-    /// The smallest size class: 64 KiB.
-    public static let smallestPooled = 64 << 10
+    /// The smallest size class: 4 KiB.
+    public static let smallestPooled = 4 << 10
     /// The largest size class: 16 MiB.
     public static let largestPooled = 16 << 20
     /// The process's pool: keeps up to 64 MiB, or `TESSERA_IO_BUFFER_POOL_MIB`

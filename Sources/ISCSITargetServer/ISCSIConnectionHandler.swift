@@ -523,7 +523,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             expectedDataTransferLength: command.expectedDataTransferLength, dataOut: dataOut,
             dataOutLength: command.dataOutLength)
         scsiCommand.announced = command.announced
-        if command.read { scsiCommand.dataInAllocator = SendBufferAllocator(allocator: context.channel.allocator) }
+        if command.read { scsiCommand.dataInAllocator = SendBufferAllocator() }
         let taskID = command.taskID
         let tag = command.initiatorTaskTag
         let readCost = Self.readCost(command)

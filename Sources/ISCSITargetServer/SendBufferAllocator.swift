@@ -6,29 +6,14 @@ import BlockStorage
 /// reads into it become the Data-In payload as they are (no copy between the
 /// device and the socket).
 struct SendBufferAllocator: IOBufferAllocator {
-    let allocator: ByteBufferAllocator
-
+    /// Memory from ``IOBufferPool``, aligned already, which the `ByteBuffer`
+    /// gives back to the pool when the last reference to it goes (after the
+    /// socket has written it).
     func buffer(count: Int) -> IOBuffer {
-        if count >= IOBufferPool.smallestPooled { return Self.pooledBuffer(count: count) }
-        let alignment = IOBuffer.defaultAlignment
-        // malloc gives no page alignment: take room for the pad in front.
-        var storage = allocator.buffer(capacity: count + alignment - 1)
-        let base = storage.withUnsafeMutableWritableBytes { $0.baseAddress! }
-        let pad = (alignment - Int(bitPattern: base) % alignment) % alignment
-        storage.moveWriterIndex(forwardBy: pad + count)
-        storage.moveReaderIndex(forwardBy: pad)
-        let owner = SendBufferStorage(storage)
-        return IOBuffer(adopting: base + pad, count: count, owner: owner)
-    }
-
-    /// A large buffer: memory from ``IOBufferPool``, aligned already, which the
-    /// `ByteBuffer` gives back to the pool when the last reference to it goes
-    /// (after the socket has written it).
-    private static func pooledBuffer(count: Int) -> IOBuffer {
         let base = IOBufferPool.shared.allocate(count: count)
         let storage = ByteBuffer(
             takingOwnershipOf: UnsafeMutableRawBufferPointer(start: base, count: count),
-            allocator: pooledAllocator, readerIndex: 0, writerIndex: count)
+            allocator: Self.pooledAllocator, readerIndex: 0, writerIndex: count)
         return IOBuffer(adopting: base, count: count, owner: SendBufferStorage(storage))
     }
 

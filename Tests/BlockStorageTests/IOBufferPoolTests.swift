@@ -28,10 +28,10 @@ import Glibc
             #expect(pointer.load(fromByteOffset: count - 1, as: UInt8.self) == 0xA5)
             pool.release(pointer)
         }
-        // Five of the requests are in [64 KiB, 16 MiB], the pooled sizes; the
-        // other five went to posix_memalign and do not count.
+        // Seven of the requests are in [4 KiB, 16 MiB], the pooled sizes; the
+        // other three went to posix_memalign and do not count.
         let counts = pool.counts
-        #expect(counts.allocated + counts.reused == 5)
+        #expect(counts.allocated + counts.reused == 7)
     }
 
     @Test func aSmallerClassIsNotServedFromALargerClassesBuffer() {
@@ -63,10 +63,16 @@ import Glibc
         let misaligned = Int(bitPattern: unaligned) % IOBuffer.defaultAlignment != 0
         pool.release(unaligned)
         if misaligned { #expect(pool.retainedBytes == 0) }
+        // Aligned, but below the smallest class: freed.
         var tiny: UnsafeMutableRawPointer?
-        #expect(posix_memalign(&tiny, 4096, 8192) == 0)
+        #expect(posix_memalign(&tiny, 4096, 2048) == 0)
         pool.release(tiny!)
         #expect(pool.retainedBytes == (misaligned ? 0 : 256 << 10))
+        // Aligned and large enough: kept, and served to its class.
+        var page: UnsafeMutableRawPointer?
+        #expect(posix_memalign(&page, 4096, 8192) == 0)
+        pool.release(page!)
+        #expect(pool.allocate(count: 8192) == page)
     }
 
     @Test func ioBuffersGiveTheirMemoryBackToTheSharedPool() {
