@@ -29,15 +29,9 @@ public final class IOBuffer: @unchecked Sendable {
     /// Allocates `count` bytes (zero-filled when `zeroed`).
     public init(count: Int, alignment: Int = IOBuffer.defaultAlignment, zeroed: Bool = false) {
         precondition(count >= 0, "negative buffer size")
-        let pointer: UnsafeMutableRawPointer
-        if alignment <= Self.defaultAlignment {
-            pointer = IOBufferPool.shared.allocate(count: count)
-        } else {
-            var aligned: UnsafeMutableRawPointer?
-            let rc = posix_memalign(&aligned, alignment, max(count, 1))
-            guard rc == 0, let aligned else { preconditionFailure("posix_memalign(\(count)) failed: \(rc)") }
-            pointer = aligned
-        }
+        let pointer =
+            alignment <= Self.defaultAlignment
+            ? IOBufferPool.shared.allocate(count: count) : IOBufferPool.alignedAllocation(count, alignment: alignment)
         self.baseAddress = pointer
         self.count = count
         self.owner = nil

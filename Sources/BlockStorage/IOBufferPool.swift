@@ -50,7 +50,6 @@ public final class IOBufferPool: Sendable {
 
     /// Bytes the pool keeps at most (free buffers only; buffers in use are not counted).
     public let retainedBytesLimit: Int
-    private let alignment = IOBuffer.defaultAlignment
     private let state: Mutex<State>
 
     private struct State: ~Copyable {
@@ -107,7 +106,7 @@ public final class IOBufferPool: Sendable {
     /// At least `count` bytes aligned to ``IOBuffer/defaultAlignment``, uninitialised;
     /// give them back with ``release(_:)`` (or `free`).
     public func allocate(count: Int) -> UnsafeMutableRawPointer {
-        guard let sizeClass = Self.sizeClass(serving: count) else { return Self.alignedAllocation(max(count, 1), alignment) }
+        guard let sizeClass = Self.sizeClass(serving: count) else { return Self.alignedAllocation(count) }
         let kept: UInt? = state.withLock { state in
             guard let address = state.free[sizeClass.index].popLast() else {
                 state.counts.allocated += 1
@@ -117,12 +116,12 @@ public final class IOBufferPool: Sendable {
             state.counts.reused += 1
             return address
         }
-        return kept.flatMap { UnsafeMutableRawPointer(bitPattern: $0) } ?? Self.alignedAllocation(sizeClass.size, alignment)
+        return kept.flatMap { UnsafeMutableRawPointer(bitPattern: $0) } ?? Self.alignedAllocation(sizeClass.size)
     }
 
     /// Takes back memory from ``allocate(count:)``: kept when its class has room, freed otherwise.
     public func release(_ pointer: UnsafeMutableRawPointer) {
-        guard Int(bitPattern: pointer) % alignment == 0,
+        guard Int(bitPattern: pointer) % IOBuffer.defaultAlignment == 0,
             let sizeClass = Self.sizeClass(covering: Self.usableSize(pointer))
         else { return free(pointer) }
         let address = UInt(bitPattern: pointer)
@@ -152,9 +151,10 @@ public final class IOBufferPool: Sendable {
         #endif
     }
 
-    private static func alignedAllocation(_ count: Int, _ alignment: Int) -> UnsafeMutableRawPointer {
+    /// `posix_memalign` of at least one byte, trapping when memory is exhausted.
+    static func alignedAllocation(_ count: Int, alignment: Int = IOBuffer.defaultAlignment) -> UnsafeMutableRawPointer {
         var pointer: UnsafeMutableRawPointer?
-        let rc = posix_memalign(&pointer, alignment, count)
+        let rc = posix_memalign(&pointer, alignment, max(count, 1))
         guard rc == 0, let pointer else { preconditionFailure("posix_memalign(\(count)) failed: \(rc)") }
         return pointer
     }
