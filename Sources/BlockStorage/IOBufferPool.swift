@@ -95,11 +95,13 @@ public final class IOBufferPool: Sendable {
         return ((size / smallestPooled).trailingZeroBitCount, size)
     }
 
-    /// The largest size class whose size `usable` bytes cover, nil below the smallest.
+    /// The size class whose size `usable` bytes cover with less than twice it
+    /// to spare, nil below the smallest and from twice the largest: a kept
+    /// block is then less than twice what ``retainedBytes`` counts for it.
     static func sizeClass(covering usable: Int) -> (index: Int, size: Int)? {
         guard usable >= smallestPooled else { return nil }
-        let floor = 1 << (Int.bitWidth - 1 - usable.leadingZeroBitCount)
-        let size = min(floor, largestPooled)
+        let size = 1 << (Int.bitWidth - 1 - usable.leadingZeroBitCount)
+        guard size <= largestPooled else { return nil }
         return ((size / smallestPooled).trailingZeroBitCount, size)
     }
 

@@ -56,6 +56,16 @@ import Glibc
         #expect(pool.counts.dropped == 1)
     }
 
+    @Test func aTransferAboveTheLargestClassIsFreedNotCountedAsOne() {
+        // 40 MiB would have been kept as a 16 MiB buffer: the limit would then
+        // count 16 MiB for 40 MiB held.
+        let pool = IOBufferPool(retainedBytesLimit: 64 << 20)
+        pool.release(pool.allocate(count: 40 << 20))
+        #expect(pool.retainedBytes == 0)
+        pool.release(pool.allocate(count: 16 << 20))
+        #expect(pool.retainedBytes == 16 << 20)
+    }
+
     @Test func memoryFromElsewhereIsOnlyKeptWhenItIsAlignedAndLargeEnough() {
         let pool = IOBufferPool(retainedBytesLimit: 8 << 20)
         // malloc's 16-byte alignment: never handed out for O_DIRECT.
