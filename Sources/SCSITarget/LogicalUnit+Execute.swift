@@ -54,7 +54,7 @@ extension LogicalUnit {
     /// holds. Returns false when the release could not be committed now.
     @discardableResult
     func releaseSPC2Reservation(heldBy nexus: ITNexus) async -> Bool {
-        guard await context.shared().spc2Holder?.names(nexus) == true else { return true }
+        guard context.shared().spc2Holder?.names(nexus) == true else { return true }
         do {
             try await changeContext { state in
                 if state.spc2Holder?.names(nexus) == true { state.spc2Holder = nil }
@@ -106,7 +106,7 @@ extension LogicalUnit {
             let sense =
                 sanitizeInProgress
                 ? SenseData(.sanitizeInProgress)
-                : SenseData(await context.unitAttention(for: command.nexus, consume: true) ?? .noSense)
+                : SenseData(context.unitAttention(for: command.nexus, consume: true) ?? .noSense)
             return .data(descriptorFormat ? sense.descriptorBytes : sense.bytes, allocationLength: Int(allocationLength))
         case .readCapacity10:
             return .data(
@@ -131,7 +131,7 @@ extension LogicalUnit {
             // SBC-3 §5.6: the blocks "fit in the cache" (there is nothing to load) → CONDITION MET.
             return SCSIResponse(status: .conditionMet)
         case .modeSense(let m):
-            let pages = await context.modePages()
+            let pages = context.modePages()
             let data = try ModeParameters.sense(
                 m, current: pages, blockCount: geometry.blockCount, blockSize: geometry.blockSize,
                 writeProtected: configuration.writeProtected || pages.softwareWriteProtect)
@@ -156,7 +156,7 @@ extension LogicalUnit {
         case .compareAndWrite(let t):
             return try await compareAndWrite(t, command)
         case .persistentReserveIn(let action, let allocationLength):
-            let state = await context.shared().persistent
+            let state = context.shared().persistent
             return .data(state.reportIn(action), allocationLength: Int(allocationLength))
         case .persistentReserveOut(let out):
             return try await persistentReserveOut(out, command)
@@ -200,11 +200,11 @@ extension LogicalUnit {
 
     /// SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED
     /// (configured read-only) or SOFTWARE WRITE PROTECTED (control mode page SWP).
-    /// Returns the mode pages it read, so a caller needs no second context round trip.
+    /// Returns the mode pages it read, so a caller reads them once.
     @discardableResult
-    func checkWritable() async throws(SenseData) -> ModePageValues {
+    func checkWritable() throws(SenseData) -> ModePageValues {
         if configuration.writeProtected { throw SenseData(.writeProtected) }
-        let pages = await context.modePages()
+        let pages = context.modePages()
         if pages.softwareWriteProtect { throw SenseData(.softwareWriteProtected) }
         return pages
     }
@@ -250,7 +250,7 @@ extension LogicalUnit {
 
     func write(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
         // SBC-3 §4.11: a write-protected medium → DATA PROTECT, WRITE PROTECTED.
-        let pages = try await checkWritable()
+        let pages = try checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         try checkTransferLength(t.transferLength)
@@ -308,7 +308,7 @@ extension LogicalUnit {
     }
 
     func writeAndVerify(_ v: Verify, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        try await checkWritable()
+        try checkWritable()
         try checkRange(v.lba, UInt64(v.verificationLength))
         guard v.verificationLength > 0 else { return .good }
         try checkTransferLength(v.verificationLength)
@@ -334,7 +334,7 @@ extension LogicalUnit {
     }
 
     func writeSame(_ w: WriteSame, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        try await checkWritable()
+        try checkWritable()
         if w.anchor { throw SenseData.invalidField(byte: 1, bit: 4) }
         if w.unmap && !thin { throw SenseData.invalidField(byte: 1, bit: 3) }
         // SBC-3 §5.42: NUMBER OF LOGICAL BLOCKS 0 (WSNZ = 0) means "to the last LBA".
@@ -385,7 +385,7 @@ extension LogicalUnit {
     }
 
     func unmap(parameterListLength: Int, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        try await checkWritable()
+        try checkWritable()
         guard thin else { throw SenseData(.invalidCommandOperationCode) }
         // SBC-3 §5.28: PARAMETER LIST LENGTH 0 is not an error.
         guard parameterListLength > 0 else { return .good }
@@ -410,7 +410,7 @@ extension LogicalUnit {
     /// the medium and writes the second half; ``execute(_:_:)`` holds the medium
     /// exclusively, so it is atomic with respect to every command on the unit.
     func compareAndWrite(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        try await checkWritable()
+        try checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         if t.transferLength == 0 {
             // SBC-3 §5.2: zero blocks is not an error, but Data-Out sent with it does not fit the

@@ -7,7 +7,7 @@ import SCSIWire
 extension LogicalUnit {
     /// ORWRITE (16) (SBC-3 §5.4): medium = medium OR Data-Out.
     func orWrite(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        try await checkWritable()
+        try checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         try checkTransferLength(t.transferLength)
@@ -29,7 +29,7 @@ extension LogicalUnit {
 
     /// WRITE ATOMIC (16) (SBC-4 §5.48): all or nothing, and no other command sees part of it.
     func writeAtomic(_ t: BlockTransfer, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        try await checkWritable()
+        try checkWritable()
         try checkRange(t.lba, UInt64(t.transferLength))
         guard t.transferLength > 0 else { return .good }
         // SBC-4 §5.48: above MAXIMUM ATOMIC TRANSFER LENGTH → INVALID FIELD IN CDB.
@@ -54,7 +54,7 @@ extension LogicalUnit {
     /// Returns once the sanitize has started; the target device waits for it
     /// unless IMMED is set.
     func sanitize(_ s: Sanitize, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
-        try await checkWritable()
+        try checkWritable()
         let blockSize = Int(geometry.blockSize)
         switch s.serviceAction {
         case .exitFailureMode:

@@ -20,6 +20,8 @@ public enum CommandAdmission: Sendable, Hashable {
     case unitAttention(SenseReason)
     /// Another nexus holds a reservation the command conflicts with.
     case reservationConflict
+    /// No shared state is loaded (nothing was consumed): ``LogicalUnitContext/ready()`` loads it.
+    case notLoaded
 }
 
 /// The SCSI state of a logical unit as the SCSI layer uses it: unit
@@ -27,6 +29,11 @@ public enum CommandAdmission: Sendable, Hashable {
 /// (persistent and SPC-2 reservations, mode pages), read from a cache and
 /// changed only through ``change(_:)``, which commits a change everywhere
 /// before it returns (ARCHITECTURE.md "Shared context" rules 1 and 3).
+///
+/// What every command asks (``admit(_:conflictClass:reportUnitAttention:requireLoaded:)``,
+/// ``modePages()``) is answered synchronously from memory: a command costs no
+/// suspension or executor hop for its context. Loading and changing the
+/// state are async.
 public protocol LogicalUnitContext: AnyObject, Sendable {
     /// Loads the shared state if it is not loaded yet; false when it cannot
     /// be read now (the node must not serve with an empty context in place of the LU's).
@@ -39,18 +46,21 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     func nexusLost(_ nexus: ITNexus) async
     /// The oldest pending unit attention for `nexus`, removed when `consume`.
     /// Registers a nexus seen for the first time (as ``nexusEstablished(_:)``).
-    func unitAttention(for nexus: ITNexus, consume: Bool) async -> SenseReason?
+    func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason?
     /// Queues `reason` for this node's nexuses in `scope`.
     func establishUnitAttention(_ reason: SenseReason, scope: UnitAttentionScope) async
-    /// Admits a command from `nexus`: reports (and consumes) the oldest unit
-    /// attention when `reportUnitAttention` (SAM-5 §5.14), then checks
-    /// reservations for `conflictClass` (SPC-2 §5.5.1, SPC-4 §5.13.1).
-    func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async
-        -> CommandAdmission
+    /// Admits a command from `nexus` in one step: reports (and consumes) the
+    /// oldest unit attention when `reportUnitAttention` (SAM-5 §5.14), then
+    /// checks reservations for `conflictClass` (SPC-2 §5.5.1, SPC-4 §5.13.1).
+    /// With `requireLoaded` and no shared state loaded, returns ``CommandAdmission/notLoaded``
+    /// and consumes nothing; without it, decides on the default (empty) state.
+    func admit(
+        _ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool, requireLoaded: Bool
+    ) -> CommandAdmission
     /// The shared state as this node serves it.
-    func shared() async -> SharedLUNState
+    func shared() -> SharedLUNState
     /// Current mode page values.
-    func modePages() async -> ModePageValues
+    func modePages() -> ModePageValues
     /// Decides a change on the current shared state and commits it: when it
     /// returns, the change is durable and every node serves it (its unit
     /// attentions queued, the tasks it aborts ended). A conflicting change
@@ -68,7 +78,7 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     /// false when the store could not be read.
     func catchUp(to version: UInt64) async -> Bool
     /// The version this node serves.
-    func version() async -> UInt64
+    func version() -> UInt64
 }
 
 /// Marks the tasks a ``ContextEffect`` aborts; with `wait`, returns once they
@@ -162,8 +172,17 @@ extension ContextEffect {
 ///
 /// A single node uses an ``InMemoryContextStore`` and no peers.
 public actor SharedLogicalUnitContext: LogicalUnitContext {
-    private var queues = UnitAttentionQueues()
-    private var cache: VersionedLUNState?
+    /// What commands read: this node's unit attention queues and the cached
+    /// shared state. A `Mutex`, not actor state, so that admission is
+    /// synchronous; the actor still serialises loading, changes and pushes.
+    /// A new version and its unit attentions are published in one critical
+    /// section, so no command sees the one without the other.
+    private struct Served {
+        var queues = UnitAttentionQueues()
+        var cache: VersionedLUNState?
+    }
+    private nonisolated let served = Mutex(Served())
+    private nonisolated var cache: VersionedLUNState? { served.withLock { $0.cache } }
     private let store: any SharedContextStore
     private let peers: (any SharedContextPeers)?
     private let mayChange: @Sendable () -> Bool
@@ -201,36 +220,41 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
     public func ready() async -> Bool {
         if cache != nil { return true }
         guard let loaded = try? await store.load() else { return false }
-        if cache == nil { cache = loaded }
+        served.withLock { if $0.cache == nil { $0.cache = loaded } }
         return true
     }
 
-    public func version() -> UInt64 { cache?.version ?? 0 }
+    public nonisolated func version() -> UInt64 { cache?.version ?? 0 }
 
-    public func shared() -> SharedLUNState { cache?.state ?? SharedLUNState() }
+    public nonisolated func shared() -> SharedLUNState { cache?.state ?? SharedLUNState() }
 
-    public func modePages() -> ModePageValues { cache?.state.modePages ?? .defaults }
+    public nonisolated func modePages() -> ModePageValues { cache?.state.modePages ?? .defaults }
 
-    public func nexusEstablished(_ nexus: ITNexus) { queues.established(nexus) }
+    public func nexusEstablished(_ nexus: ITNexus) { served.withLock { $0.queues.established(nexus) } }
 
-    public func nexusLost(_ nexus: ITNexus) { queues.lost(nexus) }
+    public func nexusLost(_ nexus: ITNexus) { served.withLock { $0.queues.lost(nexus) } }
 
-    public func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason? {
-        queues.next(for: nexus, consume: consume)
+    public nonisolated func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason? {
+        served.withLock { $0.queues.next(for: nexus, consume: consume) }
     }
 
     public func establishUnitAttention(_ reason: SenseReason, scope: UnitAttentionScope) {
-        queues.establish(reason, scope: scope)
+        served.withLock { $0.queues.establish(reason, scope: scope) }
     }
 
-    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool)
-        -> CommandAdmission
-    {
-        if reportUnitAttention, let ua = queues.next(for: nexus, consume: true) { return .unitAttention(ua) }
-        let state = shared()
-        if let holder = state.spc2Holder, !holder.names(nexus), conflictClass != .allowed { return .reservationConflict }
-        if state.persistent.conflicts(nexus, conflictClass) { return .reservationConflict }
-        return .proceed
+    public nonisolated func admit(
+        _ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool, requireLoaded: Bool
+    ) -> CommandAdmission {
+        served.withLock { s in
+            if requireLoaded && s.cache == nil { return .notLoaded }
+            if reportUnitAttention, let ua = s.queues.next(for: nexus, consume: true) { return .unitAttention(ua) }
+            let state = s.cache?.state ?? SharedLUNState()
+            if let holder = state.spc2Holder, !holder.names(nexus), conflictClass != .allowed {
+                return .reservationConflict
+            }
+            if state.persistent.conflicts(nexus, conflictClass) { return .reservationConflict }
+            return .proceed
+        }
     }
 
     public func change<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect]))
@@ -252,7 +276,7 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
             } catch {
                 // Unknown outcome that the request id could not settle (no store now): the
                 // cache is re-read before the next change, and the command is retryable.
-                cache = nil
+                served.withLock { $0.cache = nil }
                 throw SenseData(.asymmetricAccessStateTransition)
             }
             switch outcome {
@@ -269,8 +293,10 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
 
     public func receive(_ change: ContextChange) async {
         // Not loaded yet: the pushed state is the newest there is.
-        if cache == nil, change.version > 0 {
-            cache = VersionedLUNState(version: change.version - 1, state: change.state)
+        served.withLock { s in
+            if s.cache == nil, change.version > 0 {
+                s.cache = VersionedLUNState(version: change.version - 1, state: change.state)
+            }
         }
         if let cache, change.version == cache.version + 1 {
             await advance(with: change, waitForAborts: true)
@@ -286,23 +312,28 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
         guard let cached = cache else { return await ready() }
         if cached.version >= version { return true }
         guard let (current, recorded) = try? await store.changes(after: cached.version) else { return false }
-        // Another catch-up or a push may have moved the cache while the store was read.
-        let from = cache?.version ?? cached.version
-        for entry in recorded where entry.version > from {
-            for effect in entry.effects {
-                queues.apply(effect)
-                if effect.abortsTasks { await aborter?(effect, false) }
-            }
+        // Another catch-up or a push may have moved the cache while the store was read:
+        // the entries newer than what is served now, and the newer state, are published together.
+        let missed = served.withLock { s -> [ContextEffect] in
+            let from = s.cache?.version ?? cached.version
+            let missed = recorded.filter { $0.version > from }.flatMap(\.effects)
+            for effect in missed { s.queues.apply(effect) }
+            if current.version > (s.cache?.version ?? 0) { s.cache = current }
+            return missed
         }
-        if current.version > (cache?.version ?? 0) { cache = current }
+        for effect in missed where effect.abortsTasks { await aborter?(effect, false) }
         return true
     }
 
-    /// Applies the next version: state, unit attentions, aborts.
+    /// Applies the next version: state and unit attentions together, then aborts.
     private func advance(with change: ContextChange, waitForAborts: Bool) async {
-        guard let cached = cache, change.version == cached.version + 1 else { return }
-        cache = VersionedLUNState(version: change.version, state: change.state)
-        for effect in change.effects { queues.apply(effect) }
+        let applied = served.withLock { s -> Bool in
+            guard let cached = s.cache, change.version == cached.version + 1 else { return false }
+            s.cache = VersionedLUNState(version: change.version, state: change.state)
+            for effect in change.effects { s.queues.apply(effect) }
+            return true
+        }
+        guard applied else { return }
         for effect in change.effects where effect.abortsTasks { await aborter?(effect, waitForAborts) }
     }
 

@@ -90,10 +90,10 @@ extension SCSITargetDevice {
         else {
             throw SenseData(.copyAborted)
         }
-        try await destination.checkWritable()
+        try destination.checkWritable()
         // SPC-4 §5.13.1: the copy manager accesses the units for the initiator; reservations apply.
-        let sourceState = await source.context.shared().persistent
-        let destinationState = await destination.context.shared().persistent
+        let sourceState = source.context.shared().persistent
+        let destinationState = destination.context.shared().persistent
         if sourceState.conflicts(nexus, .readAccess) || destinationState.conflicts(nexus, .writeAccess) {
             throw SenseData(.copyAborted)
         }

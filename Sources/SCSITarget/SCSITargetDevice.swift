@@ -123,7 +123,7 @@ public final class SCSITargetDevice: Sendable {
         }
         var response = await TaskSet.$current.withValue(key) { await run(command, unit: unit) }
         // SPC-4 §7.5.8: with D_SENSE set, CHECK CONDITION carries descriptor-format sense.
-        if response.status == .checkCondition, let unit, await unit.context.modePages().descriptorSense {
+        if response.status == .checkCondition, let unit, unit.context.modePages().descriptorSense {
             response.sense = SenseData.descriptorFormat(fromFixed: response.sense)
         }
         if tasks.end(key) {
@@ -141,7 +141,7 @@ public final class SCSITargetDevice: Sendable {
         } catch {
             guard let unit else { return Self.checkCondition(.logicalUnitNotSupported) }
             // SAM-5 §5.14: a pending unit attention is reported ahead of the CDB error.
-            if let ua = await unit.context.unitAttention(for: command.nexus, consume: true) {
+            if let ua = unit.context.unitAttention(for: command.nexus, consume: true) {
                 return Self.checkCondition(ua)
             }
             return SCSIResponse(status: .checkCondition, sense: error.bytes)
@@ -154,25 +154,32 @@ public final class SCSITargetDevice: Sendable {
         case .inquiry, .reportLUNs, .requestSense: reportsUnitAttention = false
         default: reportsUnitAttention = true
         }
-        // Until the LU's shared context is loaded, the unit is transitioning: only the
-        // identification commands are served (path checkers keep seeing the LUN); the
-        // rest get a retryable NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.5).
-        if !(await unit.context.ready()),
-            let refusal = AsymmetricAccessState.transitioning.refusal(for: parsed.0.accessClass)
-        {
-            return Self.checkCondition(refusal)
-        }
         // SPC-4 §5.16.2.4-5: the state of the port group the command came through decides
         // whether it is served, after a pending unit attention (SAM-5 §5.14). The state is
         // read before the attention queue: a source queues 06/2A/06 before it shows a new
         // state, so a command that sees the new state also meets the attention first.
         let access = accessState(of: command.nexus)
-        switch await unit.context.admit(
-            command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention)
-        {
+        let context = unit.context
+        let conflictClass = parsed.0.conflictClass
+        var admission = context.admit(
+            command.nexus, conflictClass: conflictClass, reportUnitAttention: reportsUnitAttention, requireLoaded: true)
+        if admission == .notLoaded {
+            // Until the LU's shared context is loaded, the unit is transitioning: only the
+            // identification commands are served (path checkers keep seeing the LUN); the
+            // rest get a retryable NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.5).
+            let loaded = await context.ready()
+            if !loaded, let refusal = AsymmetricAccessState.transitioning.refusal(for: parsed.0.accessClass) {
+                return Self.checkCondition(refusal)
+            }
+            admission = context.admit(
+                command.nexus, conflictClass: conflictClass, reportUnitAttention: reportsUnitAttention,
+                requireLoaded: false)
+        }
+        switch admission {
         case .proceed: break
         case .unitAttention(let ua): return Self.checkCondition(ua)
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)
+        case .notLoaded: return Self.checkCondition(.asymmetricAccessStateTransition)
         }
         if let refusal = access.refusal(for: parsed.0.accessClass) { return Self.checkCondition(refusal) }
         if access == .unavailable, let answer = await unavailableAnswer(operation, command, unit: unit) {

@@ -305,4 +305,21 @@ extension CDB {
         #expect(rtpg.hasSense(.powerOnResetOrBusDeviceResetOccurred))
         #expect(await t.run(CDB.rtpg()).status == .good)
     }
+
+    /// A command refused while the context cannot be loaded consumes no unit
+    /// attention: once the store answers, the pending 29/00 comes first (SAM-5 §5.14).
+    @Test func refusalWhileUnloadedKeepsTheUnitAttention() async {
+        let store = RecordingContextStore(restoresAcrossNodeRestart: true)
+        store.unreadable.withLock { $0 = true }
+        let t = SCSITargetDevice(logicalUnits: [
+            0: LogicalUnit(
+                configuration: Fixture.configuration(), device: MemoryBlockDevice(geometry: ContextStoreTests.geometry),
+                reservationStore: store)
+        ])
+        #expect(await t.run(CDB.testUnitReady).hasSense(.asymmetricAccessStateTransition))
+        #expect(await t.run(CDB.testUnitReady).hasSense(.asymmetricAccessStateTransition))
+        store.unreadable.withLock { $0 = false }
+        #expect(await t.run(CDB.testUnitReady).hasSense(.powerOnResetOrBusDeviceResetOccurred))
+        #expect(await t.run(CDB.testUnitReady).status == .good)
+    }
 }

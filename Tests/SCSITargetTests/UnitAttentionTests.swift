@@ -58,14 +58,14 @@ import Testing
     @Test func queueOrderAndResetPrecedence() async {
         let c = SharedLogicalUnitContext()
         let n = Fixture.nexusA
-        #expect(await c.unitAttention(for: n, consume: false) == .powerOnResetOrBusDeviceResetOccurred)
-        #expect(await c.unitAttention(for: n, consume: true) == .powerOnResetOrBusDeviceResetOccurred)
+        #expect(c.unitAttention(for: n, consume: false) == .powerOnResetOrBusDeviceResetOccurred)
+        #expect(c.unitAttention(for: n, consume: true) == .powerOnResetOrBusDeviceResetOccurred)
         await c.establishUnitAttention(.modeParametersChanged, scope: .allNexuses)
         await c.establishUnitAttention(.capacityDataHasChanged, scope: .allNexuses)
         await c.establishUnitAttention(.modeParametersChanged, scope: .allNexuses)
-        #expect(await c.unitAttention(for: n, consume: true) == .modeParametersChanged)
+        #expect(c.unitAttention(for: n, consume: true) == .modeParametersChanged)
         await c.establishUnitAttention(.busDeviceResetFunctionOccurred, scope: .only(n))
-        #expect(await c.unitAttention(for: n, consume: true) == .busDeviceResetFunctionOccurred)
-        #expect(await c.unitAttention(for: n, consume: true) == nil)
+        #expect(c.unitAttention(for: n, consume: true) == .busDeviceResetFunctionOccurred)
+        #expect(c.unitAttention(for: n, consume: true) == nil)
     }
 }

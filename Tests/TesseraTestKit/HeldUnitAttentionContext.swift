@@ -34,16 +34,17 @@ public final class HeldUnitAttentionContext: LogicalUnitContext {
     public func ready() async -> Bool { await wrapped.ready() }
     public func nexusEstablished(_ nexus: ITNexus) async { await wrapped.nexusEstablished(nexus) }
     public func nexusLost(_ nexus: ITNexus) async { await wrapped.nexusLost(nexus) }
-    public func unitAttention(for nexus: ITNexus, consume: Bool) async -> SenseReason? {
-        await wrapped.unitAttention(for: nexus, consume: consume)
+    public func unitAttention(for nexus: ITNexus, consume: Bool) -> SenseReason? {
+        wrapped.unitAttention(for: nexus, consume: consume)
     }
-    public func admit(_ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool) async
-        -> CommandAdmission
-    {
-        await wrapped.admit(nexus, conflictClass: conflictClass, reportUnitAttention: reportUnitAttention)
+    public func admit(
+        _ nexus: ITNexus, conflictClass: ReservationConflictClass, reportUnitAttention: Bool, requireLoaded: Bool
+    ) -> CommandAdmission {
+        wrapped.admit(
+            nexus, conflictClass: conflictClass, reportUnitAttention: reportUnitAttention, requireLoaded: requireLoaded)
     }
-    public func shared() async -> SharedLUNState { await wrapped.shared() }
-    public func modePages() async -> ModePageValues { await wrapped.modePages() }
+    public func shared() -> SharedLUNState { wrapped.shared() }
+    public func modePages() -> ModePageValues { wrapped.modePages() }
     public func change<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect]))
         async throws -> R
     {
@@ -52,5 +53,5 @@ public final class HeldUnitAttentionContext: LogicalUnitContext {
     public func setTaskAborter(_ aborter: @escaping TaskAborter) { wrapped.setTaskAborter(aborter) }
     public func receive(_ change: ContextChange) async { await wrapped.receive(change) }
     public func catchUp(to version: UInt64) async -> Bool { await wrapped.catchUp(to: version) }
-    public func version() async -> UInt64 { await wrapped.version() }
+    public func version() -> UInt64 { wrapped.version() }
 }
