@@ -70,6 +70,14 @@ public struct SubUnitLayout: Hashable, Sendable {
         }
     }
 
+    /// `[lba, lba + count)` as one piece when it lies within one sub-unit
+    /// (most commands), without building an array; nil otherwise.
+    public func piece(lba: UInt64, blockCount count: UInt64) -> Piece? {
+        let index = lba / subUnitBlocks
+        guard count > 0, (lba + (count - 1)) / subUnitBlocks == index else { return nil }
+        return Piece(index: UInt32(index), lba: lba - index * subUnitBlocks, blockCount: count, commandOffset: 0)
+    }
+
     /// Splits `[lba, lba + count)` at sub-unit boundaries, in LBA order. The
     /// caller has checked the range against the capacity.
     public func pieces(lba: UInt64, blockCount count: UInt64) -> [Piece] {

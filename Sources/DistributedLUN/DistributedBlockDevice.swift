@@ -179,11 +179,11 @@ public final class DistributedBlockDevice: BlockDevice {
         _ lba: UInt64, _ count: UInt64,
         _ body: @escaping @Sendable (SubUnitLayout.Piece, PeerIO, NodeID) async -> PeerReply
     ) async throws(BlockDeviceError) {
-        let pieces = replicas.layout.pieces(lba: lba, blockCount: count)
-        if pieces.count == 1 {
-            try await run(pieces[0]) { io, primary in await body(pieces[0], io, primary) }
+        if let piece = replicas.layout.piece(lba: lba, blockCount: count) {
+            try await run(piece) { io, primary in await body(piece, io, primary) }
             return
         }
+        let pieces = replicas.layout.pieces(lba: lba, blockCount: count)
         let failure = await withTaskGroup(of: BlockDeviceError?.self) { group in
             for piece in pieces {
                 group.addTask {

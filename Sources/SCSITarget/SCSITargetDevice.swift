@@ -121,7 +121,13 @@ public final class SCSITargetDevice: Sendable {
             // SAM-5 §7.2 with TAS = 0: aborted while its data was on the way; it never runs.
             return SCSIResponse(status: .taskAborted, aborted: true)
         }
-        var response = await TaskSet.$current.withValue(key) { await run(command, unit: unit) }
+        let parsed = Result { () throws(SenseData) in try CommandDescriptor.parse(command.cdb) }
+        var response: SCSIResponse
+        if case .success(let p) = parsed, !p.1.mayChangeContext {
+            response = await run(command, parsed, unit: unit)
+        } else {
+            response = await TaskSet.$current.withValue(key) { await run(command, parsed, unit: unit) }
+        }
         // SPC-4 §7.5.8: with D_SENSE set, CHECK CONDITION carries descriptor-format sense.
         if response.status == .checkCondition, let unit, unit.context.modePages().descriptorSense {
             response.sense = SenseData.descriptorFormat(fromFixed: response.sense)
@@ -134,11 +140,13 @@ public final class SCSITargetDevice: Sendable {
         return response
     }
 
-    private func run(_ command: SCSICommand, unit: LogicalUnit?) async -> SCSIResponse {
+    private func run(
+        _ command: SCSICommand, _ parsedCDB: Result<(CommandDescriptor, CDBCommand), SenseData>, unit: LogicalUnit?
+    ) async -> SCSIResponse {
         let parsed: (CommandDescriptor, CDBCommand)
-        do {
-            parsed = try CommandDescriptor.parse(command.cdb)
-        } catch {
+        switch parsedCDB {
+        case .success(let p): parsed = p
+        case .failure(let error):
             guard let unit else { return Self.checkCondition(.logicalUnitNotSupported) }
             // SAM-5 §5.14: a pending unit attention is reported ahead of the CDB error.
             if let ua = unit.context.unitAttention(for: command.nexus, consume: true) {
@@ -357,6 +365,18 @@ public final class SCSITargetDevice: Sendable {
         for unit in logicalUnits.values {
             await unit.context.nexusLost(nexus)
             await unit.releaseSPC2Reservation(heldBy: nexus)
+        }
+    }
+}
+
+extension CDBCommand {
+    /// Whether running the command may change the shared context, whose
+    /// aborts must then spare it (``TaskSet/current``). READ and WRITE, most
+    /// of the traffic, never do, so they skip that task-local binding.
+    fileprivate var mayChangeContext: Bool {
+        switch self {
+        case .read, .write: false
+        default: true
         }
     }
 }
