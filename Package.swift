@@ -185,3 +185,15 @@ let package = Package(
 for target in package.targets where target.type == .test || target.name == "TesseraTestKit" {
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-Onone"])]
 }
+
+// The data path's modules run their nonisolated async functions on the
+// caller's executor (SE-0461, nonisolated(nonsending)) instead of hopping to
+// the generic executor at every entry: a command's task runs on its
+// connection's event loop, and each such hop was a swift_task_switch that
+// locks the task's executor-preference record.
+let callerExecutorModules: Set<String> = [
+    "BlockStorage", "SCSITarget", "DistributedLUN", "ISCSITargetServer", "AIOBlockStorage", "EventLoopExecution",
+]
+for target in package.targets where callerExecutorModules.contains(target.name) {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+}
