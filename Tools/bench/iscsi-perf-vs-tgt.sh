@@ -163,11 +163,17 @@ loopback_stream() {
   local port=$((PORT_T + 2000)) server
   iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
   server=$!
-  for _ in $(seq 50); do iperf3 -c 127.0.0.1 -p "$port" -t "$(( SECS < 3 ? SECS : 3 ))" -l 1M -J 2>/dev/null \
+  # Retried while the server starts; each attempt bounded, so a client that
+  # hangs cannot stall the run. The one-off server is stopped either way
+  # (once a run had every attempt fail and the script waited on it for good).
+  for _ in $(seq 50); do timeout 20 iperf3 -c 127.0.0.1 -p "$port" -t "$(( SECS < 3 ? SECS : 3 ))" -l 1M -J 2>/dev/null \
       > "$WORK/iperf3.json" && break; sleep 0.1; done
+  kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
-  python3 -c 'import json, sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 8 / (1 << 20)))' \
-    "$WORK/iperf3.json"
+  python3 -c '
+import json, sys
+try: print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 8 / (1 << 20)))
+except (OSError, ValueError, KeyError): print(0)' "$WORK/iperf3.json"
 }
 
 LOOP_MBS=$(loopback_stream)
