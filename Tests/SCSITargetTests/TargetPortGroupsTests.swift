@@ -290,9 +290,8 @@ extension CDB {
         #expect(await t.run(CDB.testUnitReady, nexus: Fixture.nexusB).status == .good)
     }
 
-    /// While the unit's saved context cannot be loaded it is transitioning:
-    /// RTPG is still served (SPC-4 §5.16.2.5 b C), TEST UNIT READY is not.
-    @Test func unloadedContextStillAnswersRTPG() async {
+    /// One LU whose saved context cannot be read until the test clears `unreadable`.
+    static func targetWithUnreadableContext() -> (SCSITargetDevice, RecordingContextStore) {
         let store = RecordingContextStore(restoresAcrossNodeRestart: true)
         store.unreadable.withLock { $0 = true }
         let t = SCSITargetDevice(logicalUnits: [
@@ -300,6 +299,13 @@ extension CDB {
                 configuration: Fixture.configuration(), device: MemoryBlockDevice(geometry: ContextStoreTests.geometry),
                 reservationStore: store)
         ])
+        return (t, store)
+    }
+
+    /// While the unit's saved context cannot be loaded it is transitioning:
+    /// RTPG is still served (SPC-4 §5.16.2.5 b C), TEST UNIT READY is not.
+    @Test func unloadedContextStillAnswersRTPG() async {
+        let (t, _) = Self.targetWithUnreadableContext()
         #expect(await t.run(CDB.testUnitReady).hasSense(.asymmetricAccessStateTransition))
         let rtpg = await t.run(CDB.rtpg())
         #expect(rtpg.hasSense(.powerOnResetOrBusDeviceResetOccurred))
@@ -309,13 +315,7 @@ extension CDB {
     /// A command refused while the context cannot be loaded consumes no unit
     /// attention: once the store answers, the pending 29/00 comes first (SAM-5 §5.14).
     @Test func refusalWhileUnloadedKeepsTheUnitAttention() async {
-        let store = RecordingContextStore(restoresAcrossNodeRestart: true)
-        store.unreadable.withLock { $0 = true }
-        let t = SCSITargetDevice(logicalUnits: [
-            0: LogicalUnit(
-                configuration: Fixture.configuration(), device: MemoryBlockDevice(geometry: ContextStoreTests.geometry),
-                reservationStore: store)
-        ])
+        let (t, store) = Self.targetWithUnreadableContext()
         #expect(await t.run(CDB.testUnitReady).hasSense(.asymmetricAccessStateTransition))
         #expect(await t.run(CDB.testUnitReady).hasSense(.asymmetricAccessStateTransition))
         store.unreadable.withLock { $0 = false }
