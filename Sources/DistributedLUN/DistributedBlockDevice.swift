@@ -179,11 +179,12 @@ public final class DistributedBlockDevice: BlockDevice {
         _ lba: UInt64, _ count: UInt64,
         _ body: @escaping @Sendable (SubUnitLayout.Piece, PeerIO, NodeID) async -> PeerReply
     ) async throws(BlockDeviceError) {
-        if let piece = replicas.layout.piece(lba: lba, blockCount: count) {
+        let layout = replicas.layout
+        if let piece = layout.piece(lba: lba, blockCount: count) {
             try await run(piece) { io, primary in await body(piece, io, primary) }
             return
         }
-        let pieces = replicas.layout.pieces(lba: lba, blockCount: count)
+        let pieces = layout.pieces(lba: lba, blockCount: count)
         let failure = await withTaskGroup(of: BlockDeviceError?.self) { group in
             for piece in pieces {
                 group.addTask {

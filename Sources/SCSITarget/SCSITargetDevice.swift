@@ -168,10 +168,13 @@ public final class SCSITargetDevice: Sendable {
         // state, so a command that sees the new state also meets the attention first.
         let access = accessState(of: command.nexus)
         let context = unit.context
-        let conflictClass = parsed.0.conflictClass
-        var admission = context.admit(
-            command.nexus, conflictClass: conflictClass, reportUnitAttention: reportsUnitAttention, requireLoaded: true)
-        if admission == .notLoaded {
+        func admission(requireLoaded: Bool) -> CommandAdmission {
+            context.admit(
+                command.nexus, conflictClass: parsed.0.conflictClass, reportUnitAttention: reportsUnitAttention,
+                requireLoaded: requireLoaded)
+        }
+        var admitted = admission(requireLoaded: true)
+        if admitted == .notLoaded {
             // Until the LU's shared context is loaded, the unit is transitioning: only the
             // identification commands are served (path checkers keep seeing the LUN); the
             // rest get a retryable NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.16.2.5).
@@ -179,15 +182,13 @@ public final class SCSITargetDevice: Sendable {
             if !loaded, let refusal = AsymmetricAccessState.transitioning.refusal(for: parsed.0.accessClass) {
                 return Self.checkCondition(refusal)
             }
-            admission = context.admit(
-                command.nexus, conflictClass: conflictClass, reportUnitAttention: reportsUnitAttention,
-                requireLoaded: false)
+            admitted = admission(requireLoaded: false)
         }
-        switch admission {
+        switch admitted {
         case .proceed: break
         case .unitAttention(let ua): return Self.checkCondition(ua)
         case .reservationConflict: return SCSIResponse(status: .reservationConflict)
-        case .notLoaded: return Self.checkCondition(.asymmetricAccessStateTransition)
+        case .notLoaded: return Self.checkCondition(.asymmetricAccessStateTransition)  // not without requireLoaded
         }
         if let refusal = access.refusal(for: parsed.0.accessClass) { return Self.checkCondition(refusal) }
         if access == .unavailable, let answer = await unavailableAnswer(operation, command, unit: unit) {
