@@ -21,22 +21,8 @@ WORK=$PWD/.build-bench/cpu-per-request
 PORT=${PORT:-3292}
 mkdir -p "$WORK"
 WORKLOADS=${WORKLOADS:-"4KiB-read-QD1 20000 1 4096;1MiB-read-QD4 2000 4 1048576;4KiB-write-QD1 20000 1 4096 -w"}
-cat > "$WORK/tesserad.toml" <<TOML
-[node]
-data_dir = "$WORK"
-log_level = "warning"
-[[portal]]
-listen = "127.0.0.1:$PORT"
-group = 1
-[[target]]
-name = "iqn.2026-11.dev.tessera:cpu"
-[[target.lun]]
-id = 0
-size = "256MiB"
-block_size = 512
-backing = "memory"
-TOML
-URL="iscsi://127.0.0.1:$PORT/iqn.2026-11.dev.tessera:cpu/0"
+source Tools/bench/memory-lun.sh
+memory_lun "$WORK" "$PORT" iqn.2026-11.dev.tessera:cpu
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%.0f\n", t }'; }
 
 PID=
@@ -44,17 +30,12 @@ trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; true' EXIT
 # one BINARY COUNT DEPTH BYTES [-w] -> ns per request
 one() {
   local bin=$1 count=$2 depth=$3 bytes=$4 write=${5:-}
-  rm -rf "$WORK/store"
-  "$bin" --config "$WORK/tesserad.toml" > "$WORK/tesserad.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 100); do iscsi-inq "$URL" >/dev/null 2>&1 && break; sleep 0.1; done
-  # a warm-up run (and login) that does not count
-  qemu-img bench -f raw $write -c 200 -d "$depth" -s "$bytes" "$URL" >/dev/null
+  serve "$bin" "$depth" "$bytes" $write
   local before after
   before=$(cpu_ns "$PID")
   qemu-img bench -f raw $write -c "$count" -d "$depth" -s "$bytes" "$URL" >/dev/null
   after=$(cpu_ns "$PID")
-  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+  stop_serving
   echo $(( (after - before) / count ))
 }
 IFS=';' read -ra LIST <<< "$WORKLOADS"

@@ -24,22 +24,8 @@ WORK=$PWD/.build-bench/runtime-events
 PORT=${PORT:-3293}
 mkdir -p "$WORK"
 WORKLOADS=${WORKLOADS:-"4KiB-read-QD32 20000 32 4096;4KiB-write-QD32 20000 32 4096 -w;4KiB-read-QD1 5000 1 4096"}
-cat > "$WORK/tesserad.toml" <<TOML
-[node]
-data_dir = "$WORK"
-log_level = "warning"
-[[portal]]
-listen = "127.0.0.1:$PORT"
-group = 1
-[[target]]
-name = "iqn.2026-11.dev.tessera:events"
-[[target.lun]]
-id = 0
-size = "256MiB"
-block_size = 512
-backing = "memory"
-TOML
-URL="iscsi://127.0.0.1:$PORT/iqn.2026-11.dev.tessera:events/0"
+source Tools/bench/memory-lun.sh
+memory_lun "$WORK" "$PORT" iqn.2026-11.dev.tessera:events
 
 # The probes, in a group of their own so that they are removed afterwards.
 CONCURRENCY=$(ldd "$1" | awk '/libswift_Concurrency.so/ { print $3 }')
@@ -64,18 +50,14 @@ SWITCH=$(event switch) ENQUEUE=$(event enqueue) MALLOC=$(event malloc)
 # one BINARY COUNT DEPTH BYTES [-w] -> "switches enqueues mallocs" per request
 one() {
   local bin=$1 count=$2 depth=$3 bytes=$4 write=${5:-}
-  rm -rf "$WORK/store"
-  "$bin" --config "$WORK/tesserad.toml" > "$WORK/tesserad.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 100); do iscsi-inq "$URL" >/dev/null 2>&1 && break; sleep 0.1; done
-  qemu-img bench -f raw $write -c 500 -d "$depth" -s "$bytes" "$URL" >/dev/null
+  serve "$bin" "$depth" "$bytes" $write
   perf stat --per-thread -x, -e "$SWITCH" -e "$ENQUEUE" -e "$MALLOC" \
     -p "$PID" -o "$WORK/stat.csv" &
   local stat=$!
   sleep 0.3
   qemu-img bench -f raw $write -c "$count" -d "$depth" -s "$bytes" "$URL" >/dev/null
   kill -INT "$stat"; wait "$stat" 2>/dev/null || true
-  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+  stop_serving
   awk -F, -v n="$count" -v s="$SWITCH" -v e="$ENQUEUE" -v m="$MALLOC" '
     $1 ~ /^NIO-/ && $2 ~ /^[0-9]+$/ { c[$4] += $2 }
     END { printf "%.2f %.2f %.2f\n", c[s] / n, c[e] / n, c[m] / n }' "$WORK/stat.csv"
