@@ -10,10 +10,12 @@ import SCSITarget
 /// the logins consult (``TargetAccessRules``) and the masks the SCSI targets
 /// consult (``LUNMasks``) when they differ; a mask change gives every nexus
 /// of that target REPORTED LUNS DATA HAS CHANGED. A change made through any node
-/// is thus in force on every node within about a second (plus one store
-/// round trip). While the store cannot be read, the last rules read stay in
-/// force: a node without its quorum keeps admitting the initiators it
-/// admitted, and it serves no I/O without its lease anyway. Sessions already
+/// is in force on that node when its admin request returns (the admin API
+/// reads the rules again after committing, ``AccessRulesRefresher``) and on
+/// every other node within about a second (plus one store round trip).
+/// While the store cannot be read, the last rules read stay in force: a node
+/// without its quorum keeps admitting the initiators it admitted, and it
+/// serves no I/O without its lease anyway. Sessions already
 /// logged in are not closed by a removal: only new logins see it.
 enum AccessRulesFollower {
     /// How often the store is read.
@@ -75,36 +77,16 @@ enum AccessRulesFollower {
         }
     }
 
-    /// Refreshes `rules` and `masks` from the store every ``interval`` until
-    /// cancelled; `devices` (the targets served now, by name) are told when their masks
-    /// changed. Logs when the rules change and when the store cannot be read
-    /// (once per outage); never a secret: only target names and counts.
-    static func follow(
-        client: MetadataStoreClient, rules: TargetAccessRules, masks: LUNMasks,
-        devices: @escaping @Sendable () -> [String: SCSITargetDevice], logger: Logger
-    ) async {
+    /// Refreshes the rules and masks (``AccessRulesRefresher``) every
+    /// ``interval`` until cancelled. Logs when the store cannot be read (once
+    /// per outage) and when it is readable again.
+    static func follow(_ refresher: AccessRulesRefresher, logger: Logger) async {
         var failing = false
         while !Task.isCancelled {
             do {
-                let now = try await load(client)
+                try await refresher.refresh()
                 if failing { logger.info("access rules: store readable again") }
                 failing = false
-                if rules.replace(with: now.access) {
-                    logger.info(
-                        "access rules changed",
-                        metadata: [
-                            "targets": "\(now.access.count)",
-                            "acl-entries": "\(now.access.values.reduce(0) { $0 + $1.allowedInitiators.count })",
-                            "initiator-chap": "\(now.access.values.reduce(0) { $0 + $1.initiatorCHAP.count })",
-                        ])
-                }
-                let changed = masks.replace(with: now.masks)
-                for target in Set(changed.map(\.target)).sorted() {
-                    let luns = changed.filter { $0.target == target }.map { "\($0.lun)" }.joined(separator: ",")
-                    logger.notice("LUN masks changed; every nexus is told", metadata: ["target": "\(target)", "luns": "\(luns)"])
-                    let device = devices().first { $0.key.lowercased() == target.lowercased() }?.value
-                    await device?.reportedLUNsChanged()
-                }
             } catch {
                 if !failing {
                     logger.warning("access rules: cannot read the store, keeping the last rules: \(error)")

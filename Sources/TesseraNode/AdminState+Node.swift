@@ -25,6 +25,7 @@ final class NodeAdminState: AdminState {
     private let runtime = Mutex<Runtime?>(nil)
     private let server = Mutex<ISCSIServer?>(nil)
     private let lunStatisticsSource = Mutex<Handler<@Sendable () -> [NodeIOStatistics.LUN]>?>(nil)
+    private let accessRefresher = Mutex<AccessRulesRefresher?>(nil)
     let logger: Logger
 
     /// What exists only once the node serves.
@@ -48,6 +49,10 @@ final class NodeAdminState: AdminState {
 
     /// Hands over the iSCSI server, whose sessions the API lists and closes.
     func attach(server: ISCSIServer) { self.server.withLock { $0 = server } }
+
+    /// Hands over what puts the store's access rules in force here, read
+    /// again after each access change (``apply(_:requestID:)``).
+    func attach(accessRefresher: AccessRulesRefresher) { self.accessRefresher.withLock { $0 = accessRefresher } }
 
     /// Where `/metrics` reads every served LUN's statistics from, each time it is asked.
     func attach(lunStatistics: @escaping @Sendable () -> [NodeIOStatistics.LUN]) {
@@ -275,6 +280,15 @@ final class NodeAdminState: AdminState {
             throw failure
         } catch {
             throw AdminStateError("changing the access rules of \(change.target) failed: \(error)")
+        }
+        // The change is in force here before the answer (the other nodes' followers
+        // read it within a second). Committed either way: a failed read leaves it
+        // to the follower.
+        do {
+            try await accessRefresher.withLock { $0 }?.refresh()
+        } catch {
+            logger.warning(
+                "admin: the access rules are not read again yet: \(error)", metadata: ["request-id": "\(id.rawValue)"])
         }
         let lowered = change.target.lowercased()
         return try await targets().first { $0.name == stored || $0.name.lowercased() == lowered }

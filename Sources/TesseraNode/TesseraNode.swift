@@ -90,10 +90,11 @@ public enum TesseraNode {
             accessRules: accessRules, configuration: served, servedTargets: servedTargets, logger: logger)
         data.replicaNode.onLayoutBehind { _ in await catalog.refresh() }
         adminState.attach(lunStatistics: { NodeAdminState.lunStatistics(catalog.devices) })
-        let accessFollower = Task {
-            await AccessRulesFollower.follow(
-                client: cluster.client, rules: accessRules, masks: masks, devices: { catalog.devices }, logger: logger)
-        }
+        let accessRefresher = AccessRulesRefresher(
+            load: { [client = cluster.client] in try await AccessRulesFollower.load(client) }, rules: accessRules,
+            masks: masks, devices: { catalog.devices }, logger: logger)
+        adminState.attach(accessRefresher: accessRefresher)
+        let accessFollower = Task { await AccessRulesFollower.follow(accessRefresher, logger: logger) }
         let server = ISCSIServer(
             configuration: NodeRuntime.serverConfiguration(
                 served, devices: devices, clusterPortals: NodeRuntime.clusterPortals(data.members),

@@ -3,11 +3,46 @@ import Foundation
 import ISCSISession
 import Logging
 import MetadataStore
+import SCSITarget
+import Synchronization
 import Testing
 
 @testable import TesseraNode
 
 @Suite struct AccessRulesFollowerTests {
+    /// A read that started before the one last applied is dropped: a slow
+    /// periodic read cannot put back what an admin change's read replaced.
+    @Test(.timeLimit(.minutes(1)))
+    func anOlderReadDoesNotReplaceANewerOne() async throws {
+        let target = "iqn.2026-11.dev.tessera:a"
+        @Sendable func snapshot(_ initiator: String) -> AccessRulesFollower.Snapshot {
+            .init(access: [target: TargetAccess(allowedInitiators: [initiator])], masks: [:])
+        }
+        let (slow, release) = AsyncStream<AccessRulesFollower.Snapshot>.makeStream()
+        let calls = Mutex(0)
+        let rules = TargetAccessRules()
+        var logger = Logger(label: "test.access")
+        logger.logLevel = .critical
+        let refresher = AccessRulesRefresher(
+            load: {
+                let call = calls.withLock { calls in
+                    calls += 1
+                    return calls
+                }
+                guard call == 1 else { return snapshot("iqn.2026-11.dev.tessera:new") }
+                for await old in slow { return old }
+                throw CancellationError()
+            }, rules: rules, masks: LUNMasks(), devices: { [:] }, logger: logger)
+        let first = Task { try await refresher.refresh() }
+        while calls.withLock({ $0 }) < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try await refresher.refresh(), "the later read is applied")
+        #expect(rules.access(target: target)?.allowedInitiators == ["iqn.2026-11.dev.tessera:new"])
+        release.yield(snapshot("iqn.2026-11.dev.tessera:old"))
+        #expect(try await first.value == false, "the earlier read, finishing last, is dropped")
+        #expect(rules.access(target: target)?.allowedInitiators == ["iqn.2026-11.dev.tessera:new"])
+        #expect(try await refresher.refresh(), "and the next read is applied again")
+    }
+
     @Test func rowsBecomeEachTargetsRules() {
         let t = "iqn.2026-11.dev.tessera:a"
         let rules = AccessRulesFollower.rules(
@@ -119,6 +154,14 @@ import Testing
     static func check(_ cluster: ClusterNode, _ configuration: NodeConfiguration) async throws {
         let served = try await cluster.formAndLoad(configuration)
         let state = NodeAdminState(cluster: cluster, served: ServedTargets(served.targets))
+        // What this node's logins consult; the admin API reads it again after each change.
+        let inForce = TargetAccessRules()
+        var quiet = Logger(label: "test.access")
+        quiet.logLevel = .critical
+        state.attach(
+            accessRefresher: AccessRulesRefresher(
+                load: { try await AccessRulesFollower.load(cluster.client) }, rules: inForce, masks: LUNMasks(),
+                devices: { [:] }, logger: quiet))
         var answers: [AdminResponse] = []
 
         let added = await send(state, "POST", "acls", json: #"{"initiator": "\#(host2)"}"#, key: "r1")
@@ -136,6 +179,9 @@ import Testing
         #expect(status.initiatorChap == [.init(initiator: host2, user: "host2", mutual: true)])
         // The TOML's target-wide CHAP is still the target's.
         #expect(status.chap == .init(user: "alice", mutual: false))
+        // In force on this node by the time it answered, with no follower running.
+        #expect(inForce.access(target: target)?.chap(for: host2)?.secret == secret)
+        #expect(inForce.access(target: target)?.allows(initiator: host2) == true)
 
         // What the logins will read: the follower's load of the store.
         let rules = try await AccessRulesFollower.load(cluster.client)
@@ -153,6 +199,7 @@ import Testing
         #expect(replay.status == 200)
         #expect(try decode(replay).acl == ["iqn.1994-05.com.redhat:one"])
         #expect(try await AccessRulesFollower.load(cluster.client).access[target]?.allows(initiator: host2) == false)
+        #expect(inForce.access(target: target)?.allows(initiator: host2) == false, "the removal is in force here")
 
         // Refusals roll back and say why.
         let last = await send(state, "DELETE", "acls/iqn.1994-05.com.redhat:one")

@@ -32,7 +32,9 @@ Every node's [admin] gets token_file = "<work>/admin.token" (mode 600). Checks, 
              output holds the secret
   clionly    a target with a LUN over all three nodes, an ACL and per-initiator CHAP made
              with tessera only: iscsi-inq and iscsi-ls through every node with the right
-             secret; a wrong secret and a name outside the ACL refused through every node
+             secret; a wrong secret and a name outside the ACL refused through every node; a
+             new secret set through node 2 is in force there as the command returns (the old
+             one refused, the new one taken) and on nodes 1 and 3 within 5 s
   masks      `tessera lun map 0 <acceptance initiator>` through node 2: another initiator's
              session through node 3 stops seeing LUN 0 (REPORT LUNS empty, 05/25/00) within 5 s,
              the mapped one through node 1 gets 06/3F/0E and keeps it; the last initiator
@@ -1291,7 +1293,9 @@ def check_nodes(c, r, work, args):
 def check_clionly(c, r, work, args):
     """A target made with the CLI only, with a LUN spread over all three nodes, an ACL and
     per-initiator CHAP: iscsi-ls and iscsi-inq through every node see it with the right
-    secret, a wrong secret and a name outside the ACL are refused through every node."""
+    secret, a wrong secret and a name outside the ACL are refused through every node; a
+    new secret set through node 2 is in force there when the command returns, and on the
+    other nodes within ACCESS_BOUND."""
     iqn = "iqn.2026-12.dev.tessera:cli-only"
     host = "iqn.2026-12.dev.tessera:cli-only-host"
     secret = "cli-only-secret-7e21"
@@ -1341,6 +1345,23 @@ def check_clionly(c, r, work, args):
     ok, took, (_, (wrong, stranger)) = until(refused_everywhere, 5)
     r.check("clionly: a wrong secret and a name outside the ACL are refused through every node within 5 s",
             ok, f"after {took:.1f} s: wrong {wrong}, stranger {stranger}")
+    # A new secret set through node 2 is in force on node 2 when the command returns
+    # (read-your-writes, no wait), and on the other nodes within ACCESS_BOUND.
+    renewed = "cli-only-secret-renewed-5d90"
+    with open(secret_file, "w") as f:
+        f.write(renewed + "\n")
+    rc, out, err = tessera(args, "chap", "set", iqn, host, "--user", "clihost", "--secret-file", secret_file, *node_flag(c, 2))
+    old_at_2 = run(["iscsi-inq", "-i", host, url(2, "clihost", secret)], timeout=30)[0]
+    new_at_2 = run(["iscsi-inq", "-i", host, url(2, "clihost", renewed)], timeout=30)[0]
+    r.check("clionly: right after tessera chap set through node 2 returns, node 2 refuses the old secret "
+            "and takes the new one", rc == 0 and old_at_2 != 0 and new_at_2 == 0,
+            f"chap set exit {rc} {short(out + err, 100)}; old secret exit {old_at_2}, new secret exit {new_at_2}")
+    def renewed_everywhere():
+        old = [run(["iscsi-inq", "-i", host, url(i, "clihost", secret)], timeout=30)[0] for i in (1, 3)]
+        new = [run(["iscsi-inq", "-i", host, url(i, "clihost", renewed)], timeout=30)[0] for i in (1, 3)]
+        return all(x != 0 for x in old) and all(x == 0 for x in new), (old, new)
+    ok, took, (_, (old, new)) = until(renewed_everywhere, ACCESS_BOUND)
+    r.check(f"clionly: and nodes 1 and 3 within {ACCESS_BOUND:.0f} s", ok, f"after {took:.1f} s: old {old}, new {new}")
     done = [tessera(args, "lun", "delete", "0", "--target", iqn, "--yes", *node_flag(c, 3)),
             tessera(args, "target", "delete", iqn, "--yes", *node_flag(c, 2))]
     r.check("clionly: deleted again", all(x[0] == 0 for x in done), "; ".join(short(x[1] + x[2], 100) for x in done))
