@@ -24,22 +24,24 @@ extension LogicalUnit {
         }
     }
 
-    /// Commits a change of the shared context (``LogicalUnitContext/change(_:)``);
-    /// a failure to commit is the retryable NOT READY, ASYMMETRIC ACCESS STATE
-    /// TRANSITION (SPC-4 §5.16.2.6: this path cannot process the command now,
-    /// a retry here or on another path is expected to succeed — a node without
-    /// the store's quorum), and sense data from `decide` is passed on.
-    func changeContext<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect]))
-        async throws(SenseData) -> R
-    {
-        do { return try await context.change(decide) } catch let sense as SenseData { throw sense } catch {
+    /// Commits a change of the shared context (``LogicalUnitContext/change(sparing:_:)``)
+    /// made by `task` (nil for task management and nexus loss), which its aborts
+    /// spare; a failure to commit is the retryable NOT READY, ASYMMETRIC ACCESS
+    /// STATE TRANSITION (SPC-4 §5.16.2.6: this path cannot process the command
+    /// now, a retry here or on another path is expected to succeed — a node
+    /// without the store's quorum), and sense data from `decide` is passed on.
+    func changeContext<R: Sendable>(
+        by task: TaskKey?, _ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect])
+    ) async throws(SenseData) -> R {
+        do { return try await context.change(sparing: task, decide) } catch let sense as SenseData { throw sense } catch {
             throw SenseData(.asymmetricAccessStateTransition)
         }
     }
 
     /// SPC-2 RESERVE (`reserve`) or RELEASE, decided on the LU's shared state.
-    func spc2Reservation(reserve: Bool, _ nexus: ITNexus) async throws(SenseData) -> SCSIResponse {
-        let granted = try await changeContext { state in
+    func spc2Reservation(reserve: Bool, _ command: SCSICommand) async throws(SenseData) -> SCSIResponse {
+        let nexus = command.nexus
+        let granted = try await changeContext(by: command.taskKey) { state in
             let decision =
                 reserve
                 ? SPC2Reservation.reserve(nexus, holder: state.spc2Holder, persistent: state.persistent)
@@ -56,7 +58,7 @@ extension LogicalUnit {
     func releaseSPC2Reservation(heldBy nexus: ITNexus) async -> Bool {
         guard context.shared().spc2Holder?.names(nexus) == true else { return true }
         do {
-            try await changeContext { state in
+            try await changeContext(by: nil) { state in
                 if state.spc2Holder?.names(nexus) == true { state.spc2Holder = nil }
                 return ((), [])
             }
@@ -75,7 +77,7 @@ extension LogicalUnit {
             .abortAll(clearedBy: nil), .unitAttention(.busDeviceResetFunctionOccurred, except: nil),
         ]
         do {
-            try await changeContext { state in
+            try await changeContext(by: nil) { state in
                 state.spc2Holder = nil
                 return ((), effects)
             }
@@ -150,9 +152,9 @@ extension LogicalUnit {
             return try await unmap(parameterListLength: Int(length), command)
         case .reserve:
             // SPC-2 §7.21: held by another nexus → RESERVATION CONFLICT.
-            return try await spc2Reservation(reserve: true, command.nexus)
+            return try await spc2Reservation(reserve: true, command)
         case .release:
-            return try await spc2Reservation(reserve: false, command.nexus)
+            return try await spc2Reservation(reserve: false, command)
         case .compareAndWrite(let t):
             return try await compareAndWrite(t, command)
         case .persistentReserveIn(let action, let allocationLength):
@@ -454,7 +456,7 @@ extension LogicalUnit {
         let parameters = try PersistentReserveOutParameters.decode(
             data.array(0..<length), serviceAction: out.serviceAction)
         let nexus = command.nexus
-        let outcome = try await changeContext { state in
+        let outcome = try await changeContext(by: command.taskKey) { state in
             let before = state
             let outcome = state.persistent.apply(out, parameters, from: nexus)
             guard outcome.status == .good else {
@@ -487,7 +489,7 @@ extension LogicalUnit {
         let parameters = command.dataOut?.array(0..<available) ?? []
         let nexus = command.nexus
         let blockSize = geometry.blockSize
-        try await changeContext { state in
+        try await changeContext(by: command.taskKey) { state in
             let updated = try ModeParameters.select(
                 m, parameters: parameters, current: state.modePages, blockSize: blockSize)
             guard updated != state.modePages else { return ((), []) }

@@ -67,8 +67,11 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     /// committed meanwhile by another node makes `decide` run again on the
     /// newer state. Throws NOT READY, ASYMMETRIC ACCESS STATE TRANSITION when
     /// it cannot be committed (no lease, no store), leaving the state as it was.
-    func change<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect])) async throws
-        -> R
+    /// `task` is the command making the change (nil for task management and
+    /// nexus loss): no abort here ends or awaits it, or it would wait for itself.
+    func change<R: Sendable>(
+        sparing task: TaskKey?, _ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect])
+    ) async throws -> R
     /// Who marks (and, when asked, awaits) the tasks a change aborts: the target device.
     func setTaskAborter(_ aborter: @escaping TaskAborter)
     /// A change committed through another node; returns once it is applied
@@ -81,9 +84,10 @@ public protocol LogicalUnitContext: AnyObject, Sendable {
     func version() -> UInt64
 }
 
-/// Marks the tasks a ``ContextEffect`` aborts; with `wait`, returns once they
-/// have ended. The task making the change is never aborted.
-public typealias TaskAborter = @Sendable (_ effect: ContextEffect, _ wait: Bool) async -> Void
+/// Marks the tasks a ``ContextEffect`` aborts, except `sparing` (the task
+/// making the change on this node, if any); with `wait`, returns once they
+/// have ended.
+public typealias TaskAborter = @Sendable (_ effect: ContextEffect, _ sparing: TaskKey?, _ wait: Bool) async -> Void
 
 /// Unit attention queues of the nexuses one node knows (SAM-5 §5.14), as a value.
 struct UnitAttentionQueues: Sendable {
@@ -257,9 +261,9 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
         }
     }
 
-    public func change<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect]))
-        async throws -> R
-    {
+    public func change<R: Sendable>(
+        sparing task: TaskKey?, _ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect])
+    ) async throws -> R {
         await changes.lock()
         defer { changes.unlock() }
         for _ in 0..<Self.maximumConflicts {
@@ -281,11 +285,13 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
             }
             switch outcome {
             case .committed:
-                await advance(with: change, waitForAborts: true)
+                await advance(with: change, sparing: task, waitForAborts: true)
                 await peers?.propagate(change)
                 return result
             case .conflict:
-                guard await catchUp(to: current.version + 1) else { throw SenseData(.asymmetricAccessStateTransition) }
+                guard await catchUp(to: current.version + 1, sparing: task) else {
+                    throw SenseData(.asymmetricAccessStateTransition)
+                }
             }
         }
         throw SenseData(.asymmetricAccessStateTransition)
@@ -299,16 +305,22 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
             }
         }
         if let cache, change.version == cache.version + 1 {
-            await advance(with: change, waitForAborts: true)
+            await advance(with: change, sparing: nil, waitForAborts: true)
             return
         }
         if let cache, change.version > cache.version + 1 { _ = await catchUp(to: change.version) }
         // Applied already (by a catch-up or before): the aborts still end before the
         // acknowledgement, since the sender waits for them.
-        for effect in change.effects where effect.abortsTasks { await aborter?(effect, true) }
+        for effect in change.effects where effect.abortsTasks { await aborter?(effect, nil, true) }
     }
 
     public func catchUp(to version: UInt64) async -> Bool {
+        await catchUp(to: version, sparing: nil)
+    }
+
+    /// Catches up; the missed changes' aborts spare `task` (a change being made
+    /// here, which meets a conflict, catches up on its own behalf).
+    private func catchUp(to version: UInt64, sparing task: TaskKey?) async -> Bool {
         guard let cached = cache else { return await ready() }
         if cached.version >= version { return true }
         guard let (current, recorded) = try? await store.changes(after: cached.version) else { return false }
@@ -321,12 +333,13 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
             if current.version > (s.cache?.version ?? 0) { s.cache = current }
             return missed
         }
-        for effect in missed where effect.abortsTasks { await aborter?(effect, false) }
+        for effect in missed where effect.abortsTasks { await aborter?(effect, task, false) }
         return true
     }
 
-    /// Applies the next version: state and unit attentions together, then aborts.
-    private func advance(with change: ContextChange, waitForAborts: Bool) async {
+    /// Applies the next version: state and unit attentions together, then aborts
+    /// (sparing `task`, the one that made the change here).
+    private func advance(with change: ContextChange, sparing task: TaskKey?, waitForAborts: Bool) async {
         let applied = served.withLock { s -> Bool in
             guard let cached = s.cache, change.version == cached.version + 1 else { return false }
             s.cache = VersionedLUNState(version: change.version, state: change.state)
@@ -334,7 +347,7 @@ public actor SharedLogicalUnitContext: LogicalUnitContext {
             return true
         }
         guard applied else { return }
-        for effect in change.effects where effect.abortsTasks { await aborter?(effect, waitForAborts) }
+        for effect in change.effects where effect.abortsTasks { await aborter?(effect, task, waitForAborts) }
     }
 
     static func requestID() -> String {

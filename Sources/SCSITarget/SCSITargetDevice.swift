@@ -37,8 +37,8 @@ public final class SCSITargetDevice: Sendable {
     private func connectTaskAborter(_ unit: LogicalUnit, number: UInt16) {
         let tasks = self.tasks
         let context = unit.context
-        unit.context.setTaskAborter { [weak context] effect, wait in
-            await Self.abortTasks(effect, lun: number, tasks: tasks, context: context, wait: wait)
+        unit.context.setTaskAborter { [weak context] effect, sparing, wait in
+            await Self.abortTasks(effect, lun: number, tasks: tasks, context: context, sparing: sparing, wait: wait)
         }
     }
 
@@ -65,11 +65,12 @@ public final class SCSITargetDevice: Sendable {
     }
 
     /// Carries out a context change's task aborts on this node's tasks of one
-    /// LU (never the task making the change).
+    /// LU, except `current` (the task making the change, which must not wait
+    /// for itself).
     private static func abortTasks(
-        _ effect: ContextEffect, lun: UInt16, tasks: TaskSet, context: (any LogicalUnitContext)?, wait: Bool
+        _ effect: ContextEffect, lun: UInt16, tasks: TaskSet, context: (any LogicalUnitContext)?,
+        sparing current: TaskKey?, wait: Bool
     ) async {
-        let current = TaskSet.current
         let keys: [TaskKey]
         switch effect {
         case .abortRegistrants(let ports):
@@ -122,12 +123,7 @@ public final class SCSITargetDevice: Sendable {
             return SCSIResponse(status: .taskAborted, aborted: true)
         }
         let parsed = Result { () throws(SenseData) in try CommandDescriptor.parse(command.cdb) }
-        var response: SCSIResponse
-        if case .success(let p) = parsed, !p.1.mayChangeContext {
-            response = await run(command, parsed, unit: unit)
-        } else {
-            response = await TaskSet.$current.withValue(key) { await run(command, parsed, unit: unit) }
-        }
+        var response = await run(command, parsed, unit: unit)
         // SPC-4 §7.5.8: with D_SENSE set, CHECK CONDITION carries descriptor-format sense.
         if response.status == .checkCondition, let unit, unit.context.modePages().descriptorSense {
             response.sense = SenseData.descriptorFormat(fromFixed: response.sense)
@@ -299,10 +295,11 @@ public final class SCSITargetDevice: Sendable {
             guard let lunNumber, let unit else { return .lunDoesNotExist }
             let effects: [ContextEffect] = [.abortAll(clearedBy: NexusName(nexus))]
             do {
-                try await unit.changeContext { _ in ((), effects) }
+                try await unit.changeContext(by: nil) { _ in ((), effects) }
             } catch {
                 // No store now: the task set is cleared on this node at least.
-                await Self.abortTasks(effects[0], lun: lunNumber, tasks: tasks, context: unit.context, wait: true)
+                await Self.abortTasks(
+                    effects[0], lun: lunNumber, tasks: tasks, context: unit.context, sparing: nil, wait: true)
             }
             return .functionComplete
         case .clearACA:
@@ -370,14 +367,7 @@ public final class SCSITargetDevice: Sendable {
     }
 }
 
-extension CDBCommand {
-    /// Whether running the command may change the shared context, whose
-    /// aborts must then spare it (``TaskSet/current``). READ and WRITE, most
-    /// of the traffic, never do, so they skip that task-local binding.
-    fileprivate var mayChangeContext: Bool {
-        switch self {
-        case .read, .write: false
-        default: true
-        }
-    }
+extension SCSICommand {
+    /// The key of the task this command runs as.
+    var taskKey: TaskKey { TaskKey(nexus: nexus, taskTag: taskTag) }
 }

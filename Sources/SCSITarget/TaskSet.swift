@@ -1,16 +1,21 @@
 import Synchronization
 
 /// Identifies a task while it lives: the nexus it came on and the transport's tag.
-struct TaskKey: Hashable, Sendable {
-    var nexus: ITNexus
-    var taskTag: UInt32
+public struct TaskKey: Hashable, Sendable {
+    public var nexus: ITNexus
+    public var taskTag: UInt32
+
+    public init(nexus: ITNexus, taskTag: UInt32) {
+        self.nexus = nexus
+        self.taskTag = taskTag
+    }
 
     /// The tag and the port only: a nexus is four names, and hashing them
     /// on every begin, abort check and end of a command cost more than the
     /// rest of the task set's work. Two live tasks with one tag on one port
     /// (two sessions that happen to reuse a tag) only share a bucket;
     /// equality still compares the whole nexus.
-    func hash(into hasher: inout Hasher) {
+    public func hash(into hasher: inout Hasher) {
         hasher.combine(taskTag)
         hasher.combine(nexus.relativeTargetPortIdentifier)
     }
@@ -19,9 +24,6 @@ struct TaskKey: Hashable, Sendable {
 /// In-flight tasks of a target device, for task management (SAM-5 §7): a
 /// TMF marks tasks aborted and waits until each has ended.
 final class TaskSet: Sendable {
-    /// The task the running code executes for, so that a change it makes
-    /// never aborts (or waits for) that task itself.
-    @TaskLocal static var current: TaskKey?
 
     private struct Entry {
         /// Decoded LUN, nil for a LUN that does not exist.

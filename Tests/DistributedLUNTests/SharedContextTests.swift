@@ -233,7 +233,7 @@ extension SCSIResponse {
         #expect(try! await c.store.load().version == 0)
         // Its context refuses a change even when asked directly (retryable 02/04/0A).
         await #expect(throws: SenseData.self) {
-            try await c.contexts[Self.n3]!.change { state in
+            try await c.contexts[Self.n3]!.change(sparing: nil) { state in
                 state.spc2Holder = NexusName(c3)
                 return ((), [])
             }

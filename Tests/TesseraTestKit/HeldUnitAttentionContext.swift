@@ -45,10 +45,10 @@ public final class HeldUnitAttentionContext: LogicalUnitContext {
     }
     public func shared() -> SharedLUNState { wrapped.shared() }
     public func modePages() -> ModePageValues { wrapped.modePages() }
-    public func change<R: Sendable>(_ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect]))
-        async throws -> R
-    {
-        try await wrapped.change(decide)
+    public func change<R: Sendable>(
+        sparing task: TaskKey?, _ decide: @Sendable (inout SharedLUNState) throws -> (R, [ContextEffect])
+    ) async throws -> R {
+        try await wrapped.change(sparing: task, decide)
     }
     public func setTaskAborter(_ aborter: @escaping TaskAborter) { wrapped.setTaskAborter(aborter) }
     public func receive(_ change: ContextChange) async { await wrapped.receive(change) }
