@@ -7,8 +7,10 @@ import MetadataStore
 #endif
 
 /// Targets and LUNs created, resized and deleted through the admin API: one
-/// store transaction each (with its request id, so a retry is harmless);
-/// every node's ``ServedCatalog`` serves the result within about a second.
+/// store transaction each (with its request id, so a retry is harmless).
+/// The node that took the change serves the result before it answers (a
+/// target made through it is in its discovery and takes logins when the
+/// CLI returns); every other node's ``ServedCatalog`` within about a second.
 extension NodeAdminState {
     func apply(_ change: CatalogChange, requestID: String?) async throws -> CatalogOutcome {
         let id = RequestID("admin-" + (requestID ?? RequestID.random().rawValue))
@@ -31,6 +33,7 @@ extension NodeAdminState {
         } catch {
             throw AdminStateError("\(change) failed: \(error)")
         }
+        await serveCatalogNow()
         // The answer shows the state as the store holds it now.
         switch outcome {
         case .target(let made):

@@ -26,6 +26,7 @@ final class NodeAdminState: AdminState {
     private let server = Mutex<ISCSIServer?>(nil)
     private let lunStatisticsSource = Mutex<Handler<@Sendable () -> [NodeIOStatistics.LUN]>?>(nil)
     private let accessRefresher = Mutex<AccessRulesRefresher?>(nil)
+    private let servedCatalog = Mutex<ServedCatalog?>(nil)
     let logger: Logger
 
     /// What exists only once the node serves.
@@ -53,6 +54,14 @@ final class NodeAdminState: AdminState {
     /// Hands over what puts the store's access rules in force here, read
     /// again after each access change (``apply(_:requestID:)``).
     func attach(accessRefresher: AccessRulesRefresher) { self.accessRefresher.withLock { $0 = accessRefresher } }
+
+    /// Hands over what this node serves of the store's targets and LUNs, which
+    /// a catalog change brings up to date before its answer (``apply(_:requestID:)``
+    /// in AdminState+Catalog.swift).
+    func attach(catalog: ServedCatalog) { servedCatalog.withLock { $0 = catalog } }
+
+    /// Serves what the store holds now, on this node (a pass that starts after the call).
+    func serveCatalogNow() async { await servedCatalog.withLock { $0 }?.refresh() }
 
     /// Where `/metrics` reads every served LUN's statistics from, each time it is asked.
     func attach(lunStatistics: @escaping @Sendable () -> [NodeIOStatistics.LUN]) {

@@ -89,6 +89,7 @@ public enum TesseraNode {
             targets: served.targets, devices: devices, cluster: cluster, data: data, portGroups: portGroups, masks: masks,
             accessRules: accessRules, configuration: served, servedTargets: servedTargets, logger: logger)
         data.replicaNode.onLayoutBehind { _ in await catalog.refresh() }
+        adminState.attach(catalog: catalog)
         adminState.attach(lunStatistics: { NodeAdminState.lunStatistics(catalog.devices) })
         let accessRefresher = AccessRulesRefresher(
             load: { [client = cluster.client] in try await AccessRulesFollower.load(client) }, rules: accessRules,

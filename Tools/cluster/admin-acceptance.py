@@ -914,7 +914,7 @@ def verify_writer(url, chunks=WRITER_CHUNKS, seed=0):
 
 def check_catalog(c, r, work, args):
     """A target and a 2-replica LUN made with the CLI only (through nodes 2 and 3) are
-    served by every node within 5 s; grown through node 2 while a session on every node
+    served by every node within 5 s (the target by node 2 as its command returns); grown through node 2 while a session on every node
     holds it and a verifying writer (qemu-io) writes through node 1: the writer meets no
     error but the CAPACITY DATA HAS CHANGED it retries, and its blocks read back through
     node 3; each session is told 06/2A/09 and reads the new capacity, and a block written
@@ -933,6 +933,11 @@ def check_catalog(c, r, work, args):
     rc, out, err = tessera(args, "target", "create", iqn, "--alias", "catalog", *node_flag(c, 2))
     save_sample(args, "target-create", f"tessera target create {iqn} --alias catalog", out)
     r.check("catalog: tessera target create through node 2", rc == 0 and f"created target {iqn}" in out, short(out + err, 200))
+    # The node a change went through serves it when the command returns: discovery
+    # through node 2 lists the target at once (the other nodes follow within a second).
+    listed_rc, listed = run(["iscsi-ls", "-i", INITIATOR, f"iscsi://127.0.0.1:{c.portal(2)}"], timeout=30)
+    r.check("catalog: right after it returns, discovery (iscsi-ls) through node 2 lists the target",
+            listed_rc == 0 and iqn in listed, short(f"exit {listed_rc}: {listed}", 400))
     rc, out, err = tessera(args, "lun", "create", iqn, "64M", "--sub-unit-size", "8M", "--replicas", "2", *node_flag(c, 3))
     save_sample(args, "lun-create", f"tessera lun create {iqn} 64M --sub-unit-size 8M --replicas 2", out)
     r.check("catalog: tessera lun create through node 3 places 8 sub-units with 2 replicas",
