@@ -938,10 +938,15 @@ def check_catalog(c, r, work, args):
     listed_rc, listed = run(["iscsi-ls", "-i", INITIATOR, f"iscsi://127.0.0.1:{c.portal(2)}"], timeout=30)
     r.check("catalog: right after it returns, discovery (iscsi-ls) through node 2 lists the target",
             listed_rc == 0 and iqn in listed, short(f"exit {listed_rc}: {listed}", 400))
-    rc, out, err = tessera(args, "lun", "create", iqn, "64M", "--sub-unit-size", "8M", "--replicas", "2", *node_flag(c, 3))
-    save_sample(args, "lun-create", f"tessera lun create {iqn} 64M --sub-unit-size 8M --replicas 2", out)
-    r.check("catalog: tessera lun create through node 3 places 8 sub-units with 2 replicas",
-            rc == 0 and "8 sub-units of 8 MiB, 2 replicas each" in out, short(out + err, 300))
+    # --wait: node 2 serves the target from its create on, so a login there before node 2
+    # serves the LUN too would meet the LUN's arrival (29/00) instead of a settled LUN.
+    rc, out, err = tessera(args, "lun", "create", iqn, "64M", "--sub-unit-size", "8M", "--replicas", "2",
+                           "--wait", "--timeout", "30", *node_flag(c, 3))
+    save_sample(args, "lun-create", f"tessera lun create {iqn} 64M --sub-unit-size 8M --replicas 2 --wait", out)
+    r.check("catalog: tessera lun create --wait through node 3 places 8 sub-units with 2 replicas and returns "
+            "once all three nodes serve it",
+            rc == 0 and "8 sub-units of 8 MiB, 2 replicas each" in out and "served by 3 of 3 nodes" in out,
+            short(out + err, 300))
     sessions = []
     def capacity(s):
         result = s.command(scsi.read_capacity16(), read_length=32)
