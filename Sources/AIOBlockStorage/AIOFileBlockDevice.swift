@@ -18,7 +18,10 @@ import Synchronization
 ///   an aligned bounce buffer.
 /// - Buffered: a read of at most 64 KiB first takes what the page cache
 ///   holds on the caller's thread (`preadv2(RWF_NOWAIT)`, which never waits
-///   for the disk) and sends the rest, if any, to the pool; writes go to the
+///   for the disk) and sends the rest, if any, to the pool; a larger one
+///   whose pages are all cached can be lent as the mapped page cache itself
+///   (``mappedRead(lba:blockCount:)``) by a caller that sends it without
+///   touching it; writes go to the
 ///   pool, except small writes of whole pages, copied on the caller's thread
 ///   while that stays fast (``InlineWritePolicy``).
 /// - FUA: `RWF_DSYNC` on the write (buffered path: `pwrite` + `fdatasync`).
@@ -51,7 +54,7 @@ public final class AIOFileBlockDevice: BlockDevice {
     private let memoryAlignment: Int
     private let gate = Mutex(Gate())
     private let inlineWrites: Mutex<InlineWritePolicy>
-    private let logger: Logger
+    let logger: Logger
     /// Whether buffered reads try the page cache on the caller's thread first;
     /// cleared when the kernel or file system refuses `RWF_NOWAIT`.
     private let cachedReads: Atomic<Bool>
@@ -59,6 +62,9 @@ public final class AIOFileBlockDevice: BlockDevice {
     private let readCached: @Sendable (Int32, UnsafeMutableRawPointer, Int, Int) -> Int
     /// Where the requests went (tests and diagnostics).
     let routes = Routes()
+    /// The read-only mappings reads are lent from, by window index, made on
+    /// first use (``mappedRead(lba:blockCount:)``).
+    let mappedWindows = Mutex(MappedWindows())
 
     /// Longest single transfer handed to the kernel (Linux caps one call at ~2 GiB).
     static let maxTransfer = 1 << 30
@@ -255,6 +261,7 @@ public final class AIOFileBlockDevice: BlockDevice {
             return true
         }
         guard wait else { return }
+        retireMappedWindows()
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let now: Bool = gate.withLock { g in
                 if g.active == 0 { return true }
@@ -271,7 +278,7 @@ public final class AIOFileBlockDevice: BlockDevice {
 
     // MARK: Internals
 
-    private func byteRange(_ lba: UInt64, _ blocks: UInt64) throws(BlockDeviceError) -> (Int, Int) {
+    func byteRange(_ lba: UInt64, _ blocks: UInt64) throws(BlockDeviceError) -> (Int, Int) {
         guard contains(lba: lba, blockCount: blocks) else { throw BlockDeviceError(.outOfRange) }
         let blockSize = Int(geometry.blockSize)
         let (length, overflow) = Int(blocks).multipliedReportingOverflow(by: blockSize)

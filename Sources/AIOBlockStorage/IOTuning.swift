@@ -5,13 +5,16 @@ import Synchronization
 #endif
 
 /// Switches for the read fast paths, on unless the environment turns one
-/// off (`TESSERA_LOOP_COMPLETIONS=0`, `TESSERA_CACHED_READS=0`): a benchmark
+/// off (`TESSERA_LOOP_COMPLETIONS=0`, `TESSERA_CACHED_READS=0`,
+/// `TESSERA_MAPPED_READS=0`): a benchmark
 /// compares a build with itself, path on and off, in one run.
 enum IOTuning {
     /// libaio completions reaped on the submitting event loop (``AIOLoopEngine``).
     static let loopCompletions = enabled("TESSERA_LOOP_COMPLETIONS")
     /// Buffered reads served from the page cache on the caller's thread (`RWF_NOWAIT`).
     static let cachedReads = enabled("TESSERA_CACHED_READS")
+    /// Large buffered reads lent as the mapped page cache (``AIOFileBlockDevice/mappedRead(lba:blockCount:)``).
+    static let mappedReads = enabled("TESSERA_MAPPED_READS")
 
     private static func enabled(_ name: String) -> Bool {
         guard let value = getenv(name) else { return true }
@@ -33,6 +36,8 @@ final class Routes: Sendable {
     let partlyCached = Atomic<Int>(0)
     /// Buffered reads that went to the pool (wholly or in part).
     let pool = Atomic<Int>(0)
+    /// Buffered reads lent as the mapped page cache.
+    let lent = Atomic<Int>(0)
 
     static func count(_ counter: borrowing Atomic<Int>) {
         counter.wrappingAdd(1, ordering: .relaxed)

@@ -78,4 +78,13 @@ public final class IOBuffer: @unchecked Sendable {
 public protocol IOBufferAllocator: Sendable {
     /// An uninitialised buffer of `count` bytes, aligned to ``IOBuffer/defaultAlignment``.
     func buffer(count: Int) -> IOBuffer
+
+    /// Whether the transport can send a device's own memory as it is
+    /// (``MappedReadableBlockDevice``): read-only, never written, and never
+    /// read by the transport's own code, only handed to the kernel.
+    var sendsLentMemory: Bool { get }
+}
+
+extension IOBufferAllocator {
+    public var sendsLentMemory: Bool { false }
 }

@@ -240,3 +240,24 @@ public final class DistributedBlockDevice: BlockDevice {
         throw lastFailure.deviceError
     }
 }
+
+extension DistributedBlockDevice: MappedReadableBlockDevice {
+    /// A range within one sub-unit this node is primary of, lent by the local
+    /// extent once the node accepts the read as that primary (lease and
+    /// epoch, as ``read(lba:blockCount:into:offset:)`` checks them). Nil for
+    /// anything else, a refusal included: the read that follows runs the
+    /// whole protocol and reports what it finds.
+    public func mappedRead(lba: UInt64, blockCount: UInt32) async -> IOBuffer? {
+        guard contains(lba: lba, blockCount: UInt64(blockCount)),
+            let piece = replicas.layout.piece(lba: lba, blockCount: UInt64(blockCount)),
+            let set = replicas.replicaSet(piece.index), set.primary == node.id
+        else { return nil }
+        let io = PeerIO(
+            subUnit: SubUnitID(lun: replicas.lun, index: piece.index), epoch: set.epoch, lba: piece.lba,
+            blockCount: UInt32(piece.blockCount))
+        guard case .success(let target) = await node.accept(io, as: .primary),
+            let lender = target.extent as? any MappedReadableBlockDevice
+        else { return nil }
+        return await lender.mappedRead(lba: io.lba, blockCount: io.blockCount)
+    }
+}

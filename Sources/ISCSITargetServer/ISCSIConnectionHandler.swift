@@ -58,6 +58,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     private var targetName: String?
     /// Reused between inputs so a PDU costs no array allocation.
     private var actions: [SessionAction] = []
+    /// Where READ data goes: the connection's send buffers, and lent file
+    /// pages unless a data digest must read them.
+    private var dataInAllocator = SendBufferAllocator(sendsLentMemory: false)
 
     init(environment: ConnectionEnvironment, frameHandler: ISCSIFrameHandler) {
         self.environment = environment
@@ -302,6 +305,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.loginResponse(response)), promise: nil)
         // RFC 7143 §13.1: digests start with the first PDU after the final login response.
         frameHandler.enableDigests(header: parameters.headerDigest, data: parameters.dataDigest)
+        // A data digest is computed in user space over the Data-In: lent file
+        // pages would be read there, where a file cut short underneath faults.
+        dataInAllocator = SendBufferAllocator(sendsLentMemory: !parameters.dataDigest)
         frameHandler.maxRecvDataSegmentLength = Int(parameters.targetMaxRecvDataSegmentLength)
         context.flush()
         startKeepalive(context: context)
@@ -523,7 +529,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             expectedDataTransferLength: command.expectedDataTransferLength, dataOut: dataOut,
             dataOutLength: command.dataOutLength)
         scsiCommand.announced = command.announced
-        if command.read { scsiCommand.dataInAllocator = SendBufferAllocator() }
+        if command.read { scsiCommand.dataInAllocator = dataInAllocator }
         let taskID = command.taskID
         let tag = command.initiatorTaskTag
         let readCost = Self.readCost(command)

@@ -1,11 +1,20 @@
 import BlockStorage
 @_spi(CustomByteBufferAllocator) import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Read buffers that are the connection's send buffers: each ``IOBuffer`` lives
 /// inside a `ByteBuffer`'s storage, aligned for O_DIRECT, so the bytes the device
 /// reads into it become the Data-In payload as they are (no copy between the
 /// device and the socket).
 struct SendBufferAllocator: IOBufferAllocator {
+    /// Whether lent device memory (``MappedFileWindow``) may be sent as it
+    /// is: only the kernel reads it then (no data digest over it).
+    var sendsLentMemory: Bool
+
     /// Memory from ``IOBufferPool``, aligned already, which the `ByteBuffer`
     /// gives back to the pool when the last reference to it goes (after the
     /// socket has written it).
@@ -40,6 +49,11 @@ struct SendBufferAllocator: IOBufferAllocator {
         {
             return slice
         }
+        if let window = buffer.owner as? MappedFileWindow,
+            let slice = LentWindowView.slice(of: window, at: buffer.baseAddress - window.baseAddress, length: length)
+        {
+            return slice
+        }
         var bytes = allocator.buffer(capacity: length)
         bytes.writeBytes(UnsafeRawBufferPointer(start: buffer.baseAddress, count: length))
         return bytes
@@ -52,4 +66,54 @@ struct SendBufferAllocator: IOBufferAllocator {
 final class SendBufferStorage: Sendable {
     let buffer: ByteBuffer
     init(_ buffer: ByteBuffer) { self.buffer = buffer }
+}
+
+/// `ByteBuffer`s over parts of a ``MappedFileWindow``, so lent pages become
+/// a Data-In payload as a slice of one (one reference count, no copy). A
+/// `ByteBuffer` slice must begin in the first 16 MiB of its storage (NIO
+/// copies one that begins later), so view `k` spans 32 MiB from `k × 16 MiB`:
+/// a lent range (at most the 8 MiB transfer limit) starting in its first
+/// half lies within it. A view's storage keeps the window (and so its
+/// mapping) alive in ``windows`` until NIO frees it, after the last slice
+/// has been written; the window hands out views only until it is retired.
+final class LentWindowView: Sendable {
+    let buffer: ByteBuffer
+    private init(_ buffer: ByteBuffer) { self.buffer = buffer }
+
+    /// Where views start, and how far a slice may begin into one.
+    static let stride = 16 << 20
+    static let span = 2 * stride
+
+    /// `length` bytes at `offset` in `window` as a slice of its view; nil once
+    /// the window is retired or for a range no view holds (the caller copies).
+    static func slice(of window: MappedFileWindow, at offset: Int, length: Int) -> ByteBuffer? {
+        let key = offset / stride
+        let start = key * stride
+        let count = min(span, window.count - start)
+        guard offset >= 0, offset + length <= start + count else { return nil }
+        let view = window.transportView(key) {
+            let base = window.baseAddress + start
+            windows.withLock { $0[UInt(bitPattern: base)] = window }
+            return LentWindowView(
+                ByteBuffer(
+                    takingOwnershipOf: UnsafeMutableRawBufferPointer(start: base, count: count),
+                    allocator: allocator, readerIndex: 0, writerIndex: count))
+        }
+        return (view as? LentWindowView)?.buffer.getSlice(at: offset - start, length: length)
+    }
+
+    /// The window of every view alive, by the view's base address.
+    static let windows = Mutex<[UInt: MappedFileWindow]>([:])
+
+    /// `deallocate` ends a view: it lets its window go. The other hooks serve a
+    /// copy-on-write, which nothing here causes (nothing writes to a view); a
+    /// copy is ordinary heap memory.
+    static let allocator = ByteBufferAllocator(
+        allocate: { malloc($0) },
+        reallocate: { realloc($0, $2) },
+        deallocate: { pointer in
+            let window = LentWindowView.windows.withLock { $0.removeValue(forKey: UInt(bitPattern: pointer)) }
+            if window == nil { free(pointer) }
+        },
+        copy: { $0.copyMemory(from: $1, byteCount: Int($2)) })
 }

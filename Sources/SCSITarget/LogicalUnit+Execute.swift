@@ -229,6 +229,15 @@ extension LogicalUnit {
         guard t.transferLength > 0 else { return .good }  // SBC-3 §5.9: zero blocks is not an error
         try checkTransferLength(t.transferLength)
         let count = Int(t.transferLength) * Int(geometry.blockSize)
+        // A transport that sends memory as it is can take the device's own
+        // cached pages: the data reaches the socket in one copy. The status
+        // goes out after the data on the same connection, so a host that has
+        // seen the command complete has had every byte copied out first.
+        if let lender, count > lender.lendsReadsAbove, let allocator, allocator.sendsLentMemory,
+            let lent = await lender.mappedRead(lba: t.lba, blockCount: t.transferLength)
+        {
+            return SCSIResponse(status: .good, dataIn: lent, dataInLength: count)
+        }
         let buffer = allocator?.buffer(count: count) ?? IOBuffer(count: count)
         do {
             try await device.read(lba: t.lba, blockCount: t.transferLength, into: buffer, offset: 0)

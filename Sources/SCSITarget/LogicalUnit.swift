@@ -56,6 +56,8 @@ public struct LogicalUnitConfiguration: Sendable, Hashable {
 public final class LogicalUnit: Sendable {
     public let configuration: LogicalUnitConfiguration
     public let device: any BlockDevice
+    /// The device when it can lend cached blocks instead of copying them (decided once, not per READ).
+    let lender: (any MappedReadableBlockDevice)?
     public let context: any LogicalUnitContext
     let identity: InquiryIdentity
     let limits: BlockLimits
@@ -88,6 +90,7 @@ public final class LogicalUnit: Sendable {
     ) {
         self.configuration = configuration
         self.device = device
+        self.lender = device as? any MappedReadableBlockDevice
         // Without a given context: this node's own, saving persistent reservations in `reservationStore`.
         self.context =
             context ?? SharedLogicalUnitContext(reservationStore: reservationStore, key: configuration.serial)

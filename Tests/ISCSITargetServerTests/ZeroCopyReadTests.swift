@@ -1,3 +1,4 @@
+import AIOBlockStorage
 import BlockStorage
 import ISCSISession
 import ISCSIWire
@@ -13,9 +14,10 @@ import Testing
 /// A READ's Data-In is the memory the device filled: the bytes a host reads
 /// are exactly the bytes the device returned, split at every
 /// MaxRecvDataSegmentLength the other tests negotiate, with lengths that are
-/// and are not a multiple of the segment, for a local and a distributed LUN.
-/// The Data-In segments (and the encoder's frames) must point into the
-/// device's buffer, which must stay aligned for O_DIRECT.
+/// and are not a multiple of the segment, for a memory, a page-cache file and
+/// a distributed LUN. The Data-In segments (and the encoder's frames) must
+/// point into the device's buffer, which must stay aligned for O_DIRECT, or,
+/// for the file's reads over 64 KiB, into the page cache the device lent.
 @Suite("Zero-copy READ Data-In", .timeLimit(.minutes(1)))
 struct ZeroCopyReadTests {
     static let target = "iqn.2026-01.test:zerocopy"
@@ -44,7 +46,7 @@ struct ZeroCopyReadTests {
         Read(line: #line, lba: 5, blocks: 9, edtlDelta: 1000),  // residual underflow
     ]
 
-    enum Backing: CaseIterable { case local, distributed }
+    enum Backing: CaseIterable { case local, file, distributed }
 
     @Test(arguments: Backing.allCases, segmentLengths)
     func dataInIsTheDevicesBuffer(backing: Backing, segmentLength: Int) async throws {
@@ -54,6 +56,39 @@ struct ZeroCopyReadTests {
         let channel = try await Self.channel(SCSITargetDevice(logicalUnits: [0: unit]))
         var cmdSN = try await Self.login(channel, maxRecvDataSegmentLength: segmentLength)
         cmdSN = try await Self.clearUnitAttention(channel, cmdSN: cmdSN)
+        try await Self.readAll(channel, device: device, keepAlive: keepAlive, segmentLength: segmentLength, cmdSN: cmdSN) {
+            #expect($0.address % UInt(IOBuffer.defaultAlignment) == 0 || $0.lent, "\($1.testDescription)")
+            // The file lends exactly the reads it cannot copy on the loop.
+            #expect($0.lent == (backing == .file && $1.blocks > 128), "\($1.testDescription)")
+        }
+        try await channel.close()
+        _ = keepAlive
+    }
+
+    /// With a data digest the transport reads the Data-In itself (CRC32C), so
+    /// a file's pages are not lent: the device fills the connection's buffer.
+    @Test func aDataDigestConnectionIsNotLentFilePages() async throws {
+        let (device, keepAlive) = try await Self.device(.file)
+        let unit = LogicalUnit(
+            configuration: LogicalUnitConfiguration(serial: "ZC0002", identifier: 0x2D), device: device)
+        let channel = try await Self.channel(SCSITargetDevice(logicalUnits: [0: unit]))
+        var cmdSN = try await Self.login(channel, maxRecvDataSegmentLength: 65536, dataDigest: true)
+        cmdSN = try await Self.clearUnitAttention(channel, cmdSN: cmdSN)
+        try await Self.readAll(channel, device: device, keepAlive: keepAlive, segmentLength: 65536, cmdSN: cmdSN) {
+            #expect(!$0.lent, "\($1.testDescription)")
+            #expect($0.address % UInt(IOBuffer.defaultAlignment) == 0, "\($1.testDescription)")
+        }
+        try await channel.close()
+        _ = keepAlive
+    }
+
+    /// Runs every READ of ``reads``, checks its Data-In against the device's
+    /// read and the medium, then hands the device's read to `check`.
+    static func readAll(
+        _ channel: NIOAsyncTestingChannel, device: RecordingBlockDevice, keepAlive: Backed, segmentLength: Int,
+        cmdSN start: UInt32, check: (RecordingBlockDevice.FilledRead, Read) -> Void
+    ) async throws {
+        var cmdSN = start
         let encoder = ISCSIFrameEncoder()
         for (index, read) in Self.reads.enumerated() {
             let length = Int(read.blocks) * 512
@@ -90,8 +125,8 @@ struct ZeroCopyReadTests {
 
             let filled = try #require(device.reads.last, "\(read.testDescription): the device served no read")
             #expect(filled.lba == UInt64(read.lba) && filled.blockCount == UInt32(read.blocks))
-            // O_DIRECT needs the buffer aligned; the transport's buffer must keep that.
-            #expect(filled.address % UInt(IOBuffer.defaultAlignment) == 0, "\(read.testDescription)")
+            // O_DIRECT needs a filled buffer aligned; the transport's buffer must keep that.
+            check(filled, read)
             // Exactly the device's bytes, cut at EDTL.
             #expect(received == Array(filled.bytes.prefix(edtl)), "\(read.testDescription)")
             #expect(received == Array(keepAlive.medium[Int(read.lba) * 512..<Int(read.lba) * 512 + min(edtl, length)]))
@@ -102,8 +137,6 @@ struct ZeroCopyReadTests {
                     "\(read.testDescription) at \(segment.offset)")
             }
         }
-        try await channel.close()
-        _ = keepAlive
     }
 
     // MARK: - Fixture
@@ -124,6 +157,14 @@ struct ZeroCopyReadTests {
         switch backing {
         case .local:
             base = MemoryBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 384))
+        case .file:
+            let directory = try TemporaryDirectory()
+            base = try AIOFileBlockDevice(
+                options: AIOFileBlockDevice.Options(
+                    path: directory.path + "/lun.img", geometry: BlockGeometry(blockSize: 512, blockCount: 384),
+                    directIO: .off),
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            owner = directory
         case .distributed:
             let cluster = InProcessCluster(nodeCount: 3, subUnitBlocks: 64, subUnitCount: 6, replicas: 2)
             base = cluster.device(1)
@@ -150,10 +191,12 @@ struct ZeroCopyReadTests {
     }
 
     /// Logs in with the initiator's MaxRecvDataSegmentLength; returns the next CmdSN.
-    static func login(_ channel: NIOAsyncTestingChannel, maxRecvDataSegmentLength: Int) async throws -> UInt32 {
+    static func login(_ channel: NIOAsyncTestingChannel, maxRecvDataSegmentLength: Int, dataDigest: Bool = false)
+        async throws -> UInt32
+    {
         let keys = TinyInitiator.text([
             ("InitiatorName", "iqn.2026-01.test:host"), ("SessionType", "Normal"), ("TargetName", target),
-            ("HeaderDigest", "None"), ("DataDigest", "None"),
+            ("HeaderDigest", "None"), ("DataDigest", dataDigest ? "CRC32C" : "None"),
             ("MaxRecvDataSegmentLength", String(maxRecvDataSegmentLength)),
         ])
         let request = LoginRequestPDU(

@@ -153,6 +153,8 @@ public final class RecordingBlockDevice: BlockDevice {
         public var address: UInt
         /// The bytes as they were when the read completed.
         public var bytes: [UInt8]
+        /// Whether the device lent its own memory (``MappedReadableBlockDevice``) instead of filling a buffer.
+        public var lent = false
     }
 
     public let backing: any BlockDevice
@@ -198,4 +200,21 @@ public final class RecordingBlockDevice: BlockDevice {
     }
 
     public func close() async { await backing.close() }
+}
+
+/// Lends what the wrapped device lends, recorded like a read it filled.
+extension RecordingBlockDevice: MappedReadableBlockDevice {
+    public var lendsReadsAbove: Int { (backing as? any MappedReadableBlockDevice)?.lendsReadsAbove ?? Int.max }
+
+    public func mappedRead(lba: UInt64, blockCount: UInt32) async -> IOBuffer? {
+        guard let lender = backing as? any MappedReadableBlockDevice,
+            let lent = await lender.mappedRead(lba: lba, blockCount: blockCount)
+        else { return nil }
+        log.withLock { $0.append(.read(lba: lba, blockCount: blockCount)) }
+        let read = FilledRead(
+            lba: lba, blockCount: blockCount, address: UInt(bitPattern: lent.baseAddress), bytes: lent.array(),
+            lent: true)
+        filled.withLock { $0.append(read) }
+        return lent
+    }
 }

@@ -29,6 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import iscsi_client as ic  # noqa: E402
+import procstat  # noqa: E402
 import scsi_cmds as scsi  # noqa: E402
 
 LOGIN_TIMEOUT = 2.0
@@ -87,11 +88,9 @@ def iscsi_inq(url):
 
 
 def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of the daemon's own (procstat.rss_mib: without the file
+    pages it maps for reads, which are the page cache)."""
+    return procstat.rss_mib(pid) or 0.0
 
 
 def log_has(path, text):
@@ -342,7 +341,7 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4510)
     parser.add_argument("--target", required=True)
-    parser.add_argument("--pid", type=int, required=True, help="the tesserad process (for VmRSS)")
+    parser.add_argument("--pid", type=int, required=True, help="the tesserad process (for its resident memory)")
     parser.add_argument("--log", required=True, help="the tesserad log file")
     parser.add_argument("--only", action="append", help="run only these checks (a-e)")
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What /proc says about a process, standard library only: resident memory and open files.
 
-    procstat.rss_mib(pid)    # VmRSS in MiB (None once the process is gone)
+    procstat.rss_mib(pid)    # resident memory of its own in MiB (None once the process is gone)
     procstat.fd_count(pid)   # entries of /proc/PID/fd (None once gone)
     procstat.fds_on_ports(pid, {3260})  # (open fds, of them TCP connections on those local ports)
     procstat.alive(pid)      # exists and is not a zombie
@@ -23,8 +23,12 @@ def status_kib(pid, field):
 
 
 def rss_mib(pid):
-    kib = status_kib(pid, "VmRSS")
-    return None if kib is None else kib / 1024
+    """The process's own resident memory: RssAnon + RssShmem, i.e. VmRSS less
+    the file pages it maps. tesserad lends large cached reads as mapped pages
+    of the backing file; those are the page cache, shared and reclaimable, and
+    counting them would make VmRSS grow with every block ever read."""
+    anon, shmem = status_kib(pid, "RssAnon"), status_kib(pid, "RssShmem")
+    return None if anon is None or shmem is None else (anon + shmem) / 1024
 
 
 def fd_count(pid):

@@ -11,7 +11,7 @@ every few seconds through the next portal, every third time by closing the
 socket without a Logout. At the end every session reads its whole region back.
 
 Every --sample-every seconds a row: I/O rate, sessions connected, and per
-tesserad process VmRSS, open fds and how many of those are iSCSI connections
+tesserad process resident memory (its own: RssAnon + RssShmem), open fds and how many of those are iSCSI connections
 (TCP sockets on a portal port, /proc/net/tcp). Then the figures and the checks,
 "PASS name: ..." / "FAIL name: ...", and "driver: N passed, M failed":
   - no I/O errors (SCSI status, timeout, lost connection, short read), no
@@ -51,7 +51,7 @@ IO_ERRORS = ("scsi", "timeout", "connection lost", "short read", "crash")
 
 
 class Snap(collections.namedtuple("Snap", "rss fds isc")):
-    """One process at one moment: VmRSS (MiB), open fds, of them iSCSI connections."""
+    """One process at one moment: resident memory of its own (MiB), open fds, of them iSCSI connections."""
 
     @property
     def other(self):
