@@ -224,12 +224,14 @@ struct StoreSeed: Hashable, Sendable {
     }
 
     /// What a TOML's LUN says differently from the LUN the store holds, for
-    /// the fields that define its blocks. Pure.
+    /// the fields that define its blocks and how every node serves them
+    /// (the store's LUN is what every node opens, so an edit of these in one
+    /// node's TOML would otherwise be ignored without a word). Pure.
     static func differences(configured: LUNRecord, stored: LUNRecord) -> [String] {
         var messages: [String] = []
-        func report(_ field: String, _ mine: String, _ theirs: String) {
+        func report(_ field: String, _ mine: String, _ theirs: String, _ remedy: String = "resize or recreate the LUN through the cluster") {
             if mine != theirs {
-                messages.append("LUN \(stored.key): \(field) = \(mine) in this node's configuration, but the store's LUN has \(theirs); keeping the store's (resize or recreate the LUN through the cluster)")
+                messages.append("LUN \(stored.key): \(field) = \(mine) in this node's configuration, but the store's LUN has \(theirs); keeping the store's (\(remedy))")
             }
         }
         report("size", "\(configured.sizeBytes)", "\(stored.sizeBytes)")
@@ -239,6 +241,10 @@ struct StoreSeed: Hashable, Sendable {
         if let mine, let theirs {
             report("replicas", "\(mine.replicas ?? 1)", "\(theirs.replicas ?? 1)")
             report("sub_unit_size", "\(mine.subUnitBytes ?? LUNConfiguration.defaultSubUnitSize)", "\(theirs.subUnitBytes ?? LUNConfiguration.defaultSubUnitSize)")
+            let recreate = "recreate the LUN through the cluster to change it"
+            report("direct_io", mine.directIO, theirs.directIO, recreate)
+            report("read_only", "\(mine.readOnly)", "\(theirs.readOnly)", recreate)
+            report("thin", "\(mine.thin)", "\(theirs.thin)", recreate)
         }
         return messages
     }

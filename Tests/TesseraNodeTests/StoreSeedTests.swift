@@ -217,4 +217,26 @@ struct StoreSeedDifferencesTests {
         #expect(messages[2].contains("replicas = 3") && messages[2].contains("has 2"))
         #expect(messages[3].contains("sub_unit_size = 16777216") && messages[3].contains("has 8388608"))
     }
+
+    @Test("direct_io, read_only and thin that differ are named: the store's are what every node opens")
+    func servingSettingsNamed() throws {
+        let key = LUNKey(targetIQN: "iqn.2026-11.dev.tessera:x", lun: 0)
+        var lun = LUNConfiguration(id: 0, size: 64 << 20, backing: .file(path: "x.img"))
+        lun.directIO = .on
+        let stored = LUNRecord(
+            key: key, sizeBytes: 64 << 20, blockSize: 512, naaID: [], serial: "S",
+            backing: StoredLUNOptions(lun, replicas: 1).encoded())
+        lun.directIO = .off
+        lun.readOnly = true
+        lun.thin = false
+        let configured = LUNRecord(
+            key: key, sizeBytes: 64 << 20, blockSize: 512, naaID: [], serial: "S",
+            backing: StoredLUNOptions(lun, replicas: 1).encoded())
+        let messages = StoreSeed.differences(configured: configured, stored: stored)
+        #expect(messages.count == 3)
+        #expect(messages.first { $0.contains("direct_io = off") }?.contains("has on") == true)
+        #expect(messages.first { $0.contains("read_only = true") }?.contains("has false") == true)
+        #expect(messages.first { $0.contains("thin = false") }?.contains("has true") == true)
+        #expect(messages.allSatisfy { $0.contains("keeping the store's (recreate the LUN") })
+    }
 }
