@@ -15,6 +15,8 @@ struct ConnectionEnvironment: Sendable {
     var queueDepth: Int
     var nopInInterval: Duration?
     var nopInTimeout: Duration
+    /// How long a connection with nothing running polls for the next command (zero: never).
+    var idlePoll: Duration = .zero
     var registry: SessionRegistry
     var logger: Logger
     /// What a host can make the connection hold.
@@ -58,6 +60,12 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     private var targetName: String?
     /// Reused between inputs so a PDU costs no array allocation.
     private var actions: [SessionAction] = []
+    /// When to poll for the next command instead of letting the loop sleep.
+    private var idlePoll: IdlePollPolicy
+    /// The socket's descriptor, for that poll (found at full feature phase).
+    private var socketDescriptor: Int32?
+    /// Counted in ``LoopConnectionCounts`` (from channelActive to channelInactive).
+    private var countedOnLoop = false
     /// Where READ data goes: the connection's send buffers, and lent file
     /// pages unless a data digest must read them.
     private var dataInAllocator = SendBufferAllocator(sendsLentMemory: false)
@@ -68,6 +76,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         self.connectionID = environment.registry.makeConnectionID()
         self.logger = environment.logger
         self.logger[metadataKey: "connection"] = "\(connectionID)"
+        self.idlePoll = IdlePollPolicy(budget: environment.idlePoll)
         actions.reserveCapacity(16)
     }
 
@@ -91,6 +100,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             return
         }
         admitted = true
+        LoopConnectionCounts.shared.add(context.eventLoop)
+        countedOnLoop = true
         // Device completions for this connection's commands are reaped on its loop.
         EventLoopCompletionPoller.installIfNeeded(on: context.eventLoop)
         // The TSIH is the registry's to give when the leading login completes
@@ -135,6 +146,9 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         if let tsih = reservedTSIH { environment.registry.releaseTSIH(tsih) }
         reservedTSIH = nil
         if admitted { environment.registry.connectionClosed(connectionID) }
+        if countedOnLoop { LoopConnectionCounts.shared.remove(context.eventLoop) }
+        countedOnLoop = false
+        socketDescriptor = nil
         context.fireChannelInactive()
     }
 
@@ -309,6 +323,11 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         // pages would be read there, where a file cut short underneath faults.
         dataInAllocator = SendBufferAllocator(sendsLentMemory: !parameters.dataDigest)
         frameHandler.maxRecvDataSegmentLength = Int(parameters.targetMaxRecvDataSegmentLength)
+        if outcome.sessionType == .normal, idlePoll.budget > .zero, let local = context.channel.localAddress,
+            let remote = context.channel.remoteAddress
+        {
+            socketDescriptor = IdlePoll.descriptor(local: local, remote: remote)
+        }
         context.flush()
         startKeepalive(context: context)
     }
@@ -534,6 +553,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         let tag = command.initiatorTaskTag
         let readCost = Self.readCost(command)
         readBytesInFlight += readCost
+        commandsRunning += 1
         let eventLoop = context.eventLoop
         let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
@@ -543,6 +563,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             let result = SCSIBridge.result(of: response, allocator: allocator)
             let complete: @Sendable () -> Void = {
                 let bound = loopBound.value
+                bound.0.commandsRunning -= 1
                 bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
                 bound.0.readFinished(readCost, context: bound.1)
             }
@@ -564,6 +585,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
 
     /// Completions arriving in one event-loop tick share one flush (one writev).
     private var flushScheduled = false
+    /// Commands handed to the SCSI layer and not completed yet.
+    private var commandsRunning = 0
 
     private func scheduleFlush(context: ChannelHandlerContext) {
         guard !flushScheduled else { return }
@@ -587,7 +610,31 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         guard !closing, session != nil else { return }
         session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: now, into: &actions)
         runActions(context: context)
-        scheduleFlush(context: context)
+        guard commandsRunning == 0, !flushScheduled else {
+            scheduleFlush(context: context)
+            return
+        }
+        // The last command running: no other completion can join this flush.
+        context.flush()
+        pollForNextCommand(context: context)
+    }
+
+    /// With nothing left running, polls the socket for the host's next
+    /// command for a little while before the loop may sleep (``IdlePoll``):
+    /// only as the loop's only connection, with the socket found, and while
+    /// such polls keep finding the next command.
+    private func pollForNextCommand(context: ChannelHandlerContext) {
+        guard let fd = socketDescriptor, !closing, deferredCommands.isEmpty,
+            LoopConnectionCounts.shared.count(context.eventLoop) == 1, idlePoll.shouldPoll()
+        else { return }
+        let budget = idlePoll.budget
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        // As a task, so the rest of this tick's work runs first.
+        context.eventLoop.execute {
+            let handler = loopBound.value
+            guard !handler.closing, handler.socketDescriptor == fd else { return }
+            handler.idlePoll.record(hit: IdlePoll.wait(fd: fd, budget: budget))
+        }
     }
 
     private func taskManagement(_ request: SessionTaskManagementRequest, context: ChannelHandlerContext) {

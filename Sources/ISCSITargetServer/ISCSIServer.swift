@@ -54,8 +54,8 @@ public final class ISCSIServer: Sendable {
                     target: { [state] name in state.withLock { $0.executors[name] } },
                     portalGroupTag: portal.portalGroupTag,
                     queueDepth: configuration.queueDepth, nopInInterval: configuration.nopInInterval,
-                    nopInTimeout: configuration.nopInTimeout, registry: registry, logger: logger,
-                    limits: configuration.limits)
+                    nopInTimeout: configuration.nopInTimeout, idlePoll: configuration.idlePoll, registry: registry,
+                    logger: logger, limits: configuration.limits)
                 let limits = configuration.limits
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 256)

@@ -30,13 +30,17 @@ public struct ISCSIServerConfiguration: Sendable {
     public var nopInInterval: Duration?
     /// How long a NOP-In ping may stay unanswered before the connection closes.
     public var nopInTimeout: Duration
+    /// How long a connection with nothing running polls for the next command
+    /// before its loop may sleep (``IdlePollPolicy``); zero disables it.
+    /// `TESSERA_IDLE_POLL_US` in the environment overrides it (benchmarks).
+    public var idlePoll: Duration
     /// What a host can make the portal hold.
     public var limits: ISCSIServerLimits
 
     public init(
         portals: [Portal], login: LoginConfiguration, targets: [String: any SCSITaskExecutor],
         queueDepth: Int = 128, nopInInterval: Duration? = .seconds(5), nopInTimeout: Duration = .seconds(30),
-        limits: ISCSIServerLimits = ISCSIServerLimits()
+        idlePoll: Duration = .microseconds(50), limits: ISCSIServerLimits = ISCSIServerLimits()
     ) {
         self.limits = limits
         self.portals = portals
@@ -45,6 +49,7 @@ public struct ISCSIServerConfiguration: Sendable {
         self.queueDepth = queueDepth
         self.nopInInterval = nopInInterval
         self.nopInTimeout = nopInTimeout
+        self.idlePoll = IdlePoll.budget(configured: idlePoll)
     }
 }
 

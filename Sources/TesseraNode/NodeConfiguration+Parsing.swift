@@ -252,6 +252,7 @@ struct ConfigurationReader {
             allowed: [
                 "queue_depth", "max_recv_data_segment_length", "max_burst_length", "first_burst_length",
                 "immediate_data", "initial_r2t", "nop_in_interval", "nop_in_timeout", "protected_network",
+                "idle_poll",
             ])
         protectedNetwork = bool(table, "protected_network", path) ?? false
         var settings = ISCSISettings()
@@ -279,6 +280,7 @@ struct ConfigurationReader {
             settings.nopInInterval = .seconds(value)
         }
         if let value = integer(table, "nop_in_timeout", path, in: 1...3600) { settings.nopInTimeout = .seconds(value) }
+        if let value = integer(table, "idle_poll", path, in: 0...1000) { settings.idlePoll = .microseconds(value) }
         return settings
     }
 

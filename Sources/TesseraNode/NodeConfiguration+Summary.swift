@@ -10,7 +10,8 @@ extension NodeConfiguration {
             "iscsi: queue_depth \(iscsi.queueDepth), MaxRecvDataSegmentLength \(iscsi.maxRecvDataSegmentLength), "
                 + "MaxBurstLength \(iscsi.maxBurstLength), FirstBurstLength \(iscsi.firstBurstLength), "
                 + "ImmediateData \(iscsi.immediateData ? "Yes" : "No"), InitialR2T \(iscsi.initialR2T ? "Yes" : "No"), "
-                + "NOP-In every \(iscsi.nopInInterval.components.seconds) s (timeout \(iscsi.nopInTimeout.components.seconds) s)"
+                + "NOP-In every \(iscsi.nopInInterval.components.seconds) s (timeout \(iscsi.nopInTimeout.components.seconds) s), "
+                + "idle poll \(iscsi.idlePoll.components.attoseconds / 1_000_000_000_000) us"
         )
         lines.append(
             "cluster: node_id \(cluster.nodeID), peer \(cluster.peerAddress), "

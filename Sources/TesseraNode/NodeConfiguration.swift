@@ -92,11 +92,15 @@ public struct ISCSISettings: Sendable, Hashable {
     public var nopInInterval: Duration
     /// `nop_in_timeout` (seconds): how long a NOP-In may go unanswered before the connection is dropped.
     public var nopInTimeout: Duration
+    /// `idle_poll` (microseconds): how long a connection that has nothing
+    /// running polls for the host's next command before its event loop may
+    /// sleep; zero disables it (see the README, "Performance").
+    public var idlePoll: Duration
 
     public init(
         queueDepth: Int = 128, maxRecvDataSegmentLength: Int = 262_144, maxBurstLength: Int = 1_048_576,
         firstBurstLength: Int = 65_536, immediateData: Bool = true, initialR2T: Bool = false,
-        nopInInterval: Duration = .seconds(10), nopInTimeout: Duration = .seconds(30)
+        nopInInterval: Duration = .seconds(10), nopInTimeout: Duration = .seconds(30), idlePoll: Duration = .microseconds(50)
     ) {
         self.queueDepth = queueDepth
         self.maxRecvDataSegmentLength = maxRecvDataSegmentLength
@@ -106,6 +110,7 @@ public struct ISCSISettings: Sendable, Hashable {
         self.initialR2T = initialR2T
         self.nopInInterval = nopInInterval
         self.nopInTimeout = nopInTimeout
+        self.idlePoll = idlePoll
     }
 }
 

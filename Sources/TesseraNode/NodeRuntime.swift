@@ -118,6 +118,6 @@ enum NodeRuntime {
             targets: devices.mapValues { $0 as any SCSITaskExecutor },
             queueDepth: iscsi.queueDepth,
             nopInInterval: iscsi.nopInInterval == .zero ? nil : iscsi.nopInInterval,
-            nopInTimeout: iscsi.nopInTimeout, limits: configuration.limits)
+            nopInTimeout: iscsi.nopInTimeout, idlePoll: iscsi.idlePoll, limits: configuration.limits)
     }
 }

@@ -130,6 +130,8 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
         ("[iscsi]\nfirst_burst_length = 65536\nmax_burst_length = 4096", "iscsi.first_burst_length", 2, #line),
         ("[iscsi]\nimmediate_data = \"yes\"", "iscsi.immediate_data", 2, #line),
         ("[iscsi]\nqueue_depth = 0", "iscsi.queue_depth", 2, #line),
+        ("[iscsi]\nidle_poll = 1001", "iscsi.idle_poll", 2, #line),
+        ("[iscsi]\nidle_poll = -1", "iscsi.idle_poll", 2, #line),
         ("[[target]]\nname = \"iqn.2026-11.Dev.tessera:x\"", "target[0].name", 2, #line),
         ("[[target]]\nalias = \"no name\"", "target[0].name", 1, #line),
         (
@@ -226,6 +228,12 @@ func diagnostics(_ text: String) -> [ConfigurationDiagnostic] {
         #expect(configuration.warnings.map(\.key) == ["target"])
         #expect(configuration.portals == [PortalConfiguration()])
         #expect(configuration.node.logLevel == .debug)
+    }
+
+    @Test func idlePollIsInMicrosecondsAndZeroTurnsItOff() throws {
+        #expect(try parse(Self.minimalTarget).iscsi.idlePoll == .microseconds(50))
+        #expect(try parse("[iscsi]\nidle_poll = 0\n" + Self.minimalTarget).iscsi.idlePoll == .zero)
+        #expect(try parse("[iscsi]\nidle_poll = 120\n" + Self.minimalTarget).iscsi.idlePoll == .microseconds(120))
     }
 
     @Test func directIOTakesAutoTrueOrFalse() throws {
