@@ -554,6 +554,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         let readCost = Self.readCost(command)
         readBytesInFlight += readCost
         commandsRunning += 1
+        let started = now
         let eventLoop = context.eventLoop
         let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
@@ -564,7 +565,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             let complete: @Sendable () -> Void = {
                 let bound = loopBound.value
                 bound.0.commandsRunning -= 1
-                bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, context: bound.1)
+                let quick = bound.0.now - started < IdlePollPolicy.quickCommand
+                bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, quick: quick, context: bound.1)
                 bound.0.readFinished(readCost, context: bound.1)
             }
             // With the loop as the task's executor this is the loop already; the
@@ -606,7 +608,10 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         runDeferredCommands(context: context)
     }
 
-    private func commandCompleted(taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, context: ChannelHandlerContext) {
+    /// `quick`: the command took less than ``IdlePollPolicy/quickCommand`` here.
+    private func commandCompleted(
+        taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, quick: Bool, context: ChannelHandlerContext
+    ) {
         guard !closing, session != nil else { return }
         session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: now, into: &actions)
         runActions(context: context)
@@ -616,7 +621,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         }
         // The last command running: no other completion can join this flush.
         context.flush()
-        pollForNextCommand(context: context)
+        if quick { pollForNextCommand(context: context) }
     }
 
     /// With nothing left running, polls the socket for the host's next
