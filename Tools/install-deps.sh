@@ -3,12 +3,13 @@
 #   --run   build and run tesserad (default)
 #   --test  also the real clients the tests use (libiscsi tools, qemu-img, tgt)
 #   --bench also what Tools/bench needs beyond that (iperf3: the loopback stream;
-#           linux-perf: the uprobes of runtime-events.sh)
+#           linux-perf: the uprobes of runtime-events.sh; liburing-dev: the
+#           engine probe of aio-vs-io_uring.sh)
 set -euo pipefail
 MODE=${1:---run}
 RUN_PKGS=(libaio-dev libssl-dev libsqlite3-dev libdqlite-dev pkg-config)
 TEST_PKGS=(libiscsi-bin qemu-utils qemu-block-extra tgt sg3-utils python3 procps)
-BENCH_PKGS=(iperf3 linux-perf)
+BENCH_PKGS=(iperf3 linux-perf liburing-dev)
 PKGS=("${RUN_PKGS[@]}")
 [ "$MODE" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 [ "$MODE" = "--bench" ] && PKGS+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}")
