@@ -637,7 +637,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         // As a task, so the rest of this tick's work runs first.
         context.eventLoop.execute {
             let handler = loopBound.value
-            guard !handler.closing, handler.socketDescriptor == fd else { return }
+            guard !handler.closing, handler.socketDescriptor == fd, handler.commandsRunning == 0 else { return }
             handler.idlePoll.record(hit: IdlePoll.wait(fd: fd, budget: budget))
         }
     }

@@ -122,6 +122,8 @@ final class TaskSet: Sendable {
 
     /// Number of live tasks (tests, metrics).
     var count: Int { state.withLock { $0.running.count } }
+    /// Running tasks marked aborted that have not ended yet (tests wait on it).
+    var abortedRunning: Int { state.withLock { $0.running.values.filter(\.aborted).count } }
 
     /// Returns once every task in `keys` has ended.
     func waitForEnd(_ keys: [TaskKey]) async {

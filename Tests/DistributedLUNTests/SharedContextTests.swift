@@ -1,7 +1,7 @@
 import BlockStorage
 import ClusterModel
 import DistributedLUN
-import SCSITarget
+@testable import SCSITarget
 import SCSIWire
 import Synchronization
 import Testing
@@ -154,14 +154,16 @@ extension SCSIResponse {
             done.withLock { $0 = true }
             return response
         }
-        // The change has gone to node 1 (polled with sleeps, not yields: a
-        // spinning test starves the other tests' tasks), and node 1 had time
-        // to start its abort; on a loaded run the push alone can take longer
-        // than any fixed pause.
-        for _ in 0..<1000 where !c.network.requests(from: Self.n2, to: Self.n1).contains(.contextChange) {
+        // The change has gone to node 1 and node 1 has marked the write
+        // aborted (polled with sleeps, not yields: a spinning test starves the
+        // other tests' tasks); on a loaded run that can take longer than any
+        // fixed pause.
+        for _ in 0..<1000 where c.targets[Self.n1]!.tasks.abortedRunning == 0 {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        try? await Task.sleep(for: .milliseconds(200))
+        #expect(c.network.requests(from: Self.n2, to: Self.n1).contains(.contextChange))
+        #expect(c.targets[Self.n1]!.tasks.abortedRunning == 1, "node 1 never started aborting the write")
+        try? await Task.sleep(for: .milliseconds(50))
         #expect(!done.withLock { $0 }, "GOOD came before the aborted task on node 1 ended")
         _ = held.complete()
         #expect(await abort.value.status == .good)
