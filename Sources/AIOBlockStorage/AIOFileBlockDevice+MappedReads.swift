@@ -16,8 +16,6 @@ extension AIOFileBlockDevice: MappedReadableBlockDevice {
     /// One mapping's span. A read that crosses a window's end is read, not lent.
     static let mappedWindowSize = 1 << 30
 
-    public var lendsReadsAbove: Int { Self.maximumCachedRead }
-
     /// A cached read larger than ``maximumCachedRead`` lent as the page cache
     /// itself. Smaller reads are copied on the caller's thread anyway
     /// (`preadv2(RWF_NOWAIT)` costs what `mincore` does), and larger ones
@@ -34,7 +32,7 @@ extension AIOFileBlockDevice: MappedReadableBlockDevice {
     /// the send of pages past the new end fail rather than send stale data.
     public func mappedRead(lba: UInt64, blockCount: UInt32) -> IOBuffer? {
         guard ioPath == .buffered, IOTuning.mappedReads else { return nil }
-        guard let (start, length) = try? byteRange(lba, UInt64(blockCount)), length > lendsReadsAbove else {
+        guard let (start, length) = try? byteRange(lba, UInt64(blockCount)), length > LentReads.lendsReadsAbove else {
             return nil
         }
         let index = start / Self.mappedWindowSize

@@ -72,8 +72,9 @@ public final class AIOFileBlockDevice: BlockDevice {
     /// thread. A larger one is a long copy that would hold up the event loop,
     /// which then cannot send earlier reads' data meanwhile: on the pool the
     /// copies of a QD4 1 MiB stream overlap with the sends (measured: 1 MiB
-    /// reads at QD4 ran 15-40 % slower copied on the loop).
-    static let maximumCachedRead = 64 << 10
+    /// reads at QD4 ran 15-40 % slower copied on the loop). Larger cached
+    /// reads are lent instead (``mappedRead(lba:blockCount:)``).
+    static let maximumCachedRead = LentReads.lendsReadsAbove
 
     /// Counts operations in progress so ``close()`` can wait for them before
     /// closing the descriptor.

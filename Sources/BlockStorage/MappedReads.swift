@@ -17,14 +17,13 @@ public protocol MappedReadableBlockDevice: BlockDevice {
     /// waits for the disk and never blocks. The buffer's owner is a
     /// ``MappedFileWindow``; its memory is read-only: writing it faults.
     func mappedRead(lba: UInt64, blockCount: UInt32) async -> IOBuffer?
-
-    /// Reads of this many bytes or fewer are never lent, so a caller need not
-    /// ask (a copy of them costs what checking their residency does).
-    var lendsReadsAbove: Int { get }
 }
 
-extension MappedReadableBlockDevice {
-    public var lendsReadsAbove: Int { 64 << 10 }
+/// Reads of at most ``lendsReadsAbove`` bytes are never lent, so a caller
+/// need not ask: a copy of them costs what checking their residency does,
+/// and a buffered file device copies them on the caller's thread anyway.
+public enum LentReads {
+    public static let lendsReadsAbove = 64 << 10
 }
 
 extension BlockDeviceWindow: MappedReadableBlockDevice {
@@ -34,8 +33,6 @@ extension BlockDeviceWindow: MappedReadableBlockDevice {
         else { return nil }
         return await lender.mappedRead(lba: firstBlock + lba, blockCount: blockCount)
     }
-
-    public var lendsReadsAbove: Int { (base as? any MappedReadableBlockDevice)?.lendsReadsAbove ?? Int.max }
 }
 
 /// A read-only shared mapping of part of a file (`mmap(PROT_READ,

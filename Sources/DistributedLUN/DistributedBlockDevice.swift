@@ -222,9 +222,7 @@ public final class DistributedBlockDevice: BlockDevice {
             if round > 0 { await replicas.reload() }
             round += 1
             guard let set = replicas.replicaSet(piece.index) else { throw BlockDeviceError(.outOfRange) }
-            let io = PeerIO(
-                subUnit: SubUnitID(lun: replicas.lun, index: piece.index), epoch: set.epoch, lba: piece.lba,
-                blockCount: UInt32(piece.blockCount))
+            let io = peerIO(piece, at: set)
             let reply = await attempt(io, set.primary)
             guard case .failure(let failure) = reply else { return }
             lastFailure = failure
@@ -239,6 +237,13 @@ public final class DistributedBlockDevice: BlockDevice {
         }
         throw lastFailure.deviceError
     }
+
+    /// `piece` as a request to its sub-unit at `set`'s epoch.
+    private func peerIO(_ piece: SubUnitLayout.Piece, at set: ReplicaSet) -> PeerIO {
+        PeerIO(
+            subUnit: SubUnitID(lun: replicas.lun, index: piece.index), epoch: set.epoch, lba: piece.lba,
+            blockCount: UInt32(piece.blockCount))
+    }
 }
 
 extension DistributedBlockDevice: MappedReadableBlockDevice {
@@ -252,9 +257,7 @@ extension DistributedBlockDevice: MappedReadableBlockDevice {
             let piece = replicas.layout.piece(lba: lba, blockCount: UInt64(blockCount)),
             let set = replicas.replicaSet(piece.index), set.primary == node.id
         else { return nil }
-        let io = PeerIO(
-            subUnit: SubUnitID(lun: replicas.lun, index: piece.index), epoch: set.epoch, lba: piece.lba,
-            blockCount: UInt32(piece.blockCount))
+        let io = peerIO(piece, at: set)
         guard case .success(let target) = await node.accept(io, as: .primary),
             let lender = target.extent as? any MappedReadableBlockDevice
         else { return nil }

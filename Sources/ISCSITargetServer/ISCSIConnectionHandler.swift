@@ -156,11 +156,13 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         guard !closing else { return }
         let inbound = unwrapInboundIn(data)
         if session != nil {
+            let at = now
+            lastArrival = at
             switch inbound {
             case .pdu(let pdu):
-                session!.receive(pdu, now: now, into: &actions)
+                session!.receive(pdu, now: at, into: &actions)
             case .reject(let reason, let header):
-                session!.receiveRejected(reason: reason, basicHeaderSegment: header, now: now, into: &actions)
+                session!.receiveRejected(reason: reason, basicHeaderSegment: header, now: at, into: &actions)
             }
             runActions(context: context)
         } else if login != nil {
@@ -554,7 +556,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         let readCost = Self.readCost(command)
         readBytesInFlight += readCost
         commandsRunning += 1
-        let started = now
+        // When its PDU arrived (a command held back by backpressure looks slower: it is not polled after).
+        let started = lastArrival
         let eventLoop = context.eventLoop
         let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
@@ -565,8 +568,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
             let complete: @Sendable () -> Void = {
                 let bound = loopBound.value
                 bound.0.commandsRunning -= 1
-                let quick = bound.0.now - started < IdlePollPolicy.quickCommand
-                bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, quick: quick, context: bound.1)
+                bound.0.commandCompleted(taskID: taskID, initiatorTaskTag: tag, result, startedAt: started, context: bound.1)
                 bound.0.readFinished(readCost, context: bound.1)
             }
             // With the loop as the task's executor this is the loop already; the
@@ -589,6 +591,8 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
     private var flushScheduled = false
     /// Commands handed to the SCSI layer and not completed yet.
     private var commandsRunning = 0
+    /// When the last PDU was received (``now``), for the commands it starts.
+    private var lastArrival = Duration.zero
 
     private func scheduleFlush(context: ChannelHandlerContext) {
         guard !flushScheduled else { return }
@@ -608,12 +612,14 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         runDeferredCommands(context: context)
     }
 
-    /// `quick`: the command took less than ``IdlePollPolicy/quickCommand`` here.
+    /// `startedAt`: when the command's PDU arrived (``now``).
     private func commandCompleted(
-        taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, quick: Bool, context: ChannelHandlerContext
+        taskID: UInt64, initiatorTaskTag: UInt32, _ result: SessionCommandResult, startedAt: Duration,
+        context: ChannelHandlerContext
     ) {
         guard !closing, session != nil else { return }
-        session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: now, into: &actions)
+        let at = now
+        session!.commandCompleted(taskID: taskID, initiatorTaskTag: initiatorTaskTag, result, now: at, into: &actions)
         runActions(context: context)
         guard commandsRunning == 0, !flushScheduled else {
             scheduleFlush(context: context)
@@ -621,7 +627,7 @@ final class ISCSIConnectionHandler: ChannelInboundHandler {
         }
         // The last command running: no other completion can join this flush.
         context.flush()
-        if quick { pollForNextCommand(context: context) }
+        if at - startedAt < IdlePollPolicy.quickCommand { pollForNextCommand(context: context) }
     }
 
     /// With nothing left running, polls the socket for the host's next

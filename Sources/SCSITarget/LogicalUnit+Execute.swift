@@ -233,7 +233,7 @@ extension LogicalUnit {
         // cached pages: the data reaches the socket in one copy. The status
         // goes out after the data on the same connection, so a host that has
         // seen the command complete has had every byte copied out first.
-        if let lender, count > lender.lendsReadsAbove, let allocator, allocator.sendsLentMemory,
+        if let lender, count > LentReads.lendsReadsAbove, let allocator, allocator.sendsLentMemory,
             let lent = await lender.mappedRead(lba: t.lba, blockCount: t.transferLength)
         {
             return SCSIResponse(status: .good, dataIn: lent, dataInLength: count)

@@ -204,8 +204,6 @@ public final class RecordingBlockDevice: BlockDevice {
 
 /// Lends what the wrapped device lends, recorded like a read it filled.
 extension RecordingBlockDevice: MappedReadableBlockDevice {
-    public var lendsReadsAbove: Int { (backing as? any MappedReadableBlockDevice)?.lendsReadsAbove ?? Int.max }
-
     public func mappedRead(lba: UInt64, blockCount: UInt32) async -> IOBuffer? {
         guard let lender = backing as? any MappedReadableBlockDevice,
             let lent = await lender.mappedRead(lba: lba, blockCount: blockCount)
