@@ -95,7 +95,7 @@ let package = Package(
             "SCSIWire", "SCSITarget", "BlockStorage", "TesseraTestKit", "TesseraMetrics",
         ]),
         .testTarget(name: "BlockStorageTests", dependencies: [
-            "BlockStorage", "AIOBlockStorage", .product(name: "Logging", package: "swift-log"),
+            "BlockStorage", "AIOBlockStorage", "TesseraTestKit", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ISCSITargetServerTests", dependencies: [
             "ISCSITargetServer", "ISCSIWire", "ISCSISession", "SCSITarget", "BlockStorage", "TesseraTestKit", "EventLoopExecution",

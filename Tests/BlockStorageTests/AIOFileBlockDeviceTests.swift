@@ -2,37 +2,12 @@ import BlockStorage
 import Foundation
 import Logging
 import Testing
+import TesseraTestKit
 
 @testable import AIOBlockStorage
 
-/// A fresh directory for one test, removed afterwards.
-final class ScratchDirectory: @unchecked Sendable {
-    let path: String
-
-    /// Where scratch directories go: `/tmp`, tmpfs (`/dev/shm`), or `/work`
-    /// (the package's `.build`, ext4/overlay).
-    enum Place: String, CaseIterable, Sendable, CustomTestStringConvertible {
-        case tmp, shm, work
-        var root: String {
-            switch self {
-            case .tmp: "/tmp"
-            case .shm: "/dev/shm"
-            case .work:
-                URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build")
-                    .standardized.path
-            }
-        }
-        var testDescription: String { rawValue }
-    }
-
-    init(_ place: Place = .tmp) {
-        path = "\(place.root)/tessera-aio-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func file(_ name: String = "lun.img") -> String { "\(path)/\(name)" }
+extension ScratchDirectory.Place: CustomTestStringConvertible {
+    public var testDescription: String { rawValue }
 }
 
 /// Tests keep the output quiet.

@@ -1,6 +1,7 @@
 import BlockStorage
 import Foundation
 import Testing
+import TesseraTestKit
 
 @testable import AIOBlockStorage
 

@@ -3,6 +3,7 @@ import CAIO
 import Foundation
 import Synchronization
 import Testing
+import TesseraTestKit
 
 @testable import AIOBlockStorage
 

@@ -2,6 +2,7 @@ import BlockStorage
 import Foundation
 import Synchronization
 import Testing
+import TesseraTestKit
 
 @testable import AIOBlockStorage
 

@@ -1,5 +1,6 @@
 import BlockStorage
 import Testing
+import TesseraTestKit
 
 @testable import AIOBlockStorage
 

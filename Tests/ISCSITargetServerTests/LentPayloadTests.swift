@@ -24,10 +24,10 @@ struct LentPayloadTests {
     ]
 
     @Test func aLentRangeIsSentAsItIsWhereverItLies() async throws {
-        let directory = try TemporaryDirectory()
+        let directory = ScratchDirectory()
         let device = try AIOFileBlockDevice(
             options: AIOFileBlockDevice.Options(
-                path: directory.path + "/lun.img",
+                path: directory.file(),
                 geometry: BlockGeometry(blockSize: UInt32(Self.blockSize), blockCount: UInt64(64 * Self.mebibyte / Self.blockSize)),
                 directIO: .off),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -56,10 +56,10 @@ struct LentPayloadTests {
     }
 
     @Test func aRetiredWindowsPagesAreCopied() async throws {
-        let directory = try TemporaryDirectory()
+        let directory = ScratchDirectory()
         let device = try AIOFileBlockDevice(
             options: AIOFileBlockDevice.Options(
-                path: directory.path + "/lun.img", geometry: BlockGeometry(blockSize: UInt32(Self.blockSize), blockCount: 4096),
+                path: directory.file(), geometry: BlockGeometry(blockSize: UInt32(Self.blockSize), blockCount: 4096),
                 directIO: .off),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 5) }

@@ -158,10 +158,10 @@ struct ZeroCopyReadTests {
         case .local:
             base = MemoryBlockDevice(geometry: BlockGeometry(blockSize: 512, blockCount: 384))
         case .file:
-            let directory = try TemporaryDirectory()
+            let directory = ScratchDirectory()
             base = try AIOFileBlockDevice(
                 options: AIOFileBlockDevice.Options(
-                    path: directory.path + "/lun.img", geometry: BlockGeometry(blockSize: 512, blockCount: 384),
+                    path: directory.file(), geometry: BlockGeometry(blockSize: 512, blockCount: 384),
                     directIO: .off),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
             owner = directory
